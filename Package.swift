@@ -1,0 +1,108 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point down: executables → WorkerSDK/Bridge internals → BusSchema, ZeroMQ, SIPCore → CZeroMQ.
+// SIPCore and BusSchema never import each other (bus messages carry strings, not SIP types).
+let package = Package(
+    name: "Switchboard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "switchboard-bridge", targets: ["Bridge"]),
+        .executable(name: "switchboard-worker", targets: ["Workers"]),
+        .executable(name: "switchboard-gateway", targets: ["WebGateway"]),
+        .library(name: "WorkerSDK", targets: ["WorkerSDK"]),
+        .library(name: "SIPCore", targets: ["SIPCore"]),
+        .library(name: "BusSchema", targets: ["BusSchema"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(
+            name: "ZeroMQ",
+            dependencies: ["CZeroMQ"]
+        ),
+        .target(name: "SIPCore"),
+        .target(name: "BusSchema"),
+        .target(
+            name: "WorkerSDK",
+            dependencies: [
+                "ZeroMQ", "BusSchema",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
+            name: "Bridge",
+            dependencies: [
+                "SIPCore", "BusSchema", "ZeroMQ",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
+            name: "Workers",
+            dependencies: [
+                "WorkerSDK", "BusSchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
+            name: "WebGateway",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        // The README's custom worker, built with the package so it cannot rot.
+        .executableTarget(
+            name: "VIPWorker",
+            dependencies: [
+                "WorkerSDK", "BusSchema",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "examples/swift/VIPWorker",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(name: "SIPCoreTests", dependencies: ["SIPCore"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "BusSchemaTests", dependencies: ["BusSchema"]),
+        .testTarget(name: "WorkerSDKTests", dependencies: ["WorkerSDK", "BusSchema", "ZeroMQ",
+                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "SIPCore", "BusSchema", "ZeroMQ", "WorkerSDK",
+                                                  .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                                  .product(name: "NIOEmbedded", package: "swift-nio")],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+    ]
+)

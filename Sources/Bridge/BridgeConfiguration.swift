@@ -1,0 +1,62 @@
+import BusSchema
+import SIPCore
+
+/// Everything a bridge needs to run; the command line fills it, tests build it directly with port 0.
+struct BridgeConfiguration {
+    /// What the bridge answers when no worker decides in time (or none is connected, or all are busy).
+    enum Fallback: Equatable, CustomStringConvertible {
+        case reject(status: Int, reason: String?, retryAfter: Int?)
+        case redirect([Target])
+
+        /// Parses `reject:503`, `reject:480:Temporarily Unavailable` or `redirect:sip:operator@example.com`.
+        init?(argument: String, retryAfter: Int?) {
+            if argument.hasPrefix("redirect:") {
+                let uri = String(argument.dropFirst("redirect:".count))
+                guard uri.hasPrefix("sip:") || uri.hasPrefix("sips:") else { return nil }
+                self = .redirect([Target(uri: uri, q: 1.0)])
+            } else if argument.hasPrefix("reject:") {
+                let parts = argument.dropFirst("reject:".count).split(separator: ":", maxSplits: 1)
+                guard let first = parts.first, let status = Int(first), (400...699).contains(status) else { return nil }
+                self = .reject(status: status, reason: parts.count > 1 ? String(parts[1]) : nil, retryAfter: retryAfter)
+            } else {
+                return nil
+            }
+        }
+
+        var decision: Decision {
+            switch self {
+            case .reject(let status, let reason, let retryAfter):
+                .reject(status: status, reason: reason, headers: retryAfter.map { ["Retry-After": "\($0)"] } ?? [:])
+            case .redirect(let targets):
+                .redirect(targets)
+            }
+        }
+
+        var description: String {
+            switch self {
+            case .reject(let status, let reason, let retryAfter):
+                "reject \(status)\(reason.map { " \($0)" } ?? "")\(retryAfter.map { " Retry-After \($0)" } ?? "")"
+            case .redirect(let targets):
+                "redirect \(targets.map(\.uri).joined(separator: ", "))"
+            }
+        }
+    }
+
+    var bridgeId = "bridge-1"
+    var sipHost = "127.0.0.1"
+    var sipPort = 5080
+    var eventsEndpoint = "tcp://127.0.0.1:5570"
+    var decisionsEndpoint = "tcp://127.0.0.1:5571"
+    /// How long a call waits for a worker before the fallback answers it.
+    var decisionTimeout: Duration = .milliseconds(500)
+    var fallback: Fallback = .reject(status: 503, reason: nil, retryAfter: 30)
+    /// RFC 3261 §17.2.1: send 100 Trying only if the final answer is not ready by then.
+    var tryingDelay: Duration = .milliseconds(200)
+    var heartbeatInterval: Duration = .seconds(1)
+    var liveness = 3
+    var timers = SIPTimers()
+    var parserLimits = SIPParserLimits()
+    /// Host:port for the Prometheus `/metrics` endpoint; nil serves none.
+    var metricsHost: String?
+    var metricsPort = 9091
+}

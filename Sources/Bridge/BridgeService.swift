@@ -1,0 +1,90 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Where a running bridge actually listens (ports resolved when the configuration asked for 0 / `*`).
+struct BoundAddresses {
+    var sipPort: Int
+    var events: String
+    var decisions: String
+}
+
+/// A bridge: the SIP edge on UDP and TCP, plus the bus endpoints, wired together.
+///
+/// Tests call `start()` and `stop()` directly; the executable runs it as a `Service` until SIGTERM.
+final class Bridge: Service, @unchecked Sendable {
+    let configuration: BridgeConfiguration
+    private let logger: Logger
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private var bus: BusEndpoints?
+    private var edge: SIPEdge?
+    private var listeners: SIPListeners?
+
+    init(configuration: BridgeConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Workers connected to this bridge's decisions socket.
+    var workerCount: Int { bus?.workerCount ?? 0 }
+
+    /// Binds everything; throws (and leaves nothing open) when an address is unusable.
+    func start() async throws -> BoundAddresses {
+        let bus = try BusEndpoints(configuration: .init(bridgeId: configuration.bridgeId,
+                                                        eventsEndpoint: configuration.eventsEndpoint,
+                                                        decisionsEndpoint: configuration.decisionsEndpoint,
+                                                        heartbeatInterval: configuration.heartbeatInterval,
+                                                        liveness: configuration.liveness),
+                                   logger: logger)
+        let edge = SIPEdge(configuration: configuration, loop: group.next(), bus: bus, logger: logger)
+        bus.start { requestId, resolution in edge.resolve(requestId: requestId, resolution) }
+        let listeners: SIPListeners
+        do {
+            listeners = try await SIPListeners.bind(host: configuration.sipHost, port: configuration.sipPort, group: group,
+                                                    edge: edge, limits: configuration.parserLimits)
+        } catch {
+            bus.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        self.bus = bus
+        self.edge = edge
+        self.listeners = listeners
+        let bound = BoundAddresses(sipPort: listeners.udp.localAddress?.port ?? configuration.sipPort,
+                                   events: bus.boundEvents, decisions: bus.boundDecisions)
+        logger.info("bridge started", metadata: [
+            "bridge.id": "\(configuration.bridgeId)",
+            "sip.listen": "\(configuration.sipHost):\(bound.sipPort) udp+tcp",
+            "bus.events": "\(bound.events)", "bus.decisions": "\(bound.decisions)",
+            "decision.timeout": "\(configuration.decisionTimeout)", "decision.fallback": "\(configuration.fallback)",
+        ])
+        return bound
+    }
+
+    /// Stops taking SIP, answers every waiting INVITE with the fallback, then closes the bus.
+    func stop() async {
+        if let listeners { await listeners.close() }
+        if let edge {
+            // drain() sends on the SIP loop; the loop's own queue delivers those writes before shutdown.
+            try? await group.next().submit { edge.drain() }.get()
+        }
+        bus?.stop()
+        try? await group.shutdownGracefully()
+        listeners = nil
+        edge = nil
+        bus = nil
+        logger.info("bridge stopped", metadata: ["bridge.id": "\(configuration.bridgeId)"])
+    }
+
+    func run() async throws {
+        _ = try await start()
+        try? await gracefulShutdown()
+        await stop()
+    }
+}
+
+/// The factory the executable and the tests share.
+func buildBridge(configuration: BridgeConfiguration, logger: Logger) -> Bridge {
+    Bridge(configuration: configuration, logger: logger)
+}

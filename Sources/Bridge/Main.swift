@@ -1,0 +1,71 @@
+import ArgumentParser
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+/// `switchboard-bridge`: the SIP edge Kamailio hands calls to.
+@main
+struct BridgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard-bridge",
+        abstract: "Answer calls Kamailio hands over, by asking workers over ZeroMQ.",
+        discussion: "Example: switchboard-bridge --sip-listen 127.0.0.1:5080 --fallback reject:503 --fallback-retry-after 30"
+    )
+
+    @Option(help: "Bridge id, carried in every event (unique per bridge).")
+    var bridgeId = "bridge-1"
+    @Option(help: "SIP address, UDP and TCP (host:port).")
+    var sipListen = "127.0.0.1:5080"
+    @Option(help: "Events PUB endpoint to bind.")
+    var busEvents = "tcp://127.0.0.1:5570"
+    @Option(help: "Decisions ROUTER endpoint to bind (workers connect here).")
+    var busDecisions = "tcp://127.0.0.1:5571"
+    @Option(help: "How long a call waits for a worker's decision, in milliseconds.")
+    var decisionTimeoutMs = 500
+    @Option(help: "Answer when no worker decides in time: reject:STATUS[:REASON] or redirect:SIP-URI.")
+    var fallback = "reject:503"
+    @Option(help: "Retry-After seconds added to a reject fallback (0: none).")
+    var fallbackRetryAfter = 30
+    @Option(help: "Prometheus metrics address (host:port); empty to serve none.")
+    var metricsListen = "127.0.0.1:9091"
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        var logger = Logger(label: "switchboard.bridge")
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+        logger.logLevel = level
+
+        var configuration = BridgeConfiguration()
+        configuration.bridgeId = bridgeId
+        (configuration.sipHost, configuration.sipPort) = try Self.hostPort(sipListen, option: "--sip-listen")
+        configuration.eventsEndpoint = busEvents
+        configuration.decisionsEndpoint = busDecisions
+        guard decisionTimeoutMs > 0 else { throw ValidationError("--decision-timeout-ms must be positive") }
+        configuration.decisionTimeout = .milliseconds(decisionTimeoutMs)
+        guard let parsed = BridgeConfiguration.Fallback(argument: fallback, retryAfter: fallbackRetryAfter > 0 ? fallbackRetryAfter : nil) else {
+            throw ValidationError("--fallback must be reject:STATUS[:REASON] (STATUS 400–699) or redirect:sip:URI, got \(fallback)")
+        }
+        configuration.fallback = parsed
+
+        var services: [Service] = [buildBridge(configuration: configuration, logger: logger)]
+        if !metricsListen.isEmpty {
+            let (host, port) = try Self.hostPort(metricsListen, option: "--metrics-listen")
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            services.append(MetricsServer(registry: registry, host: host, port: port))
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+
+    static func hostPort(_ value: String, option: String) throws -> (String, Int) {
+        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(option) must be host:port, got \(value)")
+        }
+        var host = String(value[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+}

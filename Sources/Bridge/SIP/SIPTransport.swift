@@ -1,0 +1,130 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SIPCore
+
+/// How a SIP message reached the bridge, and how to answer on the same path.
+enum SIPTransportKind: String {
+    case udp, tcp
+}
+
+/// One framed SIP message off the wire, with where it came from.
+struct InboundPacket {
+    var bytes: [UInt8]
+    var remote: SocketAddress
+    var transport: SIPTransportKind
+    /// The UDP socket or the TCP connection it arrived on; answers go back through it.
+    var channel: Channel
+}
+
+/// Hands UDP datagrams to the edge: one datagram is one message (RFC 3261 §18.3).
+final class SIPDatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    private let edge: SIPEdge
+
+    init(edge: SIPEdge) {
+        self.edge = edge
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let bytes = Array(envelope.data.readableBytesView)
+        edge.receive(InboundPacket(bytes: bytes, remote: envelope.remoteAddress, transport: .udp, channel: context.channel))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // ICMP errors from earlier sends surface here; the socket itself stays usable.
+        edge.transportError(error, transport: .udp)
+    }
+}
+
+/// Splits a TCP byte stream into SIP messages by Content-Length (RFC 3261 §18.3) with SIPCore's framer.
+final class SIPStreamDecoder: ByteToMessageDecoder {
+    typealias InboundOut = [UInt8]
+    private var framer: SIPStreamFramer
+
+    init(limits: SIPParserLimits) {
+        framer = SIPStreamFramer(limits: limits)
+    }
+
+    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if buffer.readableBytes > 0 {
+            framer.append(buffer.readableBytesView)
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        }
+        // The framer holds the bytes now, so hand on every complete message it has.
+        while let message = try framer.nextMessage() {
+            context.fireChannelRead(wrapInboundOut(message))
+        }
+        return .needMoreData
+    }
+
+    func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        try decode(context: context, buffer: &buffer)
+    }
+}
+
+/// Hands framed TCP messages to the edge; a framing error answers 400 when it can and closes the
+/// connection, since the stream can no longer be split reliably.
+final class SIPStreamHandler: ChannelInboundHandler {
+    typealias InboundIn = [UInt8]
+    private let edge: SIPEdge
+
+    init(edge: SIPEdge) {
+        self.edge = edge
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let remote = context.remoteAddress else { return }
+        edge.receive(InboundPacket(bytes: unwrapInboundIn(data), remote: remote, transport: .tcp, channel: context.channel))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parseError = error as? SIPParseError, let remote = context.remoteAddress {
+            edge.framingFailed(parseError, remote: remote, channel: context.channel)
+        } else {
+            edge.transportError(error, transport: .tcp)
+        }
+        context.close(promise: nil)
+    }
+}
+
+/// Binds the UDP socket and the TCP listener on the same address and wires them to the edge.
+struct SIPListeners {
+    let udp: Channel
+    let tcp: Channel
+
+    static func bind(host: String, port: Int, group: EventLoopGroup, edge: SIPEdge, limits: SIPParserLimits) async throws -> SIPListeners {
+        let udp = try await DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.socketOption(.so_rcvbuf), value: 4 * 1024 * 1024)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(SIPDatagramHandler(edge: edge)) }
+            }
+            .bind(host: host, port: port).get()
+        // Port 0 means "any": TCP takes the port UDP got, so both transports share one address.
+        let boundPort = udp.localAddress?.port ?? port
+        do {
+            let tcp = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SIPStreamDecoder(limits: limits)))
+                        try channel.pipeline.syncOperations.addHandler(SIPStreamHandler(edge: edge))
+                    }
+                }
+                .bind(host: host, port: boundPort).get()
+            return SIPListeners(udp: udp, tcp: tcp)
+        } catch {
+            try? await udp.close()
+            throw error
+        }
+    }
+
+    func close() async {
+        try? await udp.close()
+        try? await tcp.close()
+    }
+}

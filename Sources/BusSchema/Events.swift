@@ -1,0 +1,247 @@
+import Foundation
+
+/// A party of a call as the bridge saw it in SIP: the full URI plus its user and host, for routing.
+public struct Address: Codable, Equatable, Sendable {
+    /// The URI as written, e.g. `sip:+12025550100@example.com;user=phone`.
+    public var uri: String
+    /// The user part (the number for phone calls), if the URI has one.
+    public var user: String?
+    /// The host part, if the URI has one.
+    public var host: String?
+    /// The display name, when the header carried one.
+    public var displayName: String?
+
+    public init(uri: String, user: String? = nil, host: String? = nil, displayName: String? = nil) {
+        self.uri = uri
+        self.user = user
+        self.host = host
+        self.displayName = displayName
+    }
+}
+
+/// Where a request came from. `address`/`port` are what Kamailio reported (the phone), when it did;
+/// `peer` is the host that sent the packet to the bridge (normally Kamailio itself).
+public struct Source: Codable, Equatable, Sendable {
+    public var address: String
+    public var port: Int
+    public var transport: String
+    public var peer: String
+
+    public init(address: String, port: Int, transport: String, peer: String) {
+        self.address = address
+        self.port = port
+        self.transport = transport
+        self.peer = peer
+    }
+}
+
+/// A short summary of an SDP offer: enough to route on (audio/video, codecs) without parsing SDP.
+public struct SDPSummary: Codable, Equatable, Sendable {
+    public struct Media: Codable, Equatable, Sendable {
+        /// `audio`, `video`, ...
+        public var kind: String
+        public var port: Int
+        /// `RTP/AVP`, `RTP/SAVP`, ...
+        public var proto: String
+        /// Payload types or format names as listed on the m= line.
+        public var formats: [String]
+
+        public init(kind: String, port: Int, proto: String, formats: [String]) {
+            self.kind = kind
+            self.port = port
+            self.proto = proto
+            self.formats = formats
+        }
+    }
+
+    /// The session-level `c=` address, when present.
+    public var connection: String?
+    public var media: [Media]
+
+    public init(connection: String?, media: [Media]) {
+        self.connection = connection
+        self.media = media
+    }
+}
+
+/// A new call that needs a decision: published as `call.offered` and sent to a worker with the request.
+public struct CallOffer: Codable, Equatable, Sendable {
+    /// The SIP Call-ID of leg A.
+    public var sipCallId: String
+    public var requestUri: Address
+    public var from: Address
+    public var to: Address
+    public var source: Source
+    /// The user Kamailio authenticated (`X-Switchboard-Auth-User`), nil for trusted or anonymous sources.
+    public var authUser: String?
+    /// Other headers Kamailio added for the business logic (every `X-` header), by name.
+    public var headers: [String: String]
+    /// The SDP offer's summary, when the INVITE had one.
+    public var sdp: SDPSummary?
+
+    public init(sipCallId: String, requestUri: Address, from: Address, to: Address, source: Source,
+                authUser: String?, headers: [String: String], sdp: SDPSummary?) {
+        self.sipCallId = sipCallId
+        self.requestUri = requestUri
+        self.from = from
+        self.to = to
+        self.source = source
+        self.authUser = authUser
+        self.headers = headers
+        self.sdp = sdp
+    }
+}
+
+/// One redirect target: a URI and its preference (q-value, 0.0–1.0, higher first).
+public struct Target: Codable, Equatable, Sendable {
+    public var uri: String
+    public var q: Double?
+
+    public init(uri: String, q: Double? = nil) {
+        self.uri = uri
+        self.q = q
+    }
+}
+
+/// What happened to an offer, as published in `call.routed`.
+public struct Routed: Codable, Equatable, Sendable {
+    public var targets: [Target]
+    /// The worker that decided; nil when the fallback decided.
+    public var workerId: String?
+    /// True when no worker answered in time and the configured fallback was applied.
+    public var fallback: Bool
+    /// Time from offer to decision, milliseconds.
+    public var decisionMs: Double
+
+    public init(targets: [Target], workerId: String?, fallback: Bool, decisionMs: Double) {
+        self.targets = targets
+        self.workerId = workerId
+        self.fallback = fallback
+        self.decisionMs = decisionMs
+    }
+}
+
+/// A call the bridge refused, as published in `call.rejected`.
+public struct Rejected: Codable, Equatable, Sendable {
+    public var status: Int
+    public var reason: String
+    public var workerId: String?
+    public var fallback: Bool
+    /// Why the fallback was used (`no_worker`, `timeout`, `overload`), nil for a worker's decision.
+    public var cause: String?
+    public var decisionMs: Double
+
+    public init(status: Int, reason: String, workerId: String?, fallback: Bool, cause: String?, decisionMs: Double) {
+        self.status = status
+        self.reason = reason
+        self.workerId = workerId
+        self.fallback = fallback
+        self.cause = cause
+        self.decisionMs = decisionMs
+    }
+}
+
+/// The payload of an event, one case per topic.
+public enum EventBody: Equatable, Sendable {
+    case callOffered(CallOffer)
+    case callRouted(Routed)
+    case callRejected(Rejected)
+
+    /// The event type, which is also its topic on the events socket.
+    public var type: String {
+        switch self {
+        case .callOffered: "call.offered"
+        case .callRouted: "call.routed"
+        case .callRejected: "call.rejected"
+        }
+    }
+}
+
+/// One event on the bus. Topic = `type`; subscribers filter by prefix (`call.`).
+///
+/// ```json
+/// {"v":1,"type":"call.routed","bridge_id":"b1","seq":42,"ts":"2026-11-26T20:00:00.123Z",
+///  "call_id":"b1-42","routed":{"targets":[{"uri":"sip:1202@gw","q":1}],"fallback":false,"decision_ms":0.8}}
+/// ```
+public struct Event: Equatable, Sendable {
+    public var bridgeId: String
+    /// Per-bridge sequence number, strictly increasing.
+    public var seq: UInt64
+    public var timestamp: Date
+    /// The bridge's call id (not the SIP Call-ID).
+    public var callId: String
+    public var body: EventBody
+
+    public init(bridgeId: String, seq: UInt64, timestamp: Date, callId: String, body: EventBody) {
+        self.bridgeId = bridgeId
+        self.seq = seq
+        self.timestamp = timestamp
+        self.callId = callId
+        self.body = body
+    }
+
+    public var type: String { body.type }
+}
+
+extension Event: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case v, type, bridgeId, seq, ts, callId, offer, routed, rejected
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        bridgeId = try container.decode(String.self, forKey: .bridgeId)
+        seq = try container.decode(UInt64.self, forKey: .seq)
+        timestamp = try Event.parseTimestamp(container.decode(String.self, forKey: .ts), in: container)
+        callId = try container.decode(String.self, forKey: .callId)
+        let type = try container.decode(String.self, forKey: .type)
+        switch type {
+        case "call.offered": body = .callOffered(try container.decode(CallOffer.self, forKey: .offer))
+        case "call.routed": body = .callRouted(try container.decode(Routed.self, forKey: .routed))
+        case "call.rejected": body = .callRejected(try container.decode(Rejected.self, forKey: .rejected))
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown event type \(type)")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(BusSchema.version, forKey: .v)
+        try container.encode(type, forKey: .type)
+        try container.encode(bridgeId, forKey: .bridgeId)
+        try container.encode(seq, forKey: .seq)
+        try container.encode(Event.formatTimestamp(timestamp), forKey: .ts)
+        try container.encode(callId, forKey: .callId)
+        switch body {
+        case .callOffered(let offer): try container.encode(offer, forKey: .offer)
+        case .callRouted(let routed): try container.encode(routed, forKey: .routed)
+        case .callRejected(let rejected): try container.encode(rejected, forKey: .rejected)
+        }
+    }
+
+    private static func formatTimestamp(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
+
+    private static func parseTimestamp(_ text: String, in container: KeyedDecodingContainer<CodingKeys>) throws -> Date {
+        let strategies: [Date.ISO8601FormatStyle] = [
+            .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted),
+            .iso8601,
+        ]
+        for strategy in strategies {
+            if let date = try? strategy.parse(text) { return date }
+        }
+        throw DecodingError.dataCorruptedError(forKey: .ts, in: container, debugDescription: "not an ISO 8601 timestamp: \(text)")
+    }
+
+    /// Encodes the event as its two bus frames: `[topic, json]`.
+    public func frames() throws -> [[UInt8]] {
+        [Array(type.utf8), Array(try BusSchema.makeEncoder().encode(self))]
+    }
+
+    /// Decodes an event from its JSON frame.
+    public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> Event {
+        let envelope = try BusSchema.envelope(of: frame)
+        return try BusSchema.decode(Event.self, from: frame, messageType: envelope.type)
+    }
+}

@@ -1,0 +1,246 @@
+// Lexical rules of RFC 3261 §25.1 shared by the message types and the parser.
+
+enum ASCII {
+    static let cr: UInt8 = 0x0D
+    static let lf: UInt8 = 0x0A
+    static let space: UInt8 = 0x20
+    static let tab: UInt8 = 0x09
+    static let quote: UInt8 = 0x22
+    static let backslash: UInt8 = 0x5C
+    static let semicolon: UInt8 = 0x3B
+    static let comma: UInt8 = 0x2C
+    static let colon: UInt8 = 0x3A
+    static let equals: UInt8 = 0x3D
+    static let lessThan: UInt8 = 0x3C
+    static let greaterThan: UInt8 = 0x3E
+    static let slash: UInt8 = 0x2F
+    static let at: UInt8 = 0x40
+    static let question: UInt8 = 0x3F
+    static let ampersand: UInt8 = 0x26
+    static let percent: UInt8 = 0x25
+    static let openBracket: UInt8 = 0x5B
+    static let closeBracket: UInt8 = 0x5D
+}
+
+enum Grammar {
+    /// `token` characters: alphanum and `-.!%*_+`'~` (RFC 3261 §25.1).
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "!"), UInt8(ascii: "%"), UInt8(ascii: "*"),
+             UInt8(ascii: "_"), UInt8(ascii: "+"), UInt8(ascii: "`"), UInt8(ascii: "'"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == ASCII.space || byte == ASCII.tab
+    }
+
+    static func isDigit(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+    }
+
+    static func isToken(_ text: some StringProtocol) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy(isTokenByte)
+    }
+
+    static func isDigits(_ text: some StringProtocol) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy(isDigit)
+    }
+
+    /// Bytes a URI may carry unescaped: printable ASCII minus the delimiters RFC 3986 and RFC 3261 exclude.
+    static func isURIByte(_ byte: UInt8) -> Bool {
+        guard byte > 0x20, byte < 0x7F else { return false }
+        switch byte {
+        case ASCII.quote, ASCII.lessThan, ASCII.greaterThan, ASCII.backslash,
+             UInt8(ascii: "^"), UInt8(ascii: "`"), UInt8(ascii: "{"), UInt8(ascii: "|"), UInt8(ascii: "}"):
+            return false
+        default:
+            return true
+        }
+    }
+
+    static func trimmed(_ text: some StringProtocol) -> String {
+        let bytes = Array(text.utf8)
+        var start = 0
+        var end = bytes.count
+        while start < end, isWhitespace(bytes[start]) { start += 1 }
+        while end > start, isWhitespace(bytes[end - 1]) { end -= 1 }
+        return String(decoding: bytes[start..<end], as: UTF8.self)
+    }
+
+    /// Splits a header value at commas that are outside quoted strings and angle brackets, keeping empty elements
+    /// so callers can reject `a,,b` where the grammar forbids it.
+    static func splitList(_ value: String) -> [String] {
+        var elements: [String] = []
+        var current: [UInt8] = []
+        var inQuotes = false
+        var inBrackets = false
+        var escaped = false
+        for byte in value.utf8 {
+            if inQuotes {
+                current.append(byte)
+                if escaped {
+                    escaped = false
+                } else if byte == ASCII.backslash {
+                    escaped = true
+                } else if byte == ASCII.quote {
+                    inQuotes = false
+                }
+                continue
+            }
+            switch byte {
+            case ASCII.quote:
+                inQuotes = true
+            case ASCII.lessThan:
+                inBrackets = true
+            case ASCII.greaterThan:
+                inBrackets = false
+            case ASCII.comma where !inBrackets:
+                elements.append(trimmed(String(decoding: current, as: UTF8.self)))
+                current.removeAll(keepingCapacity: true)
+                continue
+            default:
+                break
+            }
+            current.append(byte)
+        }
+        elements.append(trimmed(String(decoding: current, as: UTF8.self)))
+        return elements
+    }
+
+    /// Decodes `%XX` escapes; malformed escapes are kept literally.
+    static func percentDecoded(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == ASCII.percent, index + 2 < bytes.count,
+               let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+                output.append(high << 4 | low)
+                index += 3
+            } else {
+                output.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// Quotes `text` as a `quoted-string`, escaping `"` and `\`.
+    static func quoted(_ text: String) -> String {
+        var result = "\""
+        for character in text {
+            if character == "\"" || character == "\\" { result.append("\\") }
+            result.append(character)
+        }
+        result.append("\"")
+        return result
+    }
+}
+
+/// A cursor over the bytes of one header value; every read is bounds-checked so hostile input cannot trap.
+struct ValueScanner {
+    let bytes: [UInt8]
+    var index = 0
+
+    init(_ text: some StringProtocol) {
+        bytes = Array(text.utf8)
+    }
+
+    var isAtEnd: Bool { index >= bytes.count }
+
+    var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+    mutating func skipWhitespace() {
+        while let byte = peek, Grammar.isWhitespace(byte) { index += 1 }
+    }
+
+    mutating func consume(_ byte: UInt8) -> Bool {
+        guard peek == byte else { return false }
+        index += 1
+        return true
+    }
+
+    mutating func read(while predicate: (UInt8) -> Bool) -> String {
+        let start = index
+        while let byte = peek, predicate(byte) { index += 1 }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    mutating func readToken() -> String? {
+        let token = read(while: Grammar.isTokenByte)
+        return token.isEmpty ? nil : token
+    }
+
+    /// Reads a `quoted-string` starting at `"`; returns its unescaped content, or nil when it is unterminated.
+    mutating func readQuotedString() -> String? {
+        guard consume(ASCII.quote) else { return nil }
+        var content: [UInt8] = []
+        while let byte = peek {
+            index += 1
+            switch byte {
+            case ASCII.quote:
+                return String(decoding: content, as: UTF8.self)
+            case ASCII.backslash:
+                guard let escaped = peek, escaped != ASCII.cr, escaped != ASCII.lf else { return nil }
+                content.append(escaped)
+                index += 1
+            case ASCII.cr, ASCII.lf:
+                return nil
+            default:
+                content.append(byte)
+            }
+        }
+        return nil
+    }
+
+    /// Reads `*( SEMI generic-param )` up to the end of the value (RFC 3261 §25.1 `generic-param`). Values keep
+    /// their quotes so that serialization reproduces them; nil when a parameter is malformed (`;;`, `a=`).
+    mutating func readParameters() -> [SIPParameter]? {
+        var parameters: [SIPParameter] = []
+        while true {
+            skipWhitespace()
+            if isAtEnd { return parameters }
+            guard consume(ASCII.semicolon) else { return nil }
+            skipWhitespace()
+            guard let name = readToken() else { return nil }
+            skipWhitespace()
+            guard consume(ASCII.equals) else {
+                parameters.append(SIPParameter(name, nil))
+                continue
+            }
+            skipWhitespace()
+            guard let value = readParameterValue() else { return nil }
+            parameters.append(SIPParameter(name, value))
+        }
+    }
+
+    private mutating func readParameterValue() -> String? {
+        if peek == ASCII.quote {
+            let start = index
+            guard readQuotedString() != nil else { return nil }
+            return String(decoding: bytes[start..<index], as: UTF8.self)
+        }
+        let value = read { byte in
+            !Grammar.isWhitespace(byte) && byte != ASCII.semicolon && byte != ASCII.comma
+                && byte != ASCII.quote && byte > 0x20 && byte != 0x7F
+        }
+        return value.isEmpty ? nil : value
+    }
+}

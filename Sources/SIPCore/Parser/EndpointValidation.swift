@@ -1,0 +1,97 @@
+/// A request an endpoint refuses, with the status, reason and header fields to answer it with.
+///
+/// ```swift
+/// if let refusal = validateForEndpoint(request, supportedExtensions: ["100rel"], supportedContentTypes: ["application/sdp"]) {
+///     var response = SIPResponse(replyingTo: request, status: refusal.status, reason: refusal.reason)
+///     for field in refusal.headers { response.headers.add(field.name, field.value) }
+/// }
+/// ```
+public struct SIPStatusError: Error, Sendable, Hashable {
+    /// The status code to answer.
+    public var status: Int
+    /// The reason phrase to answer with; names the problem for 400.
+    public var reason: String
+    /// Fields the response must carry (Unsupported for 420, Accept for 415).
+    public var headers: [SIPHeader]
+
+    /// Creates a refusal.
+    public init(status: Int, reason: String, headers: [SIPHeader] = []) {
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+    }
+}
+
+/// The checks a UAS makes on a well-formed request before processing it (RFC 3261 §8.2), in the RFC's order;
+/// nil when the request may be processed.
+///
+/// - 400 when To, From, Call-ID, CSeq or Via is missing, or Max-Forwards is missing from an RFC 3261 request
+///   (top Via branch with the magic cookie; RFC 2543 clients did not send it, RFC 4475 §3.4.1); when a
+///   single-valued field (Content-Length, Call-ID, From, To, CSeq, Max-Forwards) appears more than once
+///   (RFC 4475 §3.3.8-9); when the CSeq method differs from the request method (RFC 4475 §3.1.2.17-18); when a
+///   SIP Request-URI carries headers (§19.1.1, RFC 4475 §3.1.2.11); when Date is not in GMT (§20.17, RFC 4475
+///   §3.1.2.12).
+/// - 416 when the Request-URI scheme is not sip, sips or tel (§8.2.2.1).
+/// - 420 with Unsupported when Require lists an option not in `supportedExtensions` (§8.2.2.3); never for ACK
+///   and CANCEL.
+/// - 415 with Accept when a non-empty body's Content-Type is not in `supportedContentTypes` (§8.2.3).
+///
+/// Max-Forwards 0 is not checked: an endpoint processes such a request (RFC 4475 §3.3.11); only a proxy
+/// answers 483. Content-Type comparison ignores case and media-type parameters.
+public func validateForEndpoint(
+    _ request: SIPRequest, supportedExtensions: Set<String>, supportedContentTypes: Set<String>
+) -> SIPStatusError? {
+    let headers = request.headers
+    var mandatory = ["To", "From", "Call-ID", "CSeq", "Via"]
+    if request.topVia?.hasMagicCookie ?? true { mandatory.append("Max-Forwards") }
+    if let missing = mandatory.first(where: { !headers.contains($0) }) {
+        return SIPStatusError(status: 400, reason: "Missing \(missing) Header")
+    }
+    for name in ["Content-Length", "Call-ID", "From", "To", "CSeq", "Max-Forwards"] where headers.lines(name).count > 1 {
+        return SIPStatusError(status: 400, reason: "Multiple \(name) Headers")
+    }
+    guard let cseq = request.cseq, cseq.method == request.method || (request.method == .ack && cseq.method == .invite)
+    else {
+        return SIPStatusError(status: 400, reason: "CSeq Method Does Not Match Request")
+    }
+    if case .sip(let uri) = request.uri, !uri.headers.isEmpty {
+        return SIPStatusError(status: 400, reason: "Headers Not Allowed In Request-URI")
+    }
+    if let date = headers["Date"], !date.hasSuffix(" GMT") {
+        return SIPStatusError(status: 400, reason: "Date Not In GMT")
+    }
+
+    // RFC 3261 §8.2.2.1
+    guard ["sip", "sips", "tel"].contains(request.uri.scheme) else {
+        return SIPStatusError(status: 416, reason: SIPResponse.standardReason(for: 416))
+    }
+
+    // RFC 3261 §8.2.2.3
+    if request.method != .ack && request.method != .cancel {
+        let supported = Set(supportedExtensions.map { $0.lowercased() })
+        let unsupported = headers.values("Require").filter { !supported.contains($0.lowercased()) }
+        if !unsupported.isEmpty {
+            return SIPStatusError(
+                status: 420, reason: SIPResponse.standardReason(for: 420),
+                headers: [SIPHeader(name: "Unsupported", value: unsupported.joined(separator: ", "))])
+        }
+    }
+
+    // RFC 3261 §8.2.3
+    if !request.body.isEmpty {
+        let mediaType = request.contentType.map(mediaTypeOnly)
+        let supported = Set(supportedContentTypes.map(mediaTypeOnly))
+        if mediaType.map({ !supported.contains($0) }) ?? false {
+            return SIPStatusError(
+                status: 415, reason: SIPResponse.standardReason(for: 415),
+                headers: [SIPHeader(name: "Accept", value: supportedContentTypes.sorted().joined(separator: ", "))])
+        }
+    }
+    return nil
+}
+
+/// `type/subtype` lower-cased, without parameters or whitespace.
+private func mediaTypeOnly(_ contentType: String) -> String {
+    let base = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    return String(base.filter { $0 != " " && $0 != "\t" }).lowercased()
+}

@@ -1,0 +1,234 @@
+/// Parses one SIP message: one UDP datagram, or one message cut from a TCP stream by ``SIPStreamFramer``.
+///
+/// The parser checks the syntax RFC 3261 §25 gives the start line and the header fields every element relies
+/// on (Via, From, To, Contact, CSeq, Call-ID, Max-Forwards, Content-Length); other fields are kept as text.
+/// Semantic checks an endpoint makes (missing fields, duplicates, unsupported extensions) are in
+/// ``validateForEndpoint(_:supportedExtensions:supportedContentTypes:)``.
+///
+/// ```swift
+/// let parser = SIPParser()
+/// switch try parser.parse(datagram) {
+/// case .request(let request): handle(request)
+/// case .response(let response): match(response)
+/// }
+/// ```
+public struct SIPParser: Sendable {
+    /// The bounds the parser enforces.
+    public var limits: SIPParserLimits
+
+    /// Creates a parser.
+    public init(limits: SIPParserLimits = SIPParserLimits()) {
+        self.limits = limits
+    }
+
+    /// Parses `bytes` as one message. CRLFs before the start line are skipped (RFC 3261 §7.5); folded header
+    /// lines are unfolded; bare LF line ends are tolerated. Without Content-Length the body is the rest of the
+    /// bytes (allowed on datagrams, §18.3); with it, bytes after the body are ignored.
+    public func parse(_ bytes: [UInt8]) throws(SIPParseError) -> SIPMessage {
+        guard bytes.count <= limits.maxMessageSize else {
+            var reader = HeadReader(bytes: bytes[..<limits.maxMessageSize], limits: limits)
+            try? reader.read()
+            throw SIPParseError(
+                kind: .tooLarge, reason: "message of \(bytes.count) bytes exceeds the limit of \(limits.maxMessageSize)",
+                responseContext: reader.responseContext)
+        }
+        var reader = HeadReader(bytes: bytes[...], limits: limits)
+        do throws(SIPParseError) {
+            try reader.read()
+        } catch {
+            throw SIPParseError(kind: error.kind, reason: error.reason, responseContext: reader.responseContext)
+        }
+        let headers = SIPHeaders(reader.fields)
+        let context = reader.responseContext
+        func failure(_ kind: SIPParseError.Kind, _ reason: String) -> SIPParseError {
+            SIPParseError(kind: kind, reason: reason, responseContext: context)
+        }
+
+        let startLine = reader.startLine ?? ""
+        let isResponse = startLine.hasPrefix("SIP/")
+        let request = try isResponse ? nil : parseRequestLine(startLine, failure: failure)
+        let status = try isResponse ? parseStatusLine(startLine, failure: failure) : nil
+        try validate(headers, failure: failure)
+
+        let available = bytes.count - reader.bodyStart
+        let bodyLength: Int
+        if let declared = headers["Content-Length"] {
+            guard let length = Int(declared) else {
+                throw failure(.badContentLength, "Content-Length \(declared.prefix(40)) is out of range")
+            }
+            guard length <= limits.maxBodySize else {
+                throw failure(.tooLarge, "Content-Length \(length) exceeds the body limit of \(limits.maxBodySize)")
+            }
+            guard length <= available else {
+                throw failure(.truncatedBody, "Content-Length announces \(length) bytes but \(available) follow")
+            }
+            bodyLength = length
+        } else {
+            guard available <= limits.maxBodySize else {
+                throw failure(.tooLarge, "body of \(available) bytes exceeds the limit of \(limits.maxBodySize)")
+            }
+            bodyLength = available
+        }
+        let body = Array(bytes[reader.bodyStart..<(reader.bodyStart + bodyLength)])
+
+        if let request {
+            return .request(SIPRequest(method: request.method, uri: request.uri, headers: headers, body: body))
+        }
+        let (code, reason) = status ?? (0, "")
+        return .response(SIPResponse(status: code, reason: reason, headers: headers, body: body))
+    }
+
+    /// `Method SP Request-URI SP SIP-Version` with exactly one space between elements (RFC 3261 §7.1, RFC 4475
+    /// §3.1.2.8-10).
+    private func parseRequestLine(
+        _ line: String, failure: (SIPParseError.Kind, String) -> SIPParseError
+    ) throws(SIPParseError) -> (method: SIPMethod, uri: SIPAnyURI) {
+        let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 3 else {
+            throw failure(.badStartLine, "Request-Line is not 'Method SP Request-URI SP SIP/2.0': \(line.prefix(120))")
+        }
+        guard let method = SIPMethod(rawValue: String(parts[0])) else {
+            throw failure(.badStartLine, "method \(parts[0].prefix(40)) is not a token")
+        }
+        try checkVersion(String(parts[2]), failure: failure)
+        guard let uri = SIPAnyURI(String(parts[1])) else {
+            throw failure(.badURI, "malformed Request-URI \(parts[1].prefix(120))")
+        }
+        return (method, uri)
+    }
+
+    /// `SIP-Version SP Status-Code SP Reason-Phrase` (RFC 3261 §7.2); a missing reason phrase is tolerated.
+    private func parseStatusLine(
+        _ line: String, failure: (SIPParseError.Kind, String) -> SIPParseError
+    ) throws(SIPParseError) -> (Int, String) {
+        let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        try checkVersion(String(parts[0]), failure: failure)
+        guard parts.count >= 2, parts[1].utf8.count == 3, Grammar.isDigits(parts[1]), let status = Int(parts[1]),
+              (100...699).contains(status)
+        else {
+            throw failure(.badStartLine, "Status-Code is not three digits in 100...699: \(line.prefix(120))")
+        }
+        return (status, parts.count == 3 ? String(parts[2]) : "")
+    }
+
+    private func checkVersion(
+        _ version: String, failure: (SIPParseError.Kind, String) -> SIPParseError
+    ) throws(SIPParseError) {
+        let upper = version.uppercased()
+        guard upper != "SIP/2.0" else { return }
+        if upper.hasPrefix("SIP/") {
+            throw failure(.badVersion, "unsupported version \(version.prefix(40))")
+        }
+        throw failure(.badStartLine, "malformed SIP-Version \(version.prefix(40))")
+    }
+
+    /// Checks the fields the transaction and dialog layers read, so that their typed accessors cannot fail.
+    private func validate(
+        _ headers: SIPHeaders, failure: (SIPParseError.Kind, String) -> SIPParseError
+    ) throws(SIPParseError) {
+        for field in headers {
+            let valid: Bool
+            let name = SIPHeaders.canonicalName(field.name)
+            switch name {
+            case "via":
+                valid = Grammar.splitList(field.value).allSatisfy { Via($0) != nil }
+            case "from", "to":
+                valid = NameAddress(field.value) != nil
+            case "contact":
+                valid = field.value == "*" || Grammar.splitList(field.value).allSatisfy { NameAddress($0) != nil }
+            case "cseq":
+                valid = CSeq(field.value) != nil
+            case "call-id":
+                valid = !field.value.isEmpty && !field.value.utf8.contains(where: Grammar.isWhitespace)
+            case "max-forwards":
+                valid = Grammar.isDigits(field.value)
+            case "content-length":
+                guard Grammar.isDigits(field.value) else {
+                    throw failure(.badContentLength, "Content-Length \(field.value.prefix(40)) is not a number")
+                }
+                valid = true
+            default:
+                valid = true
+            }
+            guard valid else {
+                throw failure(.badHeader, "malformed \(field.name) header: \(field.value.prefix(120))")
+            }
+        }
+    }
+}
+
+/// Splits the start line and header lines off the front of a message, unfolding continuation lines.
+struct HeadReader {
+    let bytes: ArraySlice<UInt8>
+    let limits: SIPParserLimits
+    private(set) var startLine: String?
+    private(set) var fields: [SIPHeader] = []
+    private(set) var bodyStart: Int
+
+    init(bytes: ArraySlice<UInt8>, limits: SIPParserLimits) {
+        self.bytes = bytes
+        self.limits = limits
+        bodyStart = bytes.endIndex
+    }
+
+    /// The lines a response must copy, when this is a request that has them.
+    var responseContext: SIPResponseContext? {
+        guard let startLine, !startLine.hasPrefix("SIP/") else { return nil }
+        return SIPResponseContext(requestHeaders: SIPHeaders(fields))
+    }
+
+    mutating func read() throws(SIPParseError) {
+        var index = bytes.startIndex
+        while index < bytes.endIndex, bytes[index] == ASCII.cr || bytes[index] == ASCII.lf { index += 1 }
+        guard index < bytes.endIndex else {
+            throw SIPParseError(kind: .badStartLine, reason: "empty message")
+        }
+        while true {
+            guard let lineFeed = bytes[index...].firstIndex(of: ASCII.lf) else {
+                if bytes.endIndex - index > limits.maxLineLength { throw lineTooLong() }
+                throw SIPParseError(kind: .unterminatedHeaders, reason: "header section does not end with an empty line")
+            }
+            var lineEnd = lineFeed
+            if lineEnd > index, bytes[lineEnd - 1] == ASCII.cr { lineEnd -= 1 }
+            guard lineEnd - index <= limits.maxLineLength else { throw lineTooLong() }
+            let line = bytes[index..<lineEnd]
+            index = lineFeed + 1
+            guard let first = line.first else {
+                bodyStart = index
+                return
+            }
+            if startLine == nil {
+                startLine = String(decoding: line, as: UTF8.self)
+            } else if Grammar.isWhitespace(first) {
+                guard let last = fields.indices.last else {
+                    throw SIPParseError(kind: .badHeader, reason: "continuation line before the first header")
+                }
+                // LWS (the line break and the whitespace after it) reads as a single SP (RFC 3261 §7.3.1).
+                let continuation = Grammar.trimmed(String(decoding: line, as: UTF8.self))
+                fields[last].value = Grammar.trimmed(fields[last].value + " " + continuation)
+            } else {
+                try appendField(line)
+            }
+        }
+    }
+
+    private mutating func appendField(_ line: ArraySlice<UInt8>) throws(SIPParseError) {
+        guard fields.count < limits.maxHeaderCount else {
+            throw SIPParseError(kind: .tooManyHeaders, reason: "more than \(limits.maxHeaderCount) header lines")
+        }
+        guard let colon = line.firstIndex(of: ASCII.colon) else {
+            throw SIPParseError(
+                kind: .badHeader, reason: "header line without a colon: \(String(decoding: line, as: UTF8.self).prefix(120))")
+        }
+        let name = Grammar.trimmed(String(decoding: line[..<colon], as: UTF8.self))
+        guard Grammar.isToken(name) else {
+            throw SIPParseError(kind: .badHeader, reason: "header name is not a token: \(name.prefix(120))")
+        }
+        let value = Grammar.trimmed(String(decoding: line[(colon + 1)...], as: UTF8.self))
+        fields.append(SIPHeader(name: name, value: value))
+    }
+
+    private func lineTooLong() -> SIPParseError {
+        SIPParseError(kind: .lineTooLong, reason: "a line exceeds \(limits.maxLineLength) bytes")
+    }
+}

@@ -1,0 +1,255 @@
+import BusSchema
+import Foundation
+import Logging
+import ServiceLifecycle
+import ZeroMQ
+
+/// How a worker reaches its bridges and how much work it takes.
+public struct WorkerConfiguration: Sendable {
+    /// Decision endpoints of the bridges to serve, e.g. `tcp://127.0.0.1:5571`. One worker serves them all.
+    public var bridges: [String]
+    /// A name for logs and events; the bus identity adds a random suffix so two instances never collide.
+    public var workerId: String
+    /// Requests this worker accepts at once from each bridge.
+    public var capacity: Int
+    /// How often the worker sends a heartbeat; the bridge announces its own in `bridge.welcome`.
+    public var heartbeatInterval: Duration
+    /// Missed heartbeats after which a silent bridge is considered gone and the connection is rebuilt.
+    public var liveness: Int
+    /// First and largest pause before rebuilding a connection; it doubles in between (Paranoid Pirate).
+    public var reconnectBackoff: (initial: Duration, maximum: Duration)
+
+    /// ```swift
+    /// WorkerConfiguration(bridges: ["tcp://127.0.0.1:5571"], workerId: "router")
+    /// ```
+    public init(bridges: [String], workerId: String, capacity: Int = 64,
+                heartbeatInterval: Duration = .seconds(1), liveness: Int = 3,
+                reconnectBackoff: (initial: Duration, maximum: Duration) = (.milliseconds(250), .seconds(8))) {
+        self.bridges = bridges
+        self.workerId = workerId
+        self.capacity = capacity
+        self.heartbeatInterval = heartbeatInterval
+        self.liveness = liveness
+        self.reconnectBackoff = reconnectBackoff
+    }
+}
+
+/// A business-logic worker: receives call offers from one or more bridges and answers each with a decision.
+///
+/// ```swift
+/// let worker = Worker(configuration: .init(bridges: ["tcp://127.0.0.1:5571"], workerId: "vip"), logger: logger)
+/// worker.onOffer { offer in
+///     offer.to.user == "911" ? .redirect([Target(uri: "sip:psap@emergency.example")])
+///                            : .reject(status: 403, reason: "Forbidden")
+/// }
+/// try await ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+/// ```
+///
+/// The ZeroMQ sockets live on one thread of their own; handlers run as Swift tasks, so a slow handler
+/// never delays heartbeats, and many offers are decided at once (up to `capacity` per bridge).
+public final class Worker: Service, @unchecked Sendable {
+    public typealias OfferHandler = @Sendable (CallOffer) async -> Decision
+
+    private let configuration: WorkerConfiguration
+    private let logger: Logger
+    // Guards `handler`, `outbox` and `stopping`, which the bus thread and tasks share.
+    private let lock = NSLock()
+    private var handler: OfferHandler?
+    private var outbox: [(bridge: Int, message: WorkerMessage)] = []
+    private var stopping = false
+    private let wakeup: Wakeup
+
+    /// Creates a worker; call ``onOffer(_:)`` and then run it.
+    public init(configuration: WorkerConfiguration, logger: Logger) {
+        precondition(!configuration.bridges.isEmpty, "a worker needs at least one bridge")
+        precondition(configuration.capacity > 0, "capacity must be positive")
+        self.configuration = configuration
+        self.logger = logger
+        // A pipe can only fail when the process is out of descriptors, which a worker cannot recover from.
+        self.wakeup = try! Wakeup()
+    }
+
+    /// Sets the function that decides each offered call. Decisions may take as long as they need;
+    /// past the bridge's deadline the bridge applies its fallback and ignores a late answer.
+    ///
+    /// ```swift
+    /// worker.onOffer { offer in .redirect([Target(uri: "sip:\(offer.to.user ?? "")@gw.example.com")]) }
+    /// ```
+    public func onOffer(_ handler: @escaping OfferHandler) {
+        lock.withLock { self.handler = handler }
+    }
+
+    /// Connects to every bridge and serves until graceful shutdown, then says goodbye to each bridge.
+    public func run() async throws {
+        let context = try ZMQContext()
+        defer { context.close() }
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                let thread = Thread { [self] in
+                    do {
+                        try serve(context: context)
+                        continuation.resume()
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+                thread.name = "switchboard-worker-bus"
+                thread.start()
+            }
+        } onGracefulShutdown: { [self] in
+            lock.withLock { stopping = true }
+            wakeup.signal()
+        }
+    }
+
+    private func enqueue(_ message: WorkerMessage, to bridge: Int) {
+        lock.withLock { outbox.append((bridge, message)) }
+        wakeup.signal()
+    }
+
+    /// The bus thread: owns every socket, so no other thread touches ZeroMQ.
+    private func serve(context: ZMQContext) throws {
+        let identity = "\(configuration.workerId)/" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let links = try configuration.bridges.enumerated().map { index, endpoint in
+            try BridgeLink(index: index, endpoint: endpoint, identity: identity, configuration: configuration,
+                           context: context, logger: logger)
+        }
+        defer { links.forEach { $0.socket.close() } }
+
+        while true {
+            var poller = ZMQPoller()
+            let wakeIndex = poller.add(fileDescriptor: wakeup.fileDescriptor)
+            let socketIndices = links.map { poller.add($0.socket) }
+            let ready = try poller.poll(timeout: configuration.heartbeatInterval / 4)
+
+            if ready.contains(wakeIndex) { wakeup.drain() }
+            let (pending, stop) = lock.withLock { () -> ([(bridge: Int, message: WorkerMessage)], Bool) in
+                defer { outbox.removeAll(keepingCapacity: true) }
+                return (outbox, stopping)
+            }
+            for item in pending { links[item.bridge].send(item.message) }
+            if stop {
+                for link in links { link.send(.bye) }
+                logger.info("worker stopped", metadata: ["worker.id": "\(identity)"])
+                return
+            }
+            for (link, index) in zip(links, socketIndices) where ready.contains(index) {
+                while let frames = link.receive() { handle(frames, from: link) }
+            }
+            let now = ContinuousClock.now
+            for index in links.indices { try links[index].tick(now: now) }
+        }
+    }
+
+    private func handle(_ frames: [[UInt8]], from link: BridgeLink) {
+        guard let frame = frames.last else { return }
+        let message: BridgeMessage
+        do {
+            message = try BridgeMessage.decode(frame)
+        } catch {
+            logger.warning("refused message from bridge", metadata: ["bus.endpoint": "\(link.endpoint)", "bus.error": "\(error)"])
+            return
+        }
+        link.heard()
+        switch message {
+        case .welcome(let bridgeId, _):
+            logger.info("joined bridge", metadata: ["bus.endpoint": "\(link.endpoint)", "bridge.id": "\(bridgeId)"])
+        case .heartbeat:
+            break
+        case .error(let reply):
+            logger.warning("bridge refused a message", metadata: [
+                "bus.endpoint": "\(link.endpoint)", "bus.error": "\(reply.code): \(reply.message)",
+                "bus.request_id": "\(reply.requestId ?? "-")",
+            ])
+            // The bridge forgot us (it restarted): announce ourselves again.
+            if reply.code == "not_ready" { link.send(.ready(workerId: configuration.workerId, capacity: configuration.capacity)) }
+        case .decisionRequest(let requestId, let callId, _, let offer):
+            let handler = lock.withLock { self.handler }
+            let bridge = link.index
+            guard let handler else {
+                logger.error("offer received but no onOffer handler is set", metadata: ["sip.call_id": "\(offer.sipCallId)"])
+                return
+            }
+            Task { [self] in
+                let decision = await handler(offer)
+                logger.debug("decided", metadata: ["call.id": "\(callId)", "bus.request_id": "\(requestId)"])
+                enqueue(.decision(requestId: requestId, decision: decision), to: bridge)
+            }
+        }
+    }
+}
+
+/// One bridge as a worker sees it: its DEALER socket and the Paranoid Pirate liveness bookkeeping.
+private final class BridgeLink {
+    let index: Int
+    let endpoint: String
+    private let identity: String
+    private let configuration: WorkerConfiguration
+    private let context: ZMQContext
+    private let logger: Logger
+    private(set) var socket: ZMQSocket
+    private var lastHeard: ContinuousClock.Instant
+    private var lastSent: ContinuousClock.Instant
+    private var backoff: Duration
+
+    init(index: Int, endpoint: String, identity: String, configuration: WorkerConfiguration,
+         context: ZMQContext, logger: Logger) throws {
+        self.index = index
+        self.endpoint = endpoint
+        self.identity = identity
+        self.configuration = configuration
+        self.context = context
+        self.logger = logger
+        self.socket = try BridgeLink.connect(endpoint: endpoint, identity: identity, configuration: configuration, context: context)
+        self.lastHeard = .now
+        self.lastSent = .now
+        self.backoff = configuration.reconnectBackoff.initial
+        send(.ready(workerId: configuration.workerId, capacity: configuration.capacity))
+    }
+
+    private static func connect(endpoint: String, identity: String, configuration: WorkerConfiguration,
+                                context: ZMQContext) throws -> ZMQSocket {
+        let socket = try ZMQSocket(context: context, type: .dealer)
+        try socket.setIdentity(Array(identity.utf8))
+        try socket.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
+        try socket.setReconnectInterval(initial: configuration.reconnectBackoff.initial, maximum: configuration.reconnectBackoff.maximum)
+        try socket.connect(endpoint)
+        return socket
+    }
+
+    func send(_ message: WorkerMessage) {
+        do {
+            try socket.send([message.encoded()], dontWait: true)
+            lastSent = .now
+        } catch {
+            // A full queue means the bridge is unreachable; the liveness check rebuilds the link.
+            logger.warning("could not send to bridge", metadata: ["bus.endpoint": "\(endpoint)", "bus.error": "\(error)", "bus.type": "\(message.type)"])
+        }
+    }
+
+    func receive() -> [[UInt8]]? {
+        do {
+            return try socket.receive(dontWait: true)
+        } catch {
+            logger.warning("receive failed", metadata: ["bus.endpoint": "\(endpoint)", "bus.error": "\(error)"])
+            return nil
+        }
+    }
+
+    func heard() {
+        lastHeard = .now
+        backoff = configuration.reconnectBackoff.initial
+    }
+
+    /// Heartbeats, and rebuilds the connection when the bridge has been silent for `liveness` intervals.
+    func tick(now: ContinuousClock.Instant) throws {
+        if now - lastSent >= configuration.heartbeatInterval { send(.heartbeat) }
+        guard now - lastHeard >= configuration.heartbeatInterval * configuration.liveness + backoff else { return }
+        logger.warning("bridge silent, reconnecting", metadata: ["bus.endpoint": "\(endpoint)", "bus.backoff": "\(backoff)"])
+        socket.close()
+        socket = try BridgeLink.connect(endpoint: endpoint, identity: identity, configuration: configuration, context: context)
+        lastHeard = now
+        backoff = min(backoff * 2, configuration.reconnectBackoff.maximum)
+        send(.ready(workerId: configuration.workerId, capacity: configuration.capacity))
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Logging
+
+/// `switchboard-worker router`: answers the bridges' routing requests from the dial plan.
+///
+/// ```sh
+/// switchboard-worker router --db routes.sqlite --bridge tcp://127.0.0.1:5571 --bridge tcp://10.0.0.2:5571
+/// ```
+struct RouterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "router",
+        abstract: "Run the router worker: least-cost routing and access lists from the route database.",
+        discussion: "Routes and blocks may be edited with `routes` and `block` while it runs; it reloads them within --reload-interval."
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(name: .customLong("bridge"), help: "A bridge's decisions endpoint; repeat for several bridges.")
+    var bridges: [String]
+    @Option(help: "The name this worker gives the bridges (default router-<host>-<pid>).")
+    var workerId: String?
+    @Option(help: "How many decisions may be in flight at once.")
+    var capacity = 64
+    @Option(help: "Seconds between checks of the database for edits.")
+    var reloadInterval = 2.0
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        if capacity < 1 { throw ValidationError("--capacity must be at least 1") }
+        if !(reloadInterval > 0) { throw ValidationError("--reload-interval must be a positive number of seconds") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "switchboard.router") { label in StreamLogHandler.standardError(label: label) }
+        logger.logLevel = logLevel
+        var configuration = RouterConfiguration(databasePath: database.path, bridges: bridges, capacity: capacity)
+        configuration.workerId = workerId ?? RouterConfiguration.defaultWorkerId
+        configuration.reloadInterval = .milliseconds(Int((reloadInterval * 1000).rounded()))
+        let group = try await buildRouterWorker(configuration: configuration, logger: logger)
+        try await group.run()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,57 @@
+"""Fixtures: temp dir per test, Kamailio/sipp/Swift starters that stop what they
+start, and the tails of every log attached to a failing test's report."""
+import pytest
+
+import harness
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for name, fn in getattr(item, "_sb_logs", []):
+            report.sections.append((f"log: {name}", fn()))
+
+
+def _register(request, name, fn):
+    if not hasattr(request.node, "_sb_logs"):
+        request.node._sb_logs = []
+    request.node._sb_logs.append((name, fn))
+
+
+@pytest.fixture
+def start_kamailio(request, tmp_path):
+    """start_kamailio(subscribers={...}, bridge_ports=[...], trusted=[...], defines={...})"""
+    started = []
+
+    def start(**kwargs):
+        k = harness.Kamailio(tmp_path / f"k{len(started)}", **kwargs)
+        started.append(k)
+        _register(request, f"kamailio:{k.port}", k.tail)
+        return k.start()
+
+    yield start
+    for k in started:
+        k.stop()
+
+
+@pytest.fixture
+def sipp(request, tmp_path):
+    s = harness.Sipp(tmp_path)
+
+    def logs():
+        return "\n".join(harness.tail(p, 60) for p in sorted(s.dir.glob("*"))
+                         if p.suffix in (".log", ".errors", ".messages"))
+
+    _register(request, "sipp", logs)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def swift(request, tmp_path):
+    s = harness.Swift(tmp_path)
+    _register(request, "swift", s.tails)
+    yield s
+    s.stop()

@@ -1,0 +1,210 @@
+import SIPCore
+import Testing
+
+private func bytes(_ lines: [String], body: String = "") -> [UInt8] {
+    Array((lines.joined(separator: "\r\n") + "\r\n\r\n" + body).utf8)
+}
+
+private let optionsLines = [
+    "OPTIONS sip:bob@example.com SIP/2.0",
+    "Via: SIP/2.0/UDP host.example.com;branch=z9hG4bK776",
+    "Max-Forwards: 70",
+    "To: <sip:bob@example.com>",
+    "From: <sip:alice@example.com>;tag=1",
+    "Call-ID: c1",
+    "CSeq: 1 OPTIONS",
+]
+
+@Suite("Parser")
+struct ParserTests {
+    @Test func leadingCRLFsAndBareLFAreTolerated() throws {
+        let text = "\r\n\r\n" + (optionsLines + ["Content-Length: 0"]).joined(separator: "\n") + "\n\n"
+        guard case .request(let request) = try SIPParser().parse(Array(text.utf8)) else {
+            Issue.record("not a request")
+            return
+        }
+        #expect(request.method == .options)
+        #expect(request.headers.count == 7)
+    }
+
+    @Test func missingContentLengthTakesTheRestOfTheDatagram() throws {
+        let message = try SIPParser().parse(bytes(optionsLines, body: "hello\u{0}world"))
+        #expect(message.body == Array("hello\u{0}world".utf8))
+    }
+
+    @Test func shorterContentLengthTruncatesLongerFails() throws {
+        let short = try SIPParser().parse(bytes(optionsLines + ["Content-Length: 3"], body: "abcdef"))
+        #expect(short.body == Array("abc".utf8))
+        let error = try #require(throws: SIPParseError.self) {
+            try SIPParser().parse(bytes(optionsLines + ["Content-Length: 30"], body: "abcdef"))
+        }
+        #expect(error.kind == .truncatedBody)
+        #expect(error.status == 400)
+        #expect(error.errorResponse()?.callID == "c1")
+    }
+
+    @Test func hugeContentLengthDoesNotTrap() throws {
+        for value in ["99999999999999999999999999", "9223372036854775807", "-1"] {
+            let error = try #require(throws: SIPParseError.self) {
+                try SIPParser().parse(bytes(optionsLines + ["Content-Length: \(value)"]))
+            }
+            #expect([.badContentLength, .tooLarge].contains(error.kind), "\(value)")
+        }
+    }
+
+    @Test func limitsAreEnforced() throws {
+        let small = SIPParser(limits: SIPParserLimits(maxMessageSize: 100))
+        let tooLarge = try #require(throws: SIPParseError.self) { try small.parse(bytes(optionsLines, body: "x")) }
+        #expect(tooLarge.kind == .tooLarge)
+        #expect(tooLarge.status == 513)
+
+        let fewHeaders = SIPParser(limits: SIPParserLimits(maxHeaderCount: 3))
+        let tooMany = try #require(throws: SIPParseError.self) { try fewHeaders.parse(bytes(optionsLines)) }
+        #expect(tooMany.kind == .tooManyHeaders)
+
+        let shortLines = SIPParser(limits: SIPParserLimits(maxLineLength: 40))
+        let tooLong = try #require(throws: SIPParseError.self) { try shortLines.parse(bytes(optionsLines)) }
+        #expect(tooLong.kind == .lineTooLong)
+    }
+
+    @Test func tooLargeRequestCanStillBeAnswered513() throws {
+        let parser = SIPParser(limits: SIPParserLimits(maxMessageSize: 400))
+        let error = try #require(throws: SIPParseError.self) {
+            try parser.parse(bytes(optionsLines + ["Content-Length: 500"], body: String(repeating: "x", count: 500)))
+        }
+        #expect(error.errorResponse()?.status == 513)
+    }
+
+    @Test(arguments: [
+        ("", SIPParseError.Kind.badStartLine),
+        ("\r\n\r\n", .badStartLine),
+        ("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n", .unterminatedHeaders),
+        ("OPTIONS sip:a@b SIP/3.0\r\n\r\n", .badVersion),
+        ("OPTIONS sip:a@b HTTP/1.1\r\n\r\n", .badStartLine),
+        ("OPTIONS sip:a b@c SIP/2.0\r\n\r\n", .badStartLine),
+        ("OPTIONS sip:a@b:70000 SIP/2.0\r\n\r\n", .badURI),
+        ("SIP/2.0 20 OK\r\n\r\n", .badStartLine),
+        ("SIP/2.0 700 Weird\r\n\r\n", .badStartLine),
+        ("OPTIONS sip:a@b SIP/2.0\r\n folded: before first\r\n\r\n", .badHeader),
+        ("OPTIONS sip:a@b SIP/2.0\r\nNo colon here\r\n\r\n", .badHeader),
+        ("OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n", .badHeader),
+        ("OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: ten\r\n\r\n", .badHeader),
+        ("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: a b\r\n\r\n", .badHeader),
+        ("\u{0}\u{FF}\u{1}", .unterminatedHeaders),
+    ])
+    func malformedInputThrowsTheRightKind(_ text: String, _ kind: SIPParseError.Kind) throws {
+        let error = try #require(throws: SIPParseError.self) { try SIPParser().parse(Array(text.utf8)) }
+        #expect(error.kind == kind, "\(error)")
+        #expect(!error.reason.isEmpty)
+    }
+
+    @Test func responseLineWithoutReasonAndSalvageRules() throws {
+        guard case .response(let response) = try SIPParser().parse(Array("SIP/2.0 100\r\nl: 0\r\n\r\n".utf8)) else {
+            Issue.record("not a response")
+            return
+        }
+        #expect(response.status == 100)
+        #expect(response.reason == "")
+        let error = try #require(throws: SIPParseError.self) {
+            try SIPParser().parse(bytes(["SIP/2.0 200 OK"] + optionsLines.dropFirst() + ["CSeq: x"]))
+        }
+        #expect(error.responseContext == nil)
+        let missingCallID = try #require(throws: SIPParseError.self) {
+            try SIPParser().parse(bytes(optionsLines.filter { !$0.hasPrefix("Call-ID") } + ["Content-Length: -1"]))
+        }
+        #expect(missingCallID.errorResponse() == nil)
+    }
+
+    @Test func badVersionIsAnswered505WithTheSalvagedLines() throws {
+        var lines = optionsLines
+        lines[0] = "OPTIONS sip:bob@example.com SIP/7.0"
+        let error = try #require(throws: SIPParseError.self) { try SIPParser().parse(bytes(lines)) }
+        let response = try #require(error.errorResponse())
+        #expect(response.status == 505)
+        #expect(response.reason == "Version Not Supported")
+        #expect(response.headers.map(\.name) == ["Via", "From", "To", "Call-ID", "CSeq"])
+        #expect(response.topVia?.branch == "z9hG4bK776")
+    }
+
+    @Test func endpointChecksMissingMaxForwardsOnlyForRFC3261Clients() throws {
+        guard case .request(let request) = try SIPParser().parse(bytes(optionsLines.filter { !$0.hasPrefix("Max") }))
+        else {
+            Issue.record("not a request")
+            return
+        }
+        #expect(validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: [])
+            == SIPStatusError(status: 400, reason: "Missing Max-Forwards Header"))
+        var legacy = request
+        legacy.headers.set("Via", "SIP/2.0/UDP host.example.com;branch=776")
+        #expect(validateForEndpoint(legacy, supportedExtensions: [], supportedContentTypes: []) == nil)
+    }
+
+    @Test func endpointAcceptsSupportedRequireAndTelURI() throws {
+        guard case .request(var request) = try SIPParser().parse(bytes(optionsLines + ["Require: 100rel"])) else {
+            Issue.record("not a request")
+            return
+        }
+        #expect(validateForEndpoint(request, supportedExtensions: ["100REL"], supportedContentTypes: []) == nil)
+        #expect(validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: [])?.status == 420)
+        request.uri = .other(scheme: "tel", raw: "tel:+15551234")
+        #expect(validateForEndpoint(request, supportedExtensions: ["100rel"], supportedContentTypes: []) == nil)
+        request.body = [1]
+        request.headers.add("Content-Type", "Application/SDP; charset=x")
+        #expect(validateForEndpoint(request, supportedExtensions: ["100rel"], supportedContentTypes: ["application/sdp"]) == nil)
+    }
+}
+
+@Suite("Stream framer")
+struct StreamFramerTests {
+    private static let message = bytes(optionsLines + ["Content-Length: 4"], body: "body")
+
+    @Test func framesMessagesSplitAcrossReadsAndSkipsKeepAlives() throws {
+        var framer = SIPStreamFramer()
+        let stream = Array("\r\n\r\n".utf8) + Self.message + Array("\r\n".utf8) + Self.message
+        for chunk in stride(from: 0, to: stream.count, by: 7).map({ stream[$0..<min($0 + 7, stream.count)] }) {
+            framer.append(chunk)
+        }
+        #expect(try framer.nextMessage() == Self.message)
+        #expect(try framer.nextMessage() == Self.message)
+        #expect(try framer.nextMessage() == nil)
+        #expect(framer.bufferedByteCount == 0)
+    }
+
+    @Test func waitsForTheWholeBody() throws {
+        var framer = SIPStreamFramer()
+        framer.append(Self.message.dropLast(2))
+        #expect(try framer.nextMessage() == nil)
+        framer.append(Self.message.suffix(2))
+        let framed = try #require(try framer.nextMessage())
+        #expect(try SIPParser().parse(framed).body == Array("body".utf8))
+    }
+
+    @Test func missingContentLengthIsAnError() throws {
+        var framer = SIPStreamFramer()
+        framer.append(bytes(optionsLines))
+        let error = try #require(throws: SIPParseError.self) { try framer.nextMessage() }
+        #expect(error.kind == .badContentLength)
+        #expect(error.errorResponse()?.status == 400)
+    }
+
+    @Test func conflictingContentLengthsAreAnError() throws {
+        var framer = SIPStreamFramer()
+        framer.append(bytes(optionsLines + ["Content-Length: 4", "l: 5"], body: "bodyy"))
+        #expect(throws: SIPParseError.self) { try framer.nextMessage() }
+    }
+
+    @Test func refusesToBufferForever() throws {
+        var framer = SIPStreamFramer(limits: SIPParserLimits(maxMessageSize: 256))
+        framer.append(Array(repeating: UInt8(ascii: "a"), count: 300))
+        let error = try #require(throws: SIPParseError.self) { try framer.nextMessage() }
+        #expect(error.kind == .tooLarge)
+
+        var announced = SIPStreamFramer(limits: SIPParserLimits(maxMessageSize: 256))
+        announced.append(bytes(optionsLines + ["Content-Length: 99999999999999999999"]))
+        #expect(throws: SIPParseError.self) { try announced.nextMessage() }
+        var overflow = SIPStreamFramer(limits: SIPParserLimits(maxMessageSize: 256))
+        overflow.append(bytes(optionsLines + ["Content-Length: 9223372036854775807"]))
+        let overflowError = try #require(throws: SIPParseError.self) { try overflow.nextMessage() }
+        #expect(overflowError.kind == .tooLarge)
+    }
+}

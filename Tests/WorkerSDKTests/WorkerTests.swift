@@ -1,0 +1,173 @@
+import BusSchema
+import Foundation
+import Logging
+import ServiceLifecycle
+import Testing
+import ZeroMQ
+@testable import WorkerSDK
+
+/// The SDK against a raw ROUTER socket standing in for a bridge, so every frame the worker sends is seen.
+@Suite(.serialized) struct WorkerTests {
+    static let offer = CallOffer(sipCallId: "c1", requestUri: Address(uri: "sip:1202@b", user: "1202", host: "b"),
+                                 from: Address(uri: "sip:alice@a"), to: Address(uri: "sip:1202@a"),
+                                 source: Source(address: "127.0.0.1", port: 5060, transport: "udp", peer: "127.0.0.1"),
+                                 authUser: "alice", headers: [:], sdp: nil)
+
+    /// A fake bridge: a ROUTER bound on an ephemeral port, read from a dispatch queue.
+    final class FakeBridge {
+        let context: ZMQContext
+        let router: ZMQSocket
+        let endpoint: String
+
+        init() throws {
+            context = try ZMQContext()
+            router = try ZMQSocket(context: context, type: .router)
+            endpoint = try router.bind("tcp://127.0.0.1:*")
+        }
+
+        /// The next message from any worker, as (identity, decoded message), within `timeout`.
+        func next(timeout: Duration = .seconds(3)) async -> (identity: [UInt8], message: WorkerMessage)? {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    var poller = ZMQPoller()
+                    let index = poller.add(self.router)
+                    let deadline = ContinuousClock.now + timeout
+                    while ContinuousClock.now < deadline {
+                        guard (try? poller.poll(timeout: deadline - .now).contains(index)) == true,
+                              let frames = try? self.router.receive(dontWait: true), frames.count == 2,
+                              let message = try? WorkerMessage.decode(frames[1]) else { continue }
+                        continuation.resume(returning: (frames[0], message))
+                        return
+                    }
+                    continuation.resume(returning: nil)
+                }
+            }
+        }
+
+        /// The next message that is not a heartbeat.
+        func nextNonHeartbeat(timeout: Duration = .seconds(3)) async -> (identity: [UInt8], message: WorkerMessage)? {
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                guard let next = await next(timeout: deadline - .now) else { return nil }
+                if next.message != .heartbeat { return next }
+            }
+            return nil
+        }
+
+        func send(_ message: BridgeMessage, to identity: [UInt8]) throws {
+            try router.send([identity, message.encoded()])
+        }
+
+        func sendRaw(_ frame: [UInt8], to identity: [UInt8]) throws {
+            try router.send([identity, frame])
+        }
+
+        func close() {
+            router.close()
+            context.close()
+        }
+    }
+
+    static func running(_ worker: Worker, _ body: () async throws -> Void) async throws {
+        var logger = Logger(label: "test.worker")
+        logger.logLevel = .critical
+        let group = ServiceGroup(configuration: .init(services: [worker], logger: logger))
+        let run = Task { try await group.run() }
+        do {
+            try await body()
+        } catch {
+            await group.triggerGracefulShutdown()
+            _ = try? await run.value
+            throw error
+        }
+        await group.triggerGracefulShutdown()
+        try await run.value
+    }
+
+    static func makeWorker(_ endpoint: String, heartbeat: Duration = .milliseconds(100)) -> Worker {
+        var logger = Logger(label: "test.worker")
+        logger.logLevel = .critical
+        return Worker(configuration: .init(bridges: [endpoint], workerId: "w1", capacity: 7, heartbeatInterval: heartbeat,
+                                           reconnectBackoff: (.milliseconds(50), .milliseconds(200))), logger: logger)
+    }
+
+    @Test func announcesItselfAnswersOffersAndSaysGoodbye() async throws {
+        let bridge = try FakeBridge()
+        defer { bridge.close() }
+        let worker = Self.makeWorker(bridge.endpoint)
+        worker.onOffer { offer in .redirect([Target(uri: "sip:\(offer.requestUri.user!)@gw", q: 1)]) }
+        var identity: [UInt8] = []
+        try await Self.running(worker) {
+            let ready = try #require(await bridge.nextNonHeartbeat())
+            #expect(ready.message == .ready(workerId: "w1", capacity: 7))
+            #expect(String(decoding: ready.identity, as: UTF8.self).hasPrefix("w1/"))
+            identity = ready.identity
+            try bridge.send(.welcome(bridgeId: "b1", heartbeatMs: 100), to: identity)
+            try bridge.send(.decisionRequest(requestId: "r1", callId: "call-1", deadlineMs: 500, offer: Self.offer), to: identity)
+            let answer = try #require(await bridge.nextNonHeartbeat())
+            #expect(answer.message == .decision(requestId: "r1", decision: .redirect([Target(uri: "sip:1202@gw", q: 1)])))
+        }
+        let bye = try #require(await bridge.nextNonHeartbeat())
+        #expect(bye.message == .bye)
+        #expect(bye.identity == identity)
+    }
+
+    @Test func heartbeatsWhileIdle() async throws {
+        let bridge = try FakeBridge()
+        defer { bridge.close() }
+        let worker = Self.makeWorker(bridge.endpoint)
+        worker.onOffer { _ in .reject(status: 404) }
+        try await Self.running(worker) {
+            #expect(await bridge.next()?.message == .ready(workerId: "w1", capacity: 7))
+            #expect(await bridge.next()?.message == .heartbeat)
+        }
+    }
+
+    @Test func reannouncesWhenTheBridgeForgotIt() async throws {
+        let bridge = try FakeBridge()
+        defer { bridge.close() }
+        let worker = Self.makeWorker(bridge.endpoint, heartbeat: .seconds(1))
+        worker.onOffer { _ in .reject(status: 404) }
+        try await Self.running(worker) {
+            let ready = try #require(await bridge.nextNonHeartbeat())
+            // A garbage frame is logged and ignored; the worker keeps going.
+            try bridge.sendRaw(Array("not json".utf8), to: ready.identity)
+            try bridge.send(.error(ErrorReply(code: "not_ready", message: "send worker.ready first")), to: ready.identity)
+            #expect(await bridge.nextNonHeartbeat()?.message == .ready(workerId: "w1", capacity: 7))
+        }
+    }
+
+    @Test func rebuildsTheConnectionWhenTheBridgeIsSilent() async throws {
+        let bridge = try FakeBridge()
+        defer { bridge.close() }
+        let worker = Self.makeWorker(bridge.endpoint)
+        worker.onOffer { _ in .reject(status: 404) }
+        try await Self.running(worker) {
+            #expect(await bridge.nextNonHeartbeat()?.message == .ready(workerId: "w1", capacity: 7))
+            // The fake bridge never heartbeats: after 3 intervals (+ back-off) the worker reconnects and re-announces.
+            let again = await bridge.nextNonHeartbeat(timeout: .seconds(3))
+            #expect(again?.message == .ready(workerId: "w1", capacity: 7))
+        }
+    }
+
+    @Test func slowHandlersDoNotDelayHeartbeatsOrOtherOffers() async throws {
+        let bridge = try FakeBridge()
+        defer { bridge.close() }
+        let worker = Self.makeWorker(bridge.endpoint)
+        worker.onOffer { offer in
+            if offer.sipCallId == "slow" { try? await Task.sleep(for: .seconds(1)) }
+            return .reject(status: 486)
+        }
+        try await Self.running(worker) {
+            let ready = try #require(await bridge.nextNonHeartbeat())
+            try bridge.send(.welcome(bridgeId: "b1", heartbeatMs: 100), to: ready.identity)
+            var slow = Self.offer
+            slow.sipCallId = "slow"
+            try bridge.send(.decisionRequest(requestId: "slow", callId: "c-slow", deadlineMs: 5000, offer: slow), to: ready.identity)
+            try bridge.send(.decisionRequest(requestId: "fast", callId: "c-fast", deadlineMs: 5000, offer: Self.offer), to: ready.identity)
+            let first = try #require(await bridge.nextNonHeartbeat())
+            #expect(first.message == .decision(requestId: "fast", decision: .reject(status: 486)))
+            #expect(await bridge.next(timeout: .milliseconds(500))?.message == .heartbeat)
+        }
+    }
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""Small helpers for scripts/demo (standard library, plus pyzmq for `events`).
+
+  sbtools.py port PREFERRED         PREFERRED if free on 127.0.0.1 (UDP and TCP), else a free port
+  sbtools.py in-use PORT            exit 0 if something is bound to UDP PORT on 127.0.0.1
+  sbtools.py sip PORT [METHOD] [USER] [HEADER]...
+                                    send one SIP request over UDP, print the final status (or "none")
+  sbtools.py events ENDPOINT LOGFILE
+                                    subscribe to every bus event; print each as a readable line
+                                    (and append it to LOGFILE as: seq<TAB>type<TAB>call_id<TAB>json)
+"""
+import json
+import random
+import socket
+import sys
+import time
+import uuid
+
+LOCAL = "127.0.0.1"
+
+
+def port_is_free(port):
+    socks = []
+    try:
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            s = socket.socket(socket.AF_INET, kind)
+            socks.append(s)
+            s.bind((LOCAL, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def cmd_port(preferred="0"):
+    preferred = int(preferred)
+    if preferred and port_is_free(preferred):
+        return print(preferred)
+    for _ in range(500):
+        port = random.randint(20000, 60000)
+        if port_is_free(port):
+            return print(port)
+    sys.exit("no free port on 127.0.0.1")
+
+
+def cmd_in_use(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((LOCAL, int(port)))
+        sys.exit(1)
+    except OSError:
+        sys.exit(0)
+    finally:
+        s.close()
+
+
+def cmd_sip(port, method="OPTIONS", user="", *headers):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((LOCAL, 0))
+    lport = s.getsockname()[1]
+    uri = f"sip:{user + '@' if user else ''}{LOCAL}:{port}"
+    tag, branch, callid = uuid.uuid4().hex[:8], uuid.uuid4().hex, uuid.uuid4().hex
+    extra = "".join(h + "\r\n" for h in headers)
+    via = f"Via: SIP/2.0/UDP {LOCAL}:{lport};rport;branch=z9hG4bK{branch}"
+    s.sendto((f"{method} {uri} SIP/2.0\r\n{via}\r\nFrom: <sip:demo-probe@{LOCAL}>;tag={tag}\r\n"
+              f"To: <{uri}>\r\nCall-ID: {callid}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
+              f"{extra}Content-Length: 0\r\n\r\n").encode(), (LOCAL, int(port)))
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = s.recv(65535).decode(errors="replace")
+        except (socket.timeout, ConnectionRefusedError):
+            break
+        status = int(data.split(" ", 2)[1])
+        if status < 200:
+            continue
+        if method == "INVITE":      # complete the transaction like a phone would
+            to = next((l for l in data.split("\r\n") if l.lower().startswith("to:")), f"To: <{uri}>")
+            s.sendto((f"ACK {uri} SIP/2.0\r\n{via}\r\nFrom: <sip:demo-probe@{LOCAL}>;tag={tag}\r\n{to}\r\n"
+                      f"Call-ID: {callid}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode(),
+                     (LOCAL, int(port)))
+        return print(status)
+    print("none")
+
+
+def describe(event):
+    """One readable line for a bus event (unknown types: their JSON)."""
+    kind = event.get("type", "?")
+    if kind == "call.offered":
+        o = event.get("offer", {})
+        src = o.get("source", {})
+        who = o.get("auth_user") or (o.get("from", {}).get("user")) or o.get("from", {}).get("uri", "?")
+        to = o.get("request_uri", {}).get("user") or o.get("request_uri", {}).get("uri", "?")
+        return (f"{who} calls {to} (from {src.get('address', '?')}:{src.get('port', '?')} "
+                f"{src.get('transport', '')}, SIP Call-ID {o.get('sip_call_id', '?')})")
+    if kind == "call.routed":
+        r = event.get("routed", {})
+        targets = ", ".join(f"{t.get('uri')}" + (f" q={t['q']:g}" if t.get("q") is not None else "")
+                            for t in r.get("targets", []))
+        by = "FALLBACK" if r.get("fallback") else f"worker {r.get('worker_id', '?')}"
+        return f"redirect to {targets} ({by}, decided in {r.get('decision_ms', 0):.1f} ms)"
+    if kind == "call.rejected":
+        r = event.get("rejected", {})
+        by = "FALLBACK" if r.get("fallback") else f"worker {r.get('worker_id', '?')}"
+        cause = f", cause {r['cause']}" if r.get("cause") else ""
+        return (f"rejected {r.get('status', '?')} {r.get('reason', '')} ({by}{cause}, "
+                f"decided in {r.get('decision_ms', 0):.1f} ms)")
+    body = {k: v for k, v in event.items() if k not in ("v", "type", "bridge_id", "seq", "ts", "call_id")}
+    return json.dumps(body, separators=(",", ":"))[:300]
+
+
+def cmd_events(endpoint, logfile):
+    import zmq
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoint)
+    with open(logfile, "a", buffering=1) as log:
+        while True:
+            frames = sub.recv_multipart()
+            topic = frames[0].decode(errors="replace")
+            try:
+                event = json.loads(frames[1]) if len(frames) > 1 else {}
+            except ValueError:
+                print(f"  [event] {topic}: (not JSON) {frames[1][:200]!r}", flush=True)
+                continue
+            seq, call = event.get("seq", "?"), event.get("call_id", "?")
+            ts = str(event.get("ts", ""))[11:23]
+            print(f"  [event] {ts} #{seq:<4} {topic:<14} {call}: {describe(event)}", flush=True)
+            log.write(f"{seq}\t{topic}\t{call}\t{json.dumps(event, separators=(',', ':'))}\n")
+
+
+if __name__ == "__main__":
+    commands = {"port": cmd_port, "in-use": cmd_in_use, "sip": cmd_sip, "events": cmd_events}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    try:
+        commands[sys.argv[1]](*sys.argv[2:])
+    except KeyboardInterrupt:
+        pass
