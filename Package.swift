@@ -92,6 +92,12 @@ let package = Package(
             path: "examples/swift/VIPWorker",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // Micro-benchmarks, run by hand: swift run -c release switchboard-bench
+        .executableTarget(
+            name: "switchboard-bench",
+            dependencies: ["SIPCore", "BusSchema"],
+            path: "bench/swift/SwitchboardBench"
+        ),
         .testTarget(name: "SIPCoreTests", dependencies: ["SIPCore"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BusSchemaTests", dependencies: ["BusSchema"]),

@@ -65,53 +65,118 @@ enum Grammar {
         }
     }
 
-    static func trimmed(_ text: some StringProtocol) -> String {
-        let bytes = Array(text.utf8)
-        var start = 0
-        var end = bytes.count
+    static func trimmed(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { String(decoding: trimmed($0[...]), as: UTF8.self) }
+    }
+
+    /// The bytes of `bytes` without leading and trailing whitespace.
+    static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence) -> UnsafeBufferPointer<UInt8>.SubSequence {
+        var start = bytes.startIndex
+        var end = bytes.endIndex
         while start < end, isWhitespace(bytes[start]) { start += 1 }
         while end > start, isWhitespace(bytes[end - 1]) { end -= 1 }
-        return String(decoding: bytes[start..<end], as: UTF8.self)
+        return bytes[start..<end]
     }
 
     /// Splits a header value at commas that are outside quoted strings and angle brackets, keeping empty elements
     /// so callers can reject `a,,b` where the grammar forbids it.
     static func splitList(_ value: String) -> [String] {
         var elements: [String] = []
-        var current: [UInt8] = []
-        var inQuotes = false
-        var inBrackets = false
-        var escaped = false
-        for byte in value.utf8 {
-            if inQuotes {
-                current.append(byte)
-                if escaped {
-                    escaped = false
-                } else if byte == ASCII.backslash {
-                    escaped = true
-                } else if byte == ASCII.quote {
-                    inQuotes = false
-                }
-                continue
-            }
-            switch byte {
-            case ASCII.quote:
-                inQuotes = true
-            case ASCII.lessThan:
-                inBrackets = true
-            case ASCII.greaterThan:
-                inBrackets = false
-            case ASCII.comma where !inBrackets:
-                elements.append(trimmed(String(decoding: current, as: UTF8.self)))
-                current.removeAll(keepingCapacity: true)
-                continue
-            default:
-                break
-            }
-            current.append(byte)
+        forEachListElement(in: value) { element in
+            elements.append(element)
+            return true
         }
-        elements.append(trimmed(String(decoding: current, as: UTF8.self)))
         return elements
+    }
+
+    /// Calls `body` with each trimmed element of a comma-separated value, in order, empty ones included, until it
+    /// returns false; avoids building the array ``splitList(_:)`` returns when the caller wants one element.
+    static func forEachListElement(in value: String, _ body: (String) -> Bool) {
+        var value = value
+        value.withUTF8 { bytes in
+            var inQuotes = false
+            var inBrackets = false
+            var escaped = false
+            var elementStart = 0
+            for index in bytes.indices {
+                let byte = bytes[index]
+                if inQuotes {
+                    if escaped {
+                        escaped = false
+                    } else if byte == ASCII.backslash {
+                        escaped = true
+                    } else if byte == ASCII.quote {
+                        inQuotes = false
+                    }
+                    continue
+                }
+                switch byte {
+                case ASCII.quote:
+                    inQuotes = true
+                case ASCII.lessThan:
+                    inBrackets = true
+                case ASCII.greaterThan:
+                    inBrackets = false
+                case ASCII.comma where !inBrackets:
+                    guard body(String(decoding: trimmed(bytes[elementStart..<index]), as: UTF8.self)) else { return }
+                    elementStart = index + 1
+                default:
+                    break
+                }
+            }
+            _ = body(String(decoding: trimmed(bytes[elementStart...]), as: UTF8.self))
+        }
+    }
+
+    /// Whether every element of a comma-separated value, empty ones included, satisfies `predicate`.
+    static func allListElements(in value: String, satisfy predicate: (String) -> Bool) -> Bool {
+        var result = true
+        forEachListElement(in: value) { element in
+            result = predicate(element)
+            return result
+        }
+        return result
+    }
+
+    /// `text` with ASCII letters lower-cased; returns `text` itself, without copying, when it has no upper-case
+    /// letter. Non-ASCII text takes the Unicode rules of `lowercased()`.
+    static func asciiLowercased(_ text: String) -> String {
+        var contiguous = text
+        let lowered = contiguous.withUTF8 { bytes in
+            bytes.allSatisfy { $0 < 0x80 } && bytes.contains(where: isUpper) ? asciiLowercased(bytes[...]) : nil
+        }
+        if let lowered { return lowered }
+        return text.utf8.allSatisfy { $0 < 0x80 } ? text : text.lowercased()
+    }
+
+    /// ASCII `bytes` as a String with letters lower-cased.
+    static func asciiLowercased(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence) -> String {
+        String(unsafeUninitializedCapacity: bytes.count) { buffer in
+            for (offset, byte) in bytes.enumerated() {
+                buffer[offset] = isUpper(byte) ? byte | 0x20 : byte
+            }
+            return bytes.count
+        }
+    }
+
+    /// Whether `a` and `b` are equal ignoring case, as `a.lowercased() == b.lowercased()` but without copying
+    /// either when both are ASCII (names of parameters and fields always are).
+    static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
+        let (left, right) = (a.utf8, b.utf8)
+        guard left.count == right.count else {
+            return (!a.utf8.allSatisfy { $0 < 0x80 } || !b.utf8.allSatisfy { $0 < 0x80 })
+                && a.lowercased() == b.lowercased()
+        }
+        for (x, y) in zip(left, right) where x != y {
+            guard x < 0x80, y < 0x80 else { return a.lowercased() == b.lowercased() }
+            guard isUpper(x) ? x | 0x20 == y : isUpper(y) && y | 0x20 == x else { return false }
+        }
+        return true
+    }
+
+    static func isUpper(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")
     }
 
     /// Decodes `%XX` escapes; malformed escapes are kept literally.

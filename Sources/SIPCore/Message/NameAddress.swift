@@ -39,8 +39,8 @@ public struct NameAddress: Sendable, Hashable, LosslessStringConvertible {
         } else if scanner.bytes.contains(ASCII.lessThan) {
             let words = scanner.read { $0 != ASCII.lessThan }
             let trimmedWords = Grammar.trimmed(words)
-            guard trimmedWords.split(whereSeparator: { $0 == " " || $0 == "\t" }).allSatisfy(Grammar.isToken)
-            else { return nil }
+            // Tokens separated by spaces or tabs: every byte is one or the other (empty words are skipped).
+            guard trimmedWords.utf8.allSatisfy({ Grammar.isTokenByte($0) || Grammar.isWhitespace($0) }) else { return nil }
             displayName = trimmedWords.isEmpty ? nil : trimmedWords
         }
 

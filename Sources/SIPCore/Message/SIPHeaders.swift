@@ -1,14 +1,27 @@
 /// One header field line, name and value as received (after unfolding continuation lines).
 public struct SIPHeader: Sendable, Hashable, CustomStringConvertible {
     /// The field name as written, long (`Call-ID`) or compact (`i`).
-    public var name: String
+    public var name: String {
+        didSet { canonicalName = SIPHeaders.canonicalName(name) }
+    }
     /// The field value with surrounding whitespace removed.
     public var value: String
+    /// ``SIPHeaders/canonicalName(_:)`` of `name`, computed once here so that lookups, which run many times per
+    /// message, compare names without lower-casing each field again.
+    private(set) var canonicalName: String
 
     /// Creates a header field.
     public init(name: String, value: String) {
         self.name = name
         self.value = value
+        canonicalName = SIPHeaders.canonicalName(name)
+    }
+
+    /// Creates a header field parsed from the wire, whose name is a token and thus ASCII.
+    init(name: UnsafeBufferPointer<UInt8>.SubSequence, value: UnsafeBufferPointer<UInt8>.SubSequence) {
+        self.name = String(decoding: name, as: UTF8.self)
+        self.value = String(decoding: value, as: UTF8.self)
+        canonicalName = SIPHeaders.canonicalName(lowercased: Grammar.asciiLowercased(name))
     }
 
     /// `Name: value`.
@@ -49,7 +62,7 @@ public struct SIPHeaders: Sendable, Hashable, RandomAccessCollection, Expressibl
     /// The first value of the field `name`: the first list element for list fields such as Via or Contact,
     /// the whole value otherwise; nil when absent.
     public subscript(name: String) -> String? {
-        values(name).first
+        first(canonical: Self.canonicalName(name))
     }
 
     /// Every value of the field `name`, across lines and, for fields whose grammar is a comma-separated list
@@ -57,16 +70,12 @@ public struct SIPHeaders: Sendable, Hashable, RandomAccessCollection, Expressibl
     /// contain commas in a single value (Date, WWW-Authenticate, Authorization...) and unknown fields are never
     /// split. Empty list elements are dropped.
     public func values(_ name: String) -> [String] {
-        let key = Self.canonicalName(name)
-        let lines = fields.filter { Self.canonicalName($0.name) == key }.map(\.value)
-        guard Self.listFields.contains(key) else { return lines }
-        return lines.flatMap(Grammar.splitList).filter { !$0.isEmpty }
+        values(canonical: Self.canonicalName(name))
     }
 
     /// Whether a field called `name` is present.
     public func contains(_ name: String) -> Bool {
-        let key = Self.canonicalName(name)
-        return fields.contains { Self.canonicalName($0.name) == key }
+        contains(canonical: Self.canonicalName(name))
     }
 
     /// Appends a field line.
@@ -78,14 +87,14 @@ public struct SIPHeaders: Sendable, Hashable, RandomAccessCollection, Expressibl
     /// spelling, later lines are removed; appended when absent.
     public mutating func set(_ name: String, _ value: String) {
         let key = Self.canonicalName(name)
-        guard let first = fields.firstIndex(where: { Self.canonicalName($0.name) == key }) else {
+        guard let first = fields.firstIndex(where: { $0.canonicalName == key }) else {
             add(name, value)
             return
         }
         fields[first].value = value
         var index = fields.endIndex - 1
         while index > first {
-            if Self.canonicalName(fields[index].name) == key { fields.remove(at: index) }
+            if fields[index].canonicalName == key { fields.remove(at: index) }
             index -= 1
         }
     }
@@ -93,18 +102,77 @@ public struct SIPHeaders: Sendable, Hashable, RandomAccessCollection, Expressibl
     /// Removes every line of the field `name`.
     public mutating func remove(_ name: String) {
         let key = Self.canonicalName(name)
-        fields.removeAll { Self.canonicalName($0.name) == key }
+        fields.removeAll { $0.canonicalName == key }
+    }
+
+    /// Appends a field line whose canonical name is already known.
+    mutating func append(_ field: SIPHeader) {
+        fields.append(field)
+    }
+
+    // The lookups below take a name already in canonical form, so that the typed accessors, the parser and the
+    // endpoint checks pass literals (`"call-id"`) and nothing is lower-cased on the hot path.
+
+    /// ``subscript(_:)`` for a canonical name.
+    func first(canonical key: String) -> String? {
+        var isList: Bool?
+        for field in fields where field.canonicalName == key {
+            if isList == nil { isList = Self.listFields.contains(key) }
+            guard isList == true else { return field.value }
+            var first: String?
+            Grammar.forEachListElement(in: field.value) { element in
+                if !element.isEmpty { first = element }
+                return first == nil
+            }
+            if let first { return first }
+        }
+        return nil
+    }
+
+    /// ``values(_:)`` for a canonical name.
+    func values(canonical key: String) -> [String] {
+        let isList = Self.listFields.contains(key)
+        var values: [String] = []
+        for field in fields where field.canonicalName == key {
+            guard isList else {
+                values.append(field.value)
+                continue
+            }
+            Grammar.forEachListElement(in: field.value) { element in
+                if !element.isEmpty { values.append(element) }
+                return true
+            }
+        }
+        return values
+    }
+
+    /// ``contains(_:)`` for a canonical name.
+    func contains(canonical key: String) -> Bool {
+        fields.contains { $0.canonicalName == key }
+    }
+
+    /// How many lines the field with canonical name `key` has.
+    func lineCount(canonical key: String) -> Int {
+        var count = 0
+        for field in fields where field.canonicalName == key { count += 1 }
+        return count
     }
 
     /// The field lines called `name`, one per line, unsplit.
     func lines(_ name: String) -> [SIPHeader] {
         let key = Self.canonicalName(name)
-        return fields.filter { Self.canonicalName($0.name) == key }
+        return fields.filter { $0.canonicalName == key }
     }
 
     /// The lower-cased long name of a field, expanding compact forms.
     static func canonicalName(_ name: String) -> String {
-        let lower = name.lowercased()
+        canonicalName(lowercased: Grammar.asciiLowercased(name))
+    }
+
+    /// The long name of a lower-cased field name.
+    fileprivate static func canonicalName(lowercased lower: String) -> String {
+        // Every compact form is one letter; longer names skip the table lookup.
+        guard lower.utf8.count == 1 else { return lower }
         return compactForms[lower] ?? lower
     }
 

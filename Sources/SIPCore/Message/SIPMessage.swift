@@ -63,16 +63,16 @@ public struct SIPResponse: Sendable, Hashable, SIPMessageFields {
     public init(replyingTo request: SIPRequest, status: Int, reason: String? = nil, toTag: String? = nil) {
         var headers = SIPHeaders()
         for field in request.headers {
-            switch SIPHeaders.canonicalName(field.name) {
+            switch field.canonicalName {
             case "via", "from", "call-id", "cseq":
-                headers.add(field.name, field.value)
+                headers.append(field)
             case "to":
                 // Appending keeps the client's To byte-for-byte, which is what §8.2.6.2 asks for.
                 let untagged = NameAddress(field.value).map { $0.tag == nil } ?? false
                 if let toTag, untagged {
                     headers.add(field.name, field.value + ";tag=" + toTag)
                 } else {
-                    headers.add(field.name, field.value)
+                    headers.append(field)
                 }
             default:
                 break
@@ -186,48 +186,77 @@ public protocol SIPMessageFields {
 
 extension SIPMessageFields {
     /// The Call-ID.
-    public var callID: String? { headers["Call-ID"] }
+    public var callID: String? { headers.first(canonical: "call-id") }
 
     /// The CSeq.
-    public var cseq: CSeq? { headers["CSeq"].flatMap(CSeq.init) }
+    public var cseq: CSeq? { headers.first(canonical: "cseq").flatMap(CSeq.init) }
 
     /// The From address.
-    public var from: NameAddress? { headers["From"].flatMap(NameAddress.init) }
+    public var from: NameAddress? { headers.first(canonical: "from").flatMap(NameAddress.init) }
 
     /// The To address.
-    public var to: NameAddress? { headers["To"].flatMap(NameAddress.init) }
+    public var to: NameAddress? { headers.first(canonical: "to").flatMap(NameAddress.init) }
 
     /// Every Via value, top first.
-    public var vias: [Via] { headers.values("Via").compactMap(Via.init) }
+    public var vias: [Via] { headers.values(canonical: "via").compactMap(Via.init) }
 
     /// The top Via, the one this hop's transaction layer uses.
-    public var topVia: Via? { headers["Via"].flatMap(Via.init) }
+    public var topVia: Via? { headers.first(canonical: "via").flatMap(Via.init) }
 
     /// Every Contact address; the wildcard `*` of a REGISTER is not an address and is left out.
-    public var contacts: [NameAddress] { headers.values("Contact").compactMap(NameAddress.init) }
+    public var contacts: [NameAddress] { headers.values(canonical: "contact").compactMap(NameAddress.init) }
 
     /// Max-Forwards; nil when absent or outside 0...255.
     public var maxForwards: Int? {
-        headers["Max-Forwards"].flatMap { Grammar.isDigits($0) ? Int($0) : nil }.flatMap { $0 <= 255 ? $0 : nil }
+        headers.first(canonical: "max-forwards").flatMap { Grammar.isDigits($0) ? Int($0) : nil }
+            .flatMap { $0 <= 255 ? $0 : nil }
     }
 
     /// Content-Length as declared (not the body's actual length).
     public var contentLength: Int? {
-        headers["Content-Length"].flatMap { Grammar.isDigits($0) ? Int($0) : nil }
+        headers.first(canonical: "content-length").flatMap { Grammar.isDigits($0) ? Int($0) : nil }
     }
 
     /// Content-Type as written, parameters included.
-    public var contentType: String? { headers["Content-Type"] }
+    public var contentType: String? { headers.first(canonical: "content-type") }
 }
 
-/// Writes start line, headers with the real Content-Length, blank line and body.
+/// Writes start line, headers with the real Content-Length, blank line and body into one buffer sized up
+/// front. The first Content-Length line keeps its position and spelling and later ones are dropped, as
+/// ``SIPHeaders/set(_:_:)`` would, without copying the headers to change them.
 private func serializeMessage(startLine: String, headers: SIPHeaders, body: [UInt8]) -> [UInt8] {
-    var headers = headers
-    headers.set("Content-Length", String(body.count))
-    var text = startLine + "\r\n"
-    for field in headers {
-        text += field.description + "\r\n"
+    let contentLength = String(body.count)
+    var capacity = startLine.utf8.count + 2 + "Content-Length: \r\n\r\n".utf8.count + contentLength.utf8.count
+    for field in headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(capacity + body.count)
+
+    func appendLine(_ name: String, _ value: String) {
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(ASCII.colon)
+        if !value.isEmpty {
+            bytes.append(ASCII.space)
+            bytes.append(contentsOf: value.utf8)
+        }
+        bytes.append(ASCII.cr)
+        bytes.append(ASCII.lf)
     }
-    text += "\r\n"
-    return Array(text.utf8) + body
+
+    bytes.append(contentsOf: startLine.utf8)
+    bytes.append(ASCII.cr)
+    bytes.append(ASCII.lf)
+    var wroteContentLength = false
+    for field in headers {
+        guard field.canonicalName == "content-length" else {
+            appendLine(field.name, field.value)
+            continue
+        }
+        if !wroteContentLength { appendLine(field.name, contentLength) }
+        wroteContentLength = true
+    }
+    if !wroteContentLength { appendLine("Content-Length", contentLength) }
+    bytes.append(ASCII.cr)
+    bytes.append(ASCII.lf)
+    bytes.append(contentsOf: body)
+    return bytes
 }

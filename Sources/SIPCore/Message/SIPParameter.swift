@@ -29,33 +29,31 @@ extension Array where Element == SIPParameter {
     /// via.parameters.value(for: "branch")
     /// ```
     public func value(for name: String) -> String? {
-        first { $0.name.lowercased() == name.lowercased() }?.value ?? nil
+        first { Grammar.equalsIgnoringCase($0.name, name) }?.value ?? nil
     }
 
     /// Whether a parameter called `name` (case-insensitive) is present, as a flag or with a value.
     public func contains(named name: String) -> Bool {
-        contains { $0.name.lowercased() == name.lowercased() }
+        contains { Grammar.equalsIgnoringCase($0.name, name) }
     }
 
     /// Replaces the first parameter called `name` in place (removing later duplicates), or appends it.
     public mutating func set(_ name: String, _ value: String?) {
-        let key = name.lowercased()
-        guard let first = firstIndex(where: { $0.name.lowercased() == key }) else {
+        guard let first = firstIndex(where: { Grammar.equalsIgnoringCase($0.name, name) }) else {
             append(SIPParameter(name, value))
             return
         }
         self[first].value = value
         var index = endIndex - 1
         while index > first {
-            if self[index].name.lowercased() == key { remove(at: index) }
+            if Grammar.equalsIgnoringCase(self[index].name, name) { remove(at: index) }
             index -= 1
         }
     }
 
     /// Removes every parameter called `name` (case-insensitive).
     public mutating func remove(named name: String) {
-        let key = name.lowercased()
-        removeAll { $0.name.lowercased() == key }
+        removeAll { Grammar.equalsIgnoringCase($0.name, name) }
     }
 
     var serialized: String {

@@ -39,7 +39,7 @@ public struct SIPURI: Sendable, Hashable, LosslessStringConvertible {
     /// Parses a `SIP-URI` or `SIPS-URI`; nil when malformed or another scheme.
     public init?(_ description: String) {
         guard let colon = description.utf8.firstIndex(of: ASCII.colon) else { return nil }
-        let scheme = String(description[..<colon]).lowercased()
+        let scheme = Grammar.asciiLowercased(String(Substring(description.utf8[..<colon])))
         guard scheme == "sip" || scheme == "sips" else { return nil }
         let rest = Array(description.utf8[description.utf8.index(after: colon)...])
         guard !rest.isEmpty, rest.allSatisfy(Grammar.isURIByte) else { return nil }
@@ -64,22 +64,11 @@ public struct SIPURI: Sendable, Hashable, LosslessStringConvertible {
         self.port = port
 
         let parametersEnd = rest[hostEnd...].firstIndex(of: ASCII.question) ?? rest.count
-        parameters = []
-        if hostEnd < parametersEnd {
-            for piece in rest[(hostEnd + 1)..<parametersEnd].split(
-                separator: ASCII.semicolon, omittingEmptySubsequences: false)
-            {
-                guard let parameter = Self.parsePair(piece) else { return nil }
-                parameters.append(parameter)
-            }
-        }
-        headers = []
-        if parametersEnd < rest.count {
-            for piece in rest[(parametersEnd + 1)...].split(separator: ASCII.ampersand, omittingEmptySubsequences: false) {
-                guard let header = Self.parsePair(piece) else { return nil }
-                headers.append(header)
-            }
-        }
+        let parameters = hostEnd < parametersEnd ? Self.parsePairs(rest[(hostEnd + 1)..<parametersEnd], ASCII.semicolon) : []
+        let headers = parametersEnd < rest.count ? Self.parsePairs(rest[(parametersEnd + 1)...], ASCII.ampersand) : []
+        guard let parameters, let headers else { return nil }
+        self.parameters = parameters
+        self.headers = headers
     }
 
     /// The URI in its wire form.
@@ -153,6 +142,20 @@ public struct SIPURI: Sendable, Hashable, LosslessStringConvertible {
             || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "F"))
     }
 
+    /// The `separator`-separated pairs of `bytes`, walked in place rather than split into an array of pieces;
+    /// nil when a piece is malformed (empty, or `=value` without a name).
+    private static func parsePairs(_ bytes: ArraySlice<UInt8>, _ separator: UInt8) -> [SIPParameter]? {
+        var pairs: [SIPParameter] = []
+        var start = bytes.startIndex
+        while true {
+            let end = bytes[start...].firstIndex(of: separator) ?? bytes.endIndex
+            guard let pair = parsePair(bytes[start..<end]) else { return nil }
+            pairs.append(pair)
+            guard end < bytes.endIndex else { return pairs }
+            start = end + 1
+        }
+    }
+
     private static func parsePair(_ bytes: ArraySlice<UInt8>) -> SIPParameter? {
         guard let equals = bytes.firstIndex(of: ASCII.equals) else {
             return bytes.isEmpty ? nil : SIPParameter(String(decoding: bytes, as: UTF8.self))
@@ -186,7 +189,7 @@ public enum SIPAnyURI: Sendable, Hashable, LosslessStringConvertible {
               schemeBytes.allSatisfy({ Self.isAlpha($0) || Grammar.isDigit($0) || $0 == UInt8(ascii: "+")
                   || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") })
         else { return nil }
-        let scheme = String(description[..<colon]).lowercased()
+        let scheme = Grammar.asciiLowercased(String(Substring(schemeBytes)))
         if scheme == "sip" || scheme == "sips" {
             guard let uri = SIPURI(description) else { return nil }
             self = .sip(uri)

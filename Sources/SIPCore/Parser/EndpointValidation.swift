@@ -42,12 +42,12 @@ public func validateForEndpoint(
     _ request: SIPRequest, supportedExtensions: Set<String>, supportedContentTypes: Set<String>
 ) -> SIPStatusError? {
     let headers = request.headers
-    var mandatory = ["To", "From", "Call-ID", "CSeq", "Via"]
-    if request.topVia?.hasMagicCookie ?? true { mandatory.append("Max-Forwards") }
-    if let missing = mandatory.first(where: { !headers.contains($0) }) {
-        return SIPStatusError(status: 400, reason: "Missing \(missing) Header")
+    let needsMaxForwards = request.topVia?.hasMagicCookie ?? true
+    for (name, key) in mandatoryFields where !headers.contains(canonical: key) {
+        if key == "max-forwards" && !needsMaxForwards { continue }
+        return SIPStatusError(status: 400, reason: "Missing \(name) Header")
     }
-    for name in ["Content-Length", "Call-ID", "From", "To", "CSeq", "Max-Forwards"] where headers.lines(name).count > 1 {
+    for (name, key) in singleValuedFields where headers.lineCount(canonical: key) > 1 {
         return SIPStatusError(status: 400, reason: "Multiple \(name) Headers")
     }
     guard let cseq = request.cseq, cseq.method == request.method || (request.method == .ack && cseq.method == .invite)
@@ -57,7 +57,7 @@ public func validateForEndpoint(
     if case .sip(let uri) = request.uri, !uri.headers.isEmpty {
         return SIPStatusError(status: 400, reason: "Headers Not Allowed In Request-URI")
     }
-    if let date = headers["Date"], !date.hasSuffix(" GMT") {
+    if let date = headers.first(canonical: "date"), !date.hasSuffix(" GMT") {
         return SIPStatusError(status: 400, reason: "Date Not In GMT")
     }
 
@@ -68,8 +68,9 @@ public func validateForEndpoint(
 
     // RFC 3261 §8.2.2.3
     if request.method != .ack && request.method != .cancel {
-        let supported = Set(supportedExtensions.map { $0.lowercased() })
-        let unsupported = headers.values("Require").filter { !supported.contains($0.lowercased()) }
+        let required = headers.values(canonical: "require")
+        let supported = required.isEmpty ? [] : Set(supportedExtensions.map { $0.lowercased() })
+        let unsupported = required.filter { !supported.contains($0.lowercased()) }
         if !unsupported.isEmpty {
             return SIPStatusError(
                 status: 420, reason: SIPResponse.standardReason(for: 420),
@@ -89,6 +90,19 @@ public func validateForEndpoint(
     }
     return nil
 }
+
+/// The fields a request must carry, in the order they are reported missing, as (name, canonical name);
+/// Max-Forwards only for RFC 3261 clients.
+private let mandatoryFields = [
+    ("To", "to"), ("From", "from"), ("Call-ID", "call-id"), ("CSeq", "cseq"), ("Via", "via"),
+    ("Max-Forwards", "max-forwards"),
+]
+
+/// The fields that may appear once, as (name, canonical name).
+private let singleValuedFields = [
+    ("Content-Length", "content-length"), ("Call-ID", "call-id"), ("From", "from"), ("To", "to"), ("CSeq", "cseq"),
+    ("Max-Forwards", "max-forwards"),
+]
 
 /// `type/subtype` lower-cased, without parameters or whitespace.
 private func mediaTypeOnly(_ contentType: String) -> String {

@@ -39,12 +39,13 @@ public struct SIPParser: Sendable {
             throw SIPParseError(kind: error.kind, reason: error.reason, responseContext: reader.responseContext)
         }
         let headers = SIPHeaders(reader.fields)
-        let context = reader.responseContext
+        // The context is salvaged only when a failure needs it, not on every message that parses.
         func failure(_ kind: SIPParseError.Kind, _ reason: String) -> SIPParseError {
-            SIPParseError(kind: kind, reason: reason, responseContext: context)
+            SIPParseError(kind: kind, reason: reason, responseContext: reader.responseContext)
         }
 
         let startLine = reader.startLine ?? ""
+
         let isResponse = startLine.hasPrefix("SIP/")
         let request = try isResponse ? nil : parseRequestLine(startLine, failure: failure)
         let status = try isResponse ? parseStatusLine(startLine, failure: failure) : nil
@@ -52,7 +53,7 @@ public struct SIPParser: Sendable {
 
         let available = bytes.count - reader.bodyStart
         let bodyLength: Int
-        if let declared = headers["Content-Length"] {
+        if let declared = headers.first(canonical: "content-length") {
             guard let length = Int(declared) else {
                 throw failure(.badContentLength, "Content-Length \(declared.prefix(40)) is out of range")
             }
@@ -83,7 +84,11 @@ public struct SIPParser: Sendable {
     private func parseRequestLine(
         _ line: String, failure: (SIPParseError.Kind, String) -> SIPParseError
     ) throws(SIPParseError) -> (method: SIPMethod, uri: SIPAnyURI) {
-        let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+        // Splitting the UTF-8 view skips grapheme breaking; for an ASCII line it gives the same parts as
+        // splitting the characters, and a non-ASCII line keeps the character rules.
+        let parts = line.utf8.allSatisfy { $0 < 0x80 }
+            ? line.utf8.split(separator: ASCII.space, omittingEmptySubsequences: false).map { Substring($0) }
+            : line.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 3 else {
             throw failure(.badStartLine, "Request-Line is not 'Method SP Request-URI SP SIP/2.0': \(line.prefix(120))")
         }
@@ -128,14 +133,13 @@ public struct SIPParser: Sendable {
     ) throws(SIPParseError) {
         for field in headers {
             let valid: Bool
-            let name = SIPHeaders.canonicalName(field.name)
-            switch name {
+            switch field.canonicalName {
             case "via":
-                valid = Grammar.splitList(field.value).allSatisfy { Via($0) != nil }
+                valid = Grammar.allListElements(in: field.value) { Via($0) != nil }
             case "from", "to":
                 valid = NameAddress(field.value) != nil
             case "contact":
-                valid = field.value == "*" || Grammar.splitList(field.value).allSatisfy { NameAddress($0) != nil }
+                valid = field.value == "*" || Grammar.allListElements(in: field.value) { NameAddress($0) != nil }
             case "cseq":
                 valid = CSeq(field.value) != nil
             case "call-id":
@@ -178,14 +182,23 @@ struct HeadReader {
     }
 
     mutating func read() throws(SIPParseError) {
-        var index = bytes.startIndex
-        while index < bytes.endIndex, bytes[index] == ASCII.cr || bytes[index] == ASCII.lf { index += 1 }
-        guard index < bytes.endIndex else {
+        let bytes = bytes
+        try bytes.withUnsafeBufferPointer { buffer throws(SIPParseError) in
+            // Buffer positions count from 0; `bodyStart` is reported in the slice's own indices.
+            bodyStart = bytes.startIndex + (try read(buffer))
+        }
+    }
+
+    /// Reads the start line and header lines of `bytes`; returns where the body starts.
+    private mutating func read(_ bytes: UnsafeBufferPointer<UInt8>) throws(SIPParseError) -> Int {
+        var index = 0
+        while index < bytes.count, bytes[index] == ASCII.cr || bytes[index] == ASCII.lf { index += 1 }
+        guard index < bytes.count else {
             throw SIPParseError(kind: .badStartLine, reason: "empty message")
         }
         while true {
             guard let lineFeed = bytes[index...].firstIndex(of: ASCII.lf) else {
-                if bytes.endIndex - index > limits.maxLineLength { throw lineTooLong() }
+                if bytes.count - index > limits.maxLineLength { throw lineTooLong() }
                 throw SIPParseError(kind: .unterminatedHeaders, reason: "header section does not end with an empty line")
             }
             var lineEnd = lineFeed
@@ -193,10 +206,7 @@ struct HeadReader {
             guard lineEnd - index <= limits.maxLineLength else { throw lineTooLong() }
             let line = bytes[index..<lineEnd]
             index = lineFeed + 1
-            guard let first = line.first else {
-                bodyStart = index
-                return
-            }
+            guard let first = line.first else { return index }
             if startLine == nil {
                 startLine = String(decoding: line, as: UTF8.self)
             } else if Grammar.isWhitespace(first) {
@@ -204,7 +214,7 @@ struct HeadReader {
                     throw SIPParseError(kind: .badHeader, reason: "continuation line before the first header")
                 }
                 // LWS (the line break and the whitespace after it) reads as a single SP (RFC 3261 §7.3.1).
-                let continuation = Grammar.trimmed(String(decoding: line, as: UTF8.self))
+                let continuation = String(decoding: Grammar.trimmed(line), as: UTF8.self)
                 fields[last].value = Grammar.trimmed(fields[last].value + " " + continuation)
             } else {
                 try appendField(line)
@@ -212,7 +222,7 @@ struct HeadReader {
         }
     }
 
-    private mutating func appendField(_ line: ArraySlice<UInt8>) throws(SIPParseError) {
+    private mutating func appendField(_ line: UnsafeBufferPointer<UInt8>.SubSequence) throws(SIPParseError) {
         guard fields.count < limits.maxHeaderCount else {
             throw SIPParseError(kind: .tooManyHeaders, reason: "more than \(limits.maxHeaderCount) header lines")
         }
@@ -220,11 +230,12 @@ struct HeadReader {
             throw SIPParseError(
                 kind: .badHeader, reason: "header line without a colon: \(String(decoding: line, as: UTF8.self).prefix(120))")
         }
-        let name = Grammar.trimmed(String(decoding: line[..<colon], as: UTF8.self))
-        guard Grammar.isToken(name) else {
-            throw SIPParseError(kind: .badHeader, reason: "header name is not a token: \(name.prefix(120))")
+        let name = Grammar.trimmed(line[..<colon])
+        guard !name.isEmpty, name.allSatisfy(Grammar.isTokenByte) else {
+            let text = String(decoding: name, as: UTF8.self)
+            throw SIPParseError(kind: .badHeader, reason: "header name is not a token: \(text.prefix(120))")
         }
-        let value = Grammar.trimmed(String(decoding: line[(colon + 1)...], as: UTF8.self))
+        let value = Grammar.trimmed(line[(colon + 1)...])
         fields.append(SIPHeader(name: name, value: value))
     }
 
