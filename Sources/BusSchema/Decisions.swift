@@ -80,3 +80,26 @@ extension String {
     /// CR or LF anywhere: either would let a value break out of its SIP header line.
     var hasLineBreak: Bool { unicodeScalars.contains { $0 == "\r" || $0 == "\n" } }
 }
+
+extension Decision {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        switch self {
+        case .redirect(let targets):
+            writer.member("action", "redirect")
+            writer.key("targets")
+            writer.openArray()
+            for target in targets {
+                writer.element()
+                target.write(to: &writer)
+            }
+            writer.closeArray()
+        case .reject(let status, let reason, let headers):
+            writer.member("action", "reject")
+            writer.member("status", status)
+            writer.member("reason", reason)
+            if !headers.isEmpty { writer.member("headers", headers) }
+        }
+        writer.closeObject()
+    }
+}

@@ -2,6 +2,8 @@ import Foundation
 
 /// A party of a call as the bridge saw it in SIP: the full URI plus its user and host, for routing.
 public struct Address: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey { case uri, user, host, displayName = "display_name" }
+
     /// The URI as written, e.g. `sip:+12025550100@example.com;user=phone`.
     public var uri: String
     /// The user part (the number for phone calls), if the URI has one.
@@ -66,6 +68,10 @@ public struct SDPSummary: Codable, Equatable, Sendable {
 
 /// A new call that needs a decision: published as `call.offered` and sent to a worker with the request.
 public struct CallOffer: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey {
+        case sipCallId = "sip_call_id", requestUri = "request_uri", from, to, source, authUser = "auth_user", headers, sdp
+    }
+
     /// The SIP Call-ID of leg A.
     public var sipCallId: String
     public var requestUri: Address
@@ -105,29 +111,40 @@ public struct Target: Codable, Equatable, Sendable {
 
 /// What happened to an offer, as published in `call.routed`.
 public struct Routed: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey { case targets, workerId = "worker_id", fallback, cause, decisionMs = "decision_ms" }
+
     public var targets: [Target]
     /// The worker that decided; nil when the fallback decided.
     public var workerId: String?
     /// True when no worker answered in time and the configured fallback was applied.
     public var fallback: Bool
+    /// Why the fallback decided (see ``Rejected/cause``), nil for a worker's decision.
+    public var cause: String?
     /// Time from offer to decision, milliseconds.
     public var decisionMs: Double
 
-    public init(targets: [Target], workerId: String?, fallback: Bool, decisionMs: Double) {
+    public init(targets: [Target], workerId: String?, fallback: Bool, cause: String? = nil, decisionMs: Double) {
         self.targets = targets
         self.workerId = workerId
         self.fallback = fallback
+        self.cause = cause
         self.decisionMs = decisionMs
     }
 }
 
 /// A call the bridge refused, as published in `call.rejected`.
 public struct Rejected: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey {
+        case status, reason, workerId = "worker_id", fallback, cause, decisionMs = "decision_ms"
+    }
+
     public var status: Int
     public var reason: String
     public var workerId: String?
     public var fallback: Bool
-    /// Why the fallback was used (`no_worker`, `timeout`, `overload`), nil for a worker's decision.
+    /// Why the bridge answered rather than a worker: `no_worker`, `overload`, `timeout`,
+    /// `invalid_decision`, `shutdown` (fallback), or `caller_cancelled` (the caller sent CANCEL first).
+    /// Nil for a worker's decision.
     public var cause: String?
     public var decisionMs: Double
 
@@ -185,14 +202,18 @@ public struct Event: Equatable, Sendable {
 
 extension Event: Codable {
     private enum CodingKeys: String, CodingKey {
-        case v, type, bridgeId, seq, ts, callId, offer, routed, rejected
+        case v, type, bridgeId = "bridge_id", seq, ts, callId = "call_id", offer, routed, rejected
     }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         bridgeId = try container.decode(String.self, forKey: .bridgeId)
         seq = try container.decode(UInt64.self, forKey: .seq)
-        timestamp = try Event.parseTimestamp(container.decode(String.self, forKey: .ts), in: container)
+        let ts = try container.decode(String.self, forKey: .ts)
+        guard let timestamp = BusTimestamp.parse(ts) else {
+            throw DecodingError.dataCorruptedError(forKey: .ts, in: container, debugDescription: "not an ISO 8601 timestamp: \(ts)")
+        }
+        self.timestamp = timestamp
         callId = try container.decode(String.self, forKey: .callId)
         let type = try container.decode(String.self, forKey: .type)
         switch type {
@@ -210,7 +231,7 @@ extension Event: Codable {
         try container.encode(type, forKey: .type)
         try container.encode(bridgeId, forKey: .bridgeId)
         try container.encode(seq, forKey: .seq)
-        try container.encode(Event.formatTimestamp(timestamp), forKey: .ts)
+        try container.encode(BusTimestamp.format(timestamp), forKey: .ts)
         try container.encode(callId, forKey: .callId)
         switch body {
         case .callOffered(let offer): try container.encode(offer, forKey: .offer)
@@ -219,29 +240,150 @@ extension Event: Codable {
         }
     }
 
-    private static func formatTimestamp(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-    }
-
-    private static func parseTimestamp(_ text: String, in container: KeyedDecodingContainer<CodingKeys>) throws -> Date {
-        let strategies: [Date.ISO8601FormatStyle] = [
-            .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted),
-            .iso8601,
-        ]
-        for strategy in strategies {
-            if let date = try? strategy.parse(text) { return date }
+    /// The event's JSON, written directly (the bridge publishes one per call step).
+    public func jsonBytes() -> [UInt8] {
+        var writer = JSONWriter()
+        writer.openObject()
+        writer.member("v", BusSchema.version)
+        writer.member("type", type)
+        writer.member("bridge_id", bridgeId)
+        writer.key("seq")
+        writer.int(seq)
+        writer.member("ts", BusTimestamp.format(timestamp))
+        writer.member("call_id", callId)
+        switch body {
+        case .callOffered(let offer):
+            writer.key("offer")
+            offer.write(to: &writer)
+        case .callRouted(let routed):
+            writer.key("routed")
+            routed.write(to: &writer)
+        case .callRejected(let rejected):
+            writer.key("rejected")
+            rejected.write(to: &writer)
         }
-        throw DecodingError.dataCorruptedError(forKey: .ts, in: container, debugDescription: "not an ISO 8601 timestamp: \(text)")
+        writer.closeObject()
+        return writer.bytes
     }
 
     /// Encodes the event as its two bus frames: `[topic, json]`.
-    public func frames() throws -> [[UInt8]] {
-        [Array(type.utf8), Array(try BusSchema.makeEncoder().encode(self))]
+    public func frames() -> [[UInt8]] {
+        [Array(type.utf8), jsonBytes()]
     }
 
     /// Decodes an event from its JSON frame.
     public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> Event {
         let envelope = try BusSchema.envelope(of: frame)
         return try BusSchema.decode(Event.self, from: frame, messageType: envelope.type)
+    }
+}
+
+extension Address {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("uri", uri)
+        writer.member("user", user)
+        writer.member("host", host)
+        writer.member("display_name", displayName)
+        writer.closeObject()
+    }
+}
+
+extension Source {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("address", address)
+        writer.member("port", port)
+        writer.member("transport", transport)
+        writer.member("peer", peer)
+        writer.closeObject()
+    }
+}
+
+extension SDPSummary {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("connection", connection)
+        writer.key("media")
+        writer.openArray()
+        for item in media {
+            writer.element()
+            writer.openObject()
+            writer.member("kind", item.kind)
+            writer.member("port", item.port)
+            writer.member("proto", item.proto)
+            writer.key("formats")
+            writer.openArray()
+            for format in item.formats {
+                writer.element()
+                writer.string(format)
+            }
+            writer.closeArray()
+            writer.closeObject()
+        }
+        writer.closeArray()
+        writer.closeObject()
+    }
+}
+
+extension CallOffer {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("sip_call_id", sipCallId)
+        writer.key("request_uri")
+        requestUri.write(to: &writer)
+        writer.key("from")
+        from.write(to: &writer)
+        writer.key("to")
+        to.write(to: &writer)
+        writer.key("source")
+        source.write(to: &writer)
+        writer.member("auth_user", authUser)
+        writer.member("headers", headers)
+        if let sdp {
+            writer.key("sdp")
+            sdp.write(to: &writer)
+        }
+        writer.closeObject()
+    }
+}
+
+extension Target {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("uri", uri)
+        writer.member("q", q)
+        writer.closeObject()
+    }
+}
+
+extension Routed {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.key("targets")
+        writer.openArray()
+        for target in targets {
+            writer.element()
+            target.write(to: &writer)
+        }
+        writer.closeArray()
+        writer.member("worker_id", workerId)
+        writer.member("fallback", fallback)
+        writer.member("cause", cause)
+        writer.member("decision_ms", decisionMs)
+        writer.closeObject()
+    }
+}
+
+extension Rejected {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("status", status)
+        writer.member("reason", reason)
+        writer.member("worker_id", workerId)
+        writer.member("fallback", fallback)
+        writer.member("cause", cause)
+        writer.member("decision_ms", decisionMs)
+        writer.closeObject()
     }
 }

@@ -11,19 +11,17 @@ public enum BusSchema {
     /// Largest bus frame any Switchboard process accepts; larger ones are refused before decoding.
     public static let maxFrameSize = 256 * 1024
 
-    /// The encoder every process uses: snake_case keys, ISO 8601 dates with milliseconds.
+    /// The encoder for the messages not written by hand; every type names its snake_case keys itself,
+    /// since key-conversion strategies are slow and would also rewrite header names in maps.
     public static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
 
     /// The matching decoder.
     public static func makeDecoder() -> JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
+        JSONDecoder()
     }
 }
 

@@ -44,6 +44,8 @@ public enum BridgeMessage: Equatable, Sendable {
 
 /// A refusal naming the problem, sent back on the socket the bad message came from.
 public struct ErrorReply: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey { case code, message, requestId = "request_id" }
+
     /// Stable code: `bad_json`, `unsupported_version`, `bad_message`, `unknown_request`, `bad_decision`, `too_large`, `not_ready`.
     public var code: String
     public var message: String
@@ -56,83 +58,127 @@ public struct ErrorReply: Codable, Equatable, Sendable {
     }
 }
 
-extension WorkerMessage {
-    private struct Ready: Codable { var v = BusSchema.version; var type = "worker.ready"; var workerId: String; var capacity: Int }
-    private struct Bare: Codable { var v = BusSchema.version; var type: String }
-    private struct DecisionMessage: Codable { var v = BusSchema.version; var type = "decision"; var requestId: String; var decision: Decision }
+/// Every field any decisions-socket message may carry: one decoding pass reads the envelope and
+/// the body together, and the type then says which fields must be there.
+private struct AnyMessage: Decodable {
+    var v: Int
+    var type: String
+    var workerId: String?
+    var capacity: Int?
+    var requestId: String?
+    var decision: Decision?
+    var bridgeId: String?
+    var heartbeatMs: Int?
+    var callId: String?
+    var deadlineMs: Int?
+    var offer: CallOffer?
+    var code: String?
+    var message: String?
 
+    enum CodingKeys: String, CodingKey {
+        case v, type, workerId = "worker_id", capacity, requestId = "request_id", decision, bridgeId = "bridge_id"
+        case heartbeatMs = "heartbeat_ms", callId = "call_id", deadlineMs = "deadline_ms", offer, code, message
+    }
+
+    static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> AnyMessage {
+        let envelope = try BusSchema.envelope(of: frame)
+        return try BusSchema.decode(AnyMessage.self, from: frame, messageType: envelope.type)
+    }
+
+    func require<T>(_ value: T?, _ field: String) throws(BusDecodingError) -> T {
+        guard let value else { throw BusDecodingError(code: "bad_message", message: "invalid \(type): missing field \(field)") }
+        return value
+    }
+}
+
+extension WorkerMessage {
     /// The JSON frame for this message.
     public func encoded() -> [UInt8] {
-        let encoder = BusSchema.makeEncoder()
-        // These types hold only strings, numbers and dictionaries of strings: encoding cannot fail.
+        var writer = JSONWriter(capacity: 128)
+        writer.openObject()
+        writer.member("v", BusSchema.version)
+        writer.member("type", type)
         switch self {
-        case .ready(let workerId, let capacity): return Array(try! encoder.encode(Ready(workerId: workerId, capacity: capacity)))
-        case .heartbeat, .bye: return Array(try! encoder.encode(Bare(type: type)))
-        case .decision(let requestId, let decision): return Array(try! encoder.encode(DecisionMessage(requestId: requestId, decision: decision)))
+        case .ready(let workerId, let capacity):
+            writer.member("worker_id", workerId)
+            writer.member("capacity", capacity)
+        case .heartbeat, .bye:
+            break
+        case .decision(let requestId, let decision):
+            writer.member("request_id", requestId)
+            writer.key("decision")
+            decision.write(to: &writer)
         }
+        writer.closeObject()
+        return writer.bytes
     }
 
     /// Decodes a frame a worker sent, naming the problem when it is not a valid worker message.
     public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> WorkerMessage {
-        let envelope = try BusSchema.envelope(of: frame)
-        switch envelope.type {
+        let message = try AnyMessage.decode(frame)
+        switch message.type {
         case "worker.ready":
-            let ready = try BusSchema.decode(Ready.self, from: frame, messageType: envelope.type)
-            guard ready.capacity > 0 else { throw BusDecodingError(code: "bad_message", message: "worker.ready capacity must be positive") }
-            return .ready(workerId: ready.workerId, capacity: ready.capacity)
+            let capacity = try message.require(message.capacity, "capacity")
+            guard capacity > 0 else { throw BusDecodingError(code: "bad_message", message: "worker.ready capacity must be positive") }
+            return .ready(workerId: try message.require(message.workerId, "worker_id"), capacity: capacity)
         case "worker.heartbeat": return .heartbeat
         case "worker.bye": return .bye
         case "decision":
-            let message = try BusSchema.decode(DecisionMessage.self, from: frame, messageType: envelope.type)
-            return .decision(requestId: message.requestId, decision: message.decision)
+            return .decision(requestId: try message.require(message.requestId, "request_id"),
+                             decision: try message.require(message.decision, "decision"))
         default:
-            throw BusDecodingError(code: "bad_message", message: "unknown message type \(envelope.type.debugDescription) on the decisions socket")
+            throw BusDecodingError(code: "bad_message", message: "unknown message type \(message.type.debugDescription) on the decisions socket")
         }
     }
 }
 
 extension BridgeMessage {
-    private struct Welcome: Codable { var v = BusSchema.version; var type = "bridge.welcome"; var bridgeId: String; var heartbeatMs: Int }
-    private struct Bare: Codable { var v = BusSchema.version; var type: String }
-    private struct Request: Codable {
-        var v = BusSchema.version; var type = "decision.request"
-        var requestId: String; var callId: String; var deadlineMs: Int; var offer: CallOffer
-    }
-    private struct Failure: Codable {
-        var v = BusSchema.version; var type = "error"
-        var code: String; var message: String; var requestId: String?
-    }
-
     /// The JSON frame for this message.
     public func encoded() -> [UInt8] {
-        let encoder = BusSchema.makeEncoder()
-        // Only strings, numbers and nested Codable structs of them: encoding cannot fail.
+        var writer = JSONWriter()
+        writer.openObject()
+        writer.member("v", BusSchema.version)
+        writer.member("type", type)
         switch self {
-        case .welcome(let bridgeId, let heartbeatMs): return Array(try! encoder.encode(Welcome(bridgeId: bridgeId, heartbeatMs: heartbeatMs)))
-        case .heartbeat: return Array(try! encoder.encode(Bare(type: type)))
+        case .welcome(let bridgeId, let heartbeatMs):
+            writer.member("bridge_id", bridgeId)
+            writer.member("heartbeat_ms", heartbeatMs)
+        case .heartbeat:
+            break
         case .decisionRequest(let requestId, let callId, let deadlineMs, let offer):
-            return Array(try! encoder.encode(Request(requestId: requestId, callId: callId, deadlineMs: deadlineMs, offer: offer)))
+            writer.member("request_id", requestId)
+            writer.member("call_id", callId)
+            writer.member("deadline_ms", deadlineMs)
+            writer.key("offer")
+            offer.write(to: &writer)
         case .error(let reply):
-            return Array(try! encoder.encode(Failure(code: reply.code, message: reply.message, requestId: reply.requestId)))
+            writer.member("code", reply.code)
+            writer.member("message", reply.message)
+            writer.member("request_id", reply.requestId)
         }
+        writer.closeObject()
+        return writer.bytes
     }
 
     /// Decodes a frame a bridge sent.
     public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> BridgeMessage {
-        let envelope = try BusSchema.envelope(of: frame)
-        switch envelope.type {
+        let message = try AnyMessage.decode(frame)
+        switch message.type {
         case "bridge.welcome":
-            let welcome = try BusSchema.decode(Welcome.self, from: frame, messageType: envelope.type)
-            return .welcome(bridgeId: welcome.bridgeId, heartbeatMs: welcome.heartbeatMs)
+            return .welcome(bridgeId: try message.require(message.bridgeId, "bridge_id"),
+                            heartbeatMs: try message.require(message.heartbeatMs, "heartbeat_ms"))
         case "bridge.heartbeat": return .heartbeat
         case "decision.request":
-            let request = try BusSchema.decode(Request.self, from: frame, messageType: envelope.type)
-            return .decisionRequest(requestId: request.requestId, callId: request.callId, deadlineMs: request.deadlineMs, offer: request.offer)
+            return .decisionRequest(requestId: try message.require(message.requestId, "request_id"),
+                                    callId: try message.require(message.callId, "call_id"),
+                                    deadlineMs: try message.require(message.deadlineMs, "deadline_ms"),
+                                    offer: try message.require(message.offer, "offer"))
         case "error":
-            let failure = try BusSchema.decode(Failure.self, from: frame, messageType: envelope.type)
-            return .error(ErrorReply(code: failure.code, message: failure.message, requestId: failure.requestId))
+            return .error(ErrorReply(code: try message.require(message.code, "code"),
+                                     message: try message.require(message.message, "message"),
+                                     requestId: message.requestId))
         default:
-            throw BusDecodingError(code: "bad_message", message: "unknown message type \(envelope.type.debugDescription) from a bridge")
+            throw BusDecodingError(code: "bad_message", message: "unknown message type \(message.type.debugDescription) from a bridge")
         }
     }
 }

@@ -153,7 +153,7 @@ final class BusEndpoints: @unchecked Sendable {
             sequence += 1
             let event = Event(bridgeId: configuration.bridgeId, seq: sequence, timestamp: Date(), callId: callId, body: body)
             do {
-                try events.send(try event.frames(), dontWait: true)
+                try events.send(event.frames(), dontWait: true)
                 publishedEvents.increment()
             } catch {
                 logger.error("event not published", metadata: ["bus.topic": "\(event.type)", "bus.seq": "\(sequence)", "bus.error": "\(error)"])

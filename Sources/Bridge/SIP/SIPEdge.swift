@@ -324,7 +324,8 @@ final class SIPEdge {
         let response = Self.response(for: decision, to: entry.request, toTag: entry.toTag)
         switch decision {
         case .redirect(let targets):
-            bus.publish(callId: call.callId, .callRouted(Routed(targets: targets, workerId: workerId, fallback: cause != nil, decisionMs: decisionMs)))
+            bus.publish(callId: call.callId, .callRouted(Routed(targets: targets, workerId: workerId, fallback: cause != nil,
+                                                               cause: cause, decisionMs: decisionMs)))
         case .reject(let status, _, _):
             bus.publish(callId: call.callId, .callRejected(Rejected(status: status, reason: response.reason, workerId: workerId,
                                                                      fallback: cause != nil, cause: cause, decisionMs: decisionMs)))
