@@ -129,7 +129,11 @@ public final class Worker: Service, @unchecked Sendable {
             }
             for item in pending { links[item.bridge].send(item.message) }
             if stop {
-                for link in links { link.send(.bye) }
+                for link in links {
+                    // Let the goodbye reach the bridge, so it stops sending to us at once.
+                    try? link.socket.setLinger(.milliseconds(500))
+                    link.send(.bye)
+                }
                 logger.info("worker stopped", metadata: ["worker.id": "\(identity)"])
                 return
             }

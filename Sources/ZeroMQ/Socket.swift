@@ -44,7 +44,12 @@ public final class ZMQSocket {
         try setOption(ZMQ_LINGER, Int32(0))
     }
 
-    /// Closes the socket. Unsent messages are dropped (linger is 0).
+    /// How long `close()` (and the context's termination) may wait to send what is still queued.
+    public func setLinger(_ duration: Duration) throws(ZMQError) {
+        try setOption(ZMQ_LINGER, Int32(duration.milliseconds))
+    }
+
+    /// Closes the socket. Unsent messages are dropped unless ``setLinger(_:)`` allowed time for them.
     public func close() {
         guard !closed else { return }
         closed = true
