@@ -1,0 +1,228 @@
+"""The bus contract: docs/asyncapi.yaml is a valid AsyncAPI 3.0 document, and every message a real
+bridge emits (and every message our test worker sends it) validates against its schemas. A message
+type the bridge emits without a contract fails here."""
+import copy
+import json
+import queue
+import socket
+import threading
+import time
+import uuid
+
+import jsonschema
+import yaml
+import zmq
+
+import harness
+from harness import LOCAL
+
+DOC = yaml.safe_load((harness.REPO / "docs" / "asyncapi.yaml").read_text())
+
+
+def resolve(node, doc=DOC, seen=()):
+    """`node` with every local `$ref` inlined; fails on a reference that does not resolve."""
+    if isinstance(node, list):
+        return [resolve(item, doc, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/") and ref not in seen, f"bad or cyclic $ref {ref}"
+        target = doc
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            assert isinstance(target, dict) and part in target, f"$ref {ref} does not resolve"
+            target = target[part]
+        return resolve(target, doc, seen + (ref,))
+    return {key: resolve(value, doc, seen) for key, value in node.items()}
+
+
+def channel_schemas(channel):
+    """type → payload schema (refs inlined) for each message the channel declares."""
+    out = {}
+    for message in resolve(DOC["channels"][channel]["messages"]).values():
+        schema = message["payload"]
+        parts = [schema] + schema.get("allOf", [])
+        out[next(p["properties"]["type"]["const"] for p in parts if "const" in p.get("properties", {}).get("type", {}))] = schema
+    return out
+
+
+def errors(schema, message):
+    return [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(message)]
+
+
+def test_document_is_asyncapi_3_with_valid_schemas():
+    assert str(DOC["asyncapi"]).startswith("3.0."), DOC["asyncapi"]
+    assert {"info", "servers", "channels", "operations", "components"} <= DOC.keys()
+    resolve(DOC)  # every $ref resolves
+    for name, message in DOC["components"]["messages"].items():
+        jsonschema.Draft7Validator.check_schema(resolve(message["payload"]))
+    for name, operation in DOC["operations"].items():
+        assert operation["action"] in ("send", "receive"), name
+        channel = operation["channel"]["$ref"]
+        for message in operation["messages"]:
+            assert message["$ref"].startswith(channel + "/messages/"), (name, message)
+    assert set(channel_schemas("events")) == {"call.offered", "call.routed", "call.rejected"}
+    assert set(channel_schemas("decisions")) == {
+        "worker.ready", "worker.heartbeat", "decision", "worker.bye",
+        "bridge.welcome", "bridge.heartbeat", "decision.request", "error"}
+
+
+class Worker(threading.Thread):
+    """A DEALER worker on its own thread (a ZeroMQ socket stays on one thread): records every frame
+    both ways, answers heartbeats, and decides by number — 486... rejected, anything else redirected."""
+
+    def __init__(self, ctx, endpoint):
+        super().__init__(daemon=True)
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.connect(endpoint)
+        self.received, self.sent, self.frame_counts = [], [], set()
+        self.outbox, self.done = queue.Queue(), threading.Event()
+
+    def send(self, message):
+        self.outbox.put(message)
+
+    def _send(self, message):
+        if isinstance(message, dict):
+            self.sent.append(message)
+            message = json.dumps(message).encode()
+        self.sock.send(message)
+
+    def run(self):
+        while not self.done.is_set():
+            while not self.outbox.empty():
+                self._send(self.outbox.get())
+            if not self.sock.poll(20):
+                continue
+            frames = self.sock.recv_multipart()
+            self.frame_counts.add(len(frames))  # must be 1: the ROUTER's identity frame is not seen
+            message = json.loads(frames[-1])
+            self.received.append(message)
+            if message["type"] == "bridge.heartbeat":
+                self._send({"v": 1, "type": "worker.heartbeat"})
+            elif message["type"] == "decision.request":
+                user = message["offer"]["request_uri"]["user"]
+                decision = ({"action": "reject", "status": 486, "reason": "Busy Here", "headers": {"Retry-After": "60"}}
+                            if user.startswith("486") else
+                            {"action": "redirect", "targets": [{"uri": f"sip:{user}@gw1.example.com", "q": 1.0},
+                                                               {"uri": f"sip:{user}@gw2.example.com"}]})
+                self._send({"v": 1, "type": "decision", "request_id": message["request_id"], "decision": decision})
+        self.sock.close(linger=0)
+
+    def types(self):
+        return [m["type"] for m in list(self.received)]
+
+
+SDP = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0 8 101\r\n"
+
+
+def invite(port, number, timeout=3.0):
+    """An INVITE as Kamailio relays it (X- headers, SDP) straight to the bridge; returns the final
+    status line after sending the ACK."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOCAL, 0))
+        lport = s.getsockname()[1]
+        head = (f"sip:{number}@{LOCAL}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {LOCAL}:{lport};rport;branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+                f"From: \"Alice\" <sip:alice@{LOCAL}>;tag=a1\r\nCall-ID: {uuid.uuid4().hex}\r\nMax-Forwards: 70\r\n")
+        s.sendto((f"INVITE {head}To: <sip:{number}@{LOCAL}>\r\nCSeq: 1 INVITE\r\n"
+                  f"X-Switchboard-Auth-User: alice\r\nX-Switchboard-Source: 192.0.2.10:5060;transport=udp\r\n"
+                  f"Content-Type: application/sdp\r\nContent-Length: {len(SDP)}\r\n\r\n{SDP}").encode(), (LOCAL, port))
+        s.settimeout(timeout)
+        while True:
+            data = s.recv(65535).decode()
+            if int(data.split(" ", 2)[1]) >= 200:
+                to = next(line for line in data.split("\r\n") if line.startswith("To:"))
+                s.sendto(f"ACK {head}{to}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n".encode(), (LOCAL, port))
+                return data.split("\r\n", 1)[0]
+
+
+def test_real_bridge_messages_match_the_contract(swift):
+    sip_port, events_port, decisions_port = harness.free_port(), harness.free_port(), harness.free_port()
+    bridge = swift.start("bridge", "switchboard-bridge", "--sip-listen", f"{LOCAL}:{sip_port}",
+                         "--bus-events", f"tcp://{LOCAL}:{events_port}",
+                         "--bus-decisions", f"tcp://{LOCAL}:{decisions_port}",
+                         "--decision-timeout-ms", "2000", "--metrics-listen", "")
+    harness.wait_until(lambda: harness.sip_request(sip_port) == 200, 15, "the bridge", bridge.tail)
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(f"tcp://{LOCAL}:{events_port}")
+    worker = Worker(ctx, f"tcp://{LOCAL}:{decisions_port}")
+    worker.start()
+    try:
+        worker.send({"v": 1, "type": "worker.ready", "worker_id": "contract-worker", "capacity": 2})
+        harness.wait_until(lambda: "bridge.welcome" in worker.types(), 5, "bridge.welcome", bridge.tail)
+        # A SUB socket joins asynchronously and PUB drops what it sends before that (slow joiner);
+        # nothing on the bridge tells us when, so give it a moment.
+        time.sleep(0.3)
+
+        assert invite(sip_port, "12025550100").startswith("SIP/2.0 302"), bridge.tail()
+        assert invite(sip_port, "4865550100").startswith("SIP/2.0 486"), bridge.tail()
+        worker.send(b"this is not json")
+        harness.wait_until(lambda: "error" in worker.types(), 5, "an error reply", bridge.tail)
+        # Let at least one heartbeat go each way, then leave: the next call gets the fallback.
+        harness.wait_until(lambda: "bridge.heartbeat" in worker.types(), 5, "a bridge.heartbeat", bridge.tail)
+        worker.send({"v": 1, "type": "worker.bye"})
+        harness.wait_until(lambda: any(m["type"] == "worker.bye" for m in worker.sent), 5, "worker.bye sent")
+        harness.wait_until(lambda: "worker left" in bridge.log.read_text(), 5, "the bridge to drop the worker", bridge.tail)
+        assert invite(sip_port, "12025550199").startswith("SIP/2.0 503"), bridge.tail()
+
+        events = []
+        while sub.poll(1000 if len(events) < 6 else 200):
+            events.append(sub.recv_multipart())
+    finally:
+        worker.done.set()
+        worker.join(5)
+        sub.close(linger=0)
+        ctx.term()
+
+    event_schemas, decision_schemas = channel_schemas("events"), channel_schemas("decisions")
+    bodies = []
+    for frames in events:
+        assert len(frames) == 2, frames  # [topic, json]
+        body = json.loads(frames[1])
+        assert frames[0].decode() == body["type"], frames
+        bodies.append(body)
+    assert [e["type"] for e in bodies] == ["call.offered", "call.routed", "call.offered", "call.rejected",
+                                          "call.offered", "call.rejected"], bodies
+    assert [e["seq"] for e in bodies] == list(range(bodies[0]["seq"], bodies[0]["seq"] + 6)), bodies
+    fallback = bodies[-1]["rejected"]
+    assert (fallback["fallback"], fallback["cause"], fallback["status"]) == (True, "no_worker", 503), fallback
+    assert worker.frame_counts == {1}, worker.frame_counts
+    assert {"bridge.welcome", "bridge.heartbeat", "decision.request", "error"} <= set(worker.types())
+    assert next(m for m in worker.received if m["type"] == "error")["code"] == "bad_json"
+
+    # Every type the bridge emitted is in the contract, and every message validates.
+    for channel, schemas, messages in (("events", event_schemas, bodies),
+                                       ("decisions", decision_schemas, worker.received + worker.sent)):
+        undeclared = {m["type"] for m in messages} - schemas.keys()
+        assert not undeclared, f"types without a contract on {channel}: {undeclared}"
+        for message in messages:
+            assert not errors(schemas[message["type"]], message), (message, errors(schemas[message["type"]], message))
+
+    # Negative cases: the schemas do reject broken copies of real messages.
+    offered = next(e for e in bodies if e["type"] == "call.offered")
+    routed = next(e for e in bodies if e["type"] == "call.routed")
+    request = next(m for m in worker.received if m["type"] == "decision.request")
+    broken = []
+    for message, path, value in [(offered, ["seq"], None), (offered, ["ts"], 12), (offered, ["v"], 2),
+                                 (offered, ["offer", "source", "port"], "5060"),
+                                 (offered, ["offer", "request_uri"], None),
+                                 (routed, ["routed", "fallback"], "no"), (routed, ["routed", "targets"], []),
+                                 (request, ["deadline_ms"], None), (request, ["offer", "headers"], ["X-A"])]:
+        copy_ = copy.deepcopy(message)
+        parent = copy_
+        for key in path[:-1]:
+            parent = parent[key]
+        if value is None:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = value
+        schemas = decision_schemas if message is request else event_schemas
+        if not errors(schemas[message["type"]], copy_):
+            broken.append((path, value))
+    assert not broken, f"schemas accept broken messages: {broken}"
+    bad_decision = {"v": 1, "type": "decision", "request_id": "r", "decision": {"action": "redirect"}}
+    assert errors(decision_schemas["decision"], bad_decision)
+    assert errors(decision_schemas["error"], {"v": 1, "type": "error", "code": "oops", "message": "x"})
