@@ -38,7 +38,7 @@ final class Bridge: Service, @unchecked Sendable {
                                                         liveness: configuration.liveness),
                                    logger: logger)
         let edge = SIPEdge(configuration: configuration, loop: group.next(), bus: bus, logger: logger)
-        bus.start { requestId, resolution in edge.resolve(requestId: requestId, resolution) }
+        bus.start { batch in edge.resolve(batch) }
         let listeners: SIPListeners
         do {
             listeners = try await SIPListeners.bind(host: configuration.sipHost, port: configuration.sipPort, group: group,

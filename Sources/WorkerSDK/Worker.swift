@@ -103,8 +103,12 @@ public final class Worker: Service, @unchecked Sendable {
     }
 
     private func enqueue(_ message: WorkerMessage, to bridge: Int) {
-        lock.withLock { outbox.append((bridge, message)) }
-        wakeup.signal()
+        // One wake-up per batch: the bus thread empties the whole outbox each time it wakes.
+        let wasEmpty = lock.withLock { () -> Bool in
+            outbox.append((bridge, message))
+            return outbox.count == 1
+        }
+        if wasEmpty { wakeup.signal() }
     }
 
     /// The bus thread: owns every socket, so no other thread touches ZeroMQ.

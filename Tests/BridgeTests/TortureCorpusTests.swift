@@ -48,7 +48,7 @@ import Testing
         logger.logLevel = .critical
         let bus = try BusEndpoints(configuration: .init(bridgeId: "t", eventsEndpoint: "tcp://127.0.0.1:*", decisionsEndpoint: "tcp://127.0.0.1:*"), logger: logger)
         let edge = SIPEdge(configuration: BridgeFixture.configuration(), loop: loop, bus: bus, logger: logger)
-        bus.start { requestId, resolution in edge.resolve(requestId: requestId, resolution) }
+        bus.start { batch in edge.resolve(batch) }
         defer { bus.stop() }
 
         let bytes = Array(try Data(contentsOf: Self.corpus.appendingPathComponent("\(name).dat")))

@@ -7,7 +7,7 @@ import ZeroMQ
 /// The bridge's ZeroMQ side: the events PUB socket and the decisions ROUTER socket, on a thread of their own.
 ///
 /// ZeroMQ sockets belong to one thread, so the SIP side never touches them: it queues commands here
-/// (`publish`, `requestDecision`) and gets resolutions back through `onResolution`, on the bus thread;
+/// (`publish`, `offer`) and gets resolutions back through `onResolution`, on the bus thread;
 /// the receiver hops to its own event loop.
 final class BusEndpoints: @unchecked Sendable {
     struct Configuration {
@@ -26,7 +26,8 @@ final class BusEndpoints: @unchecked Sendable {
 
     private enum Command {
         case publish(callId: String, body: EventBody)
-        case decide(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant)
+        /// Publishes `call.offered` and asks the pool, in one hand-over.
+        case offer(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant)
     }
 
     private let configuration: Configuration
@@ -42,7 +43,9 @@ final class BusEndpoints: @unchecked Sendable {
     private var liveWorkers = 0
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
-    private var onResolution: (@Sendable (String, Resolution) -> Void)?
+    private var onResolution: (@Sendable ([(requestId: String, resolution: Resolution)]) -> Void)?
+    /// Resolutions gathered during one pass of the bus loop, handed over together.
+    private var resolved: [(requestId: String, resolution: Resolution)] = []
 
     // Touched by the bus thread only.
     private var pool: DecisionPool
@@ -81,9 +84,9 @@ final class BusEndpoints: @unchecked Sendable {
                                                  liveness: configuration.liveness))
     }
 
-    /// Starts the bus thread. `onResolution` is called on that thread for every request that ends
-    /// other than by expiry (the caller's own deadline covers that).
-    func start(onResolution: @escaping @Sendable (String, Resolution) -> Void) {
+    /// Starts the bus thread. `onResolution` is called on that thread with the requests that ended
+    /// other than by expiry (the caller's own deadline covers that), a batch per pass of the loop.
+    func start(onResolution: @escaping @Sendable ([(requestId: String, resolution: Resolution)]) -> Void) {
         self.onResolution = onResolution
         let thread = Thread { [self] in
             run()
@@ -112,14 +115,18 @@ final class BusEndpoints: @unchecked Sendable {
         enqueue(.publish(callId: callId, body: body))
     }
 
-    /// Queues a decision request for the worker pool.
-    func requestDecision(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant) {
-        enqueue(.decide(requestId: requestId, callId: callId, offer: offer, deadline: deadline))
+    /// Publishes `call.offered` for a new call and queues its decision request for the worker pool.
+    func offer(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant) {
+        enqueue(.offer(requestId: requestId, callId: callId, offer: offer, deadline: deadline))
     }
 
     private func enqueue(_ command: Command) {
-        lock.withLock { inbox.append(command) }
-        wakeup.signal()
+        // One wake-up per batch: the bus thread empties the whole inbox each time it wakes.
+        let wasEmpty = lock.withLock { () -> Bool in
+            inbox.append(command)
+            return inbox.count == 1
+        }
+        if wasEmpty { wakeup.signal() }
     }
 
     private func run() {
@@ -144,22 +151,32 @@ final class BusEndpoints: @unchecked Sendable {
             if stop { return }
             if ready.contains(decisionsIndex) { drainDecisions() }
             perform(pool.tick(now: .now))
+            if !resolved.isEmpty {
+                onResolution?(resolved)
+                resolved.removeAll(keepingCapacity: true)
+            }
         }
     }
 
     private func execute(_ command: Command) {
         switch command {
         case .publish(let callId, let body):
-            sequence += 1
-            let event = Event(bridgeId: configuration.bridgeId, seq: sequence, timestamp: Date(), callId: callId, body: body)
-            do {
-                try events.send(event.frames(), dontWait: true)
-                publishedEvents.increment()
-            } catch {
-                logger.error("event not published", metadata: ["bus.topic": "\(event.type)", "bus.seq": "\(sequence)", "bus.error": "\(error)"])
-            }
-        case .decide(let requestId, let callId, let offer, let deadline):
+            send(callId: callId, body)
+        case .offer(let requestId, let callId, let offer, let deadline):
+            send(callId: callId, .callOffered(offer))
             perform(pool.submit(requestId: requestId, callId: callId, offer: offer, deadline: deadline, now: .now))
+        }
+    }
+
+    /// Numbers and sends one event (bus thread only).
+    private func send(callId: String, _ body: EventBody) {
+        sequence += 1
+        let event = Event(bridgeId: configuration.bridgeId, seq: sequence, timestamp: Date(), callId: callId, body: body)
+        do {
+            try events.send(event.frames(), dontWait: true)
+            publishedEvents.increment()
+        } catch {
+            logger.error("event not published", metadata: ["bus.topic": "\(event.type)", "bus.seq": "\(sequence)", "bus.error": "\(error)"])
         }
     }
 
@@ -198,9 +215,9 @@ final class BusEndpoints: @unchecked Sendable {
                     logger.warning("could not reach worker", metadata: ["bus.type": "\(message.type)", "bus.error": "\(error)"])
                 }
             case .deliver(let requestId, let decision, let workerId):
-                onResolution?(requestId, .decided(decision, workerId: workerId))
+                resolved.append((requestId, .decided(decision, workerId: workerId)))
             case .fallback(let requestId, let cause):
-                onResolution?(requestId, .fallback(cause))
+                resolved.append((requestId, .fallback(cause)))
             case .workerJoined(let workerId):
                 logger.info("worker joined", metadata: ["worker.id": "\(workerId)", "bus.workers": "\(pool.workerCount)"])
                 workersGauge.record(pool.workerCount)

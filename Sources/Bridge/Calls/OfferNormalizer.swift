@@ -18,7 +18,7 @@ enum OfferNormalizer {
             source.transport = parsed.transport ?? source.transport
         }
         var extra: [String: String] = [:]
-        for header in request.headers where header.name.lowercased().hasPrefix("x-") {
+        for header in request.headers where isExtensionHeader(header.name) {
             extra[header.name] = extra[header.name].map { "\($0), \(header.value)" } ?? header.value
         }
         let authUser = request.headers[authUserHeader].flatMap { $0.isEmpty ? nil : $0 }
@@ -32,6 +32,13 @@ enum OfferNormalizer {
             headers: extra,
             sdp: isSDP(request) ? summarizeSDP(request.body) : nil
         )
+    }
+
+    /// `X-…` or `x-…`, checked on bytes: this runs for every header of every INVITE.
+    private static func isExtensionHeader(_ name: String) -> Bool {
+        var bytes = name.utf8.makeIterator()
+        guard let first = bytes.next(), first == UInt8(ascii: "X") || first == UInt8(ascii: "x") else { return false }
+        return bytes.next() == UInt8(ascii: "-")
     }
 
     private static func address(_ uri: SIPAnyURI, displayName: String?) -> Address {

@@ -280,9 +280,7 @@ final class SIPEdge {
         }
         invites[key]!.call = call
         waiting[requestId] = key
-        bus.publish(callId: callId, .callOffered(offer))
-        bus.requestDecision(requestId: requestId, callId: callId, offer: offer,
-                            deadline: .now + configuration.decisionTimeout)
+        bus.offer(requestId: requestId, callId: callId, offer: offer, deadline: .now + configuration.decisionTimeout)
     }
 
     enum Outcome {
@@ -290,12 +288,14 @@ final class SIPEdge {
         case fallback(cause: String)
     }
 
-    /// Called from the bus thread; hops onto the SIP loop.
-    func resolve(requestId: String, _ resolution: BusEndpoints.Resolution) {
+    /// Called from the bus thread with a batch of resolutions; hops onto the SIP loop once for all.
+    func resolve(_ batch: [(requestId: String, resolution: BusEndpoints.Resolution)]) {
         loop.execute { [self] in
-            switch resolution {
-            case .decided(let decision, let workerId): decide(requestId: requestId, outcome: .decided(decision, workerId: workerId))
-            case .fallback(let cause): decide(requestId: requestId, outcome: .fallback(cause: cause.rawValue))
+            for (requestId, resolution) in batch {
+                switch resolution {
+                case .decided(let decision, let workerId): decide(requestId: requestId, outcome: .decided(decision, workerId: workerId))
+                case .fallback(let cause): decide(requestId: requestId, outcome: .fallback(cause: cause.rawValue))
+                }
             }
         }
     }
