@@ -103,3 +103,21 @@ extension Decision {
         writer.closeObject()
     }
 }
+
+extension Decision {
+    init(json: JSONObject) throws(BusDecodingError) {
+        let action = try json.string("action")
+        switch action {
+        case "redirect":
+            var targets: [Target] = []
+            for (position, element) in try json.array("targets").enumerated() {
+                targets.append(try Target(json: JSONObject(element, path: "\(json.path).targets[\(position)]")))
+            }
+            self = .redirect(targets)
+        case "reject":
+            self = .reject(status: try json.int("status"), reason: try json.optionalString("reason"), headers: try json.stringMap("headers"))
+        default:
+            throw BusDecodingError(code: "bad_message", message: "\(json.path).action: unknown action \(action.debugDescription) (expected redirect or reject)")
+        }
+    }
+}

@@ -387,3 +387,45 @@ extension Rejected {
         writer.closeObject()
     }
 }
+
+extension Address {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(uri: try json.string("uri"), user: try json.optionalString("user"), host: try json.optionalString("host"),
+                  displayName: try json.optionalString("display_name"))
+    }
+}
+
+extension Source {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(address: try json.string("address"), port: try json.int("port"), transport: try json.string("transport"),
+                  peer: try json.string("peer"))
+    }
+}
+
+extension SDPSummary {
+    init(json: JSONObject) throws(BusDecodingError) {
+        var media: [Media] = []
+        for (position, element) in try json.array("media").enumerated() {
+            let item = try JSONObject(element, path: "\(json.path).media[\(position)]")
+            media.append(Media(kind: try item.string("kind"), port: try item.int("port"), proto: try item.string("proto"),
+                               formats: try item.strings("formats")))
+        }
+        self.init(connection: try json.optionalString("connection"), media: media)
+    }
+}
+
+extension CallOffer {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(sipCallId: try json.string("sip_call_id"), requestUri: try Address(json: json.object("request_uri")),
+                  from: try Address(json: json.object("from")), to: try Address(json: json.object("to")),
+                  source: try Source(json: json.object("source")), authUser: try json.optionalString("auth_user"),
+                  headers: try json.stringMap("headers"),
+                  sdp: try json.optionalObject("sdp").map { object throws(BusDecodingError) in try SDPSummary(json: object) })
+    }
+}
+
+extension Target {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(uri: try json.string("uri"), q: try json.optionalDouble("q"))
+    }
+}

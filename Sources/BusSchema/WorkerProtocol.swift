@@ -58,10 +58,9 @@ public struct ErrorReply: Codable, Equatable, Sendable {
     }
 }
 
-/// Every field any decisions-socket message may carry: one decoding pass reads the envelope and
-/// the body together, and the type then says which fields must be there.
-private struct AnyMessage: Decodable {
-    var v: Int
+/// Every field any decisions-socket message may carry: one parse reads the envelope and the
+/// body together, and the type then says which fields must be there.
+private struct AnyMessage {
     var type: String
     var workerId: String?
     var capacity: Int?
@@ -75,14 +74,50 @@ private struct AnyMessage: Decodable {
     var code: String?
     var message: String?
 
-    enum CodingKeys: String, CodingKey {
-        case v, type, workerId = "worker_id", capacity, requestId = "request_id", decision, bridgeId = "bridge_id"
-        case heartbeatMs = "heartbeat_ms", callId = "call_id", deadlineMs = "deadline_ms", offer, code, message
+    static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> AnyMessage {
+        guard frame.count <= BusSchema.maxFrameSize else {
+            throw BusDecodingError(code: "too_large", message: "frame of \(frame.count) bytes exceeds \(BusSchema.maxFrameSize)")
+        }
+        let envelope: JSONObject
+        let version: Int?
+        let type: String?
+        do {
+            envelope = try JSONObject(try JSONReader.parse(frame), path: "")
+            (version, type) = (try envelope.optionalInt("v"), try envelope.optionalString("type"))
+        } catch {
+            throw BusDecodingError(code: "bad_json", message: "not a bus message (need JSON with \"v\" and \"type\"): \(Self.describe(error))")
+        }
+        guard let version, let type else {
+            throw BusDecodingError(code: "bad_json", message: "not a bus message: \"v\" and \"type\" are required")
+        }
+        guard version == BusSchema.version else {
+            throw BusDecodingError(code: "unsupported_version", message: "schema version \(version) is not supported (this build speaks \(BusSchema.version))")
+        }
+        do {
+            return AnyMessage(
+                type: type,
+                workerId: try envelope.optionalString("worker_id"),
+                capacity: try envelope.optionalInt("capacity"),
+                requestId: try envelope.optionalString("request_id"),
+                decision: try envelope.optionalObject("decision").map { object throws(BusDecodingError) in try Decision(json: object) },
+                bridgeId: try envelope.optionalString("bridge_id"),
+                heartbeatMs: try envelope.optionalInt("heartbeat_ms"),
+                callId: try envelope.optionalString("call_id"),
+                deadlineMs: try envelope.optionalInt("deadline_ms"),
+                offer: try envelope.optionalObject("offer").map { object throws(BusDecodingError) in try CallOffer(json: object) },
+                code: try envelope.optionalString("code"),
+                message: try envelope.optionalString("message"))
+        } catch {
+            throw BusDecodingError(code: "bad_message", message: "invalid \(type): \(error.message)")
+        }
     }
 
-    static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> AnyMessage {
-        let envelope = try BusSchema.envelope(of: frame)
-        return try BusSchema.decode(AnyMessage.self, from: frame, messageType: envelope.type)
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case let syntax as JSONReader.SyntaxError: syntax.message
+        case let decoding as BusDecodingError: decoding.message
+        default: "\(error)"
+        }
     }
 
     func require<T>(_ value: T?, _ field: String) throws(BusDecodingError) -> T {
