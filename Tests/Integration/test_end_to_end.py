@@ -93,6 +93,19 @@ def test_no_worker_gets_fallback_503_in_time(switchboard, sipp):
     assert final and "Retry-After: 30" in final[-1], res.report()
 
 
+
+def test_killed_worker_means_fallback_within_the_deadline(switchboard, sipp):
+    worker = switchboard.start_worker()
+    worker.proc.kill()          # SIGKILL: no worker.bye, the bridge must find out by itself
+    worker.proc.wait(5)
+    res = call(sipp, "alice", switchboard.kamailio, "12025550100", status=503)
+    assert res.code == 0, res.report()
+    # the request goes to the dead worker and times out: still answered within the deadline + slack
+    assert res.elapsed < DECISION_TIMEOUT_MS / 1000 + 1.0, res.report()
+    # heartbeats stop, so the bridge drops the worker within 3 intervals and logs it
+    harness.wait_until(lambda: "worker lost" in switchboard.bridge.log.read_text(), 6,
+                       "the bridge to notice the dead worker", switchboard.bridge.tail)
+
 def test_events_offered_then_routed(switchboard, sipp):
     ctx = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)

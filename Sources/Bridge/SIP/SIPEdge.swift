@@ -9,8 +9,9 @@ import SIPCore
 /// a decision request on the bus.
 ///
 /// Everything here runs on one event loop, so the state needs no locks; the bus thread reaches it
-/// only through `resolve`, which hops onto that loop.
-final class SIPEdge {
+/// only through `resolve`, which hops onto that loop. That confinement is why it can be handed to
+/// channel initializers and the bus as Sendable; `receive` checks it.
+final class SIPEdge: @unchecked Sendable {
     /// Methods this edge serves; anything else it recognises gets 405 with this list (RFC 3261 §8.2.1).
     static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye]
 
