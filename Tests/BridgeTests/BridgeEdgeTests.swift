@@ -91,7 +91,7 @@ import Testing
             #expect(await phone.receive()?.status == 100)
             phone.send(phone.request("CANCEL", branch: "cx1", callID: "call-cx1"))
             let answers = [await phone.receive(), await phone.receive()].compactMap { $0 }
-            #expect(Set(answers.compactMap(\.status)) == [200, 487])
+            #expect(answers.compactMap(\.status) == [200, 487])
             #expect(answers.first { $0.status == 200 }?.header("CSeq") == "1 CANCEL")
             #expect(answers.first { $0.status == 487 }?.header("CSeq") == "1 INVITE")
         }

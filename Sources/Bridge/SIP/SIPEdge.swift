@@ -191,12 +191,15 @@ final class SIPEdge: @unchecked Sendable {
     // MARK: - Non-INVITE requests (RFC 3261 §17.2.2)
 
     private func answerNonInvite(_ request: SIPRequest, key: TransactionKey, reply: ReplyPath) {
-        var entry = NonInviteEntry(transaction: ServerNonInviteTransaction(request: request, reliable: reply.transport == .tcp, timers: configuration.timers),
-                                   reply: reply)
+        nonInvites[key] = NonInviteEntry(transaction: ServerNonInviteTransaction(request: request, reliable: reply.transport == .tcp,
+                                                                                 timers: configuration.timers),
+                                         reply: reply)
         let response = nonInviteAnswer(request)
-        nonInvites[key] = entry
-        entry.transaction = nonInvites[key]!.transaction
         performNonInvite(key, nonInvites[key]!.transaction.sendFinal(response))
+        // RFC 3261 §9.2: the CANCEL is answered first, then the INVITE it cancels gets 487.
+        if request.method == .cancel, response.status == 200, let target = TransactionKey.forCancelledInvite(request) {
+            cancelInvite(target)
+        }
     }
 
     private func nonInviteAnswer(_ request: SIPRequest) -> SIPResponse {
@@ -213,7 +216,6 @@ final class SIPEdge: @unchecked Sendable {
             return response
         case .cancel:
             if let target = TransactionKey.forCancelledInvite(request), invites[target] != nil {
-                cancelInvite(target)
                 return SIPResponse(replyingTo: request, status: 200, toTag: tag)
             }
             return SIPResponse(replyingTo: request, status: 481, toTag: tag)
@@ -284,7 +286,7 @@ final class SIPEdge: @unchecked Sendable {
         bus.offer(requestId: requestId, callId: callId, offer: offer, deadline: .now + configuration.decisionTimeout)
     }
 
-    enum Outcome {
+    private enum Outcome {
         case decided(Decision, workerId: String)
         case fallback(cause: String)
     }
