@@ -49,6 +49,7 @@ let package = Package(
             name: "Bridge",
             dependencies: [
                 "SIPCore", "BusSchema", "ZeroMQ",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
