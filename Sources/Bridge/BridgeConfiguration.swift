@@ -47,6 +47,12 @@ struct BridgeConfiguration {
     var sipPort = 5080
     var eventsEndpoint = "tcp://127.0.0.1:5570"
     var decisionsEndpoint = "tcp://127.0.0.1:5571"
+    var replayEndpoint = "tcp://127.0.0.1:5572"
+    /// The event journal's file; nil means `./bridge-<bridge id>.journal.sqlite`.
+    var journalPath: String?
+    var journalMaxEvents = 1_000_000
+    var journalMaxAge: Duration = .seconds(72 * 3600)
+    var journalPruneInterval: Duration = .seconds(60)
     /// How long a call waits for a worker before the fallback answers it.
     var decisionTimeout: Duration = .milliseconds(500)
     var fallback: Fallback = .reject(status: 503, reason: nil, retryAfter: 30)
@@ -59,4 +65,9 @@ struct BridgeConfiguration {
     /// Host:port for the Prometheus `/metrics` endpoint; nil serves none.
     var metricsHost: String?
     var metricsPort = 9091
+
+    /// The software version announced in `bridge.started`.
+    static let version = "0.3.0-dev"
+
+    var resolvedJournalPath: String { journalPath ?? "./bridge-\(bridgeId).journal.sqlite" }
 }

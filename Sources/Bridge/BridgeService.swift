@@ -1,3 +1,4 @@
+import BusSchema
 import Logging
 import NIOCore
 import NIOPosix
@@ -8,6 +9,7 @@ struct BoundAddresses {
     var sipPort: Int
     var events: String
     var decisions: String
+    var replay: String
 }
 
 /// A bridge: the SIP edge on UDP and TCP, plus the bus endpoints, wired together.
@@ -20,6 +22,7 @@ final class Bridge: Service, @unchecked Sendable {
     private var bus: BusEndpoints?
     private var edge: SIPEdge?
     private var listeners: SIPListeners?
+    private var info: BridgeInfo?
 
     init(configuration: BridgeConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -34,11 +37,17 @@ final class Bridge: Service, @unchecked Sendable {
         let bus = try BusEndpoints(configuration: .init(bridgeId: configuration.bridgeId,
                                                         eventsEndpoint: configuration.eventsEndpoint,
                                                         decisionsEndpoint: configuration.decisionsEndpoint,
+                                                        replayEndpoint: configuration.replayEndpoint,
+                                                        journal: .init(path: configuration.resolvedJournalPath,
+                                                                       maxEvents: configuration.journalMaxEvents,
+                                                                       maxAge: configuration.journalMaxAge,
+                                                                       pruneInterval: configuration.journalPruneInterval),
                                                         heartbeatInterval: configuration.heartbeatInterval,
                                                         liveness: configuration.liveness),
                                    logger: logger)
         let edge = SIPEdge(configuration: configuration, loop: group.next(), bus: bus, logger: logger)
-        bus.start { batch in edge.resolve(batch) }
+        // The bus thread starts once SIP is bound, so bridge.started (which names the SIP port) is the
+        // run's first event; SIP that arrives meanwhile waits in the bus inbox.
         let listeners: SIPListeners
         do {
             listeners = try await SIPListeners.bind(host: configuration.sipHost, port: configuration.sipPort, group: group,
@@ -52,11 +61,19 @@ final class Bridge: Service, @unchecked Sendable {
         self.edge = edge
         self.listeners = listeners
         let bound = BoundAddresses(sipPort: listeners.udp.localAddress?.port ?? configuration.sipPort,
-                                   events: bus.boundEvents, decisions: bus.boundDecisions)
+                                   events: bus.boundEvents, decisions: bus.boundDecisions, replay: bus.boundReplay)
+        let info = BridgeInfo(version: BridgeConfiguration.version, sipListen: "\(configuration.sipHost):\(bound.sipPort)",
+                              events: bound.events, decisions: bound.decisions, replay: bound.replay,
+                              journal: configuration.resolvedJournalPath,
+                              decisionTimeoutMs: Int(configuration.decisionTimeout.milliseconds),
+                              fallback: configuration.fallback.description)
+        self.info = info
+        bus.start(announcing: .bridgeStarted(info)) { batch in edge.resolve(batch) }
         logger.info("bridge started", metadata: [
             "bridge.id": "\(configuration.bridgeId)",
             "sip.listen": "\(configuration.sipHost):\(bound.sipPort) udp+tcp",
-            "bus.events": "\(bound.events)", "bus.decisions": "\(bound.decisions)",
+            "bus.events": "\(bound.events)", "bus.decisions": "\(bound.decisions)", "bus.replay": "\(bound.replay)",
+            "journal.path": "\(configuration.resolvedJournalPath)", "journal.next_seq": "\(bus.nextSeqAtStart)",
             "decision.timeout": "\(configuration.decisionTimeout)", "decision.fallback": "\(configuration.fallback)",
         ])
         return bound
@@ -64,16 +81,19 @@ final class Bridge: Service, @unchecked Sendable {
 
     /// Stops taking SIP, answers every waiting INVITE with the fallback, then closes the bus.
     func stop() async {
-        if let listeners { await listeners.close() }
+        if let bus, let info { bus.publish(callId: nil, .bridgeStopping(info)) }
         if let edge {
-            // drain() sends on the SIP loop; the loop's own queue delivers those writes before shutdown.
+            // Answer every waiting INVITE (and any that still arrives) with the fallback while the
+            // sockets are open, so callers hear it instead of retransmitting to the next bridge.
             try? await group.next().submit { edge.drain() }.get()
         }
+        if let listeners { await listeners.close() }
         bus?.stop()
         try? await group.shutdownGracefully()
         listeners = nil
         edge = nil
         bus = nil
+        info = nil
         logger.info("bridge stopped", metadata: ["bridge.id": "\(configuration.bridgeId)"])
     }
 

@@ -10,7 +10,13 @@ struct BridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard-bridge",
         abstract: "Answer calls Kamailio hands over, by asking workers over ZeroMQ.",
-        discussion: "Example: switchboard-bridge --sip-listen 127.0.0.1:5080 --fallback reject:503 --fallback-retry-after 30"
+        discussion: """
+            Every event is journaled in SQLite before it is published; a subscriber that was away asks the \
+            replay endpoint for what it missed.
+
+            Example: switchboard-bridge --sip-listen 127.0.0.1:5080 --fallback reject:503 --fallback-retry-after 30
+            """,
+        version: BridgeConfiguration.version
     )
 
     @Option(help: "Bridge id, carried in every event (unique per bridge).")
@@ -21,6 +27,14 @@ struct BridgeCommand: AsyncParsableCommand {
     var busEvents = "tcp://127.0.0.1:5570"
     @Option(help: "Decisions ROUTER endpoint to bind (workers connect here).")
     var busDecisions = "tcp://127.0.0.1:5571"
+    @Option(help: "Replay ROUTER endpoint to bind (clients ask for journaled events from a sequence number).")
+    var busReplay = "tcp://127.0.0.1:5572"
+    @Option(help: "Event journal, a SQLite file (default: ./bridge-<bridge-id>.journal.sqlite).")
+    var journal: String?
+    @Option(help: "Keep at most this many events in the journal.")
+    var journalMaxEvents = 1_000_000
+    @Option(help: "Prune journaled events older than this many hours.")
+    var journalMaxAgeHours = 72.0
     @Option(help: "How long a call waits for a worker's decision, in milliseconds.")
     var decisionTimeoutMs = 500
     @Option(help: "Answer when no worker decides in time: reject:STATUS[:REASON] or redirect:SIP-URI.")
@@ -42,6 +56,12 @@ struct BridgeCommand: AsyncParsableCommand {
         (configuration.sipHost, configuration.sipPort) = try Self.hostPort(sipListen, option: "--sip-listen")
         configuration.eventsEndpoint = busEvents
         configuration.decisionsEndpoint = busDecisions
+        configuration.replayEndpoint = busReplay
+        configuration.journalPath = journal
+        guard journalMaxEvents > 0 else { throw ValidationError("--journal-max-events must be positive") }
+        configuration.journalMaxEvents = journalMaxEvents
+        guard journalMaxAgeHours > 0 else { throw ValidationError("--journal-max-age-hours must be positive") }
+        configuration.journalMaxAge = .milliseconds(Int64(journalMaxAgeHours * 3_600_000))
         guard decisionTimeoutMs > 0 else { throw ValidationError("--decision-timeout-ms must be positive") }
         configuration.decisionTimeout = .milliseconds(decisionTimeoutMs)
         guard let parsed = BridgeConfiguration.Fallback(argument: fallback, retryAfter: fallbackRetryAfter > 0 ? fallbackRetryAfter : nil) else {

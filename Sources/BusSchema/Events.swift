@@ -158,11 +158,66 @@ public struct Rejected: Codable, Equatable, Sendable {
     }
 }
 
+/// The bridge itself, as announced in `bridge.started` and `bridge.stopping`: what an operator needs to
+/// know which bridge this is, which build it runs and where it listens.
+public struct BridgeInfo: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey {
+        case version, sipListen = "sip_listen", events, decisions, replay, journal,
+             decisionTimeoutMs = "decision_timeout_ms", fallback
+    }
+
+    /// The bridge's software version.
+    public var version: String
+    /// The SIP address, `host:port` (UDP and TCP).
+    public var sipListen: String
+    /// The bus endpoints as bound (ports resolved).
+    public var events: String
+    public var decisions: String
+    public var replay: String
+    /// The journal file's path.
+    public var journal: String
+    public var decisionTimeoutMs: Int
+    /// The configured fallback, as text (`reject 503 Retry-After 30`).
+    public var fallback: String
+
+    public init(version: String, sipListen: String, events: String, decisions: String, replay: String, journal: String,
+                decisionTimeoutMs: Int, fallback: String) {
+        self.version = version
+        self.sipListen = sipListen
+        self.events = events
+        self.decisions = decisions
+        self.replay = replay
+        self.journal = journal
+        self.decisionTimeoutMs = decisionTimeoutMs
+        self.fallback = fallback
+    }
+}
+
+/// A worker of the decisions pool, as named in `worker.joined`, `worker.left` and `worker.lost`.
+public struct WorkerInfo: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey { case workerId = "worker_id" }
+
+    public var workerId: String
+
+    public init(workerId: String) {
+        self.workerId = workerId
+    }
+}
+
 /// The payload of an event, one case per topic.
 public enum EventBody: Equatable, Sendable {
     case callOffered(CallOffer)
     case callRouted(Routed)
     case callRejected(Rejected)
+    /// The bridge is up: the first event of each run.
+    case bridgeStarted(BridgeInfo)
+    /// The bridge is shutting down; the `call.rejected` of calls it answers with the fallback follow.
+    case bridgeStopping(BridgeInfo)
+    case workerJoined(WorkerInfo)
+    /// The worker said `worker.bye`.
+    case workerLeft(WorkerInfo)
+    /// The worker stopped heartbeating and was dropped.
+    case workerLost(WorkerInfo)
 
     /// The event type, which is also its topic on the events socket.
     public var type: String {
@@ -170,6 +225,11 @@ public enum EventBody: Equatable, Sendable {
         case .callOffered: "call.offered"
         case .callRouted: "call.routed"
         case .callRejected: "call.rejected"
+        case .bridgeStarted: "bridge.started"
+        case .bridgeStopping: "bridge.stopping"
+        case .workerJoined: "worker.joined"
+        case .workerLeft: "worker.left"
+        case .workerLost: "worker.lost"
         }
     }
 }
@@ -185,11 +245,12 @@ public struct Event: Equatable, Sendable {
     /// Per-bridge sequence number, strictly increasing.
     public var seq: UInt64
     public var timestamp: Date
-    /// The bridge's call id (not the SIP Call-ID).
-    public var callId: String
+    /// The bridge's call id (not the SIP Call-ID); nil for the bridge's and workers' events, which
+    /// belong to no call (`call_id` is then left out of the JSON).
+    public var callId: String?
     public var body: EventBody
 
-    public init(bridgeId: String, seq: UInt64, timestamp: Date, callId: String, body: EventBody) {
+    public init(bridgeId: String, seq: UInt64, timestamp: Date, callId: String?, body: EventBody) {
         self.bridgeId = bridgeId
         self.seq = seq
         self.timestamp = timestamp
@@ -202,7 +263,7 @@ public struct Event: Equatable, Sendable {
 
 extension Event: Codable {
     private enum CodingKeys: String, CodingKey {
-        case v, type, bridgeId = "bridge_id", seq, ts, callId = "call_id", offer, routed, rejected
+        case v, type, bridgeId = "bridge_id", seq, ts, callId = "call_id", offer, routed, rejected, bridge, worker
     }
 
     public init(from decoder: Decoder) throws {
@@ -214,12 +275,17 @@ extension Event: Codable {
             throw DecodingError.dataCorruptedError(forKey: .ts, in: container, debugDescription: "not an ISO 8601 timestamp: \(ts)")
         }
         self.timestamp = timestamp
-        callId = try container.decode(String.self, forKey: .callId)
+        callId = try container.decodeIfPresent(String.self, forKey: .callId)
         let type = try container.decode(String.self, forKey: .type)
         switch type {
         case "call.offered": body = .callOffered(try container.decode(CallOffer.self, forKey: .offer))
         case "call.routed": body = .callRouted(try container.decode(Routed.self, forKey: .routed))
         case "call.rejected": body = .callRejected(try container.decode(Rejected.self, forKey: .rejected))
+        case "bridge.started": body = .bridgeStarted(try container.decode(BridgeInfo.self, forKey: .bridge))
+        case "bridge.stopping": body = .bridgeStopping(try container.decode(BridgeInfo.self, forKey: .bridge))
+        case "worker.joined": body = .workerJoined(try container.decode(WorkerInfo.self, forKey: .worker))
+        case "worker.left": body = .workerLeft(try container.decode(WorkerInfo.self, forKey: .worker))
+        case "worker.lost": body = .workerLost(try container.decode(WorkerInfo.self, forKey: .worker))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown event type \(type)")
         }
@@ -232,11 +298,13 @@ extension Event: Codable {
         try container.encode(bridgeId, forKey: .bridgeId)
         try container.encode(seq, forKey: .seq)
         try container.encode(BusTimestamp.format(timestamp), forKey: .ts)
-        try container.encode(callId, forKey: .callId)
+        try container.encodeIfPresent(callId, forKey: .callId)
         switch body {
         case .callOffered(let offer): try container.encode(offer, forKey: .offer)
         case .callRouted(let routed): try container.encode(routed, forKey: .routed)
         case .callRejected(let rejected): try container.encode(rejected, forKey: .rejected)
+        case .bridgeStarted(let info), .bridgeStopping(let info): try container.encode(info, forKey: .bridge)
+        case .workerJoined(let info), .workerLeft(let info), .workerLost(let info): try container.encode(info, forKey: .worker)
         }
     }
 
@@ -261,6 +329,14 @@ extension Event: Codable {
         case .callRejected(let rejected):
             writer.key("rejected")
             rejected.write(to: &writer)
+        case .bridgeStarted(let info), .bridgeStopping(let info):
+            writer.key("bridge")
+            info.write(to: &writer)
+        case .workerJoined(let info), .workerLeft(let info), .workerLost(let info):
+            writer.key("worker")
+            writer.openObject()
+            writer.member("worker_id", info.workerId)
+            writer.closeObject()
         }
         writer.closeObject()
         return writer.bytes
@@ -271,10 +347,30 @@ extension Event: Codable {
         [Array(type.utf8), jsonBytes()]
     }
 
+    /// A timestamp as `ts` writes it (ISO 8601 UTC, milliseconds); such strings sort in time order.
+    public static func wireTimestamp(_ date: Date) -> String {
+        BusTimestamp.format(date)
+    }
+
     /// Decodes an event from its JSON frame.
     public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> Event {
         let envelope = try BusSchema.envelope(of: frame)
         return try BusSchema.decode(Event.self, from: frame, messageType: envelope.type)
+    }
+}
+
+extension BridgeInfo {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("version", version)
+        writer.member("sip_listen", sipListen)
+        writer.member("events", events)
+        writer.member("decisions", decisions)
+        writer.member("replay", replay)
+        writer.member("journal", journal)
+        writer.member("decision_timeout_ms", decisionTimeoutMs)
+        writer.member("fallback", fallback)
+        writer.closeObject()
     }
 }
 

@@ -18,10 +18,17 @@ struct BridgeFixture {
         configuration.sipPort = 0
         configuration.eventsEndpoint = "tcp://127.0.0.1:*"
         configuration.decisionsEndpoint = "tcp://127.0.0.1:*"
+        configuration.replayEndpoint = "tcp://127.0.0.1:*"
+        configuration.journalPath = temporaryJournalPath()
         configuration.decisionTimeout = decisionTimeout
         configuration.tryingDelay = .milliseconds(100)
         configuration.heartbeatInterval = .milliseconds(200)
         return configuration
+    }
+
+    /// A fresh journal file per bridge, so tests never see each other's events.
+    static func temporaryJournalPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(UUID().uuidString).journal.sqlite").path
     }
 
     /// Runs `body` against a started bridge; with a `handler`, a worker is connected and joined first.

@@ -1,3 +1,4 @@
+import BusSchema
 import Foundation
 import Logging
 import NIOCore
@@ -46,9 +47,13 @@ import Testing
         let channel = EmbeddedChannel(loop: loop)
         var logger = Logger(label: "test.corpus")
         logger.logLevel = .critical
-        let bus = try BusEndpoints(configuration: .init(bridgeId: "t", eventsEndpoint: "tcp://127.0.0.1:*", decisionsEndpoint: "tcp://127.0.0.1:*"), logger: logger)
+        let bus = try BusEndpoints(configuration: .init(bridgeId: "t", eventsEndpoint: "tcp://127.0.0.1:*", decisionsEndpoint: "tcp://127.0.0.1:*",
+                                                        replayEndpoint: "tcp://127.0.0.1:*",
+                                                        journal: .init(path: BridgeFixture.temporaryJournalPath())), logger: logger)
         let edge = SIPEdge(configuration: BridgeFixture.configuration(), loop: loop, bus: bus, logger: logger)
-        bus.start { batch in edge.resolve(batch) }
+        let started = BridgeInfo(version: "test", sipListen: "embedded", events: "-", decisions: "-", replay: "-", journal: "-",
+                                 decisionTimeoutMs: 500, fallback: "reject 503")
+        bus.start(announcing: .bridgeStarted(started)) { batch in edge.resolve(batch) }
         defer { bus.stop() }
 
         let bytes = Array(try Data(contentsOf: Self.corpus.appendingPathComponent("\(name).dat")))

@@ -42,6 +42,64 @@ import Testing
         }
     }
 
+    @Test func systemEventsMatchCodableAndLeaveOutCallId() throws {
+        let info = BridgeInfo(version: "1.0", sipListen: "127.0.0.1:5080", events: "tcp://127.0.0.1:5570", decisions: "tcp://127.0.0.1:5571",
+                              replay: "tcp://127.0.0.1:5572", journal: Self.tricky, decisionTimeoutMs: 500, fallback: "reject 503 Retry-After 30")
+        let bodies: [EventBody] = [.bridgeStarted(info), .bridgeStopping(info), .workerJoined(WorkerInfo(workerId: Self.tricky)),
+                                   .workerLeft(WorkerInfo(workerId: "w1")), .workerLost(WorkerInfo(workerId: "w2"))]
+        for body in bodies {
+            let event = Event(bridgeId: "b1", seq: 3, timestamp: Date(timeIntervalSince1970: 1_795_000_000.5), callId: nil, body: body)
+            let written = try Self.object(event.jsonBytes())
+            #expect(written == (try Self.codable(event)))
+            #expect(written["call_id"] == nil)
+            #expect(written["type"] as? String == body.type)
+            let decoded = try Event.decode(event.jsonBytes())
+            #expect(decoded.body == body && decoded.callId == nil)
+        }
+    }
+
+    @Test func replayMessagesRoundTrip() throws {
+        let request = ReplayRequest(requestId: Self.tricky, fromSeq: 42, max: 250)
+        #expect(try ReplayRequest.decode(request.encoded()) == request)
+        #expect(try ReplayRequest.decode(Array(#"{"v":1,"type":"replay.request","request_id":"r","from_seq":0}"#.utf8)).max == ReplayRequest.defaultMax)
+        #expect(ReplayRequest(requestId: "r", fromSeq: 1, max: 50_000).max == ReplayRequest.maxLimit)
+
+        let events = [Event(bridgeId: "b1", seq: 7, timestamp: Date(timeIntervalSince1970: 1_795_000_000.5), callId: "c1",
+                            body: .callOffered(Self.offers[0])),
+                      Event(bridgeId: "b1", seq: 8, timestamp: Date(timeIntervalSince1970: 1_795_000_000.5), callId: nil,
+                            body: .workerLost(WorkerInfo(workerId: "w")))]
+        let frame = ReplayReply.eventsFrame(requestId: "r1", journaled: events.map { $0.jsonBytes() })
+        #expect(try ReplayReply.decode(frame) == .events(requestId: "r1", events: events))
+        // The events inside are the published JSON, untouched.
+        let embedded = try #require(try Self.object(frame)["events"] as? [NSDictionary])
+        #expect(embedded == (try events.map { try Self.object($0.jsonBytes()) }))
+
+        let end = ReplayEnd(requestId: "r1", bridgeId: "b1", firstSeq: 1, lastSeq: 8, nextSeq: 9)
+        #expect(try ReplayReply.decode(ReplayReply.end(end).encoded()) == .end(end))
+        let endObject = try Self.object(ReplayReply.end(end).encoded())
+        #expect(endObject["type"] as? String == "replay.end" && endObject["v"] as? Int == 1)
+        let codableEnd = try Self.codable(end)
+        #expect(endObject.count == codableEnd.count + 2)
+        for case let (key as String, value as NSObject) in codableEnd { #expect(endObject[key] as? NSObject == value, "\(key)") }
+        #expect(end.caughtUp)
+        let error = ErrorReply(code: "bad_message", message: Self.tricky, requestId: "r1")
+        #expect(try ReplayReply.decode(ReplayReply.error(error).encoded()) == .error(error))
+    }
+
+    @Test func badReplayRequestsAreRefusedByName() {
+        func refusal(_ text: String) -> ReplayRequest.Refusal? {
+            do { _ = try ReplayRequest.decode(Array(text.utf8)); return nil } catch { return error }
+        }
+        #expect(refusal("[1]")?.error.code == "bad_json")
+        #expect(refusal(#"{"v":3,"type":"replay.request","request_id":"a","from_seq":1}"#) == ReplayRequest.Refusal(
+            BusDecodingError(code: "unsupported_version", message: "schema version 3 is not supported (this build speaks 1)"), requestId: "a"))
+        #expect(refusal(#"{"v":1,"type":"replay.request","request_id":"a","from_seq":"x"}"#)?.error.message == "invalid replay.request: from_seq must be an integer")
+        #expect(refusal(#"{"v":1,"type":"replay.request","from_seq":1}"#)?.error.message == "invalid replay.request: missing field request_id")
+        #expect(refusal(#"{"v":1,"type":"decision","request_id":"a"}"#)?.error.code == "bad_message")
+        let huge = #"{"v":1,"type":"replay.request","request_id":""# + String(repeating: "x", count: BusSchema.maxFrameSize) + #"","from_seq":1}"#
+        #expect(refusal(huge)?.error.code == "too_large")
+    }
+
     @Test func bridgeAndWorkerMessagesDecodeBackToThemselves() throws {
         let messages: [BridgeMessage] = Self.offers.map { .decisionRequest(requestId: "r", callId: "c", deadlineMs: 500, offer: $0) }
             + [.error(ErrorReply(code: "bad_json", message: Self.tricky, requestId: "r"))]

@@ -62,7 +62,9 @@ def test_document_is_asyncapi_3_with_valid_schemas():
         channel = operation["channel"]["$ref"]
         for message in operation["messages"]:
             assert message["$ref"].startswith(channel + "/messages/"), (name, message)
-    assert set(channel_schemas("events")) == {"call.offered", "call.routed", "call.rejected"}
+    assert set(channel_schemas("events")) == {"call.offered", "call.routed", "call.rejected", "bridge.started",
+                                              "bridge.stopping", "worker.joined", "worker.left", "worker.lost"}
+    assert set(channel_schemas("replay")) == {"replay.request", "replay.events", "replay.end", "error"}
     assert set(channel_schemas("decisions")) == {
         "worker.ready", "worker.heartbeat", "decision", "worker.bye",
         "bridge.welcome", "bridge.heartbeat", "decision.request", "error"}
@@ -137,11 +139,23 @@ def invite(port, number, timeout=3.0):
                 return data.split("\r\n", 1)[0]
 
 
+def replay(sock, request):
+    """Sends one replay request (a dict, or raw bytes) on a DEALER; returns every reply up to replay.end or error."""
+    sock.send(request if isinstance(request, bytes) else json.dumps(request).encode())
+    replies = []
+    while sock.poll(5000):
+        replies.append(json.loads(sock.recv_multipart()[-1]))
+        if replies[-1]["type"] in ("replay.end", "error"):
+            break
+    return replies
+
+
 def test_real_bridge_messages_match_the_contract(swift):
-    sip_port, events_port, decisions_port = harness.free_port(), harness.free_port(), harness.free_port()
+    sip_port, events_port, decisions_port, replay_port = (harness.free_port() for _ in range(4))
     bridge = swift.start("bridge", "switchboard-bridge", "--sip-listen", f"{LOCAL}:{sip_port}",
                          "--bus-events", f"tcp://{LOCAL}:{events_port}",
                          "--bus-decisions", f"tcp://{LOCAL}:{decisions_port}",
+                         "--bus-replay", f"tcp://{LOCAL}:{replay_port}",
                          "--decision-timeout-ms", "2000", "--metrics-listen", "")
     harness.wait_until(lambda: harness.sip_request(sip_port) == 200, 15, "the bridge", bridge.tail)
     ctx = zmq.Context()
@@ -169,24 +183,51 @@ def test_real_bridge_messages_match_the_contract(swift):
         assert invite(sip_port, "12025550199").startswith("SIP/2.0 503"), bridge.tail()
 
         events = []
-        while sub.poll(1000 if len(events) < 6 else 200):
+        while sub.poll(1000 if len(events) < 7 else 200):
             events.append(sub.recv_multipart())
+
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.connect(f"tcp://{LOCAL}:{replay_port}")
+        replay_requests = [{"v": 1, "type": "replay.request", "request_id": "all", "from_seq": 0},
+                           {"v": 1, "type": "replay.request", "request_id": "tail", "from_seq": 3, "max": 2},
+                           {"v": 1, "type": "replay.request", "request_id": "bad", "from_seq": "one"}]
+        replies = [reply for request in replay_requests for reply in replay(dealer, request)]
+        replies += replay(dealer, b"not json")
+        dealer.close(linger=0)
     finally:
         worker.done.set()
         worker.join(5)
         sub.close(linger=0)
         ctx.term()
 
-    event_schemas, decision_schemas = channel_schemas("events"), channel_schemas("decisions")
+    event_schemas, decision_schemas, replay_schemas = (channel_schemas(c) for c in ("events", "decisions", "replay"))
     bodies = []
     for frames in events:
         assert len(frames) == 2, frames  # [topic, json]
         body = json.loads(frames[1])
         assert frames[0].decode() == body["type"], frames
         bodies.append(body)
-    assert [e["type"] for e in bodies] == ["call.offered", "call.routed", "call.offered", "call.rejected",
-                                          "call.offered", "call.rejected"], bodies
-    assert [e["seq"] for e in bodies] == list(range(bodies[0]["seq"], bodies[0]["seq"] + 6)), bodies
+    # worker.joined may come before the SUB socket has joined; worker.left comes between the calls.
+    assert [e["type"] for e in bodies if e["type"] != "worker.joined"] == [
+        "call.offered", "call.routed", "call.offered", "call.rejected", "worker.left",
+        "call.offered", "call.rejected"], bodies
+    assert [e["seq"] for e in bodies] == list(range(bodies[0]["seq"], bodies[0]["seq"] + len(bodies))), bodies
+    assert all("call_id" in e for e in bodies if e["type"].startswith("call.")), bodies
+    assert next(e for e in bodies if e["type"] == "worker.left")["worker"] == {"worker_id": "contract-worker"}
+
+    # Replay gives back the whole run from the journal: bridge.started first, then exactly what was published.
+    replayed = [event for reply in replies if reply.get("request_id") == "all" and reply["type"] == "replay.events"
+                for event in reply["events"]]
+    assert [e["seq"] for e in replayed] == list(range(1, len(replayed) + 1)), replayed
+    assert replayed[0]["type"] == "bridge.started" and "call_id" not in replayed[0], replayed[0]
+    assert replayed[0]["bridge"]["sip_listen"] == f"{LOCAL}:{sip_port}", replayed[0]
+    assert [e["type"] for e in replayed[1:3]] == ["worker.joined", "call.offered"], replayed
+    assert replayed[-len(bodies):] == bodies
+    ends = {r["request_id"]: r for r in replies if r["type"] == "replay.end"}
+    assert (ends["all"]["first_seq"], ends["all"]["last_seq"], ends["all"]["next_seq"]) == (1, len(replayed), len(replayed) + 1)
+    assert (ends["tail"]["first_seq"], ends["tail"]["next_seq"]) == (1, 5), ends["tail"]
+    errors_ = [r for r in replies if r["type"] == "error"]
+    assert [(e["code"], e.get("request_id")) for e in errors_] == [("bad_message", "bad"), ("bad_json", None)], errors_
     fallback = bodies[-1]["rejected"]
     assert (fallback["fallback"], fallback["cause"], fallback["status"]) == (True, "no_worker", 503), fallback
     assert worker.frame_counts == {1}, worker.frame_counts
@@ -195,7 +236,9 @@ def test_real_bridge_messages_match_the_contract(swift):
 
     # Every type the bridge emitted is in the contract, and every message validates.
     for channel, schemas, messages in (("events", event_schemas, bodies),
-                                       ("decisions", decision_schemas, worker.received + worker.sent)):
+                                       ("events", event_schemas, replayed),
+                                       ("decisions", decision_schemas, worker.received + worker.sent),
+                                       ("replay", replay_schemas, replay_requests[:2] + replies)):
         undeclared = {m["type"] for m in messages} - schemas.keys()
         assert not undeclared, f"types without a contract on {channel}: {undeclared}"
         for message in messages:
@@ -223,6 +266,13 @@ def test_real_bridge_messages_match_the_contract(swift):
         if not errors(schemas[message["type"]], copy_):
             broken.append((path, value))
     assert not broken, f"schemas accept broken messages: {broken}"
+    started = replayed[0]
+    for message, schemas in [({**started, "call_id": "c1"}, event_schemas), ({**routed, "call_id": None}, event_schemas),
+                             ({k: v for k, v in routed.items() if k != "call_id"}, event_schemas),
+                             ({**ends["all"], "next_seq": "2"}, replay_schemas),
+                             ({**replay_requests[0], "from_seq": -1}, replay_schemas),
+                             ({k: v for k, v in started.items() if k != "bridge"}, event_schemas)]:
+        assert errors(schemas[message["type"]], message), f"schema accepts {message}"
     bad_decision = {"v": 1, "type": "decision", "request_id": "r", "decision": {"action": "redirect"}}
     assert errors(decision_schemas["decision"], bad_decision)
     assert errors(decision_schemas["error"], {"v": 1, "type": "error", "code": "oops", "message": "x"})

@@ -4,16 +4,23 @@ import Logging
 import Metrics
 import ZeroMQ
 
-/// The bridge's ZeroMQ side: the events PUB socket and the decisions ROUTER socket, on a thread of their own.
+/// The bridge's ZeroMQ side: the events PUB socket, the decisions ROUTER socket and the replay ROUTER
+/// socket, on a thread of their own, plus the event journal.
 ///
 /// ZeroMQ sockets belong to one thread, so the SIP side never touches them: it queues commands here
 /// (`publish`, `offer`) and gets resolutions back through `onResolution`, on the bus thread;
 /// the receiver hops to its own event loop.
+///
+/// Events are numbered on the bus thread, handed to the journal's writer thread in a batch per pass of
+/// the loop, and published when that batch comes back committed, so an event on the wire is always
+/// replayable. Decision requests do not wait for the journal: only the PUB send does.
 final class BusEndpoints: @unchecked Sendable {
     struct Configuration {
         var bridgeId: String
         var eventsEndpoint: String
         var decisionsEndpoint: String
+        var replayEndpoint: String
+        var journal: EventJournal.Configuration
         var heartbeatInterval: Duration = .seconds(1)
         var liveness: Int = 3
     }
@@ -25,7 +32,7 @@ final class BusEndpoints: @unchecked Sendable {
     }
 
     private enum Command {
-        case publish(callId: String, body: EventBody)
+        case publish(callId: String?, body: EventBody)
         /// Publishes `call.offered` and asks the pool, in one hand-over.
         case offer(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant)
     }
@@ -35,10 +42,15 @@ final class BusEndpoints: @unchecked Sendable {
     private let context: ZMQContext
     private let events: ZMQSocket
     private let decisions: ZMQSocket
+    private let replay: ZMQSocket
     private let wakeup: Wakeup
-    // Guards `inbox` and `stopping`, shared by the SIP event loop and the bus thread.
+    private let journal: EventJournal
+    // Guards `inbox`, `committed` and `stopping`, shared by the SIP event loop, the journal's writer
+    // thread and the bus thread.
     private let lock = NSLock()
     private var inbox: [Command] = []
+    /// Batches the journal has committed, waiting to be published (in seq order).
+    private var committed: [[EventJournal.Entry]] = []
     private var stopping = false
     private var liveWorkers = 0
     private var thread: Thread?
@@ -49,7 +61,9 @@ final class BusEndpoints: @unchecked Sendable {
 
     // Touched by the bus thread only.
     private var pool: DecisionPool
-    private var sequence: UInt64 = 0
+    private var sequence: UInt64
+    /// Events numbered in this pass of the loop, handed to the journal at its end.
+    private var unjournaled: [EventJournal.Entry] = []
 
     private let publishedEvents = Counter(label: "switchboard_bus_events_published_total")
     private let refusedFrames = Counter(label: "switchboard_bus_frames_refused_total")
@@ -58,38 +72,55 @@ final class BusEndpoints: @unchecked Sendable {
     /// The endpoints actually bound (a `:*` port resolved), for logs and tests.
     let boundEvents: String
     let boundDecisions: String
+    let boundReplay: String
 
-    /// Binds both sockets at once so that a bad endpoint fails start-up rather than the first call.
+    /// Opens the journal and binds every socket at once, so that a bad file or endpoint fails start-up
+    /// rather than the first call.
     init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         context = try ZMQContext()
         events = try ZMQSocket(context: context, type: .pub)
         decisions = try ZMQSocket(context: context, type: .router)
+        replay = try ZMQSocket(context: context, type: .router)
         wakeup = try Wakeup()
         do {
+            // Let the last events (bridge.stopping, the shutdown fallbacks) leave before the socket closes.
+            try events.setLinger(.seconds(1))
             try decisions.setRouterMandatory(true)
             try decisions.setRouterHandover(true)
             try decisions.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
+            try replay.setRouterMandatory(true)
+            try replay.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
             boundEvents = try events.bind(configuration.eventsEndpoint)
             boundDecisions = try decisions.bind(configuration.decisionsEndpoint)
+            boundReplay = try replay.bind(configuration.replayEndpoint)
+            journal = try EventJournal(configuration: configuration.journal, logger: logger)
         } catch {
             events.close()
             decisions.close()
+            replay.close()
             context.close()
             throw error
         }
+        sequence = journal.lastSeqAtOpen
         pool = DecisionPool(configuration: .init(bridgeId: configuration.bridgeId,
                                                  heartbeatInterval: configuration.heartbeatInterval,
                                                  liveness: configuration.liveness))
     }
 
-    /// Starts the bus thread. `onResolution` is called on that thread with the requests that ended
-    /// other than by expiry (the caller's own deadline covers that), a batch per pass of the loop.
-    func start(onResolution: @escaping @Sendable ([(requestId: String, resolution: Resolution)]) -> Void) {
+    /// Starts the journal and the bus thread, whose first event is `announcement` (`bridge.started`).
+    /// `onResolution` is called on the bus thread with the requests that ended other than by expiry
+    /// (the caller's own deadline covers that), a batch per pass of the loop.
+    func start(announcing announcement: EventBody,
+               onResolution: @escaping @Sendable ([(requestId: String, resolution: Resolution)]) -> Void) {
         self.onResolution = onResolution
+        journal.start { [self] batch in
+            lock.withLock { committed.append(batch) }
+            wakeup.signal()
+        }
         let thread = Thread { [self] in
-            run()
+            run(announcement: announcement)
             finished.signal()
         }
         thread.name = "switchboard-bus"
@@ -97,21 +128,26 @@ final class BusEndpoints: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops the bus thread after it has sent what is queued, and closes the sockets.
+    /// Stops the bus thread after it has journaled and sent what is queued, and closes the sockets and the journal.
     func stop() {
         lock.withLock { stopping = true }
         wakeup.signal()
         if thread != nil { finished.wait() }
         events.close()
         decisions.close()
+        replay.close()
         context.close()
+        journal.stop()
     }
+
+    /// The sequence number of this run's first event (`bridge.started`): one past the journal's newest.
+    var nextSeqAtStart: UInt64 { journal.lastSeqAtOpen + 1 }
 
     /// Workers in the pool right now (for health checks and tests).
     var workerCount: Int { lock.withLock { liveWorkers } }
 
     /// Queues an event; it gets the next sequence number on the bus thread, so numbers follow send order.
-    func publish(callId: String, _ body: EventBody) {
+    func publish(callId: String?, _ body: EventBody) {
         enqueue(.publish(callId: callId, body: body))
     }
 
@@ -129,10 +165,13 @@ final class BusEndpoints: @unchecked Sendable {
         if wasEmpty { wakeup.signal() }
     }
 
-    private func run() {
+    private func run(announcement: EventBody) {
         var poller = ZMQPoller()
         let wakeIndex = poller.add(fileDescriptor: wakeup.fileDescriptor)
         let decisionsIndex = poller.add(decisions)
+        let replayIndex = poller.add(replay)
+        send(callId: nil, announcement)
+        journalPending()
         while true {
             let now = ContinuousClock.now
             let ready: Set<Int>
@@ -147,10 +186,19 @@ final class BusEndpoints: @unchecked Sendable {
                 defer { inbox.removeAll(keepingCapacity: true) }
                 return (inbox, stopping)
             }
+            publishCommitted()
             for command in commands { execute(command) }
-            if stop { return }
+            if stop {
+                // Shutdown may wait for the disk: journal and publish everything already numbered.
+                journalPending()
+                journal.flush()
+                publishCommitted()
+                return
+            }
             if ready.contains(decisionsIndex) { drainDecisions() }
+            if ready.contains(replayIndex) { drainReplay() }
             perform(pool.tick(now: .now))
+            journalPending()
             if !resolved.isEmpty {
                 onResolution?(resolved)
                 resolved.removeAll(keepingCapacity: true)
@@ -168,15 +216,103 @@ final class BusEndpoints: @unchecked Sendable {
         }
     }
 
-    /// Numbers and sends one event (bus thread only).
-    private func send(callId: String, _ body: EventBody) {
+    /// Numbers one event and queues it for the journal (bus thread only); it is sent once committed.
+    private func send(callId: String?, _ body: EventBody) {
         sequence += 1
         let event = Event(bridgeId: configuration.bridgeId, seq: sequence, timestamp: Date(), callId: callId, body: body)
+        unjournaled.append(EventJournal.Entry(seq: sequence, type: event.type, callId: callId,
+                                              ts: Event.wireTimestamp(event.timestamp), json: event.jsonBytes()))
+    }
+
+    /// Hands the events numbered in this pass to the journal's writer: one batch, one transaction at most.
+    private func journalPending() {
+        guard !unjournaled.isEmpty else { return }
+        journal.append(unjournaled)
+        unjournaled.removeAll(keepingCapacity: true)
+    }
+
+    /// Sends the batches the journal has committed, in seq order.
+    private func publishCommitted() {
+        let batches = lock.withLock { () -> [[EventJournal.Entry]] in
+            defer { committed.removeAll(keepingCapacity: true) }
+            return committed
+        }
+        for entry in batches.joined() {
+            do {
+                try events.send([Array(entry.type.utf8), entry.json], dontWait: true)
+                publishedEvents.increment()
+            } catch {
+                logger.error("event not published", metadata: ["bus.topic": "\(entry.type)", "bus.seq": "\(entry.seq)", "bus.error": "\(error)"])
+            }
+        }
+    }
+
+    private func drainReplay() {
+        while true {
+            let frames: [[UInt8]]?
+            do {
+                frames = try replay.receive(dontWait: true)
+            } catch {
+                logger.error("replay receive failed", metadata: ["bus.error": "\(error)"])
+                return
+            }
+            guard let frames else { return }
+            guard frames.count >= 2, let payload = frames.last else {
+                refusedFrames.increment()
+                logger.warning("refused replay message", metadata: ["bus.reason": "expected [identity, json], got \(frames.count) frame(s)"])
+                continue
+            }
+            // Replies go back with the same envelope (identity, and the empty delimiter a REQ-style client adds).
+            answerReplay(payload, envelope: Array(frames.dropLast()))
+        }
+    }
+
+    /// Answers one replay request from the journal's reader connection; `max` bounds the time it takes.
+    private func answerReplay(_ payload: [UInt8], envelope: [[UInt8]]) {
+        let request: ReplayRequest
         do {
-            try events.send(event.frames(), dontWait: true)
-            publishedEvents.increment()
+            request = try ReplayRequest.decode(payload)
         } catch {
-            logger.error("event not published", metadata: ["bus.topic": "\(event.type)", "bus.seq": "\(sequence)", "bus.error": "\(error)"])
+            refusedFrames.increment()
+            logger.warning("refused replay message", metadata: ["bus.error": "\(error.error.code)", "bus.reason": "\(error.error.message)"])
+            sendReplay(ReplayReply.error(error.reply).encoded(), to: envelope)
+            return
+        }
+        let range: EventJournal.Range
+        do {
+            range = try journal.read(from: request.fromSeq, max: request.max)
+        } catch {
+            logger.error("journal read failed", metadata: ["journal.error": "\(error)", "bus.request_id": "\(request.requestId)"])
+            sendReplay(ReplayReply.error(ErrorReply(code: "journal_unavailable", message: "the journal could not be read: \(error)",
+                                                    requestId: request.requestId)).encoded(), to: envelope)
+            return
+        }
+        var batch: [[UInt8]] = []
+        var batchBytes = 0
+        // Room for the frame's own fields, so a full batch stays under the bus' frame limit.
+        let budget = BusSchema.maxFrameSize - 1024
+        for (_, json) in range.events {
+            if batch.count == ReplayReply.batchSize || (!batch.isEmpty && batchBytes + json.count + 1 > budget) {
+                sendReplay(ReplayReply.eventsFrame(requestId: request.requestId, journaled: batch), to: envelope)
+                batch.removeAll(keepingCapacity: true)
+                batchBytes = 0
+            }
+            batch.append(json)
+            batchBytes += json.count + 1
+        }
+        if !batch.isEmpty { sendReplay(ReplayReply.eventsFrame(requestId: request.requestId, journaled: batch), to: envelope) }
+        let next = range.events.last.map { $0.seq + 1 } ?? max(request.fromSeq, range.lastSeq + 1)
+        sendReplay(ReplayReply.end(ReplayEnd(requestId: request.requestId, bridgeId: configuration.bridgeId,
+                                             firstSeq: range.firstSeq, lastSeq: range.lastSeq, nextSeq: next)).encoded(),
+                   to: envelope)
+    }
+
+    private func sendReplay(_ frame: [UInt8], to envelope: [[UInt8]]) {
+        do {
+            try replay.send(envelope + [frame], dontWait: true)
+        } catch {
+            // The client went away (or stopped reading); it asks again from the last seq it got.
+            logger.warning("could not reach replay client", metadata: ["bus.error": "\(error)"])
         }
     }
 
@@ -221,12 +357,15 @@ final class BusEndpoints: @unchecked Sendable {
             case .workerJoined(let workerId):
                 logger.info("worker joined", metadata: ["worker.id": "\(workerId)", "bus.workers": "\(pool.workerCount)"])
                 workersGauge.record(pool.workerCount)
+                send(callId: nil, .workerJoined(WorkerInfo(workerId: workerId)))
             case .workerLeft(let workerId):
                 logger.info("worker left", metadata: ["worker.id": "\(workerId)", "bus.workers": "\(pool.workerCount)"])
                 workersGauge.record(pool.workerCount)
+                send(callId: nil, .workerLeft(WorkerInfo(workerId: workerId)))
             case .workerLost(let workerId):
                 logger.warning("worker lost (no heartbeat)", metadata: ["worker.id": "\(workerId)", "bus.workers": "\(pool.workerCount)"])
                 workersGauge.record(pool.workerCount)
+                send(callId: nil, .workerLost(WorkerInfo(workerId: workerId)))
             case .refused(let code, let message):
                 refusedFrames.increment()
                 logger.warning("refused decisions message", metadata: ["bus.error": "\(code)", "bus.reason": "\(message)"])

@@ -55,6 +55,8 @@ final class SIPEdge: @unchecked Sendable {
     /// Decision request id → the INVITE transaction waiting for it.
     private var waiting: [String: TransactionKey] = [:]
     private var nextCall: UInt64 = 0
+    /// Set by `drain()`: new INVITEs are answered with the fallback rather than offered to workers.
+    private var stopping = false
     private let callPrefix: String
 
     private let received = Counter(label: "switchboard_sip_messages_received_total")
@@ -283,6 +285,11 @@ final class SIPEdge: @unchecked Sendable {
         }
         invites[key]!.call = call
         waiting[requestId] = key
+        guard !stopping else {
+            bus.publish(callId: callId, .callOffered(offer))
+            decide(requestId: requestId, outcome: .fallback(cause: "shutdown"))
+            return
+        }
         bus.offer(requestId: requestId, callId: callId, offer: offer, deadline: .now + configuration.decisionTimeout)
     }
 
@@ -377,8 +384,10 @@ final class SIPEdge: @unchecked Sendable {
         }
     }
 
-    /// Answers every INVITE still waiting with the fallback, so a stopping bridge leaves no caller hanging.
+    /// Answers every INVITE still waiting with the fallback, so a stopping bridge leaves no caller
+    /// hanging; INVITEs that arrive from now on get the fallback at once.
     func drain() {
+        stopping = true
         for requestId in Array(waiting.keys) {
             decide(requestId: requestId, outcome: .fallback(cause: "shutdown"))
         }
