@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "Workers",
             dependencies: [
-                "WorkerSDK", "BusSchema",
+                "WorkerSDK", "BusSchema", "ZeroMQ",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -18,19 +18,51 @@ public struct WorkerConfiguration: Sendable {
     public var liveness: Int
     /// First and largest pause before rebuilding a connection; it doubles in between (Paranoid Pirate).
     public var reconnectBackoff: (initial: Duration, maximum: Duration)
+    /// CURVE client settings; nil connects in the clear (NULL mechanism). A bridge that requires CURVE
+    /// never answers a worker without it, or with a key it does not allow.
+    public var curve: Curve?
+
+    /// How a worker authenticates to its bridges and encrypts the link (ZeroMQ CURVE, RFC 26).
+    ///
+    /// ```swift
+    /// let curve = WorkerConfiguration.Curve(
+    ///     keyPair: try CurveKeyFile.loadKeyPair(from: "/etc/switchboard/worker.key"),
+    ///     bridgeKey: try CurveKeyFile.loadPublicKey(from: "/etc/switchboard/bridge.key.pub"))
+    /// ```
+    public struct Curve: Sendable, Equatable {
+        /// The worker's long-term key pair; the bridge's allow-list holds its public half.
+        public var keyPair: CurveKeyPair
+        /// The public key of the bridges this worker serves.
+        public var bridgeKey: CurvePublicKey
+        /// Per-endpoint exceptions to ``bridgeKey``, keyed by the exact string in ``WorkerConfiguration/bridges``.
+        public var bridgeKeys: [String: CurvePublicKey]
+
+        public init(keyPair: CurveKeyPair, bridgeKey: CurvePublicKey, bridgeKeys: [String: CurvePublicKey] = [:]) {
+            self.keyPair = keyPair
+            self.bridgeKey = bridgeKey
+            self.bridgeKeys = bridgeKeys
+        }
+
+        /// The server key to expect at `endpoint`.
+        public func serverKey(for endpoint: String) -> CurvePublicKey {
+            bridgeKeys[endpoint] ?? bridgeKey
+        }
+    }
 
     /// ```swift
     /// WorkerConfiguration(bridges: ["tcp://127.0.0.1:5571"], workerId: "router")
     /// ```
     public init(bridges: [String], workerId: String, capacity: Int = 64,
                 heartbeatInterval: Duration = .seconds(1), liveness: Int = 3,
-                reconnectBackoff: (initial: Duration, maximum: Duration) = (.milliseconds(250), .seconds(8))) {
+                reconnectBackoff: (initial: Duration, maximum: Duration) = (.milliseconds(250), .seconds(8)),
+                curve: Curve? = nil) {
         self.bridges = bridges
         self.workerId = workerId
         self.capacity = capacity
         self.heartbeatInterval = heartbeatInterval
         self.liveness = liveness
         self.reconnectBackoff = reconnectBackoff
+        self.curve = curve
     }
 }
 
@@ -221,6 +253,10 @@ private final class BridgeLink {
         try socket.setIdentity(Array(identity.utf8))
         try socket.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
         try socket.setReconnectInterval(initial: configuration.reconnectBackoff.initial, maximum: configuration.reconnectBackoff.maximum)
+        if let curve = configuration.curve {
+            // Before connect: the handshake is negotiated when the connection is made.
+            try socket.setCurveClient(keyPair: curve.keyPair, serverKey: curve.serverKey(for: endpoint))
+        }
         try socket.connect(endpoint)
         return socket
     }

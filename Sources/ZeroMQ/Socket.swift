@@ -2,7 +2,7 @@ private import CZeroMQ
 
 /// The ZeroMQ socket patterns Switchboard uses.
 public enum ZMQSocketType: Sendable {
-    case pub, sub, router, dealer, pair, push, pull
+    case pub, sub, router, dealer, pair, push, pull, req, rep
 
     var rawValue: Int32 {
         switch self {
@@ -13,6 +13,8 @@ public enum ZMQSocketType: Sendable {
         case .pair: ZMQ_PAIR
         case .push: ZMQ_PUSH
         case .pull: ZMQ_PULL
+        case .req: ZMQ_REQ
+        case .rep: ZMQ_REP
         }
     }
 }
@@ -165,6 +167,35 @@ public final class ZMQSocket {
         try setOption(ZMQ_CURVE_SERVERKEY, serverKey)
         try setOption(ZMQ_CURVE_PUBLICKEY, publicKey)
         try setOption(ZMQ_CURVE_SECRETKEY, secretKey)
+    }
+
+    /// Makes this socket a CURVE server with `secretKey`. Set it before `bind`; clients are admitted by the
+    /// context's ZAP handler (``ZAPAuthenticator``), which must already run: without one, libzmq admits
+    /// every CURVE client.
+    ///
+    /// ```swift
+    /// try router.setCurveServer(secretKey: bridgeKeys.secretKey)
+    /// try router.bind("tcp://0.0.0.0:5571")
+    /// ```
+    public func setCurveServer(secretKey: CurveSecretKey) throws(ZMQError) {
+        try setCurveServer(secretKey: secretKey.bytes)
+    }
+
+    /// Makes this socket a CURVE client with `keyPair` of the server whose public key is `serverKey`.
+    /// Set it before `connect`.
+    ///
+    /// ```swift
+    /// try dealer.setCurveClient(keyPair: workerKeys, serverKey: bridgePublicKey)
+    /// try dealer.connect("tcp://bridge.example:5571")
+    /// ```
+    public func setCurveClient(keyPair: CurveKeyPair, serverKey: CurvePublicKey) throws(ZMQError) {
+        try setCurveClient(publicKey: keyPair.publicKey.bytes, secretKey: keyPair.secretKey.bytes, serverKey: serverKey.bytes)
+    }
+
+    /// The ZAP domain this socket's peers are authenticated in (RFC 27); the ``ZAPAuthenticator`` sees it in
+    /// each request and in each ``ZAPDenial``. Set it before `bind`.
+    public func setZAPDomain(_ domain: String) throws(ZMQError) {
+        try setOption(ZMQ_ZAP_DOMAIN, Array(domain.utf8))
     }
 
     private func setOption(_ option: Int32, _ value: Int32) throws(ZMQError) {

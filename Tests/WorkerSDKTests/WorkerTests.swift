@@ -14,16 +14,41 @@ import ZeroMQ
                                  authUser: "alice", headers: [:], sdp: nil)
 
     /// A fake bridge: a ROUTER bound on an ephemeral port, read from a dispatch queue.
+    /// With `curveAllowing`, a CURVE server behind a ZAP allow-list, as a bridge that requires CURVE.
     final class FakeBridge {
         let context: ZMQContext
         let router: ZMQSocket
         let endpoint: String
+        let curveKeys: CurveKeyPair?
+        let zap: ZAPAuthenticator?
+        private let denials = DenialLog()
 
-        init() throws {
+        /// Keys the ZAP handler refused, appended on its thread.
+        final class DenialLog: @unchecked Sendable {
+            private let lock = NSLock()
+            private var keys: [CurvePublicKey?] = []
+            func append(_ key: CurvePublicKey?) { lock.withLock { keys.append(key) } }
+            var all: [CurvePublicKey?] { lock.withLock { keys } }
+        }
+
+        init(curveAllowing allowed: Set<CurvePublicKey>? = nil) throws {
             context = try ZMQContext()
+            if let allowed {
+                curveKeys = try CurveKeyPair.generate()
+                zap = try ZAPAuthenticator(context: context, allowedKeys: allowed) { [denials] denial in
+                    denials.append(denial.publicKey)
+                }
+            } else {
+                curveKeys = nil
+                zap = nil
+            }
             router = try ZMQSocket(context: context, type: .router)
+            if let curveKeys { try router.setCurveServer(secretKey: curveKeys.secretKey) }
             endpoint = try router.bind("tcp://127.0.0.1:*")
         }
+
+        /// Public keys the ZAP handler refused so far.
+        var denied: [CurvePublicKey?] { denials.all }
 
         /// The next message from any worker, as (identity, decoded message), within `timeout`.
         func next(timeout: Duration = .seconds(3)) async -> (identity: [UInt8], message: WorkerMessage)? {
@@ -64,6 +89,7 @@ import ZeroMQ
 
         func close() {
             router.close()
+            zap?.stop()
             context.close()
         }
     }
@@ -84,11 +110,12 @@ import ZeroMQ
         try await run.value
     }
 
-    static func makeWorker(_ endpoint: String, heartbeat: Duration = .milliseconds(100)) -> Worker {
+    static func makeWorker(_ endpoint: String, heartbeat: Duration = .milliseconds(100),
+                           curve: WorkerConfiguration.Curve? = nil) -> Worker {
         var logger = Logger(label: "test.worker")
         logger.logLevel = .critical
         return Worker(configuration: .init(bridges: [endpoint], workerId: "w1", capacity: 7, heartbeatInterval: heartbeat,
-                                           reconnectBackoff: (.milliseconds(50), .milliseconds(200))), logger: logger)
+                                           reconnectBackoff: (.milliseconds(50), .milliseconds(200)), curve: curve), logger: logger)
     }
 
     @Test func announcesItselfAnswersOffersAndSaysGoodbye() async throws {
@@ -176,5 +203,55 @@ import ZeroMQ
             }
             #expect(heartbeat)
         }
+    }
+
+    // MARK: - CURVE
+
+    @Test func joinsACurveBridgeWithAnAllowedKey() async throws {
+        let keys = try CurveKeyPair.generate()
+        let bridge = try FakeBridge(curveAllowing: [keys.publicKey])
+        defer { bridge.close() }
+        let curve = WorkerConfiguration.Curve(keyPair: keys, bridgeKey: try #require(bridge.curveKeys).publicKey)
+        let worker = Self.makeWorker(bridge.endpoint, heartbeat: .seconds(2), curve: curve)
+        worker.onOffer { _ in .reject(status: 486) }
+        try await Self.running(worker) {
+            let ready = try #require(await bridge.nextNonHeartbeat())
+            #expect(ready.message == .ready(workerId: "w1", capacity: 7))
+            try bridge.send(.decisionRequest(requestId: "r1", callId: "call-1", deadlineMs: 500, offer: Self.offer), to: ready.identity)
+            #expect(await bridge.nextNonHeartbeat()?.message == .decision(requestId: "r1", decision: .reject(status: 486)))
+        }
+        #expect(bridge.denied.isEmpty)
+    }
+
+    @Test func cannotJoinACurveBridgeWithAKeyItDoesNotAllow() async throws {
+        let allowed = try CurveKeyPair.generate()
+        let stranger = try CurveKeyPair.generate()
+        let bridge = try FakeBridge(curveAllowing: [allowed.publicKey])
+        defer { bridge.close() }
+        let curve = WorkerConfiguration.Curve(keyPair: stranger, bridgeKey: try #require(bridge.curveKeys).publicKey)
+        let worker = Self.makeWorker(bridge.endpoint, curve: curve)
+        worker.onOffer { _ in .reject(status: 486) }
+        try await Self.running(worker) {
+            #expect(await bridge.next(timeout: .milliseconds(1500)) == nil)
+        }
+        #expect(!bridge.denied.isEmpty)
+        #expect(bridge.denied.allSatisfy { $0 == stranger.publicKey })
+    }
+
+    @Test func cannotJoinACurveBridgeWithoutCurve() async throws {
+        let bridge = try FakeBridge(curveAllowing: [])
+        defer { bridge.close() }
+        let worker = Self.makeWorker(bridge.endpoint)
+        worker.onOffer { _ in .reject(status: 486) }
+        try await Self.running(worker) {
+            #expect(await bridge.next(timeout: .seconds(1)) == nil)
+        }
+    }
+
+    @Test func perBridgeKeysOverrideTheDefault() throws {
+        let keys = try CurveKeyPair.generate(), a = try CurveKeyPair.generate().publicKey, b = try CurveKeyPair.generate().publicKey
+        let curve = WorkerConfiguration.Curve(keyPair: keys, bridgeKey: a, bridgeKeys: ["tcp://b:5571": b])
+        #expect(curve.serverKey(for: "tcp://a:5571") == a)
+        #expect(curve.serverKey(for: "tcp://b:5571") == b)
     }
 }

@@ -1,0 +1,184 @@
+import Foundation
+
+/// A client the ``ZAPAuthenticator`` turned away: what it offered and why it was refused.
+public struct ZAPDenial: Sendable, Equatable, CustomStringConvertible {
+    /// `400` (refused credentials or mechanism) or `500` (a request the handler could not read).
+    public let statusCode: Int
+    /// The reason sent back to libzmq, e.g. `"public key not allowed"`.
+    public let statusText: String
+    /// The security mechanism the client used: `"CURVE"`, `"NULL"` or `"PLAIN"`.
+    public let mechanism: String
+    /// The client's CURVE long-term public key, when it used CURVE.
+    public let publicKey: CurvePublicKey?
+    /// The client's address as libzmq reports it (the IP for TCP).
+    public let address: String
+    /// The ZAP domain of the socket it tried to reach (see ``ZMQSocket/setZAPDomain(_:)``).
+    public let domain: String
+
+    public var description: String {
+        "\(statusCode) \(statusText): mechanism \(mechanism), key \(publicKey?.z85 ?? "-"), address \(address), domain \(domain.isEmpty ? "-" : domain)"
+    }
+}
+
+/// The context's ZAP handler (ZeroMQ RFC 27): admits only CURVE clients whose public key is allowed.
+///
+/// libzmq asks the REP socket bound at `inproc://zeromq.zap.01` in a context about every client of every
+/// CURVE server socket of that context. Without such a handler **libzmq admits every CURVE client**, so
+/// start the authenticator before binding any CURVE server socket, and stop it only after they are closed.
+///
+/// The handler runs on a thread of its own (`switchboard-zap`), so a busy or blocked owner never stalls
+/// handshakes. It owns its socket on that thread; the allow-list may be replaced from any thread.
+/// It stops with ``stop()``, or by itself when its context is terminated (`ETERM`).
+///
+/// Plain (NULL-mechanism) sockets of the same context are untouched unless they set a ZAP domain; those are
+/// refused (`400 CURVE required`), as is PLAIN: this handler only authenticates CURVE.
+///
+/// ```swift
+/// let context = try ZMQContext()
+/// let zap = try ZAPAuthenticator(context: context, allowedKeys: workerKeys) { denial in
+///     logger.warning("bus client refused", metadata: ["bus.denial": "\(denial)"])
+/// }
+/// let router = try ZMQSocket(context: context, type: .router)
+/// try router.setCurveServer(secretKey: bridgeKeys.secretKey)
+/// try router.bind("tcp://0.0.0.0:5571")
+/// // ... serve ...
+/// router.close()
+/// zap.stop()
+/// context.close()
+/// ```
+public final class ZAPAuthenticator: @unchecked Sendable {
+    // `socket` is touched by the authenticator thread only (created and bound by `init` before it starts);
+    // `allowed` and the stop flags are guarded by `condition`.
+    /// The endpoint libzmq sends ZAP requests to, in each context.
+    public static let endpoint = "inproc://zeromq.zap.01"
+
+    public typealias DenialHandler = @Sendable (ZAPDenial) -> Void
+
+    private let socket: ZMQSocket
+    private let wakeup: Wakeup
+    private let onDenial: DenialHandler
+    private let condition = NSCondition()
+    private var allowed: Set<CurvePublicKey>
+    private var stopRequested = false
+    private var finished = false
+
+    /// Binds the ZAP endpoint in `context` and starts answering on a new thread.
+    ///
+    /// `onDenial` runs on the authenticator thread for every refused client; keep it short (log, count).
+    /// Throws ``ZMQError`` from `zmq_bind` (`EADDRINUSE`) when the context already has a ZAP handler.
+    public init(context: ZMQContext, allowedKeys: Set<CurvePublicKey>,
+                onDenial: @escaping DenialHandler = { _ in }) throws(ZMQError) {
+        let wakeup = try Wakeup()
+        let socket = try ZMQSocket(context: context, type: .rep)
+        do throws(ZMQError) {
+            try socket.bind(ZAPAuthenticator.endpoint)
+        } catch {
+            socket.close()
+            throw error
+        }
+        self.socket = socket
+        self.wakeup = wakeup
+        self.allowed = allowedKeys
+        self.onDenial = onDenial
+        let thread = Thread { [self] in run() }
+        thread.name = "switchboard-zap"
+        thread.start()
+    }
+
+    /// The public keys admitted now.
+    public var allowedKeys: Set<CurvePublicKey> {
+        condition.withLock { allowed }
+    }
+
+    /// Replaces the allow-list (after re-reading a key directory, say). Applies to handshakes from now on;
+    /// connections already admitted stay up.
+    public func setAllowedKeys(_ keys: Set<CurvePublicKey>) {
+        condition.withLock { allowed = keys }
+    }
+
+    /// Stops answering, closes the ZAP socket and waits for the thread to end. Safe to call twice, and after
+    /// the context was terminated. Close the CURVE server sockets first: afterwards libzmq admits anyone.
+    public func stop() {
+        condition.withLock { stopRequested = true }
+        wakeup.signal()
+        condition.withLock {
+            while !finished { condition.wait() }
+        }
+    }
+
+    deinit {
+        assert(finished, "ZAPAuthenticator deallocated without stop()")
+    }
+
+    /// The authenticator thread.
+    private func run() {
+        var poller = ZMQPoller()
+        let socketIndex = poller.add(socket)
+        let wakeIndex = poller.add(fileDescriptor: wakeup.fileDescriptor)
+        loop: while true {
+            let ready: Set<Int>
+            do {
+                ready = try poller.poll(timeout: nil)
+            } catch {
+                // ETERM: the context is being terminated and waits for this socket to close.
+                break loop
+            }
+            if ready.contains(wakeIndex) {
+                wakeup.drain()
+                if condition.withLock({ stopRequested }) { break loop }
+            }
+            guard ready.contains(socketIndex) else { continue }
+            while true {
+                let frames: [[UInt8]]
+                do {
+                    guard let received = try socket.receive(dontWait: true) else { break }
+                    frames = received
+                } catch {
+                    if error.contextTerminated { break loop }
+                    break
+                }
+                let keys = condition.withLock { allowed }
+                let answer = ZAPAuthenticator.answer(frames, allowedKeys: keys)
+                do {
+                    try socket.send(answer.reply)
+                } catch {
+                    if error.contextTerminated { break loop }
+                }
+                if let denial = answer.denial { onDenial(denial) }
+            }
+        }
+        socket.close()
+        wakeup.drain()
+        condition.withLock {
+            finished = true
+            condition.broadcast()
+        }
+    }
+
+    /// Decides one ZAP request (RFC 27): the reply frames, and the denial to report when it is a refusal.
+    ///
+    /// Request: version "1.0", request id, domain, address, routing id, mechanism, credentials...
+    /// Reply: version "1.0", request id, status code, status text, user id, metadata.
+    static func answer(_ frames: [[UInt8]], allowedKeys: Set<CurvePublicKey>) -> (reply: [[UInt8]], denial: ZAPDenial?) {
+        let requestId = frames.count > 1 ? frames[1] : []
+        func text(_ index: Int) -> String { frames.count > index ? String(decoding: frames[index], as: UTF8.self) : "" }
+        let mechanism = text(5), address = text(3), domain = text(2)
+        func reply(_ code: Int, _ status: String, userId: String = "") -> [[UInt8]] {
+            [Array("1.0".utf8), requestId, Array(String(code).utf8), Array(status.utf8), Array(userId.utf8), []]
+        }
+        func deny(_ code: Int, _ status: String, key: CurvePublicKey? = nil) -> (reply: [[UInt8]], denial: ZAPDenial?) {
+            (reply(code, status), ZAPDenial(statusCode: code, statusText: status, mechanism: mechanism,
+                                            publicKey: key, address: address, domain: domain))
+        }
+
+        guard frames.count >= 6 else { return deny(500, "malformed ZAP request") }
+        guard text(0) == "1.0" else { return deny(500, "unsupported ZAP version") }
+        guard mechanism == "CURVE" else { return deny(400, "CURVE required") }
+        guard frames.count == 7, let key = try? CurvePublicKey(bytes: frames[6]) else {
+            return deny(500, "malformed CURVE credentials")
+        }
+        guard allowedKeys.contains(key) else { return deny(400, "public key not allowed", key: key) }
+        // The user id becomes each message's "User-Id" property: the key, in its printable form.
+        return (reply(200, "OK", userId: key.z85), nil)
+    }
+}
