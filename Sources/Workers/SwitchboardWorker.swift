@@ -11,7 +11,8 @@ struct SwitchboardWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard-worker",
         abstract: "Switchboard workers: routing decisions for calls the bridge offers.",
-        subcommands: [RouterCommand.self, RoutesCommand.self, BlockCommand.self]
+        subcommands: [RouterCommand.self, RoutesCommand.self, BlockCommand.self, AccountingCommand.self, CDRCommand.self,
+                      KeygenCommand.self]
     )
 }
 

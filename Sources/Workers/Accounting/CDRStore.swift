@@ -1,0 +1,295 @@
+import BusSchema
+import Foundation
+import GRDB
+
+/// One call detail record: what happened to one call a bridge offered.
+///
+/// `answered_at`, `ended_at`, `setup_ms`, `talk_ms` and `end_cause` are part of the schema but stay nil
+/// until the bridge reports answered and ended calls (B2BUA).
+struct CDR: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey {
+        case id, bridgeId = "bridge_id", callId = "call_id", sipCallId = "sip_call_id", caller, callee
+        case authAccount = "auth_account", offeredAt = "offered_at", decidedAt = "decided_at", outcome
+        case sipStatus = "sip_status", reason, route, workerId = "worker_id", fallback, fallbackCause = "fallback_cause"
+        case decisionMs = "decision_ms", answeredAt = "answered_at", endedAt = "ended_at", setupMs = "setup_ms"
+        case talkMs = "talk_ms", endCause = "end_cause"
+    }
+
+    var id: Int64?
+    var bridgeId: String
+    /// The bridge's call id (unique with `bridgeId`).
+    var callId: String
+    /// Leg A's SIP Call-ID; nil when the offer was never seen (lost to journal retention).
+    var sipCallId: String?
+    /// The authenticated user, else the From user.
+    var caller: String?
+    /// The Request-URI user.
+    var callee: String?
+    var authAccount: String?
+    /// ISO 8601 UTC with milliseconds, as on the bus.
+    var offeredAt: String?
+    var decidedAt: String
+    /// `routed` or `rejected`.
+    var outcome: String
+    /// 302 for routed calls, the reject status otherwise.
+    var sipStatus: Int
+    var reason: String?
+    /// The redirect targets, JSON `[{"uri":..,"q":..}]`; nil for rejected calls.
+    var route: String?
+    var workerId: String?
+    var fallback: Bool
+    var fallbackCause: String?
+    var decisionMs: Double
+    var answeredAt: String?
+    var endedAt: String?
+    var setupMs: Double?
+    var talkMs: Double?
+    var endCause: String?
+}
+
+extension CDR: FetchableRecord, MutablePersistableRecord {
+    static let databaseTableName = "cdrs"
+
+    mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+}
+
+/// An offer whose outcome has not arrived yet, kept on disk so a restart between the two loses nothing.
+private struct PendingOffer: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "pending_offers"
+    enum CodingKeys: String, CodingKey {
+        case bridgeId = "bridge_id", callId = "call_id", sipCallId = "sip_call_id", caller, callee
+        case authAccount = "auth_account", offeredAt = "offered_at"
+    }
+
+    var bridgeId: String
+    var callId: String
+    var sipCallId: String
+    var caller: String?
+    var callee: String?
+    var authAccount: String?
+    var offeredAt: String
+}
+
+/// What ``CDRStore/apply(_:)`` did with an event.
+enum CDRApplyResult: Equatable {
+    /// The event was at or below the stored cursor: already applied once.
+    case alreadyApplied
+    /// An offer, kept until its outcome.
+    case pending
+    /// A CDR was written.
+    case recorded
+    /// Nothing to record for this event type; only the cursor moved.
+    case ignored
+}
+
+/// CDRs and the subscription cursor in one SQLite file (WAL). Each event's changes and the cursor move
+/// in one transaction, so an event is applied exactly once however often it is delivered.
+///
+/// ```swift
+/// let store = try CDRStore(path: "cdr.sqlite")
+/// let resume = try store.cursor(bridgeId: nil)     // the only bridge's last_seq, if any
+/// try store.apply(event)
+/// let latest = try store.cdrs(limit: 20)
+/// ```
+struct CDRStore: Sendable {
+    let path: String
+    private let database: DatabaseQueue
+
+    /// Opens (creating and migrating) the database at `path`.
+    init(path: String) throws {
+        var configuration = Configuration()
+        configuration.journalMode = .wal
+        configuration.busyMode = .timeout(5)
+        database = try DatabaseQueue(path: path, configuration: configuration)
+        try Self.migrator.migrate(database)
+        self.path = path
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: cdrs, pending offers, cursors") { db in
+            try db.create(table: "cdrs") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("bridge_id", .text).notNull()
+                table.column("call_id", .text).notNull()
+                table.column("sip_call_id", .text)
+                table.column("caller", .text)
+                table.column("callee", .text)
+                table.column("auth_account", .text)
+                table.column("offered_at", .text)
+                table.column("decided_at", .text).notNull()
+                table.column("outcome", .text).notNull().check { ["routed", "rejected"].contains($0) }
+                table.column("sip_status", .integer).notNull()
+                table.column("reason", .text)
+                table.column("route", .text)
+                table.column("worker_id", .text)
+                table.column("fallback", .boolean).notNull()
+                table.column("fallback_cause", .text)
+                table.column("decision_ms", .double).notNull()
+                table.column("answered_at", .text)
+                table.column("ended_at", .text)
+                table.column("setup_ms", .double)
+                table.column("talk_ms", .double)
+                table.column("end_cause", .text)
+                table.uniqueKey(["bridge_id", "call_id"])
+            }
+            try db.create(index: "cdrs_decided_at", on: "cdrs", columns: ["decided_at"])
+            try db.create(table: "pending_offers") { table in
+                table.column("bridge_id", .text).notNull()
+                table.column("call_id", .text).notNull()
+                table.column("sip_call_id", .text).notNull()
+                table.column("caller", .text)
+                table.column("callee", .text)
+                table.column("auth_account", .text)
+                table.column("offered_at", .text).notNull()
+                table.primaryKey(["bridge_id", "call_id"])
+            }
+            try db.create(table: "cursors") { table in
+                table.column("bridge_id", .text).notNull().primaryKey()
+                table.column("last_seq", .integer).notNull()
+            }
+        }
+        return migrator
+    }
+
+    /// The last applied sequence number of `bridgeId`; with nil, of the only bridge on file.
+    /// - Throws: ``AccountingError/ambiguousCursor(_:)`` when several bridges are on file and none is named.
+    func cursor(bridgeId: String?) throws -> (bridgeId: String, lastSeq: UInt64)? {
+        let rows = try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT bridge_id, last_seq FROM cursors ORDER BY bridge_id")
+        }
+        let cursors = rows.map { (bridgeId: $0["bridge_id"] as String, lastSeq: UInt64($0["last_seq"] as Int64)) }
+        if let bridgeId { return cursors.first { $0.bridgeId == bridgeId } }
+        if cursors.count > 1 { throw AccountingError.ambiguousCursor(cursors.map(\.bridgeId)) }
+        return cursors.first
+    }
+
+    /// Applies one event and moves the bridge's cursor to its `seq`, in one transaction.
+    @discardableResult
+    func apply(_ event: Event) throws -> CDRApplyResult {
+        try database.write { db in try Self.apply(event, db) }
+    }
+
+    /// The same, without blocking the caller's thread while SQLite writes.
+    @discardableResult
+    func apply(_ event: Event) async throws -> CDRApplyResult {
+        try await database.write { db in try Self.apply(event, db) }
+    }
+
+    private static func apply(_ event: Event, _ db: Database) throws -> CDRApplyResult {
+        let stored = try Int64.fetchOne(db, sql: "SELECT last_seq FROM cursors WHERE bridge_id = ?", arguments: [event.bridgeId])
+        if let stored, UInt64(stored) >= event.seq { return .alreadyApplied }
+        let result = try record(event, db)
+        try db.execute(sql: """
+            INSERT INTO cursors (bridge_id, last_seq) VALUES (?, ?)
+            ON CONFLICT(bridge_id) DO UPDATE SET last_seq = excluded.last_seq
+            """, arguments: [event.bridgeId, Int64(event.seq)])
+        return result
+    }
+
+    private static func record(_ event: Event, _ db: Database) throws -> CDRApplyResult {
+        // System events have no call id.
+        guard let callId = event.callId else { return .ignored }
+        let ts = CDRTimestamp.format(event.timestamp)
+        switch event.body {
+        case .callOffered(let offer):
+            try PendingOffer(bridgeId: event.bridgeId, callId: callId, sipCallId: offer.sipCallId,
+                             caller: offer.authUser ?? offer.from.user, callee: offer.requestUri.user,
+                             authAccount: offer.authUser, offeredAt: ts).save(db)
+            return .pending
+        case .callRouted(let routed):
+            var cdr = try cdrFromOffer(bridgeId: event.bridgeId, callId: callId, decidedAt: ts, outcome: "routed", status: 302, db)
+            cdr.route = String(decoding: try BusSchema.makeEncoder().encode(routed.targets), as: UTF8.self)
+            cdr.workerId = routed.workerId
+            cdr.fallback = routed.fallback
+            cdr.fallbackCause = routed.cause
+            cdr.decisionMs = routed.decisionMs
+            try write(cdr, db)
+            return .recorded
+        case .callRejected(let rejected):
+            var cdr = try cdrFromOffer(bridgeId: event.bridgeId, callId: callId, decidedAt: ts, outcome: "rejected",
+                                       status: rejected.status, db)
+            cdr.reason = rejected.reason
+            cdr.workerId = rejected.workerId
+            cdr.fallback = rejected.fallback
+            cdr.fallbackCause = rejected.cause
+            cdr.decisionMs = rejected.decisionMs
+            try write(cdr, db)
+            return .recorded
+        default:
+            // System events (bridge.started, worker.joined, ...) and later types change no CDR.
+            return .ignored
+        }
+    }
+
+    private static func cdrFromOffer(bridgeId: String, callId: String, decidedAt: String, outcome: String, status: Int,
+                                     _ db: Database) throws -> CDR {
+        let offer = try PendingOffer.fetchOne(db, key: ["bridge_id": bridgeId, "call_id": callId])
+        if offer != nil { try PendingOffer.deleteOne(db, key: ["bridge_id": bridgeId, "call_id": callId]) }
+        return CDR(id: nil, bridgeId: bridgeId, callId: callId, sipCallId: offer?.sipCallId, caller: offer?.caller,
+                   callee: offer?.callee, authAccount: offer?.authAccount, offeredAt: offer?.offeredAt, decidedAt: decidedAt,
+                   outcome: outcome, sipStatus: status, reason: nil, route: nil, workerId: nil, fallback: false,
+                   fallbackCause: nil, decisionMs: 0)
+    }
+
+    /// One CDR per call: a second outcome for the same call (not expected) replaces the first.
+    private static func write(_ cdr: CDR, _ db: Database) throws {
+        var cdr = cdr
+        try CDR.filter(Column("bridge_id") == cdr.bridgeId && Column("call_id") == cdr.callId).deleteAll(db)
+        try cdr.insert(db)
+    }
+
+    /// CDRs decided at or after `since` (ISO 8601), the newest `limit` of them, oldest first.
+    func cdrs(limit: Int? = nil, since: String? = nil) throws -> [CDR] {
+        try database.read { db in
+            var request = CDR.all()
+            if let since { request = request.filter(Column("decided_at") >= since) }
+            request = request.order(Column("decided_at").desc, Column("id").desc)
+            if let limit { request = request.limit(limit) }
+            return try request.fetchAll(db).reversed()
+        }
+    }
+
+    /// Offers still waiting for their outcome.
+    func pendingCount() throws -> Int {
+        try database.read { db in try PendingOffer.fetchCount(db) }
+    }
+}
+
+/// Failures of the accounting worker and its CLI.
+enum AccountingError: Error, Equatable, CustomStringConvertible {
+    case ambiguousCursor([String])
+    case invalidSince(String)
+
+    var description: String {
+        switch self {
+        case .ambiguousCursor(let bridges):
+            "the database holds cursors of several bridges (\(bridges.joined(separator: ", "))); name one with --bridge-id"
+        case .invalidSince(let value):
+            "--since must be an ISO 8601 time such as 2026-11-26T20:00:00Z, got \(value)"
+        }
+    }
+}
+
+/// The bus's timestamp format (ISO 8601 UTC, milliseconds), which also sorts as text.
+enum CDRTimestamp {
+    static func format(_ date: Date) -> String {
+        formatter().string(from: date)
+    }
+
+    /// Parses `2026-11-26T20:00:00Z`, with or without fractional seconds.
+    static func parse(_ text: String) -> Date? {
+        if let date = formatter().date(from: text) { return date }
+        let plain = ISO8601DateFormatter()
+        plain.formatOptions = [.withInternetDateTime]
+        return plain.date(from: text)
+    }
+
+    private static func formatter() -> ISO8601DateFormatter {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }
+}
