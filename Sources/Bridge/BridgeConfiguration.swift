@@ -1,5 +1,6 @@
 import BusSchema
 import SIPCore
+import ZeroMQ
 
 /// Everything a bridge needs to run; the command line fills it, tests build it directly with port 0.
 struct BridgeConfiguration {
@@ -62,6 +63,8 @@ struct BridgeConfiguration {
     var liveness = 3
     var timers = SIPTimers()
     var parserLimits = SIPParserLimits()
+    /// CURVE on the bus (`--curve-key`, `--curve-clients`); nil serves plain ZeroMQ.
+    var curve: BusEndpoints.CurveServer?
     /// Host:port for the Prometheus `/metrics` endpoint; nil serves none.
     var metricsHost: String?
     var metricsPort = 9091

@@ -43,7 +43,8 @@ final class Bridge: Service, @unchecked Sendable {
                                                                        maxAge: configuration.journalMaxAge,
                                                                        pruneInterval: configuration.journalPruneInterval),
                                                         heartbeatInterval: configuration.heartbeatInterval,
-                                                        liveness: configuration.liveness),
+                                                        liveness: configuration.liveness,
+                                                        curve: configuration.curve),
                                    logger: logger)
         let edge = SIPEdge(configuration: configuration, loop: group.next(), bus: bus, logger: logger)
         // The bus thread starts once SIP is bound, so bridge.started (which names the SIP port) is the

@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import ZeroMQ
 
 /// `switchboard-bridge`: the SIP edge Kamailio hands calls to.
 @main
@@ -41,6 +42,10 @@ struct BridgeCommand: AsyncParsableCommand {
     var fallback = "reject:503"
     @Option(help: "Retry-After seconds added to a reject fallback (0: none).")
     var fallbackRetryAfter = 30
+    @Option(help: "CURVE key pair file of this bridge (switchboard-worker keygen); turns CURVE on for every bus socket.")
+    var curveKey: String?
+    @Option(help: "With --curve-key: directory of the client public keys (*.pub) admitted on the bus.")
+    var curveClients: String?
     @Option(help: "Prometheus metrics address (host:port); empty to serve none.")
     var metricsListen = "127.0.0.1:9091"
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
@@ -68,6 +73,16 @@ struct BridgeCommand: AsyncParsableCommand {
             throw ValidationError("--fallback must be reject:STATUS[:REASON] (STATUS 400–699) or redirect:sip:URI, got \(fallback)")
         }
         configuration.fallback = parsed
+        switch (curveKey, curveClients) {
+        case (nil, nil):
+            break
+        case (let keyPath?, let clientsPath?):
+            let clients = try CurveKeyFile.loadPublicKeys(directory: clientsPath)
+            guard !clients.isEmpty else { throw ValidationError("--curve-clients \(clientsPath) holds no *.pub key: no worker could connect") }
+            configuration.curve = .init(keyPair: try CurveKeyFile.loadKeyPair(from: keyPath), allowedClients: clients)
+        default:
+            throw ValidationError("--curve-key and --curve-clients go together")
+        }
 
         var services: [Service] = [buildBridge(configuration: configuration, logger: logger)]
         if !metricsListen.isEmpty {

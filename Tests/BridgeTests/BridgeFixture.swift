@@ -34,6 +34,7 @@ struct BridgeFixture {
     /// Runs `body` against a started bridge; with a `handler`, a worker is connected and joined first.
     static func with(_ configuration: BridgeConfiguration = configuration(),
                      handler: Worker.OfferHandler? = nil,
+                     workerCurve: WorkerConfiguration.Curve? = nil,
                      _ body: (Bridge, BoundAddresses) async throws -> Void) async throws {
         let bridge = buildBridge(configuration: configuration, logger: logger)
         let bound = try await bridge.start()
@@ -41,7 +42,7 @@ struct BridgeFixture {
         var workerRun: Task<Void, Error>?
         if let handler {
             let worker = Worker(configuration: .init(bridges: [bound.decisions], workerId: "test-worker",
-                                                     heartbeatInterval: .milliseconds(200)), logger: logger)
+                                                     heartbeatInterval: .milliseconds(200), curve: workerCurve), logger: logger)
             worker.onOffer(handler)
             let group = ServiceGroup(configuration: .init(services: [worker], logger: logger))
             workerGroup = group

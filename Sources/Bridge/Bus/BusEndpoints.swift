@@ -23,6 +23,14 @@ final class BusEndpoints: @unchecked Sendable {
         var journal: EventJournal.Configuration
         var heartbeatInterval: Duration = .seconds(1)
         var liveness: Int = 3
+        /// CURVE on every bus socket, admitting only these client keys; nil serves plain ZeroMQ.
+        var curve: CurveServer?
+    }
+
+    /// The bridge's CURVE identity and the clients (workers, subscribers) it admits.
+    struct CurveServer {
+        var keyPair: CurveKeyPair
+        var allowedClients: Set<CurvePublicKey>
     }
 
     /// How a decision request ended, as the pool saw it.
@@ -44,6 +52,8 @@ final class BusEndpoints: @unchecked Sendable {
     private let decisions: ZMQSocket
     private let replay: ZMQSocket
     private let wakeup: Wakeup
+    private var zap: ZAPAuthenticator?
+    private let deniedClients = Counter(label: "switchboard_bus_clients_refused_total")
     private let journal: EventJournal
     // Guards `inbox`, `committed` and `stopping`, shared by the SIP event loop, the journal's writer
     // thread and the bus thread.
@@ -85,6 +95,19 @@ final class BusEndpoints: @unchecked Sendable {
         replay = try ZMQSocket(context: context, type: .router)
         wakeup = try Wakeup()
         do {
+            if let curve = configuration.curve {
+                // The ZAP handler must run before a CURVE socket binds: without one libzmq admits any key.
+                let denied = deniedClients
+                zap = try ZAPAuthenticator(context: context, allowedKeys: curve.allowedClients) { [logger] denial in
+                    denied.increment()
+                    logger.warning("bus client refused", metadata: ["bus.peer_key": "\(denial.publicKey.map(\.z85) ?? "-")",
+                                                                    "bus.peer": "\(denial.address)", "bus.reason": "\(denial.statusText)"])
+                }
+                for socket in [events, decisions, replay] {
+                    try socket.setZAPDomain("switchboard")
+                    try socket.setCurveServer(secretKey: curve.keyPair.secretKey)
+                }
+            }
             // Let the last events (bridge.stopping, the shutdown fallbacks) leave before the socket closes.
             try events.setLinger(.seconds(1))
             try decisions.setRouterMandatory(true)
@@ -100,8 +123,15 @@ final class BusEndpoints: @unchecked Sendable {
             events.close()
             decisions.close()
             replay.close()
+            zap?.stop()
             context.close()
             throw error
+        }
+        if configuration.curve == nil {
+            for endpoint in [boundEvents, boundDecisions, boundReplay] where !Self.isLocal(endpoint) {
+                logger.warning("bus endpoint reachable beyond loopback without CURVE: anyone who can connect can route calls and read events",
+                               metadata: ["bus.endpoint": "\(endpoint)"])
+            }
         }
         sequence = journal.lastSeqAtOpen
         pool = DecisionPool(configuration: .init(bridgeId: configuration.bridgeId,
@@ -136,8 +166,17 @@ final class BusEndpoints: @unchecked Sendable {
         events.close()
         decisions.close()
         replay.close()
+        zap?.stop()
         context.close()
         journal.stop()
+    }
+
+    /// Loopback TCP, IPC and inproc endpoints are local; anything else can be reached from the network.
+    static func isLocal(_ endpoint: String) -> Bool {
+        guard endpoint.hasPrefix("tcp://") else { return endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") }
+        let address = endpoint.dropFirst("tcp://".count)
+        let host = address.lastIndex(of: ":").map { address[..<$0] } ?? address
+        return host.hasPrefix("127.") || host == "localhost" || host == "[::1]" || host == "::1"
     }
 
     /// The sequence number of this run's first event (`bridge.started`): one past the journal's newest.

@@ -18,6 +18,8 @@ struct RouterConfiguration: Sendable {
     var capacity: Int = 64
     /// How often to check the database for edits.
     var reloadInterval: Duration = .seconds(2)
+    /// CURVE client settings when the bridges require CURVE.
+    var curve: WorkerConfiguration.Curve?
 
     /// `router-<host>-<pid>`: unique per process, and readable in the bridge's logs.
     static var defaultWorkerId: String {
@@ -39,7 +41,8 @@ func buildRouterWorker(configuration: RouterConfiguration, logger: Logger) async
     let cache = try await RouteCache(store: store, interval: configuration.reloadInterval, logger: logger)
     let worker = Worker(
         configuration: WorkerConfiguration(
-            bridges: configuration.bridges, workerId: configuration.workerId, capacity: configuration.capacity
+            bridges: configuration.bridges, workerId: configuration.workerId, capacity: configuration.capacity,
+            curve: configuration.curve
         ),
         logger: logger
     )

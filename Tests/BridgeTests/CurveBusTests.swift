@@ -1,0 +1,60 @@
+import BusSchema
+import Foundation
+import Testing
+import WorkerSDK
+import ZeroMQ
+@testable import Bridge
+
+/// CURVE on the bridge's bus: only listed worker keys get to decide.
+@Suite(.serialized) struct CurveBusTests {
+    static func configuration(admitting clients: Set<CurvePublicKey>, bridgeKeys: CurveKeyPair) -> BridgeConfiguration {
+        var configuration = BridgeFixture.configuration()
+        configuration.curve = .init(keyPair: bridgeKeys, allowedClients: clients)
+        return configuration
+    }
+
+    @Test func anAdmittedWorkerRoutesCalls() async throws {
+        let bridgeKeys = try CurveKeyPair.generate()
+        let workerKeys = try CurveKeyPair.generate()
+        try await BridgeFixture.with(Self.configuration(admitting: [workerKeys.publicKey], bridgeKeys: bridgeKeys),
+                                     handler: { _ in .reject(status: 486, reason: "Busy Here") },
+                                     workerCurve: .init(keyPair: workerKeys, bridgeKey: bridgeKeys.publicKey)) { bridge, bound in
+            #expect(bridge.workerCount == 1)
+            let phone = try SIPTestClient(bridgePort: bound.sipPort)
+            phone.send(phone.request("INVITE", branch: "curve1"))
+            #expect(await phone.receiveFinal()?.status == 486)
+        }
+    }
+
+    @Test func aWorkerWithAnUnlistedKeyNeverJoins() async throws {
+        let bridgeKeys = try CurveKeyPair.generate()
+        let stranger = try CurveKeyPair.generate()
+        let listed = try CurveKeyPair.generate()
+        try await BridgeFixture.with(Self.configuration(admitting: [listed.publicKey], bridgeKeys: bridgeKeys),
+                                     handler: { _ in .redirect([Target(uri: "sip:fraud@premium.example")]) },
+                                     workerCurve: .init(keyPair: stranger, bridgeKey: bridgeKeys.publicKey)) { bridge, bound in
+            #expect(bridge.workerCount == 0)
+            let phone = try SIPTestClient(bridgePort: bound.sipPort)
+            phone.send(phone.request("INVITE", branch: "curve2"))
+            // No worker could join, so the fallback answers; the stranger's redirect never happens.
+            #expect(await phone.receiveFinal()?.status == 503)
+        }
+    }
+
+    @Test func aPlainWorkerCannotTalkToACurveBridge() async throws {
+        let bridgeKeys = try CurveKeyPair.generate()
+        let listed = try CurveKeyPair.generate()
+        try await BridgeFixture.with(Self.configuration(admitting: [listed.publicKey], bridgeKeys: bridgeKeys),
+                                     handler: { _ in .reject(status: 486) }) { bridge, _ in
+            #expect(bridge.workerCount == 0)
+        }
+    }
+
+    @Test(arguments: [
+        ("tcp://127.0.0.1:5571", true), ("tcp://localhost:5571", true), ("tcp://[::1]:5571", true), ("ipc:///run/sb", true),
+        ("tcp://0.0.0.0:5571", false), ("tcp://*:5571", false), ("tcp://10.1.2.3:5571", false),
+    ])
+    func loopbackEndpointsAreLocal(endpoint: String, local: Bool) {
+        #expect(BusEndpoints.isLocal(endpoint) == local)
+    }
+}
