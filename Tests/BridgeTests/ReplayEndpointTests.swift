@@ -62,10 +62,12 @@ import Testing
             let replayed = batches.flatMap { $0 }
             #expect(replayed.map(\.seq) == Array(1...121))
             // Exactly the events the live subscriber saw (it joined after bridge.started).
-            // Compared field by field so a failure names the first difference; timestamps within a
-            // millisecond, the precision of `ts`.
-            for (replayedEvent, liveEvent) in zip(replayed.dropFirst(), live) {
-                #expect(replayedEvent.seq == liveEvent.seq && replayedEvent.callId == liveEvent.callId && replayedEvent.body == liveEvent.body,
+            // Every event the live subscriber saw is in the replay under the same seq, identical but for
+            // `ts` precision (the subscriber may join a moment late: slow joiner).
+            let bySeq = Dictionary(uniqueKeysWithValues: replayed.map { ($0.seq, $0) })
+            for liveEvent in live {
+                let replayedEvent = try #require(bySeq[liveEvent.seq])
+                #expect(replayedEvent.callId == liveEvent.callId && replayedEvent.body == liveEvent.body,
                         "replayed \(replayedEvent) differs from live \(liveEvent)")
                 #expect(abs(replayedEvent.timestamp.timeIntervalSince(liveEvent.timestamp)) < 0.001, "seq \(liveEvent.seq)")
             }
