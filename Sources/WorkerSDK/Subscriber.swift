@@ -28,13 +28,15 @@ public struct SubscriberConfiguration: Sendable {
     /// Events handed out but not yet handled above which the subscriber stops reading the bus; what
     /// it misses meanwhile is replayed afterwards.
     public var maxBacklog: Int
+    /// CURVE client settings when the bridge requires CURVE (the same as a worker's).
+    public var curve: WorkerConfiguration.Curve?
 
     /// ```swift
     /// SubscriberConfiguration(events: "tcp://127.0.0.1:5570", replay: "tcp://127.0.0.1:5572", resumeAfter: cursor)
     /// ```
     public init(events: String, replay: String, topics: [String] = [""], resumeAfter: UInt64? = nil,
                 idleCheckInterval: Duration = .seconds(3), replayTimeout: Duration = .seconds(2), replayAttempts: Int = 3,
-                replayBatch: Int = 1000, maxBacklog: Int = 5000) {
+                replayBatch: Int = 1000, maxBacklog: Int = 5000, curve: WorkerConfiguration.Curve? = nil) {
         self.events = events
         self.replay = replay
         self.topics = topics
@@ -44,6 +46,7 @@ public struct SubscriberConfiguration: Sendable {
         self.replayAttempts = replayAttempts
         self.replayBatch = replayBatch
         self.maxBacklog = maxBacklog
+        self.curve = curve
     }
 }
 
@@ -208,11 +211,17 @@ public final class EventSubscriber: Service, @unchecked Sendable {
         defer { sub.close() }
         try sub.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
         for topic in configuration.topics { try sub.subscribe(topic) }
+        if let curve = configuration.curve {
+            try sub.setCurveClient(keyPair: curve.keyPair, serverKey: curve.serverKey(for: configuration.events))
+        }
         try sub.connect(configuration.events)
         let dealer = try ZMQSocket(context: context, type: .dealer)
         defer { dealer.close() }
         // Replay replies carry up to a batch of events.
         try dealer.setMaxMessageSize(Int64(BusSchema.maxFrameSize) * 64)
+        if let curve = configuration.curve {
+            try dealer.setCurveClient(keyPair: curve.keyPair, serverKey: curve.serverKey(for: configuration.replay))
+        }
         try dealer.connect(configuration.replay)
 
         var machine = SubscriptionMachine(

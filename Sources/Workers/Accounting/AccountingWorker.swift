@@ -20,6 +20,8 @@ struct AccountingConfiguration: Sendable {
     var bridgeId: String?
     /// How long without traffic before the journal is asked for anything missed at the tail.
     var idleCheckInterval: Duration = .seconds(3)
+    /// CURVE client settings when the bridge requires CURVE.
+    var curve: WorkerConfiguration.Curve?
 }
 
 /// Builds the accounting worker: an ``EventSubscriber`` resuming from the cursor in the CDR database,
@@ -39,7 +41,7 @@ func buildAccountingWorker(configuration: AccountingConfiguration, logger: Logge
     let subscriber = EventSubscriber(
         configuration: SubscriberConfiguration(events: configuration.events, replay: configuration.replay,
                                                resumeAfter: cursor?.lastSeq,
-                                               idleCheckInterval: configuration.idleCheckInterval),
+                                               idleCheckInterval: configuration.idleCheckInterval, curve: configuration.curve),
         logger: logger
     )
     subscriber.onEvent { [logger] event in
