@@ -17,6 +17,8 @@ public struct ZMQError: Error, Equatable, CustomStringConvertible {
 
     /// True when the call would have blocked (`EAGAIN`): a full high-water mark on send, no message on receive.
     public var wouldBlock: Bool { errno == EAGAIN }
+    /// True when a ROUTER with mandatory routing had no connection to the peer (`EHOSTUNREACH`).
+    public var hostUnreachable: Bool { errno == EHOSTUNREACH }
     /// True when the context was terminated underneath the socket (`ETERM`).
     public var contextTerminated: Bool { errno == ETERM }
 

@@ -85,6 +85,17 @@ import Testing
         #expect(pool.workerCount == 1)
     }
 
+    @Test func anUnreachableWorkerIsLostAndItsRequestsMoveAtOnce() {
+        var pool = makePool()
+        join(&pool, "a")
+        join(&pool, "b")
+        _ = pool.submit(requestId: "r1", callId: "c1", offer: offer, deadline: t0 + .seconds(1), now: t0)
+        let actions = pool.unreachable(Array("a".utf8), now: t0 + .milliseconds(10))
+        #expect(actions.first == .workerLost(workerId: "a"))
+        #expect(actions.contains { if case .send(let id, .decisionRequest(let requestId, _, _, _)) = $0 { id == Array("b".utf8) && requestId == "r1" } else { false } })
+        #expect(pool.unreachable(Array("a".utf8), now: t0).isEmpty)
+    }
+
     @Test func byeRemovesWorkerAndFallsBackWhenNoneLeft() {
         var pool = makePool()
         join(&pool, "a")

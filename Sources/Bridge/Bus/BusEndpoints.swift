@@ -386,8 +386,10 @@ final class BusEndpoints: @unchecked Sendable {
                 do {
                     try decisions.send([identity, message.encoded()], dontWait: true)
                 } catch {
-                    // The worker disconnected: liveness removes it, and its requests are re-dispatched then.
                     logger.warning("could not reach worker", metadata: ["bus.type": "\(message.type)", "bus.error": "\(error)"])
+                    // Its connection is gone (it died): drop it now and give its requests to another
+                    // worker, rather than let them wait for the deadline or for liveness to notice.
+                    if error.hostUnreachable { perform(pool.unreachable(identity, now: .now)) }
                 }
             case .deliver(let requestId, let decision, let workerId):
                 resolved.append((requestId, .decided(decision, workerId: workerId)))

@@ -124,6 +124,13 @@ struct DecisionPool {
         }
     }
 
+    /// The worker's connection is gone (a send to it failed): it is lost now, and its open requests
+    /// move to another worker while their deadline allows.
+    mutating func unreachable(_ identity: [UInt8], now: ContinuousClock.Instant) -> [Action] {
+        guard let worker = workers[identity] else { return [] }
+        return [.workerLost(workerId: worker.workerId)] + remove(identity, now: now)
+    }
+
     /// Heartbeats due workers, drops silent ones (re-dispatching their requests) and forgets expired requests.
     mutating func tick(now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
