@@ -210,6 +210,9 @@ public final class EventSubscriber: Service, @unchecked Sendable {
         let sub = try ZMQSocket(context: context, type: .sub)
         defer { sub.close() }
         try sub.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
+        // libzmq's default of 1,000 queued messages drops silently under a burst; gaps are replayed,
+        // but a deeper queue avoids most of them.
+        try sub.setHighWaterMarks(send: 1_000, receive: 50_000)
         for topic in configuration.topics { try sub.subscribe(topic) }
         if let curve = configuration.curve {
             try sub.setCurveClient(keyPair: curve.keyPair, serverKey: curve.serverKey(for: configuration.events))

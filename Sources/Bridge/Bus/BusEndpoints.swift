@@ -110,6 +110,10 @@ final class BusEndpoints: @unchecked Sendable {
             }
             // Let the last events (bridge.stopping, the shutdown fallbacks) leave before the socket closes.
             try events.setLinger(.seconds(1))
+            // A PUB drops silently past its high-water mark (libzmq's default is 1,000 per subscriber),
+            // and events are published in bursts after each journal commit: queue far more, bounded.
+            // A subscriber that still falls behind finds the gap by seq and replays it from the journal.
+            try events.setHighWaterMarks(send: 50_000, receive: 1_000)
             try decisions.setRouterMandatory(true)
             try decisions.setRouterHandover(true)
             try decisions.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
