@@ -1,7 +1,5 @@
 import ArgumentParser
 import Logging
-import WorkerSDK
-import ZeroMQ
 
 /// `switchboard-worker accounting`: writes a CDR per call from a bridge's events, exactly once.
 ///
@@ -28,15 +26,11 @@ struct AccountingCommand: AsyncParsableCommand {
     var bridgeId: String?
     @Option(help: "Seconds without traffic before asking the journal for missed events.")
     var idleCheckInterval = 3.0
-    @Option(help: "This worker's CURVE key pair file (keygen), when the bridge requires CURVE.")
-    var curveKey: String?
-    @Option(help: "With --curve-key: the bridge's public key file.")
-    var bridgeKey: String?
+    @OptionGroup var curve: CurveClientOptions
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
     func validate() throws {
-        if (curveKey == nil) != (bridgeKey == nil) { throw ValidationError("--curve-key and --bridge-key go together") }
         if !(idleCheckInterval > 0) { throw ValidationError("--idle-check-interval must be a positive number of seconds") }
     }
 
@@ -45,10 +39,7 @@ struct AccountingCommand: AsyncParsableCommand {
         logger.logLevel = logLevel
         var configuration = AccountingConfiguration(databasePath: path, events: events, replay: replay, bridgeId: bridgeId)
         configuration.idleCheckInterval = .milliseconds(Int((idleCheckInterval * 1000).rounded()))
-        if let curveKey, let bridgeKey {
-            configuration.curve = .init(keyPair: try CurveKeyFile.loadKeyPair(from: curveKey),
-                                        bridgeKey: try CurveKeyFile.loadPublicKey(from: bridgeKey))
-        }
+        configuration.curve = try curve.load()
         let group = try buildAccountingWorker(configuration: configuration, logger: logger)
         try await group.run()
     }

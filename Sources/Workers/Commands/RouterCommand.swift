@@ -1,7 +1,5 @@
 import ArgumentParser
 import Logging
-import WorkerSDK
-import ZeroMQ
 
 /// `switchboard-worker router`: answers the bridges' routing requests from the dial plan.
 ///
@@ -24,15 +22,11 @@ struct RouterCommand: AsyncParsableCommand {
     var capacity = 64
     @Option(help: "Seconds between checks of the database for edits.")
     var reloadInterval = 2.0
-    @Option(help: "This worker's CURVE key pair file (keygen), for bridges that require CURVE.")
-    var curveKey: String?
-    @Option(help: "With --curve-key: the bridges' public key file (the bridge's keygen .pub).")
-    var bridgeKey: String?
+    @OptionGroup var curve: CurveClientOptions
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
     func validate() throws {
-        if (curveKey == nil) != (bridgeKey == nil) { throw ValidationError("--curve-key and --bridge-key go together") }
         if capacity < 1 { throw ValidationError("--capacity must be at least 1") }
         if !(reloadInterval > 0) { throw ValidationError("--reload-interval must be a positive number of seconds") }
     }
@@ -43,10 +37,7 @@ struct RouterCommand: AsyncParsableCommand {
         var configuration = RouterConfiguration(databasePath: database.path, bridges: bridges, capacity: capacity)
         configuration.workerId = workerId ?? RouterConfiguration.defaultWorkerId
         configuration.reloadInterval = .milliseconds(Int((reloadInterval * 1000).rounded()))
-        if let curveKey, let bridgeKey {
-            configuration.curve = .init(keyPair: try CurveKeyFile.loadKeyPair(from: curveKey),
-                                        bridgeKey: try CurveKeyFile.loadPublicKey(from: bridgeKey))
-        }
+        configuration.curve = try curve.load()
         let group = try await buildRouterWorker(configuration: configuration, logger: logger)
         try await group.run()
     }
