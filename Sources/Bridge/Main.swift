@@ -88,7 +88,10 @@ struct BridgeCommand: AsyncParsableCommand {
         if !metricsListen.isEmpty {
             let (host, port) = try Self.hostPort(metricsListen, option: "--metrics-listen")
             let registry = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            var factory = PrometheusMetricsFactory(registry: registry)
+            // Decisions and journal commits take about a millisecond: the default buckets start at 5 ms.
+            factory.defaultDurationHistogramBuckets = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500].map { .microseconds(Int64($0 * 1000)) }
+            MetricsSystem.bootstrap(factory)
             services.append(MetricsServer(registry: registry, host: host, port: port))
         }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
