@@ -25,10 +25,11 @@ final class ReplayClient {
     /// Every event from `fromSeq` to the end of the journal, asking again from `next_seq` until caught up.
     /// Replays until caught up with at least `minimum` events: the journal commits asynchronously, so
     /// an event published a moment ago may not be replayable yet.
-    func catchUp(from fromSeq: UInt64, atLeast minimum: Int, timeout: Duration = .seconds(3)) async throws -> (events: [Event], end: ReplayEnd?) {
+    func catchUp(from fromSeq: UInt64, atLeast minimum: Int, max: Int = 1000,
+                 timeout: Duration = .seconds(3)) async throws -> (events: [Event], end: ReplayEnd?) {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let result = try await catchUp(from: fromSeq)
+            let result = try await catchUp(from: fromSeq, max: max)
             if result.events.count >= minimum || ContinuousClock.now >= deadline { return result }
             try await Task.sleep(for: .milliseconds(20))
         }
