@@ -32,6 +32,14 @@ def answered_call_ids(messages):
     return answered
 
 
+def start_uac_load(workdir, sip_port, rate, calls, messages):
+    """sipp calling the bridge directly (INVITE, 302, ACK) at a steady rate, tracing every message."""
+    return harness.Process("sipp-uac", [
+        harness.SIPP, "-sf", SCENARIO, "-s", "12025550100", "-i", LOCAL, "-p", harness.free_port(),
+        "-mp", harness.free_port(False), "-r", rate, "-m", calls, "-nostdin", "-timeout", "40s",
+        "-recv_timeout", "8000", "-trace_msg", "-message_file", messages, f"{LOCAL}:{sip_port}"], workdir)
+
+
 def cdrs(swift, db):
     return json.loads(swift.run("switchboard-worker", "cdrs", "list", "--db", db, "--json"))
 
@@ -67,10 +75,7 @@ def test_cdrs_are_exactly_once_across_worker_kill_and_bridge_restart(tmp_path, s
     sipp_dir.mkdir()
     messages = sipp_dir / "uac.messages"
     calls = RATE * SECONDS
-    sipp = harness.Process("sipp-uac", [
-        harness.SIPP, "-sf", SCENARIO, "-s", "12025550100", "-i", LOCAL, "-p", harness.free_port(),
-        "-mp", harness.free_port(False), "-r", RATE, "-m", calls, "-nostdin", "-timeout", "40s",
-        "-recv_timeout", "8000", "-trace_msg", "-message_file", messages, f"{LOCAL}:{sip_port}"], sipp_dir)
+    sipp = start_uac_load(sipp_dir, sip_port, RATE, calls, messages)
     try:
         time.sleep(2.5)
         # The accounting worker dies without a chance to flush anything.

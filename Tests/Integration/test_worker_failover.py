@@ -8,7 +8,7 @@ import urllib.request
 
 import harness
 from harness import LOCAL
-from test_accounting import SCENARIO, answered_call_ids
+from test_accounting import answered_call_ids, start_uac_load
 
 RATE, SECONDS = 50, 8
 
@@ -36,10 +36,7 @@ def test_killing_one_of_two_workers_under_load_leaves_no_invite_unanswered(tmp_p
 
     messages = tmp_path / "uac.messages"
     calls = RATE * SECONDS
-    sipp = harness.Process("sipp-uac", [
-        harness.SIPP, "-sf", SCENARIO, "-s", "12025550100", "-i", LOCAL, "-p", harness.free_port(),
-        "-mp", harness.free_port(False), "-r", RATE, "-m", calls, "-nostdin", "-timeout", "40s",
-        "-recv_timeout", "8000", "-trace_msg", "-message_file", messages, f"{LOCAL}:{sip_port}"], tmp_path)
+    sipp = start_uac_load(tmp_path, sip_port, RATE, calls, messages)
     try:
         time.sleep(3)
         os.killpg(workers[0].proc.pid, signal.SIGKILL)   # no worker.bye: the bridge finds out by itself
