@@ -146,21 +146,6 @@ import ZeroMQ
         return subscriber
     }
 
-    static func running(_ subscriber: EventSubscriber, _ body: () async throws -> Void) async throws {
-        var logger = Logger(label: "test.subscriber")
-        logger.logLevel = .critical
-        let group = ServiceGroup(configuration: .init(services: [subscriber], logger: logger))
-        let run = Task { try await group.run() }
-        do {
-            try await body()
-        } catch {
-            await group.triggerGracefulShutdown()
-            _ = try? await run.value
-            throw error
-        }
-        await group.triggerGracefulShutdown()
-        try await run.value
-    }
 
     @Test func lateStartReplaysWhatWasMissedThenFollowsLive() async throws {
         let bridge = try FakeBridge()
@@ -168,7 +153,7 @@ import ZeroMQ
         bridge.journal((1...5).map { ($0, Self.eventFrame($0)) })
         let collected = Collected()
         let subscriber = Self.subscriber(bridge, resumeAfter: 2, into: collected)
-        try await Self.running(subscriber) {
+        try await running(subscriber) {
             #expect(await collected.wait { $0.events == [3, 4, 5] })
             // Live events may arrive before the SUB is connected; the ones missed are replayed.
             for seq in UInt64(6)...8 { try bridge.publish(seq) }
@@ -184,7 +169,7 @@ import ZeroMQ
         defer { bridge.close() }
         let collected = Collected()
         let subscriber = Self.subscriber(bridge, resumeAfter: nil, into: collected)
-        try await Self.running(subscriber) {
+        try await running(subscriber) {
             // Slow joiner: publish seq 1 until the subscriber hears it; the repeats are duplicates.
             #expect(await collected.wait { _ in (try? bridge.publish(1)) != nil && !collected.events.isEmpty })
             try bridge.publish(2)
@@ -208,7 +193,7 @@ import ZeroMQ
         bridge.retain(from: 20)
         let collected = Collected()
         let subscriber = Self.subscriber(bridge, resumeAfter: 10, into: collected)
-        try await Self.running(subscriber) {
+        try await running(subscriber) {
             #expect(await collected.wait { $0.events.count >= 6 })
         }
         #expect(collected.lost == [EventLoss(bridgeId: "b1", range: 11...19, reason: .expired)])
@@ -222,7 +207,7 @@ import ZeroMQ
         bridge.journal([(1, Self.eventFrame(1)), (2, Self.eventFrame(2, type: "worker.future_thing")), (3, Self.eventFrame(3))])
         let collected = Collected()
         let subscriber = Self.subscriber(bridge, resumeAfter: 0, into: collected)
-        try await Self.running(subscriber) {
+        try await running(subscriber) {
             #expect(await collected.wait { $0.events.count >= 2 })
         }
         #expect(collected.events == [1, 3])
@@ -235,7 +220,7 @@ import ZeroMQ
         defer { bridge.close() }
         let collected = Collected()
         let subscriber = Self.subscriber(bridge, resumeAfter: 0, idle: .milliseconds(200), into: collected)
-        try await Self.running(subscriber) {
+        try await running(subscriber) {
             try await Task.sleep(for: .milliseconds(300))
             // Journaled but never heard live, and nothing follows them.
             bridge.journal([(1, Self.eventFrame(1)), (2, Self.eventFrame(2))])
@@ -258,7 +243,7 @@ import ZeroMQ
         )
         subscriber.onEvent { collected.add($0.seq) }
         subscriber.onLoss { collected.add($0) }
-        try await Self.running(subscriber) {
+        try await running(subscriber) {
             #expect(await collected.wait { _ in (try? bridge.publish(1)) != nil && !collected.events.isEmpty })
             try bridge.publish(4)
             #expect(await collected.wait { $0.events.contains(4) })

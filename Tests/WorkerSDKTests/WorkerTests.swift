@@ -94,21 +94,6 @@ import ZeroMQ
         }
     }
 
-    static func running(_ worker: Worker, _ body: () async throws -> Void) async throws {
-        var logger = Logger(label: "test.worker")
-        logger.logLevel = .critical
-        let group = ServiceGroup(configuration: .init(services: [worker], logger: logger))
-        let run = Task { try await group.run() }
-        do {
-            try await body()
-        } catch {
-            await group.triggerGracefulShutdown()
-            _ = try? await run.value
-            throw error
-        }
-        await group.triggerGracefulShutdown()
-        try await run.value
-    }
 
     static func makeWorker(_ endpoint: String, heartbeat: Duration = .milliseconds(100),
                            curve: WorkerConfiguration.Curve? = nil) -> Worker {
@@ -125,7 +110,7 @@ import ZeroMQ
         let worker = Self.makeWorker(bridge.endpoint, heartbeat: .seconds(2))
         worker.onOffer { offer in .redirect([Target(uri: "sip:\(offer.requestUri.user!)@gw", q: 1)]) }
         var identity: [UInt8] = []
-        try await Self.running(worker) {
+        try await running(worker) {
             let ready = try #require(await bridge.nextNonHeartbeat())
             #expect(ready.message == .ready(workerId: "w1", capacity: 7))
             #expect(String(decoding: ready.identity, as: UTF8.self).hasPrefix("w1/"))
@@ -145,7 +130,7 @@ import ZeroMQ
         defer { bridge.close() }
         let worker = Self.makeWorker(bridge.endpoint)
         worker.onOffer { _ in .reject(status: 404) }
-        try await Self.running(worker) {
+        try await running(worker) {
             #expect(await bridge.next()?.message == .ready(workerId: "w1", capacity: 7))
             #expect(await bridge.next()?.message == .heartbeat)
         }
@@ -156,7 +141,7 @@ import ZeroMQ
         defer { bridge.close() }
         let worker = Self.makeWorker(bridge.endpoint, heartbeat: .seconds(1))
         worker.onOffer { _ in .reject(status: 404) }
-        try await Self.running(worker) {
+        try await running(worker) {
             let ready = try #require(await bridge.nextNonHeartbeat())
             // A garbage frame is logged and ignored; the worker keeps going.
             try bridge.sendRaw(Array("not json".utf8), to: ready.identity)
@@ -170,7 +155,7 @@ import ZeroMQ
         defer { bridge.close() }
         let worker = Self.makeWorker(bridge.endpoint)
         worker.onOffer { _ in .reject(status: 404) }
-        try await Self.running(worker) {
+        try await running(worker) {
             #expect(await bridge.nextNonHeartbeat()?.message == .ready(workerId: "w1", capacity: 7))
             // The fake bridge never heartbeats: after 3 intervals (+ back-off) the worker reconnects and re-announces.
             let again = await bridge.nextNonHeartbeat(timeout: .seconds(3))
@@ -186,7 +171,7 @@ import ZeroMQ
             if offer.sipCallId == "slow" { try? await Task.sleep(for: .seconds(1)) }
             return .reject(status: 486)
         }
-        try await Self.running(worker) {
+        try await running(worker) {
             let ready = try #require(await bridge.nextNonHeartbeat())
             try bridge.send(.welcome(bridgeId: "b1", heartbeatMs: 100), to: ready.identity)
             var slow = Self.offer
@@ -214,7 +199,7 @@ import ZeroMQ
         let curve = WorkerConfiguration.Curve(keyPair: keys, bridgeKey: try #require(bridge.curveKeys).publicKey)
         let worker = Self.makeWorker(bridge.endpoint, heartbeat: .seconds(2), curve: curve)
         worker.onOffer { _ in .reject(status: 486) }
-        try await Self.running(worker) {
+        try await running(worker) {
             let ready = try #require(await bridge.nextNonHeartbeat())
             #expect(ready.message == .ready(workerId: "w1", capacity: 7))
             try bridge.send(.decisionRequest(requestId: "r1", callId: "call-1", deadlineMs: 500, offer: Self.offer), to: ready.identity)
@@ -231,7 +216,7 @@ import ZeroMQ
         let curve = WorkerConfiguration.Curve(keyPair: stranger, bridgeKey: try #require(bridge.curveKeys).publicKey)
         let worker = Self.makeWorker(bridge.endpoint, curve: curve)
         worker.onOffer { _ in .reject(status: 486) }
-        try await Self.running(worker) {
+        try await running(worker) {
             #expect(await bridge.next(timeout: .milliseconds(1500)) == nil)
         }
         #expect(!bridge.denied.isEmpty)
@@ -243,7 +228,7 @@ import ZeroMQ
         defer { bridge.close() }
         let worker = Self.makeWorker(bridge.endpoint)
         worker.onOffer { _ in .reject(status: 486) }
-        try await Self.running(worker) {
+        try await running(worker) {
             #expect(await bridge.next(timeout: .seconds(1)) == nil)
         }
     }

@@ -99,11 +99,7 @@ struct CDRStore: Sendable {
 
     /// Opens (creating and migrating) the database at `path`.
     init(path: String) throws {
-        var configuration = Configuration()
-        configuration.journalMode = .wal
-        configuration.busyMode = .timeout(5)
-        database = try DatabaseQueue(path: path, configuration: configuration)
-        try Self.migrator.migrate(database)
+        database = try DatabaseQueue.openMigrated(path: path, migrator: Self.migrator)
         self.path = path
     }
 

@@ -18,12 +18,8 @@ struct RouteStore: Sendable {
     /// Opens (creating if needed) and migrates the database at `path`.
     /// - Throws: ``DialPlanError/databaseUnavailable(path:problem:)``.
     init(path: String) throws {
-        var configuration = Configuration()
-        configuration.journalMode = .wal
-        configuration.busyMode = .timeout(5)
         do {
-            database = try DatabaseQueue(path: path, configuration: configuration)
-            try Self.migrator.migrate(database)
+            database = try DatabaseQueue.openMigrated(path: path, migrator: Self.migrator)
         } catch let error as DatabaseError {
             throw DialPlanError.databaseUnavailable(path: path, problem: error.message ?? error.description)
         }
