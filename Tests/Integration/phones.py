@@ -1,0 +1,261 @@
+"""Simulated SIP phones for the integration tests: one sipp process per phone,
+registered at Kamailio (openser-cfg/kamailio.cfg) as a subscriber, with a behaviour.
+
+Callees (sipp UAS, scenarios/phone_<behaviour>.xml), started by start(): they REGISTER
+with digest auth first, then treat every INVITE that Kamailio forwards to them:
+    "answer"    180, ring_ms later 200 + SDP; answers re-INVITEs (hold/unhold) and BYE,
+                or hangs up itself hangup_after_ms after the answer; a CANCEL while
+                ringing gets 200 + 487
+    "busy"      486 Busy Here
+    "noanswer"  180 and nothing more; CANCEL -> 200 + 487
+    "reject"    603 Decline
+Callers (sipp UAC, scenarios/phone_call*.xml), started by call(): they REGISTER, then
+INVITE a number through Kamailio (407 handled):
+    "call"      waits for the answer; the remote BYE (or hangs up after hangup_after_ms);
+                answers re-INVITEs; a final failure (486, 603, ...) just ends the call
+    "hold"      re-INVITE a=sendonly talk_ms after the answer, a=sendrecv hold_ms later,
+                BYE unhold_talk_ms after that (or answers the remote BYE)
+    "cancel"    CANCEL cancel_after_ms after the 180
+
+Every phone writes a message trace; messages(), received(), final_status() read it.
+Phones are stopped with the `sipp` fixture (they are in its `running` list) and their
+logs are attached to a failing test's report with the other sipp logs.
+
+    k = start_kamailio(subscribers=phones.USERS)
+    bob = phones.start(sipp, k, "bob", "answer", ring_ms=200)
+    alice = phones.call(sipp, k, "alice", "bob", hangup_after_ms=500)
+    assert alice.finish() == 0, alice.report()
+    assert bob.finish() == 0, bob.report()
+    assert bob.received("BYE")
+"""
+import re
+import socket
+import uuid
+from pathlib import Path
+
+import harness
+from harness import DOMAIN, LOCAL
+
+# Subscribers the phones use unless given a password: start_kamailio(subscribers=USERS).
+USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
+         "dave": "dave-secret"}
+
+CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
+                    "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml"}
+CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
+                    "cancel": "phone_call_cancel.xml"}
+
+_SEPARATOR = "----------------------------------------------- "
+
+
+class Message:
+    """One SIP message of a phone's trace: direction "received" or "sent", the text
+    (start line, headers, body), and helpers to read it."""
+
+    def __init__(self, direction, text):
+        self.direction, self.text = direction, text
+
+    @property
+    def first_line(self):
+        return self.text.split("\n", 1)[0].strip()
+
+    @property
+    def method(self):
+        """Request method ("INVITE", ...), or None for a response."""
+        return None if self.first_line.startswith("SIP/2.0") else self.first_line.split(" ", 1)[0]
+
+    @property
+    def status(self):
+        """Response status code (int), or None for a request."""
+        return int(self.first_line.split(" ", 2)[1]) if self.first_line.startswith("SIP/2.0") else None
+
+    @property
+    def cseq_method(self):
+        values = self.header("CSeq")
+        return values[0].split()[-1] if values else None
+
+    @property
+    def body(self):
+        return self.text.partition("\n\n")[2]
+
+    def header(self, name):
+        """Values of a header (all occurrences)."""
+        return harness.header_values(self.text.partition("\n\n")[0], name)
+
+    def sdp_direction(self):
+        """The a=sendrecv/sendonly/recvonly/inactive attribute of the SDP body, or None."""
+        m = re.search(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", self.body, re.M)
+        return m.group(1) if m else None
+
+    def __repr__(self):
+        return f"<{self.direction} {self.first_line}>"
+
+    def __str__(self):
+        return self.text
+
+
+class Phone:
+    """A running phone (one sipp process). `port` is where it listens and sends from."""
+
+    def __init__(self, name, user, role, behaviour, port, proc, workdir):
+        self.name, self.user, self.role, self.behaviour = name, user, role, behaviour
+        self.port, self.proc = port, proc
+        self.messages_file = Path(workdir) / f"{name}.messages"
+        self.errors_file = Path(workdir) / f"{name}.errors"
+        self.code = None
+
+    # --- process ---
+    def running(self):
+        return self.proc.running()
+
+    def finish(self, timeout=30):
+        """Wait for the phone's sipp to end (its calls are done: callee phones end after
+        `calls` calls); returns its exit code (0 = every call went as scripted)."""
+        self.code = self.proc.wait(timeout)
+        return self.code
+
+    def stop(self):
+        """Stop it now (SIGTERM, then SIGKILL); returns the exit code."""
+        self.code = self.proc.stop()
+        return self.code
+
+    # --- trace ---
+    def messages(self):
+        """Every SIP message in the trace, in order (the harness's KICK excluded)."""
+        try:
+            text = self.messages_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        out = []
+        for block in text.split(_SEPARATOR)[1:]:
+            head, _, body = block.partition("\n\n")
+            direction = ("received" if "message received" in head
+                         else "sent" if "message sent" in head else None)
+            body = body.replace("\r\n", "\n").strip()
+            if direction and body and not body.startswith("KICK "):
+                out.append(Message(direction, body))
+        return out
+
+    def received(self, method):
+        """Requests with this method the phone received (Message objects; str() = text)."""
+        return [m for m in self.messages() if m.direction == "received" and m.method == method]
+
+    def sent(self, method):
+        """Requests with this method the phone sent."""
+        return [m for m in self.messages() if m.direction == "sent" and m.method == method]
+
+    def responses(self, cseq_method="INVITE", direction="received"):
+        """Responses (received by default) to requests with this CSeq method."""
+        return [m for m in self.messages() if m.direction == direction and m.status
+                and m.cseq_method == cseq_method]
+
+    def final_status(self):
+        """The status of the last final response the phone received to an INVITE (for a
+        caller: how its call ended up: 200, 486, 487, ...), or None."""
+        finals = [m.status for m in self.responses("INVITE") if m.status >= 200]
+        return finals[-1] if finals else None
+
+    def registered(self):
+        return any(m.status == 200 for m in self.responses("REGISTER"))
+
+    def wait_for(self, method, count=1, timeout=10):
+        """Wait until the phone received `count` requests with this method; returns them."""
+        harness.wait_until(lambda: len(self.received(method)) >= count or not self.running(),
+                           timeout, f"{self.name} to receive {count} {method}", self.report)
+        got = self.received(method)
+        assert len(got) >= count, f"{self.name} ended before {count} {method}\n{self.report()}"
+        return got
+
+    def report(self):
+        return "\n".join([f"phone {self.name} ({self.user}, {self.role} {self.behaviour}, "
+                          f"port {self.port}): exit {self.code}", self.proc.tail(30),
+                          harness.tail(self.errors_file, 30), harness.tail(self.messages_file, 120)])
+
+
+def _argv(sipp, name, scenario, port, user, password, keys, extra, timeout):
+    argv = [harness.SIPP, "-sf", harness.SCENARIOS / scenario, "-i", LOCAL, "-p", port,
+            "-mp", harness.free_port(False), "-nostdin", "-timeout", f"{timeout}s",
+            "-timeout_error", "-trace_msg", "-message_file", sipp.dir / f"{name}.messages",
+            "-trace_err", "-error_file", sipp.dir / f"{name}.errors",
+            "-au", user, "-ap", password]
+    for k, v in {"user": user, "domain": DOMAIN, **keys}.items():
+        argv += ["-key", k, v]
+    return [str(a) for a in argv + list(extra)]
+
+
+def _launch(sipp, name, argv):
+    proc = harness.Process(f"sipp-{name}", argv, sipp.dir)
+    sipp.running.append(proc)
+    return proc
+
+
+def _kick(port, user):
+    """The request that makes a callee phone register (its Call-ID becomes the
+    REGISTER's)."""
+    call_id = f"register-{user}-{uuid.uuid4().hex[:12]}@{LOCAL}"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((LOCAL, 0))
+        lport = s.getsockname()[1]
+        msg = (f"KICK sip:{user}@{LOCAL}:{port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP {LOCAL}:{lport};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+               f"From: <sip:harness@{LOCAL}>;tag={uuid.uuid4().hex[:8]}\r\n"
+               f"To: <sip:{user}@{LOCAL}>\r\nCall-ID: {call_id}\r\nCSeq: 1 KICK\r\n"
+               f"Content-Length: 0\r\n\r\n")
+        s.sendto(msg.encode(), (LOCAL, port))
+    finally:
+        s.close()
+
+
+def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
+          hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10):
+    """Start a callee phone registered at `kamailio` as `user` and return it once Kamailio
+    accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject.
+    ring_ms: pause between 180 and 200 ("answer"). hangup_after_ms: > 0 = the phone sends
+    BYE that long after answering (the timer restarts after each re-INVITE); 0 = it waits
+    for the remote BYE. calls: the phone's sipp ends after that many calls (None: runs
+    until stopped). timeout: sipp's global timeout in seconds (exit code != 0 if hit)."""
+    scenario = CALLEE_SCENARIOS[behaviour]
+    name = name or f"phone-{user}"
+    password = password if password is not None else USERS[user]
+    port = harness.free_port()
+    keys = {"registrar_ip": LOCAL, "registrar_port": kamailio.port,
+            "ring_ms": int(ring_ms), "hangup_after_ms": int(hangup_after_ms)}
+    # the remote host only sets [remote_ip]:[remote_port] (sipp's digest uri); replies go
+    # where requests came from, the REGISTER where the scenario's setdest says
+    extra = (["-m", calls + 1] if calls is not None else []) + [f"{LOCAL}:{kamailio.port}"]
+    argv = _argv(sipp, name, scenario, port, user, password, keys, extra, timeout)
+    proc = _launch(sipp, name, argv)
+    phone = Phone(name, user, "callee", behaviour, port, proc, sipp.dir)
+    harness.wait_until(lambda: not proc.running() or harness.udp_port_in_use(port), 5,
+                       f"phone {name} to bind {port}", phone.report)
+    assert proc.running(), f"phone {name} exited at start\n{phone.report()}"
+    _kick(port, user)
+    harness.wait_until(lambda: phone.registered() or not proc.running(), register_timeout,
+                       f"phone {name} to register as {user}", phone.report)
+    assert phone.registered(), f"phone {name} did not register\n{phone.report()}"
+    return phone
+
+
+def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_after_ms=0,
+         talk_ms=500, hold_ms=500, unhold_talk_ms=None, cancel_after_ms=500, timeout=30,
+         name=None):
+    """Start a caller phone: it registers as `user`, then calls `number` through
+    `kamailio`; returns at once (finish() waits for the end of the call).
+    behaviour: call | hold | cancel. "call": hangup_after_ms > 0 = BYE that long after
+    the answer, 0 = wait for the remote BYE; final failures (486, 603, ...) end the call
+    normally (see final_status()). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
+    unhold_talk_ms (default talk_ms), BYE; a BYE from the other side meanwhile ends the
+    call normally. "cancel": CANCEL cancel_after_ms after the 180."""
+    scenario = CALLER_SCENARIOS[behaviour]
+    name = name or f"caller-{user}"
+    password = password if password is not None else USERS[user]
+    port = harness.free_port()
+    keys = {"call": {"hangup_after_ms": int(hangup_after_ms)},
+            "hold": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms),
+                     "unhold_talk_ms": int(talk_ms if unhold_talk_ms is None else unhold_talk_ms)},
+            "cancel": {"cancel_after_ms": int(cancel_after_ms)}}[behaviour]
+    argv = _argv(sipp, name, scenario, port, user, password, keys,
+                 ["-m", 1, "-s", number, f"{LOCAL}:{kamailio.port}"], timeout)
+    proc = _launch(sipp, name, argv)
+    return Phone(name, user, "caller", behaviour, port, proc, sipp.dir)
