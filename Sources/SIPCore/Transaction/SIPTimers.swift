@@ -3,6 +3,7 @@
 /// ```swift
 /// let timers = SIPTimers(t1: .milliseconds(250))   // a LAN with a short round trip
 /// timers.timerH                                     // 16 s
+/// timers.timerB                                     // 16 s
 /// ```
 public struct SIPTimers: Sendable, Hashable {
     /// The round-trip estimate, 500 ms by default.
@@ -39,6 +40,35 @@ public struct SIPTimers: Sendable, Hashable {
     func nextTimerG(after interval: Duration) -> Duration {
         min(interval * 2, t2)
     }
+
+    /// The first interval of Timer A (INVITE retransmission); it then doubles without a cap until Timer B.
+    public var timerA: Duration { t1 }
+
+    /// Timer B, how long a client waits for any response to its INVITE: 64*T1.
+    public var timerB: Duration { t1 * 64 }
+
+    /// Timer D, how long a client absorbs retransmissions of a non-2xx final response: at least 32 s whatever T1
+    /// is, since it must outlast the server's Timer G retransmissions (RFC 3261 §17.1.1.2); zero on reliable
+    /// transports.
+    public func timerD(reliable: Bool) -> Duration { reliable ? .zero : .seconds(32) }
+
+    /// The first interval of Timer E (non-INVITE retransmission); it then doubles up to ``t2``.
+    public var timerE: Duration { t1 }
+
+    /// Timer F, how long a client waits for the final response to a non-INVITE request: 64*T1.
+    public var timerF: Duration { t1 * 64 }
+
+    /// Timer K, how long a non-INVITE client absorbs response retransmissions: T4, zero on reliable transports.
+    public func timerK(reliable: Bool) -> Duration { reliable ? .zero : t4 }
+
+    /// Timer M (RFC 6026), how long the accepted state passes 2xx retransmissions to the TU: 64*T1.
+    public var timerM: Duration { t1 * 64 }
+
+    /// The interval following `interval` for Timer E in the trying state: the same rule as Timer G
+    /// (RFC 3261 §17.1.2.2).
+    func nextTimerE(after interval: Duration) -> Duration {
+        nextTimerG(after: interval)
+    }
 }
 
 /// The timers a server transaction asks its owner to run (RFC 3261 Table 4, RFC 6026 Timer L).
@@ -59,9 +89,10 @@ public enum TransactionTimerID: Sendable, Hashable {
 public enum TransactionTerminationReason: Sendable, Hashable {
     /// The transaction ran its course.
     case normal
-    /// Timer H fired: the ACK never came (RFC 3261 §17.2.1).
+    /// A server's Timer H fired: the ACK never came (RFC 3261 §17.2.1). A client's Timer B or F fired: no
+    /// (final) response came, and the TU acts as if it had received a 408 (RFC 3261 §8.1.3.1).
     case timeout
-    /// The transport reported a failure to send (RFC 3261 §17.2.4).
+    /// The transport reported a failure to send (RFC 3261 §17.1.4, §17.2.4).
     case transportError
 }
 
@@ -74,6 +105,52 @@ public enum TransactionAction: Sendable, Hashable {
     case startTimer(TransactionTimerID, after: Duration)
     /// Stop a timer.
     case cancelTimer(TransactionTimerID)
+    /// The transaction is over; tell the TU when the reason is not `.normal`.
+    case terminated(TransactionTerminationReason)
+}
+
+/// The timers a client transaction asks its owner to run (RFC 3261 Table 4, RFC 6026 Timer M). Apart from the
+/// server's ``TransactionTimerID`` so that a client timer cannot be fired into a server transaction.
+public enum ClientTimerID: Sendable, Hashable {
+    /// INVITE request retransmission, unreliable transports only.
+    case timerA
+    /// INVITE transaction timeout.
+    case timerB
+    /// Wait for retransmissions of a non-2xx final response to an INVITE.
+    case timerD
+    /// Non-INVITE request retransmission, unreliable transports only.
+    case timerE
+    /// Non-INVITE transaction timeout.
+    case timerF
+    /// Wait for retransmissions of the final response to a non-INVITE request.
+    case timerK
+    /// Wait for 2xx retransmissions after the first 2xx to an INVITE (RFC 6026).
+    case timerM
+}
+
+/// What a client transaction asks its owner to do. Events return `[ClientTransactionAction]`; an empty array means
+/// nothing to do. After `.terminated` the owner drops the transaction and any timers it still runs.
+///
+/// ```swift
+/// for action in transaction.receive(response) {
+///     switch action {
+///     case .send(let request): transport.send(request)
+///     case .deliver(let response): tu.handle(response)
+///     case .startTimer(let timer, let delay): schedule(timer, after: delay)
+///     case .cancelTimer(let timer): cancel(timer)
+///     case .terminated(let reason): drop(key, reason)
+///     }
+/// }
+/// ```
+public enum ClientTransactionAction: Sendable, Hashable {
+    /// Send this request (the original, a retransmission, or the transaction's own ACK) to the transport.
+    case send(SIPRequest)
+    /// Pass this response up to the TU.
+    case deliver(SIPResponse)
+    /// Start (or restart) a timer; fire it back with `timerFired(_:)`.
+    case startTimer(ClientTimerID, after: Duration)
+    /// Stop a timer.
+    case cancelTimer(ClientTimerID)
     /// The transaction is over; tell the TU when the reason is not `.normal`.
     case terminated(TransactionTerminationReason)
 }
