@@ -5,12 +5,15 @@ import Foundation
 /// ```swift
 /// .redirect([Target(uri: "sip:12025550100@gw1.example.com", q: 1.0)])
 /// .reject(status: 486, reason: "Busy Here")
+/// .bridge(BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@switchboard.local", ringTimeoutMs: 20_000)]))
 /// ```
 public enum Decision: Equatable, Sendable {
     /// Answer 302 with these targets as Contacts; the proxy (Kamailio) follows them.
     case redirect([Target])
     /// Answer with a final error status; `headers` (e.g. `Retry-After`) are added to the response.
     case reject(status: Int, reason: String? = nil, headers: [String: String] = [:])
+    /// Keep the call: the bridge dials leg B to the route's targets and joins the two legs (B2BUA).
+    case bridge(BridgeRoute)
 
     /// Checks what the bridge could not turn into a valid SIP answer; returns what is wrong, or nil.
     public var problem: String? {
@@ -18,25 +21,124 @@ public enum Decision: Equatable, Sendable {
         case .redirect(let targets):
             if targets.isEmpty { return "redirect needs at least one target" }
             for target in targets {
-                if !(target.uri.hasPrefix("sip:") || target.uri.hasPrefix("sips:") || target.uri.hasPrefix("tel:")) {
-                    return "target uri \(target.uri.debugDescription) is not a sip:, sips: or tel: URI"
-                }
-                if target.uri.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == ">" || $0 == "<" || $0 == " " }) {
-                    return "target uri \(target.uri.debugDescription) contains forbidden characters"
-                }
+                if let problem = SIPText.uriProblem(target.uri, what: "target uri") { return problem }
                 if let q = target.q, !(0...1).contains(q) { return "q-value \(q) is outside 0.0–1.0" }
             }
         case .reject(let status, let reason, let headers):
             if !(400...699).contains(status) { return "reject status \(status) is not a 4xx–6xx final response" }
             if let reason, reason.hasLineBreak { return "reason contains a line break" }
-            for (name, value) in headers {
-                if name.isEmpty || name.unicodeScalars.contains(where: { !($0.properties.isASCIIHexDigit || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || $0 == "-" || $0 == "_" || $0 == ".") }) {
-                    return "header name \(name.debugDescription) is not a SIP token"
-                }
-                if value.hasLineBreak { return "header \(name) contains a line break" }
-            }
+            return SIPText.headersProblem(headers)
+        case .bridge(let route):
+            return route.problem
         }
         return nil
+    }
+}
+
+/// How a bridge decision forks leg B over its targets.
+public enum ForkMode: String, Codable, Equatable, Sendable, CaseIterable {
+    /// One target after another: the next is dialed when the previous fails or its ring timeout ends.
+    case serial
+    /// Every target at once; the first to answer wins and the others are cancelled.
+    case parallel
+}
+
+/// A caller id to present on an outgoing leg (From URI and display name); either part may be left to the bridge.
+///
+/// ```json
+/// {"uri":"sip:+12025550100@switchboard.local","display_name":"Support"}
+/// ```
+public struct CallerID: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey { case uri, displayName = "display_name" }
+
+    public var uri: String?
+    public var displayName: String?
+
+    public init(uri: String? = nil, displayName: String? = nil) {
+        self.uri = uri
+        self.displayName = displayName
+    }
+
+    /// What would break the From header, or nil.
+    var problem: String? {
+        if let uri, let problem = SIPText.uriProblem(uri, what: "caller_id uri") { return problem }
+        // A quote would end the quoted display name early; CR/LF would end the header.
+        if let displayName, displayName.hasLineBreak || displayName.contains("\"") {
+            return "display_name \(displayName.debugDescription) contains a line break or a quote"
+        }
+        return nil
+    }
+}
+
+/// One target of a bridge decision: a URI to dial, and how long to let it ring.
+///
+/// ```json
+/// {"uri":"sip:bob@switchboard.local","ring_timeout_ms":20000}
+/// ```
+public struct BridgeTarget: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey { case uri, ringTimeoutMs = "ring_timeout_ms" }
+
+    public var uri: String
+    /// How long the target may ring before the bridge gives up on it; nil: the bridge's default.
+    public var ringTimeoutMs: Int?
+
+    public init(uri: String, ringTimeoutMs: Int? = nil) {
+        self.uri = uri
+        self.ringTimeoutMs = ringTimeoutMs
+    }
+}
+
+/// Where and how the bridge dials leg B for a ``Decision/bridge(_:)``.
+///
+/// ```json
+/// {"action":"bridge","targets":[{"uri":"sip:bob@switchboard.local","ring_timeout_ms":20000},{"uri":"sip:carol@switchboard.local"}],
+///  "mode":"serial","caller_id":{"uri":"sip:+12025550100@switchboard.local","display_name":"Support"},"headers":{"X-Account":"acme"}}
+/// ```
+public struct BridgeRoute: Codable, Equatable, Sendable {
+    enum CodingKeys: String, CodingKey { case targets, mode, callerId = "caller_id", headers }
+
+    /// Most targets one decision may fork to: bounds the legs one offer can make the bridge dial.
+    public static let maxTargets = 16
+
+    public var targets: [BridgeTarget]
+    public var mode: ForkMode
+    /// The caller id leg B's phone shows; nil: the caller's own From.
+    public var callerId: CallerID?
+    /// Extra headers for leg B's INVITE.
+    public var headers: [String: String]
+
+    public init(targets: [BridgeTarget], mode: ForkMode = .serial, callerId: CallerID? = nil, headers: [String: String] = [:]) {
+        self.targets = targets
+        self.mode = mode
+        self.callerId = callerId
+        self.headers = headers
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        targets = try container.decode([BridgeTarget].self, forKey: .targets)
+        mode = try container.decodeIfPresent(ForkMode.self, forKey: .mode) ?? .serial
+        callerId = try container.decodeIfPresent(CallerID.self, forKey: .callerId)
+        headers = try container.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(targets, forKey: .targets)
+        try container.encode(mode, forKey: .mode)
+        try container.encodeIfPresent(callerId, forKey: .callerId)
+        if !headers.isEmpty { try container.encode(headers, forKey: .headers) }
+    }
+
+    var problem: String? {
+        if targets.isEmpty { return "bridge needs at least one target" }
+        if targets.count > Self.maxTargets { return "bridge has \(targets.count) targets, more than \(Self.maxTargets)" }
+        for target in targets {
+            if let problem = SIPText.uriProblem(target.uri, what: "target uri") { return problem }
+            if let problem = SIPText.ringTimeoutProblem(target.ringTimeoutMs) { return problem }
+        }
+        if let problem = callerId?.problem { return problem }
+        return SIPText.headersProblem(headers)
     }
 }
 
@@ -55,9 +157,12 @@ extension Decision: Codable {
                 reason: try container.decodeIfPresent(String.self, forKey: .reason),
                 headers: try container.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
             )
+        case "bridge":
+            // The route's members sit beside `action`, in the same object.
+            self = .bridge(try BridgeRoute(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .action, in: container,
-                                                   debugDescription: "unknown action \(action.debugDescription) (expected redirect or reject)")
+                                                   debugDescription: "unknown action \(action.debugDescription) (expected redirect, reject or bridge)")
         }
     }
 
@@ -72,6 +177,9 @@ extension Decision: Codable {
             try container.encode(status, forKey: .status)
             try container.encodeIfPresent(reason, forKey: .reason)
             if !headers.isEmpty { try container.encode(headers, forKey: .headers) }
+        case .bridge(let route):
+            try container.encode("bridge", forKey: .action)
+            try route.encode(to: encoder)
         }
     }
 }
@@ -79,6 +187,39 @@ extension Decision: Codable {
 extension String {
     /// CR or LF anywhere: either would let a value break out of its SIP header line.
     var hasLineBreak: Bool { unicodeScalars.contains { $0 == "\r" || $0 == "\n" } }
+}
+
+/// The checks that keep worker- and client-supplied text from breaking the SIP the bridge writes with it.
+enum SIPText {
+    /// Ring timeouts a decision or command may ask for: at least a second, at most ten minutes.
+    static let ringTimeoutRange = 1_000...600_000
+
+    /// A sip:, sips: or tel: URI that cannot escape its `<...>` in a header, else what is wrong with it.
+    static func uriProblem(_ uri: String, what: String) -> String? {
+        if !(uri.hasPrefix("sip:") || uri.hasPrefix("sips:") || uri.hasPrefix("tel:")) {
+            return "\(what) \(uri.debugDescription) is not a sip:, sips: or tel: URI"
+        }
+        if uri.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == ">" || $0 == "<" || $0 == " " }) {
+            return "\(what) \(uri.debugDescription) contains forbidden characters"
+        }
+        return nil
+    }
+
+    static func ringTimeoutProblem(_ milliseconds: Int?) -> String? {
+        guard let milliseconds, !ringTimeoutRange.contains(milliseconds) else { return nil }
+        return "ring_timeout_ms \(milliseconds) is outside \(ringTimeoutRange.lowerBound)...\(ringTimeoutRange.upperBound)"
+    }
+
+    /// Header names must be tokens and values single lines, or a header could inject others.
+    static func headersProblem(_ headers: [String: String]) -> String? {
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
+            if name.isEmpty || name.unicodeScalars.contains(where: { !($0.properties.isASCIIHexDigit || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || $0 == "-" || $0 == "_" || $0 == ".") }) {
+                return "header name \(name.debugDescription) is not a SIP token"
+            }
+            if value.hasLineBreak { return "header \(name) contains a line break" }
+        }
+        return nil
+    }
 }
 
 extension Decision {
@@ -99,8 +240,57 @@ extension Decision {
             writer.member("status", status)
             writer.member("reason", reason)
             if !headers.isEmpty { writer.member("headers", headers) }
+        case .bridge(let route):
+            writer.member("action", "bridge")
+            route.writeMembers(to: &writer)
         }
         writer.closeObject()
+    }
+}
+
+extension CallerID {
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("uri", uri)
+        writer.member("display_name", displayName)
+        writer.closeObject()
+    }
+
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(uri: try json.optionalString("uri"), displayName: try json.optionalString("display_name"))
+    }
+}
+
+extension BridgeRoute {
+    /// The route's members, written into the decision object that holds `action`.
+    func writeMembers(to writer: inout JSONWriter) {
+        writer.key("targets")
+        writer.openArray()
+        for target in targets {
+            writer.element()
+            writer.openObject()
+            writer.member("uri", target.uri)
+            writer.member("ring_timeout_ms", target.ringTimeoutMs)
+            writer.closeObject()
+        }
+        writer.closeArray()
+        writer.member("mode", mode.rawValue)
+        if let callerId {
+            writer.key("caller_id")
+            callerId.write(to: &writer)
+        }
+        if !headers.isEmpty { writer.member("headers", headers) }
+    }
+
+    init(json: JSONObject) throws(BusDecodingError) {
+        var targets: [BridgeTarget] = []
+        for (position, element) in try json.array("targets").enumerated() {
+            let target = try JSONObject(element, path: json.name("targets[\(position)]"))
+            targets.append(BridgeTarget(uri: try target.string("uri"), ringTimeoutMs: try target.optionalInt("ring_timeout_ms")))
+        }
+        self.init(targets: targets, mode: try json.optionalEnum("mode") ?? .serial,
+                  callerId: try json.optionalObject("caller_id").map { object throws(BusDecodingError) in try CallerID(json: object) },
+                  headers: try json.stringMap("headers"))
     }
 }
 
@@ -111,13 +301,15 @@ extension Decision {
         case "redirect":
             var targets: [Target] = []
             for (position, element) in try json.array("targets").enumerated() {
-                targets.append(try Target(json: JSONObject(element, path: "\(json.path).targets[\(position)]")))
+                targets.append(try Target(json: JSONObject(element, path: json.name("targets[\(position)]"))))
             }
             self = .redirect(targets)
         case "reject":
             self = .reject(status: try json.int("status"), reason: try json.optionalString("reason"), headers: try json.stringMap("headers"))
+        case "bridge":
+            self = .bridge(try BridgeRoute(json: json))
         default:
-            throw BusDecodingError(code: "bad_message", message: "\(json.path).action: unknown action \(action.debugDescription) (expected redirect or reject)")
+            throw BusDecodingError(code: "bad_message", message: "\(json.name("action")): unknown action \(action.debugDescription) (expected redirect, reject or bridge)")
         }
     }
 }

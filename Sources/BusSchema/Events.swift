@@ -109,10 +109,23 @@ public struct Target: Codable, Equatable, Sendable {
     }
 }
 
-/// What happened to an offer, as published in `call.routed`.
+/// What happened to an offer, as published in `call.routed`: redirected (302) or bridged to targets.
+///
+/// ```json
+/// {"targets":[{"uri":"sip:1202@gw","q":1}],"worker_id":"router-1","fallback":false,"decision_ms":0.8}
+/// {"action":"bridge","targets":[{"uri":"sip:bob@switchboard.local"}],"worker_id":"pbx","fallback":false,"decision_ms":1.2}
+/// ```
 public struct Routed: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case targets, workerId = "worker_id", fallback, cause, decisionMs = "decision_ms" }
+    enum CodingKeys: String, CodingKey { case action, targets, workerId = "worker_id", fallback, cause, decisionMs = "decision_ms" }
 
+    /// What the bridge did with the targets. `action` is left out of the JSON for a redirect, as
+    /// before bridging existed, so a reader that does not know it still reads redirects right.
+    public enum Action: String, Codable, Equatable, Sendable, CaseIterable {
+        case redirect, bridge
+    }
+
+    public var action: Action
+    /// The redirect's Contacts, or the bridge's targets (without `q`).
     public var targets: [Target]
     /// The worker that decided; nil when the fallback decided.
     public var workerId: String?
@@ -123,12 +136,34 @@ public struct Routed: Codable, Equatable, Sendable {
     /// Time from offer to decision, milliseconds.
     public var decisionMs: Double
 
-    public init(targets: [Target], workerId: String?, fallback: Bool, cause: String? = nil, decisionMs: Double) {
+    public init(action: Action = .redirect, targets: [Target], workerId: String?, fallback: Bool, cause: String? = nil,
+                decisionMs: Double) {
+        self.action = action
         self.targets = targets
         self.workerId = workerId
         self.fallback = fallback
         self.cause = cause
         self.decisionMs = decisionMs
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        action = try container.decodeIfPresent(Action.self, forKey: .action) ?? .redirect
+        targets = try container.decode([Target].self, forKey: .targets)
+        workerId = try container.decodeIfPresent(String.self, forKey: .workerId)
+        fallback = try container.decode(Bool.self, forKey: .fallback)
+        cause = try container.decodeIfPresent(String.self, forKey: .cause)
+        decisionMs = try container.decode(Double.self, forKey: .decisionMs)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if action != .redirect { try container.encode(action, forKey: .action) }
+        try container.encode(targets, forKey: .targets)
+        try container.encodeIfPresent(workerId, forKey: .workerId)
+        try container.encode(fallback, forKey: .fallback)
+        try container.encodeIfPresent(cause, forKey: .cause)
+        try container.encode(decisionMs, forKey: .decisionMs)
     }
 }
 
@@ -218,6 +253,18 @@ public enum EventBody: Equatable, Sendable {
     case workerLeft(WorkerInfo)
     /// The worker stopped heartbeating and was dropped.
     case workerLost(WorkerInfo)
+    /// An `originate` command was accepted: the bridge starts dialing party A.
+    case callOriginated(Originate)
+    case callDialing(Dialing)
+    case callRinging(Ringing)
+    case callAnswered(Answered)
+    case callConnected(Connected)
+    case callLegFailed(LegFailed)
+    case callHeld(HoldChange)
+    case callResumed(HoldChange)
+    case callTransferred(Transferred)
+    /// The call's last event.
+    case callEnded(Ended)
 
     /// The event type, which is also its topic on the events socket.
     public var type: String {
@@ -230,6 +277,16 @@ public enum EventBody: Equatable, Sendable {
         case .workerJoined: "worker.joined"
         case .workerLeft: "worker.left"
         case .workerLost: "worker.lost"
+        case .callOriginated: "call.originated"
+        case .callDialing: "call.dialing"
+        case .callRinging: "call.ringing"
+        case .callAnswered: "call.answered"
+        case .callConnected: "call.connected"
+        case .callLegFailed: "call.leg_failed"
+        case .callHeld: "call.held"
+        case .callResumed: "call.resumed"
+        case .callTransferred: "call.transferred"
+        case .callEnded: "call.ended"
         }
     }
 }
@@ -264,6 +321,7 @@ public struct Event: Equatable, Sendable {
 extension Event: Codable {
     private enum CodingKeys: String, CodingKey {
         case v, type, bridgeId = "bridge_id", seq, ts, callId = "call_id", offer, routed, rejected, bridge, worker
+        case originate, dialing, ringing, answered, connected, legFailed = "leg_failed", hold, transferred, ended
     }
 
     public init(from decoder: Decoder) throws {
@@ -286,6 +344,16 @@ extension Event: Codable {
         case "worker.joined": body = .workerJoined(try container.decode(WorkerInfo.self, forKey: .worker))
         case "worker.left": body = .workerLeft(try container.decode(WorkerInfo.self, forKey: .worker))
         case "worker.lost": body = .workerLost(try container.decode(WorkerInfo.self, forKey: .worker))
+        case "call.originated": body = .callOriginated(try container.decode(Originate.self, forKey: .originate))
+        case "call.dialing": body = .callDialing(try container.decode(Dialing.self, forKey: .dialing))
+        case "call.ringing": body = .callRinging(try container.decode(Ringing.self, forKey: .ringing))
+        case "call.answered": body = .callAnswered(try container.decode(Answered.self, forKey: .answered))
+        case "call.connected": body = .callConnected(try container.decode(Connected.self, forKey: .connected))
+        case "call.leg_failed": body = .callLegFailed(try container.decode(LegFailed.self, forKey: .legFailed))
+        case "call.held": body = .callHeld(try container.decode(HoldChange.self, forKey: .hold))
+        case "call.resumed": body = .callResumed(try container.decode(HoldChange.self, forKey: .hold))
+        case "call.transferred": body = .callTransferred(try container.decode(Transferred.self, forKey: .transferred))
+        case "call.ended": body = .callEnded(try container.decode(Ended.self, forKey: .ended))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown event type \(type)")
         }
@@ -305,6 +373,15 @@ extension Event: Codable {
         case .callRejected(let rejected): try container.encode(rejected, forKey: .rejected)
         case .bridgeStarted(let info), .bridgeStopping(let info): try container.encode(info, forKey: .bridge)
         case .workerJoined(let info), .workerLeft(let info), .workerLost(let info): try container.encode(info, forKey: .worker)
+        case .callOriginated(let originate): try container.encode(originate, forKey: .originate)
+        case .callDialing(let dialing): try container.encode(dialing, forKey: .dialing)
+        case .callRinging(let ringing): try container.encode(ringing, forKey: .ringing)
+        case .callAnswered(let answered): try container.encode(answered, forKey: .answered)
+        case .callConnected(let connected): try container.encode(connected, forKey: .connected)
+        case .callLegFailed(let failed): try container.encode(failed, forKey: .legFailed)
+        case .callHeld(let change), .callResumed(let change): try container.encode(change, forKey: .hold)
+        case .callTransferred(let transferred): try container.encode(transferred, forKey: .transferred)
+        case .callEnded(let ended): try container.encode(ended, forKey: .ended)
         }
     }
 
@@ -337,6 +414,33 @@ extension Event: Codable {
             writer.openObject()
             writer.member("worker_id", info.workerId)
             writer.closeObject()
+        case .callOriginated(let originate):
+            writer.key("originate")
+            originate.write(to: &writer)
+        case .callDialing(let dialing):
+            writer.key("dialing")
+            dialing.write(to: &writer)
+        case .callRinging(let ringing):
+            writer.key("ringing")
+            ringing.write(to: &writer)
+        case .callAnswered(let answered):
+            writer.key("answered")
+            answered.write(to: &writer)
+        case .callConnected(let connected):
+            writer.key("connected")
+            connected.write(to: &writer)
+        case .callLegFailed(let failed):
+            writer.key("leg_failed")
+            failed.write(to: &writer)
+        case .callHeld(let change), .callResumed(let change):
+            writer.key("hold")
+            change.write(to: &writer)
+        case .callTransferred(let transferred):
+            writer.key("transferred")
+            transferred.write(to: &writer)
+        case .callEnded(let ended):
+            writer.key("ended")
+            ended.write(to: &writer)
         }
         writer.closeObject()
         return writer.bytes
@@ -456,6 +560,7 @@ extension Target {
 extension Routed {
     func write(to writer: inout JSONWriter) {
         writer.openObject()
+        if action != .redirect { writer.member("action", action.rawValue) }
         writer.key("targets")
         writer.openArray()
         for target in targets {
@@ -502,7 +607,7 @@ extension SDPSummary {
     init(json: JSONObject) throws(BusDecodingError) {
         var media: [Media] = []
         for (position, element) in try json.array("media").enumerated() {
-            let item = try JSONObject(element, path: "\(json.path).media[\(position)]")
+            let item = try JSONObject(element, path: json.name("media[\(position)]"))
             media.append(Media(kind: try item.string("kind"), port: try item.int("port"), proto: try item.string("proto"),
                                formats: try item.strings("formats")))
         }

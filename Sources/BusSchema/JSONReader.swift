@@ -1,3 +1,5 @@
+import Foundation
+
 /// A small JSON parser for the decisions socket, where every call costs one message each way.
 ///
 /// Foundation's `JSONDecoder` spent about 40% of a worker's CPU in its generic containers; this
@@ -235,7 +237,8 @@ struct JSONObject {
         self.path = path
     }
 
-    private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    /// The path of member `key`, for error messages.
+    func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     func string(_ key: String) throws(BusDecodingError) -> String {
         guard let value = try optionalString(key) else { throw BusDecodingError.missing(name(key)) }
@@ -263,6 +266,45 @@ struct JSONObject {
             return value
         default: throw BusDecodingError.wrongType(name(key), "an integer")
         }
+    }
+
+    func bool(_ key: String) throws(BusDecodingError) -> Bool {
+        switch members[key] {
+        case nil, .null?: throw BusDecodingError.missing(name(key))
+        case .bool(let value)?: return value
+        default: throw BusDecodingError.wrongType(name(key), "true or false")
+        }
+    }
+
+    func double(_ key: String) throws(BusDecodingError) -> Double {
+        guard let value = try optionalDouble(key) else { throw BusDecodingError.missing(name(key)) }
+        return value
+    }
+
+    /// A string member that must be one of `T`'s raw values; the error lists them.
+    func enumValue<T: RawRepresentable & CaseIterable>(_ key: String) throws(BusDecodingError) -> T where T.RawValue == String {
+        guard let value: T = try optionalEnum(key) else { throw BusDecodingError.missing(name(key)) }
+        return value
+    }
+
+    func optionalEnum<T: RawRepresentable & CaseIterable>(_ key: String) throws(BusDecodingError) -> T? where T.RawValue == String {
+        guard let text = try optionalString(key) else { return nil }
+        guard let value = T(rawValue: text) else {
+            let expected = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw BusDecodingError(code: "bad_message", message: "\(name(key)) must be one of \(expected), got \(text.debugDescription)")
+        }
+        return value
+    }
+
+    func timestamp(_ key: String) throws(BusDecodingError) -> Date {
+        guard let value = try optionalTimestamp(key) else { throw BusDecodingError.missing(name(key)) }
+        return value
+    }
+
+    func optionalTimestamp(_ key: String) throws(BusDecodingError) -> Date? {
+        guard let text = try optionalString(key) else { return nil }
+        guard let date = BusTimestamp.parse(text) else { throw BusDecodingError.wrongType(name(key), "an ISO 8601 timestamp") }
+        return date
     }
 
     func optionalDouble(_ key: String) throws(BusDecodingError) -> Double? {
@@ -310,6 +352,42 @@ struct JSONObject {
             result[field] = text
         }
         return result
+    }
+}
+
+extension JSONObject {
+    /// Reads a frame's top-level object with its `type`, refusing it by the bus's rules: `too_large` over
+    /// ``BusSchema/maxFrameSize``, `bad_json` when it is not JSON with `v` and `type`, `unsupported_version`.
+    /// `root` prefixes every field path in later errors (`$` gives `$.command.leg`).
+    static func message(_ frame: [UInt8], root: String = "") throws(BusDecodingError) -> (json: JSONObject, type: String) {
+        guard frame.count <= BusSchema.maxFrameSize else {
+            throw BusDecodingError(code: "too_large", message: "frame of \(frame.count) bytes exceeds \(BusSchema.maxFrameSize)")
+        }
+        let json: JSONObject
+        let version: Int?
+        let type: String?
+        do {
+            json = try JSONObject(try JSONReader.parse(frame), path: root)
+            (version, type) = (try json.optionalInt("v"), try json.optionalString("type"))
+        } catch {
+            let detail = (error as? JSONReader.SyntaxError)?.message ?? (error as? BusDecodingError)?.message ?? "\(error)"
+            throw BusDecodingError(code: "bad_json", message: "not a bus message (need JSON with \"v\" and \"type\"): \(detail)")
+        }
+        guard let version, let type else {
+            throw BusDecodingError(code: "bad_json", message: "not a bus message: \"v\" and \"type\" are required")
+        }
+        guard version == BusSchema.version else {
+            throw BusDecodingError(code: "unsupported_version", message: "schema version \(version) is not supported (this build speaks \(BusSchema.version))")
+        }
+        return (json, type)
+    }
+
+    /// The `request_id` of a frame ``message(_:root:)`` refused, when it has a readable one, so the
+    /// refusal can still name the request.
+    static func requestId(in frame: [UInt8]) -> String? {
+        guard frame.count <= BusSchema.maxFrameSize, let value = try? JSONReader.parse(frame),
+              let json = try? JSONObject(value, path: "") else { return nil }
+        return try? json.optionalString("request_id")
     }
 }
 

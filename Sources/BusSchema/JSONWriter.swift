@@ -89,6 +89,11 @@ struct JSONWriter {
         int(value)
     }
 
+    mutating func member(_ name: String, _ value: Int?) {
+        guard let value else { return }
+        member(name, value)
+    }
+
     mutating func member(_ name: String, _ value: Double?) {
         guard let value else { return }
         key(name)

@@ -46,28 +46,14 @@ public struct ReplayRequest: Equatable, Sendable {
     /// Decodes a frame a replay client sent. A refusal carries the request id when the frame had a
     /// readable one, so the client can match the `error` reply to its request.
     public static func decode(_ frame: [UInt8]) throws(Refusal) -> ReplayRequest {
-        guard frame.count <= BusSchema.maxFrameSize else {
-            throw Refusal(BusDecodingError(code: "too_large", message: "frame of \(frame.count) bytes exceeds \(BusSchema.maxFrameSize)"))
-        }
         let json: JSONObject
-        let version: Int?
-        let type: String?
-        do {
-            json = try JSONObject(try JSONReader.parse(frame), path: "")
-            (version, type) = (try json.optionalInt("v"), try json.optionalString("type"))
+        let type: String
+        do throws(BusDecodingError) {
+            (json, type) = try JSONObject.message(frame)
         } catch {
-            let detail = (error as? JSONReader.SyntaxError)?.message ?? (error as? BusDecodingError)?.message ?? "\(error)"
-            throw Refusal(BusDecodingError(code: "bad_json", message: "not a bus message (need JSON with \"v\" and \"type\"): \(detail)"))
+            throw Refusal(error, requestId: JSONObject.requestId(in: frame))
         }
         let requestId = try? json.optionalString("request_id")
-        guard let version, let type else {
-            throw Refusal(BusDecodingError(code: "bad_json", message: "not a bus message: \"v\" and \"type\" are required"), requestId: requestId)
-        }
-        guard version == BusSchema.version else {
-            throw Refusal(BusDecodingError(code: "unsupported_version",
-                                           message: "schema version \(version) is not supported (this build speaks \(BusSchema.version))"),
-                          requestId: requestId)
-        }
         do throws(BusDecodingError) {
             guard type == Self.type else {
                 throw BusDecodingError(code: "bad_message", message: "unknown message type \(type.debugDescription) on the replay socket (send \(Self.type))")

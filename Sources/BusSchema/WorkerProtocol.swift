@@ -46,7 +46,8 @@ public enum BridgeMessage: Equatable, Sendable {
 public struct ErrorReply: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey { case code, message, requestId = "request_id" }
 
-    /// Stable code: `bad_json`, `unsupported_version`, `bad_message`, `unknown_request`, `bad_decision`, `too_large`, `not_ready`.
+    /// Stable code: `bad_json`, `unsupported_version`, `bad_message`, `unknown_request`, `bad_decision`, `too_large`, `not_ready`;
+    /// in a ``CommandReply`` also the codes ``CommandOutcome/failed(_:)`` lists.
     public var code: String
     public var message: String
     public var requestId: String?
@@ -75,24 +76,7 @@ private struct AnyMessage {
     var message: String?
 
     static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> AnyMessage {
-        guard frame.count <= BusSchema.maxFrameSize else {
-            throw BusDecodingError(code: "too_large", message: "frame of \(frame.count) bytes exceeds \(BusSchema.maxFrameSize)")
-        }
-        let envelope: JSONObject
-        let version: Int?
-        let type: String?
-        do {
-            envelope = try JSONObject(try JSONReader.parse(frame), path: "")
-            (version, type) = (try envelope.optionalInt("v"), try envelope.optionalString("type"))
-        } catch {
-            throw BusDecodingError(code: "bad_json", message: "not a bus message (need JSON with \"v\" and \"type\"): \(Self.describe(error))")
-        }
-        guard let version, let type else {
-            throw BusDecodingError(code: "bad_json", message: "not a bus message: \"v\" and \"type\" are required")
-        }
-        guard version == BusSchema.version else {
-            throw BusDecodingError(code: "unsupported_version", message: "schema version \(version) is not supported (this build speaks \(BusSchema.version))")
-        }
+        let (envelope, type) = try JSONObject.message(frame)
         do {
             return AnyMessage(
                 type: type,
@@ -109,14 +93,6 @@ private struct AnyMessage {
                 message: try envelope.optionalString("message"))
         } catch {
             throw BusDecodingError(code: "bad_message", message: "invalid \(type): \(error.message)")
-        }
-    }
-
-    private static func describe(_ error: Error) -> String {
-        switch error {
-        case let syntax as JSONReader.SyntaxError: syntax.message
-        case let decoding as BusDecodingError: decoding.message
-        default: "\(error)"
         }
     }
 

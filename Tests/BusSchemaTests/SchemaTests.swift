@@ -85,5 +85,70 @@ import Testing
     @Test func validDecisionHasNoProblem() {
         #expect(Decision.redirect([Target(uri: "sip:1@gw", q: 1), Target(uri: "tel:+1202")]).problem == nil)
         #expect(Decision.reject(status: 603, reason: "Decline", headers: ["Retry-After": "5"]).problem == nil)
+        #expect(Decision.bridge(Self.route).problem == nil)
+        let edges = BridgeRoute(targets: (1...16).map { BridgeTarget(uri: "sips:\($0)@pbx", ringTimeoutMs: $0 == 1 ? 1000 : 600_000) })
+        #expect(Decision.bridge(edges).problem == nil)
+    }
+
+    static let route = BridgeRoute(
+        targets: [BridgeTarget(uri: "sip:bob@switchboard.local", ringTimeoutMs: 20_000), BridgeTarget(uri: "sip:carol@switchboard.local")],
+        mode: .parallel, callerId: CallerID(uri: "sip:+12025550100@switchboard.local", displayName: "Support"), headers: ["X-Account": "acme"])
+
+    @Test(arguments: [
+        (BridgeRoute(targets: []), "at least one target"),
+        (BridgeRoute(targets: Array(repeating: BridgeTarget(uri: "sip:a@b"), count: 17)), "17 targets, more than 16"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "mailto:bob@b")]), "not a sip:"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b> x")]), "forbidden"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b", ringTimeoutMs: 999)]), "ring_timeout_ms 999 is outside 1000...600000"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b", ringTimeoutMs: 600_001)]), "ring_timeout_ms 600001"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], callerId: CallerID(uri: "bob")), "caller_id uri"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], callerId: CallerID(displayName: "Sup\"port")), "display_name"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], callerId: CallerID(displayName: "Sup\r\nport")), "display_name"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["X:Bad": "v"]), "not a SIP token"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["X-Ok": "v\r\nVia: evil"]), "line break"),
+    ])
+    func unusableBridgesAreNamed(route: BridgeRoute, problem: String) {
+        #expect(Decision.bridge(route).problem?.contains(problem) == true, "\(Decision.bridge(route).problem ?? "no problem")")
+    }
+
+    @Test func bridgeDecisionsRoundTripByHandAndCodable() throws {
+        for route in [Self.route, BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")])] {
+            let frame = WorkerMessage.decision(requestId: "r1", decision: .bridge(route)).encoded()
+            #expect(try WorkerMessage.decode(frame) == .decision(requestId: "r1", decision: .bridge(route)))
+            let written = try #require(try JSONWriterTests.object(frame)["decision"] as? NSDictionary)
+            #expect(written == (try JSONWriterTests.codable(Decision.bridge(route))))
+            #expect(try BusSchema.makeDecoder().decode(Decision.self, from: JSONSerialization.data(withJSONObject: written)) == .bridge(route))
+        }
+    }
+
+    /// Bridge decisions are new on the wire; redirect and reject must read exactly as before.
+    @Test func decisionWireTextIsPinned() {
+        func text(_ decision: Decision) -> String {
+            String(decoding: WorkerMessage.decision(requestId: "r", decision: decision).encoded(), as: UTF8.self)
+        }
+        #expect(text(.bridge(Self.route)) == #"{"v":1,"type":"decision","request_id":"r","decision":{"action":"bridge","targets":[{"uri":"sip:bob@switchboard.local","ring_timeout_ms":20000},{"uri":"sip:carol@switchboard.local"}],"mode":"parallel","caller_id":{"uri":"sip:+12025550100@switchboard.local","display_name":"Support"},"headers":{"X-Account":"acme"}}}"#)
+        #expect(text(.redirect([Target(uri: "sip:a@b", q: 0.5)])) == #"{"v":1,"type":"decision","request_id":"r","decision":{"action":"redirect","targets":[{"uri":"sip:a@b","q":0.5}]}}"#)
+        #expect(text(.reject(status: 503, reason: "Busy", headers: ["Retry-After": "30"]))
+            == #"{"v":1,"type":"decision","request_id":"r","decision":{"action":"reject","status":503,"reason":"Busy","headers":{"Retry-After":"30"}}}"#)
+    }
+
+    @Test func bridgeModeDefaultsToSerial() throws {
+        let frame = #"{"v":1,"type":"decision","request_id":"r","decision":{"action":"bridge","targets":[{"uri":"sip:bob@b"}]}}"#
+        #expect(try WorkerMessage.decode(Array(frame.utf8)) == .decision(requestId: "r", decision: .bridge(BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")]))))
+        let codable = try BusSchema.makeDecoder().decode(Decision.self, from: Data(#"{"action":"bridge","targets":[{"uri":"sip:bob@b"}]}"#.utf8))
+        #expect(codable == .bridge(BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], mode: .serial)))
+    }
+
+    @Test(arguments: [
+        (#"{"action":"bridge"}"#, "invalid decision: missing field decision.targets"),
+        (#"{"action":"bridge","targets":[{}]}"#, "invalid decision: missing field decision.targets[0].uri"),
+        (#"{"action":"bridge","targets":[{"uri":"sip:b@b","ring_timeout_ms":1.5}]}"#, "invalid decision: decision.targets[0].ring_timeout_ms must be an integer"),
+        (#"{"action":"bridge","targets":[{"uri":"sip:b@b"}],"mode":"random"}"#, #"invalid decision: decision.mode must be one of serial, parallel, got "random""#),
+        (#"{"action":"bridge","targets":[{"uri":"sip:b@b"}],"caller_id":"Support"}"#, "invalid decision: decision.caller_id must be an object"),
+        (#"{"action":"teleport"}"#, #"invalid decision: decision.action: unknown action "teleport" (expected redirect, reject or bridge)"#),
+    ])
+    func badBridgeDecisionsNameTheField(decision: String, message: String) {
+        let frame = #"{"v":1,"type":"decision","request_id":"r","decision":"# + decision + "}"
+        #expect(throws: BusDecodingError(code: "bad_message", message: message)) { try WorkerMessage.decode(Array(frame.utf8)) }
     }
 }

@@ -336,8 +336,8 @@ final class SIPEdge: @unchecked Sendable {
         case .redirect(let targets):
             bus.publish(callId: call.callId, .callRouted(Routed(targets: targets, workerId: workerId, fallback: cause != nil,
                                                                cause: cause, decisionMs: decisionMs)))
-        case .reject(let status, _, _):
-            bus.publish(callId: call.callId, .callRejected(Rejected(status: status, reason: response.reason, workerId: workerId,
+        case .reject, .bridge:
+            bus.publish(callId: call.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
                                                                      fallback: cause != nil, cause: cause, decisionMs: decisionMs)))
         }
         perform(key, invites[key]!.transaction.sendFinal(response))
@@ -408,6 +408,8 @@ final class SIPEdge: @unchecked Sendable {
             var response = SIPResponse(replyingTo: request, status: status, reason: reason, toTag: toTag)
             for (name, value) in headers.sorted(by: { $0.key < $1.key }) { response.headers.add(name, value) }
             return response
+        case .bridge:
+            return SIPResponse(replyingTo: request, status: 501, reason: "Bridge Not Available Yet", toTag: toTag)
         }
     }
 
