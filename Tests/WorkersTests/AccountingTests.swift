@@ -1,5 +1,6 @@
 import BusSchema
 import Foundation
+import GRDB
 import Testing
 @testable import Workers
 
@@ -103,6 +104,130 @@ import Testing
         try store.apply(Self.offered(5, call: "b2-5", bridge: "b2"))
         #expect(throws: AccountingError.ambiguousCursor(["b1", "b2"])) { try store.cursor(bridgeId: nil) }
         #expect(try store.cursor(bridgeId: "b2")?.lastSeq == 5)
+    }
+
+    static func event(_ seq: UInt64, call: String, at seconds: Double? = nil, _ body: EventBody) -> Event {
+        Event(bridgeId: "b1", seq: seq, timestamp: base.addingTimeInterval(seconds ?? Double(seq)), callId: call, body: body)
+    }
+
+    static func bridged(_ seq: UInt64, call: String) -> Event {
+        event(seq, call: call, .callRouted(Routed(action: .bridge, targets: [Target(uri: "sip:bob@switchboard.local")],
+                                                 workerId: "pbx", fallback: false, decisionMs: 1.5)))
+    }
+
+    @Test func aBridgedCallIsAnsweredAtConnectAndEndsWithItsTalkTime() throws {
+        let store = try CDRStore(path: path)
+        try store.apply(Self.offered(1, call: "b1-1"))
+        #expect(try store.apply(Self.bridged(2, call: "b1-1")) == .recorded)
+        var cdr = try #require(try store.cdrs().first)
+        #expect(cdr.outcome == "bridged")
+        #expect(cdr.sipStatus == 0)
+        #expect(cdr.route == #"[{"uri":"sip:bob@switchboard.local"}]"#)
+
+        try store.apply(Self.event(3, call: "b1-1", .callDialing(Dialing(leg: .b, uri: "sip:bob@switchboard.local", sipCallId: "s-b", attempt: 1))))
+        try store.apply(Self.event(4, call: "b1-1", .callRinging(Ringing(leg: .b, status: 180, earlyMedia: false))))
+        #expect(try store.apply(Self.event(5, call: "b1-1", at: 5.25, .callAnswered(Answered(leg: .b, uri: "sip:bob@switchboard.local", setupMs: 3250)))) == .updated)
+        #expect(try store.apply(Self.event(6, call: "b1-1", at: 5.5, .callConnected(Connected(a: "sip:alice@a", b: "sip:bob@switchboard.local")))) == .updated)
+        cdr = try #require(try store.cdrs().first)
+        #expect(cdr.answeredAt == "2027-01-15T08:00:05.500Z")
+        #expect(cdr.setupMs == 4500)
+        #expect(cdr.sipStatus == 200)
+        #expect(cdr.endedAt == nil && cdr.talkMs == nil && cdr.endCause == nil)
+
+        #expect(try store.apply(Self.event(7, call: "b1-1", at: 65.5, .callEnded(Ended(cause: .normalClearing, by: .a, durationMs: 64_500, talkMs: 60_000)))) == .updated)
+        cdr = try #require(try store.cdrs().first)
+        #expect(cdr.endedAt == "2027-01-15T08:01:05.500Z")
+        #expect(cdr.talkMs == 60_000)
+        #expect(cdr.endCause == "normal_clearing")
+        #expect(cdr.sipStatus == 200)
+        #expect(cdr.caller == "alice" && cdr.callee == "12025550100" && cdr.workerId == "pbx")
+        #expect(try store.cdrs().count == 1)
+    }
+
+    @Test func aBridgedCallThatFailsKeepsTheFailureStatus() throws {
+        let store = try CDRStore(path: path)
+        try store.apply(Self.offered(1, call: "b1-1"))
+        try store.apply(Self.bridged(2, call: "b1-1"))
+        #expect(try store.apply(Self.event(3, call: "b1-1", .callLegFailed(LegFailed(leg: .b, uri: "sip:bob@b", status: 486, reason: "Busy Here", cause: .busy)))) == .ignored)
+        try store.apply(Self.event(4, call: "b1-1", .callEnded(Ended(cause: .busy, status: 486, by: .b, durationMs: 3000, talkMs: 0))))
+        let cdr = try #require(try store.cdrs().first)
+        #expect(cdr.sipStatus == 486)
+        #expect(cdr.endCause == "busy")
+        #expect(cdr.talkMs == 0)
+        #expect(cdr.answeredAt == nil && cdr.setupMs == nil)
+    }
+
+    @Test func legBAnsweringWithoutAConnectStillMarksTheAnswer() throws {
+        let store = try CDRStore(path: path)
+        try store.apply(Self.offered(1, call: "b1-1"))
+        try store.apply(Self.bridged(2, call: "b1-1"))
+        // Leg A's answer (an originated call's first party) is not the call's answer.
+        #expect(try store.apply(Self.event(3, call: "b1-1", .callAnswered(Answered(leg: .a, uri: "sip:alice@a", setupMs: 10)))) == .ignored)
+        try store.apply(Self.event(4, call: "b1-1", .callAnswered(Answered(leg: .b, uri: "sip:bob@b", setupMs: 2000))))
+        try store.apply(Self.event(5, call: "b1-1", .callEnded(Ended(cause: .callerCancelled, by: .a, durationMs: 4000, talkMs: 0))))
+        let cdr = try #require(try store.cdrs().first)
+        #expect(cdr.answeredAt == "2027-01-15T08:00:04.000Z")
+        #expect(cdr.setupMs == nil)
+        #expect(cdr.endCause == "caller_cancelled")
+        #expect(cdr.sipStatus == 0)
+    }
+
+    @Test func anOriginatedCallGetsItsRowFromTheCommand() throws {
+        let store = try CDRStore(path: path)
+        let originate = Originate(a: Party(uri: "sip:alice@switchboard.local"), b: Party(uri: "sip:bob@switchboard.local"),
+                                  idempotencyKey: "k-1", account: "acme")
+        #expect(try store.apply(Self.event(1, call: "b1-o1", .callOriginated(originate))) == .recorded)
+        var cdr = try #require(try store.cdrs().first)
+        #expect(cdr.outcome == "originated")
+        #expect(cdr.caller == "sip:alice@switchboard.local")
+        #expect(cdr.callee == "sip:bob@switchboard.local")
+        #expect(cdr.authAccount == "acme")
+        #expect(cdr.offeredAt == "2027-01-15T08:00:01.000Z" && cdr.decidedAt == cdr.offeredAt)
+        #expect(cdr.sipCallId == nil && cdr.route == nil && cdr.workerId == nil)
+
+        try store.apply(Self.event(2, call: "b1-o1", .callAnswered(Answered(leg: .a, uri: "sip:alice@switchboard.local", setupMs: 900))))
+        try store.apply(Self.event(3, call: "b1-o1", at: 9.123, .callConnected(Connected(a: "sip:alice@switchboard.local", b: "sip:bob@switchboard.local"))))
+        try store.apply(Self.event(4, call: "b1-o1", at: 30, .callEnded(Ended(cause: .hangupCommand, by: .command, durationMs: 29_000, talkMs: 20_877))))
+        cdr = try #require(try store.cdrs().first)
+        #expect(cdr.answeredAt == "2027-01-15T08:00:09.123Z")
+        #expect(cdr.setupMs == 8123)
+        #expect(cdr.sipStatus == 200)
+        #expect(cdr.endedAt == "2027-01-15T08:00:30.000Z")
+        #expect(cdr.talkMs == 20_877)
+        #expect(cdr.endCause == "hangup_command")
+    }
+
+    @Test func eventsForACallWithoutACDRChangeNothing() throws {
+        let store = try CDRStore(path: path)
+        #expect(try store.apply(Self.event(8, call: "b1-lost", .callConnected(Connected(a: "sip:a@a", b: "sip:b@b")))) == .ignored)
+        #expect(try store.apply(Self.event(9, call: "b1-lost", .callEnded(Ended(cause: .normalClearing, durationMs: 1, talkMs: 1)))) == .ignored)
+        #expect(try store.cdrs().isEmpty)
+        #expect(try store.cursor(bridgeId: "b1")?.lastSeq == 9)
+    }
+
+    @Test func aRedirectedCallIsUntouchedByTheNewSchema() throws {
+        let store = try CDRStore(path: path)
+        try store.apply(Self.offered(1, call: "b1-1"))
+        try store.apply(Self.routed(2, call: "b1-1"))
+        let cdr = try #require(try store.cdrs().first)
+        #expect(cdr.outcome == "routed" && cdr.sipStatus == 302)
+    }
+
+    /// A database written before bridging keeps its rows and accepts the new outcomes.
+    @Test func aVersion1DatabaseIsMigrated() throws {
+        let v1 = try DatabaseQueue(path: path)
+        try CDRStore.migrator.migrate(v1, upTo: "v1: cdrs, pending offers, cursors")
+        try v1.write { db in
+            try db.execute(sql: """
+                INSERT INTO cdrs (bridge_id, call_id, decided_at, outcome, sip_status, fallback, decision_ms)
+                VALUES ('b1', 'b1-old', '2027-01-15T08:00:00.000Z', 'routed', 302, 0, 0.5)
+                """)
+        }
+        try v1.close()
+        let store = try CDRStore(path: path)
+        #expect(try store.cdrs().map(\.callId) == ["b1-old"])
+        try store.apply(Self.event(1, call: "b1-o1", .callOriginated(Originate(a: Party(uri: "sip:a@a"), b: Party(uri: "sip:b@b")))))
+        #expect(try store.cdrs().map(\.outcome) == ["routed", "originated"])
     }
 
     private func list(_ arguments: [String]) throws -> String {

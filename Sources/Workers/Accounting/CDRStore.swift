@@ -2,10 +2,11 @@ import BusSchema
 import Foundation
 import GRDB
 
-/// One call detail record: what happened to one call a bridge offered.
+/// One call detail record: what happened to one call a bridge offered, or a click-to-call it originated.
 ///
-/// `answered_at`, `ended_at`, `setup_ms`, `talk_ms` and `end_cause` are part of the schema but stay nil
-/// until the bridge reports answered and ended calls (B2BUA).
+/// Redirected and rejected calls are complete with their outcome. Bridged and originated calls go on:
+/// `answered_at`, `setup_ms` and a `sip_status` of 200 come with `call.connected`, and `ended_at`,
+/// `talk_ms` and `end_cause` with `call.ended`.
 struct CDR: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id, bridgeId = "bridge_id", callId = "call_id", sipCallId = "sip_call_id", caller, callee
@@ -21,17 +22,19 @@ struct CDR: Codable, Equatable, Sendable {
     var callId: String
     /// Leg A's SIP Call-ID; nil when the offer was never seen (lost to journal retention).
     var sipCallId: String?
-    /// The authenticated user, else the From user.
+    /// The authenticated user, else the From user; party A's URI for an originated call.
     var caller: String?
-    /// The Request-URI user.
+    /// The Request-URI user; party B's URI for an originated call.
     var callee: String?
+    /// The authenticated user; the command's account for an originated call.
     var authAccount: String?
-    /// ISO 8601 UTC with milliseconds, as on the bus.
+    /// ISO 8601 UTC with milliseconds, as on the bus. For an originated call, when the command was accepted.
     var offeredAt: String?
     var decidedAt: String
-    /// `routed` or `rejected`.
+    /// `routed` (redirected), `bridged`, `rejected` or `originated`.
     var outcome: String
-    /// 302 for routed calls, the reject status otherwise.
+    /// 302 for redirected calls, the reject status for rejected ones. Bridged and originated calls:
+    /// 200 once connected, else the failure status `call.ended` names; 0 until then, or without one.
     var sipStatus: Int
     var reason: String?
     /// The redirect targets, JSON `[{"uri":..,"q":..}]`; nil for rejected calls.
@@ -40,10 +43,14 @@ struct CDR: Codable, Equatable, Sendable {
     var fallback: Bool
     var fallbackCause: String?
     var decisionMs: Double
+    /// When both legs were joined (`call.connected`); or when leg B answered, if the call never got that far.
     var answeredAt: String?
     var endedAt: String?
+    /// From the offer (or the originate) to `call.connected`, milliseconds.
     var setupMs: Double?
+    /// From `call.connected` to the end, milliseconds, as the bridge measured it; 0 if never connected.
     var talkMs: Double?
+    /// `call.ended`'s cause, such as `normal_clearing` or `busy`.
     var endCause: String?
 }
 
@@ -80,6 +87,8 @@ enum CDRApplyResult: Equatable {
     case pending
     /// A CDR was written.
     case recorded
+    /// A bridged or originated call's CDR got its answer or end.
+    case updated
     /// Nothing to record for this event type; only the cursor moved.
     case ignored
 }
@@ -106,31 +115,7 @@ struct CDRStore: Sendable {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: cdrs, pending offers, cursors") { db in
-            try db.create(table: "cdrs") { table in
-                table.autoIncrementedPrimaryKey("id")
-                table.column("bridge_id", .text).notNull()
-                table.column("call_id", .text).notNull()
-                table.column("sip_call_id", .text)
-                table.column("caller", .text)
-                table.column("callee", .text)
-                table.column("auth_account", .text)
-                table.column("offered_at", .text)
-                table.column("decided_at", .text).notNull()
-                table.column("outcome", .text).notNull().check { ["routed", "rejected"].contains($0) }
-                table.column("sip_status", .integer).notNull()
-                table.column("reason", .text)
-                table.column("route", .text)
-                table.column("worker_id", .text)
-                table.column("fallback", .boolean).notNull()
-                table.column("fallback_cause", .text)
-                table.column("decision_ms", .double).notNull()
-                table.column("answered_at", .text)
-                table.column("ended_at", .text)
-                table.column("setup_ms", .double)
-                table.column("talk_ms", .double)
-                table.column("end_cause", .text)
-                table.uniqueKey(["bridge_id", "call_id"])
-            }
+            try createCDRTable("cdrs", outcomes: ["routed", "rejected"], db)
             try db.create(index: "cdrs_decided_at", on: "cdrs", columns: ["decided_at"])
             try db.create(table: "pending_offers") { table in
                 table.column("bridge_id", .text).notNull()
@@ -147,7 +132,43 @@ struct CDRStore: Sendable {
                 table.column("last_seq", .integer).notNull()
             }
         }
+        // SQLite cannot change a CHECK constraint in place: the table is rebuilt with the wider one.
+        migrator.registerMigration("v2: bridged and originated calls") { db in
+            try createCDRTable("cdrs_v2", outcomes: ["routed", "bridged", "rejected", "originated"], db)
+            try db.execute(sql: "INSERT INTO cdrs_v2 SELECT * FROM cdrs")
+            try db.drop(table: "cdrs")
+            try db.rename(table: "cdrs_v2", to: "cdrs")
+            try db.create(index: "cdrs_decided_at", on: "cdrs", columns: ["decided_at"])
+        }
         return migrator
+    }
+
+    private static func createCDRTable(_ name: String, outcomes: [String], _ db: Database) throws {
+        try db.create(table: name) { table in
+            table.autoIncrementedPrimaryKey("id")
+            table.column("bridge_id", .text).notNull()
+            table.column("call_id", .text).notNull()
+            table.column("sip_call_id", .text)
+            table.column("caller", .text)
+            table.column("callee", .text)
+            table.column("auth_account", .text)
+            table.column("offered_at", .text)
+            table.column("decided_at", .text).notNull()
+            table.column("outcome", .text).notNull().check { outcomes.contains($0) }
+            table.column("sip_status", .integer).notNull()
+            table.column("reason", .text)
+            table.column("route", .text)
+            table.column("worker_id", .text)
+            table.column("fallback", .boolean).notNull()
+            table.column("fallback_cause", .text)
+            table.column("decision_ms", .double).notNull()
+            table.column("answered_at", .text)
+            table.column("ended_at", .text)
+            table.column("setup_ms", .double)
+            table.column("talk_ms", .double)
+            table.column("end_cause", .text)
+            table.uniqueKey(["bridge_id", "call_id"])
+        }
     }
 
     /// The last applied sequence number of `bridgeId`; with nil, of the only bridge on file.
@@ -196,7 +217,9 @@ struct CDRStore: Sendable {
                              authAccount: offer.authUser, offeredAt: ts).save(db)
             return .pending
         case .callRouted(let routed):
-            var cdr = try cdrFromOffer(bridgeId: event.bridgeId, callId: callId, decidedAt: ts, outcome: "routed", status: 302, db)
+            let bridged = routed.action == .bridge
+            var cdr = try cdrFromOffer(bridgeId: event.bridgeId, callId: callId, decidedAt: ts, outcome: bridged ? "bridged" : "routed",
+                                       status: bridged ? 0 : 302, db)
             cdr.route = String(decoding: try BusSchema.makeEncoder().encode(routed.targets), as: UTF8.self)
             cdr.workerId = routed.workerId
             cdr.fallback = routed.fallback
@@ -214,10 +237,49 @@ struct CDRStore: Sendable {
             cdr.decisionMs = rejected.decisionMs
             try write(cdr, db)
             return .recorded
+        case .callOriginated(let originate):
+            // No offer and no worker: the command is both, so it is offered and decided at once.
+            try write(CDR(id: nil, bridgeId: event.bridgeId, callId: callId, sipCallId: nil, caller: originate.a.uri,
+                          callee: originate.b.uri, authAccount: originate.account, offeredAt: ts, decidedAt: ts,
+                          outcome: "originated", sipStatus: 0, reason: nil, route: nil, workerId: nil, fallback: false,
+                          fallbackCause: nil, decisionMs: 0), db)
+            return .recorded
+        case .callAnswered(let answered) where answered.leg == .b:
+            return try update(event, callId: callId, db) { cdr in
+                if cdr.answeredAt == nil { cdr.answeredAt = ts }
+            }
+        case .callConnected:
+            return try update(event, callId: callId, db) { cdr in
+                cdr.answeredAt = ts
+                cdr.sipStatus = 200
+                // Both ends as stored (whole milliseconds), so the difference is exact.
+                if let offered = cdr.offeredAt.flatMap(CDRTimestamp.parse), let connected = CDRTimestamp.parse(ts) {
+                    cdr.setupMs = (connected.timeIntervalSince(offered) * 1000).rounded()
+                }
+            }
+        case .callEnded(let ended):
+            return try update(event, callId: callId, db) { cdr in
+                cdr.endedAt = ts
+                cdr.talkMs = ended.talkMs
+                cdr.endCause = ended.cause.rawValue
+                if let status = ended.status, cdr.sipStatus == 0 { cdr.sipStatus = status }
+            }
         default:
-            // System events (bridge.started, worker.joined, ...) and later types change no CDR.
+            // System events (bridge.started, worker.joined, ...) and the steps between (dialing,
+            // ringing, holds) change no CDR.
             return .ignored
         }
+    }
+
+    /// Completes the CDR of an ongoing call; an event for a call without one (its start lost to
+    /// journal retention) changes nothing.
+    private static func update(_ event: Event, callId: String, _ db: Database, _ change: (inout CDR) -> Void) throws -> CDRApplyResult {
+        guard var cdr = try CDR.filter(Column("bridge_id") == event.bridgeId && Column("call_id") == callId).fetchOne(db) else {
+            return .ignored
+        }
+        change(&cdr)
+        try cdr.update(db)
+        return .updated
     }
 
     private static func cdrFromOffer(bridgeId: String, callId: String, decidedAt: String, outcome: String, status: Int,
