@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -75,11 +78,20 @@ let package = Package(
         .executableTarget(
             name: "WebGateway",
             dependencies: [
+                "WorkerSDK", "BusSchema",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            resources: [.copy("Public"), .copy("Resources/openapi.yaml")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         // The README's custom worker, built with the package so it cannot rot.
@@ -110,6 +122,11 @@ let package = Package(
                                                   .product(name: "NIOEmbedded", package: "swift-nio")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema",
+                                                      .product(name: "GRDB", package: "GRDB.swift"),
+                                                      .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                                      .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

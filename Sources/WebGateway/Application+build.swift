@@ -1,39 +1,92 @@
+import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import HummingbirdWebSocket
 import Logging
+import NIOSSL
+import Prometheus
+import ServiceLifecycle
 
-/// What the gateway needs to start; `switchboard-gateway` fills it from the command line.
-///
-/// ```swift
-/// let configuration = GatewayConfiguration(host: "127.0.0.1", port: 0)
-/// ```
-struct GatewayConfiguration: Sendable {
-    var host: String
-    var port: Int
-    var logLevel: Logger.Level = .info
+/// What ``buildApplication(configuration:dependencies:)`` would otherwise make itself; tests replace
+/// the bridge clients and leave the bus alone.
+struct GatewayDependencies: Sendable {
+    /// Nil: one ``BusBridgeClient`` per configured bridge.
+    var bridges: [any BridgeClient]?
+    /// Follow the bridges' events (``EventFeed``) and check them (``BridgeMonitor``).
+    var followBus = true
+    var table = CallTable()
+    var registry = PrometheusCollectorRegistry()
+    var logger: Logger?
 }
 
-/// Builds the gateway's HTTP application. Tests call it with port 0.
-///
-/// Routes:
-/// - `GET /health` → `200 {"status":"ok"}`, for load balancers and probes.
+/// Builds the gateway: the REST API under `/api/v1`, the events WebSocket, the page's static files,
+/// `/health` and `/metrics`, with the bus services attached. `main` and the tests both call it.
 ///
 /// ```swift
-/// let app = buildApplication(configuration: GatewayConfiguration(host: "127.0.0.1", port: 8080))
-/// try await app.runService()
+/// var configuration = GatewayConfiguration()
+/// configuration.port = 0
+/// let app = try buildApplication(configuration: configuration)
+/// try await app.runService()   // a ServiceGroup: SIGTERM/SIGINT shut it down gracefully
 /// ```
-func buildApplication(configuration: GatewayConfiguration) -> some ApplicationProtocol {
-    var logger = Logger(label: "switchboard.gateway") { label in StreamLogHandler.standardError(label: label) }
+func buildApplication(configuration: GatewayConfiguration, dependencies: GatewayDependencies = .init()) throws
+    -> some ApplicationProtocol {
+    try configuration.validate()
+    var logger = dependencies.logger ?? Logger(label: "switchboard.gateway") { StreamLogHandler.standardError(label: $0) }
     logger.logLevel = configuration.logLevel
-    let router = Router()
-    router.get("health") { _, _ in Health(status: "ok") }
+    let store = try GatewayStore(path: configuration.database)
+    let metrics = GatewayMetrics(registry: dependencies.registry)
+    let table = dependencies.table
+    table.onRinging = { metrics.originateToRinging.record($0) }
+    let clients = try dependencies.bridges ?? configuration.bridges.map {
+        try BusBridgeClient(bridge: $0, timeout: configuration.commandTimeout, logger: logger)
+    }
+    let bridges = BridgeDirectory(clients: clients)
+    let limiter = RateLimiter()
+    let authenticator = AuthenticationMiddleware(store: store, limiter: limiter, metrics: metrics)
+
+    let router = Router(context: GatewayContext.self)
+    router.add(middleware: AccessLogMiddleware(metrics: metrics))
+    router.add(middleware: ProblemMiddleware())
+    if let publicFolder = configuration.staticDirectory ?? Bundle.module.resourceURL?.appendingPathComponent("Public").path {
+        router.add(middleware: FileMiddleware(publicFolder, searchForIndexHtml: true, logger: logger))
+    }
+    let api = router.group("api/v1")
+        .add(middleware: SourceRateLimitMiddleware(limiter: limiter, ratePerSecond: configuration.sourceRatePerSecond,
+                                                   burst: configuration.sourceBurst, metrics: metrics))
+    let authenticated = api.group().add(middleware: authenticator)
+    let openAPI = Bundle.module.url(forResource: "openapi", withExtension: "yaml").flatMap { try? Data(contentsOf: $0) }
+    SystemRoutes(bridges: bridges, table: table, metrics: metrics, openAPI: openAPI.map { ByteBuffer(bytes: $0) })
+        .register(root: router, api: api)
+    SessionRoutes(store: store, lifetime: configuration.sessionLifetime, secureCookies: configuration.tls != nil, metrics: metrics)
+        .register(public: api, authenticated: authenticated)
+    CallRoutes(table: table, bridges: bridges, metrics: metrics, rules: configuration.destinationRules,
+               sipDomain: configuration.sipDomain, callerIdName: configuration.callerIdName)
+        .register(on: authenticated)
+    CDRRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:))).register(on: authenticated)
+
+    let webSocket = EventsSocket(table: table, authenticator: authenticator).router()
+    var server: HTTPServerBuilder = .http1WebSocketUpgrade(webSocketRouter: webSocket)
+    if let tls = configuration.tls {
+        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChain).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
+        server = try .tls(server, tlsConfiguration: TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+    }
+
+    var services: [any Service] = []
+    if dependencies.followBus {
+        services.append(try EventFeed(bridges: configuration.bridges, table: table, store: store, metrics: metrics, logger: logger))
+        services.append(BridgeMonitor(bridges: bridges, table: table, interval: configuration.healthInterval, logger: logger))
+    }
+    logger.info("gateway configured", metadata: [
+        "http.listen": "\(configuration.host):\(configuration.port)", "http.tls": "\(configuration.tls != nil)",
+        "gateway.bridges": "\(configuration.bridges.map(\.id).joined(separator: ","))", "gateway.database": "\(configuration.database)",
+    ])
     return Application(
         router: router,
+        server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard-gateway"),
+        services: services,
         logger: logger
     )
-}
-
-/// The body of `GET /health`.
-struct Health: ResponseEncodable {
-    var status: String
 }

@@ -1,0 +1,235 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The body of `POST /api/v1/calls`.
+struct OriginateRequest: Decodable, Sendable {
+    /// Party A, called first (the user's own phone): a number, a SIP user or a `sip:`/`tel:` URI.
+    var from: String
+    /// Party B, called when A answers.
+    var to: String
+    /// What party B's phone shows; default: A's address.
+    var callerId: String?
+    /// How long each phone rings, 1...600 s; default: the bridge's.
+    var ringTimeoutS: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case from, to, callerId = "caller_id", ringTimeoutS = "ring_timeout_s"
+    }
+}
+
+/// `POST /calls` (originate), `GET /calls`, `GET /calls/{id}`, `DELETE /calls/{id}` (hang up).
+struct CallRoutes: Sendable {
+    let table: CallTable
+    let bridges: BridgeDirectory
+    let metrics: GatewayMetrics
+    let rules: DefaultDestinationRules
+    let sipDomain: String
+    let callerIdName: String
+
+    func register(on group: RouterGroup<GatewayContext>) {
+        group.post("calls", use: originate)
+        group.get("calls", use: list)
+        group.get("calls/{id}", use: get)
+        group.delete("calls/{id}", use: hangup)
+    }
+
+    @Sendable func originate(_ request: Request, context: GatewayContext) async throws -> Response {
+        let requestedAt = ContinuousClock.now
+        let principal = try context.requirePrincipal()
+        let body = try await decode(OriginateRequest.self, from: request, context: context)
+        let a = try sipURI(body.from, field: "from")
+        let b = try sipURI(body.to, field: "to")
+        let callerId = try body.callerId.map { try sipURI($0, field: "caller_id") }
+        if let seconds = body.ringTimeoutS, !(1...600).contains(seconds) {
+            throw Problem.badRequest("`ring_timeout_s` must be between 1 and 600", field: "ring_timeout_s")
+        }
+        let idempotencyKey = request.headers[.idempotencyKey]
+        if let key = idempotencyKey, key.isEmpty || key.count > 128 || !key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
+            throw Problem.badRequest("`Idempotency-Key` must be 1 to 128 visible ASCII characters", field: "Idempotency-Key")
+        }
+
+        // Both legs cost money: both are destinations. A denial sends nothing to the bridge.
+        let policy = DestinationPolicy(allow: principal.policy.allow, deny: principal.policy.deny, defaults: rules)
+        for (field, value) in [("from", body.from), ("to", body.to)] {
+            if let denial = policy.check(value) {
+                metrics.denied(rule: denial.rule)
+                metrics.originate("denied")
+                context.logger.notice("originate denied", metadata: [
+                    "gateway.rule": "\(denial.rule)", "gateway.field": "\(field)", "gateway.destination": "\(denial.destination)",
+                ])
+                var problem = Problem.forbidden("`\(field)`: " + denial.message, kind: "destination-denied", title: "Destination denied")
+                problem.extensions = ["rule": denial.rule, "field": field]
+                if let pattern = denial.pattern { problem.extensions["pattern"] = pattern }
+                throw problem
+            }
+        }
+        guard table.reserve(owner: principal.owner, limit: principal.policy.maxConcurrent) else {
+            metrics.originate("concurrency")
+            metrics.rateLimited(scope: "concurrency")
+            throw Problem.tooManyRequests("\(principal.owner) already has \(principal.policy.maxConcurrent) live calls, its cap; "
+                                          + "hang one up or wait for one to end", kind: "concurrency-limit", retryAfter: .seconds(5))
+        }
+        guard let bridge = bridges.next() else {
+            table.release(owner: principal.owner)
+            throw Problem(status: .serviceUnavailable, kind: "no-bridge", title: "No bridge", detail: "no bridge is configured")
+        }
+        let command = OriginateCommand(
+            a: OriginateParty(uri: a, callerIdUri: b, callerIdName: callerIdName, ringTimeoutMs: body.ringTimeoutS.map { $0 * 1000 }),
+            b: OriginateParty(uri: b, callerIdUri: callerId ?? a, ringTimeoutMs: body.ringTimeoutS.map { $0 * 1000 }),
+            idempotencyKey: idempotencyKey.map { "\(principal.owner):\($0)" },
+            account: principal.owner)
+        let result: (callId: String, existing: Bool)
+        do {
+            let start = ContinuousClock.now
+            result = try await bridge.originate(command)
+            metrics.commandLatency.record(.now - start)
+        } catch {
+            table.release(owner: principal.owner)
+            metrics.originate("bridge_error")
+            throw Self.problem(for: error, bridge: bridge.id)
+        }
+        if result.existing {
+            table.release(owner: principal.owner)
+        } else {
+            table.commit(owner: principal.owner, callId: result.callId, bridge: bridge.id, from: a, to: b, requestedAt: requestedAt)
+        }
+        metrics.originate(result.existing ? "existing" : "accepted")
+        context.logger.info("originated", metadata: ["gateway.call_id": "\(result.callId)", "gateway.bridge": "\(bridge.id)",
+                                                     "gateway.existing": "\(result.existing)"])
+        let call = table.call(id: result.callId)
+        let response = OriginateResponse(callId: result.callId, existing: result.existing, bridge: bridge.id,
+                                         state: call?.state ?? "dialing", location: "/api/v1/calls/\(result.callId)")
+        return try json(response, status: result.existing ? .ok : .created, headers: [.location: response.location])
+    }
+
+    @Sendable func list(_ request: Request, context: GatewayContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        return try json(CallList(calls: table.liveCalls(owner: principal.policy.admin ? nil : principal.owner)))
+    }
+
+    @Sendable func get(_ request: Request, context: GatewayContext) async throws -> Response {
+        try json(visibleCall(context: context))
+    }
+
+    @Sendable func hangup(_ request: Request, context: GatewayContext) async throws -> Response {
+        let call = try visibleCall(context: context)
+        guard call.isLive else {
+            throw Problem(status: .conflict, kind: "invalid-state", title: "Call has ended",
+                          detail: "call \(call.callId) ended already (\(call.endCause ?? "?"))")
+        }
+        guard let bridge = bridges.client(id: call.bridge) else {
+            throw Problem(status: .serviceUnavailable, kind: "no-bridge", title: "No bridge",
+                          detail: "bridge \(call.bridge) of call \(call.callId) is not configured")
+        }
+        do {
+            try await bridge.hangup(callId: call.callId)
+        } catch {
+            throw Self.problem(for: error, bridge: bridge.id)
+        }
+        context.logger.info("hangup sent", metadata: ["gateway.call_id": "\(call.callId)"])
+        var ending = call
+        ending.state = "ending"
+        return try json(ending, status: .accepted)
+    }
+
+    /// The call named in the path, if the principal may see it (its own, or any for admins); else 404.
+    private func visibleCall(context: GatewayContext) throws -> LiveCall {
+        let principal = try context.requirePrincipal()
+        let id = try context.parameters.require("id")
+        guard let call = table.call(id: id), principal.policy.admin || call.owner == principal.owner else {
+            throw Problem.notFound("no call \(id) (ended calls are in /api/v1/cdrs)")
+        }
+        return call
+    }
+
+    /// A number or user name becomes `sip:X@domain`; URIs are checked for what may not be in them.
+    func sipURI(_ value: String, field: String) throws -> String {
+        var text = value.trimmingCharacters(in: .whitespaces)
+        let lower = text.lowercased()
+        let isURI = lower.hasPrefix("sip:") || lower.hasPrefix("sips:") || lower.hasPrefix("tel:")
+        // A number may be written with spaces (`+1 202 555 0100`); a URI may not contain them.
+        if !isURI { text = text.filter { !" -()".contains($0) } }
+        let forbidden = CharacterSet(charactersIn: "<>\"\r\n\t ")
+        guard !text.isEmpty, text.count <= 256, text.rangeOfCharacter(from: forbidden) == nil else {
+            throw Problem.badRequest("`\(field)` must be a phone number, a SIP user name or a sip:/tel: URI", field: field)
+        }
+        if isURI {
+            guard !text.drop(while: { $0 != ":" }).dropFirst().isEmpty else {
+                throw Problem.badRequest("`\(field)` is an empty URI", field: field)
+            }
+            return text
+        }
+        guard text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+._".contains($0)) }) else {
+            throw Problem.badRequest("`\(field)` must be a phone number, a SIP user name or a sip:/tel: URI", field: field)
+        }
+        return "sip:\(text)@\(sipDomain)"
+    }
+
+    /// Bus error codes as HTTP.
+    static func problem(for error: any Error, bridge: String) -> Problem {
+        guard let error = error as? BridgeError else {
+            return Problem(status: .badGateway, kind: "bridge-error", title: "Bridge error", detail: "bridge \(bridge): \(error)")
+        }
+        var problem: Problem
+        switch error.code {
+        case "unknown_call":
+            problem = .notFound(error.message)
+        case "invalid_state":
+            problem = Problem(status: .conflict, kind: "invalid-state", title: "Invalid state", detail: error.message)
+        case "account_limit":
+            problem = .tooManyRequests(error.message, kind: "concurrency-limit", retryAfter: .seconds(5))
+        case "limit_exceeded":
+            problem = Problem(status: .serviceUnavailable, kind: "bridge-busy", title: "Bridge at capacity", detail: error.message,
+                              headers: [.retryAfter: "5"])
+        case "shutting_down", "unreachable":
+            problem = Problem(status: .serviceUnavailable, kind: "bridge-unavailable", title: "Bridge unavailable",
+                              detail: "bridge \(bridge): \(error.message)", headers: [.retryAfter: "5"])
+        case "timeout":
+            problem = Problem(status: .gatewayTimeout, kind: "bridge-timeout", title: "Bridge did not answer",
+                              detail: "bridge \(bridge) did not answer in time")
+        case "bad_command":
+            problem = .badRequest("the bridge refused the command: \(error.message)")
+        default:
+            problem = Problem(status: .badGateway, kind: "bridge-error", title: "Bridge error", detail: "bridge \(bridge): \(error)")
+        }
+        problem.extensions["bridge_code"] = error.code
+        return problem
+    }
+}
+
+struct OriginateResponse: Codable, Sendable {
+    var callId: String
+    var existing: Bool
+    var bridge: String
+    var state: String
+    var location: String
+
+    enum CodingKeys: String, CodingKey { case callId = "call_id", existing, bridge, state, location }
+}
+
+struct CallList: Codable, Sendable {
+    var calls: [LiveCall]
+}
+
+/// Reads a JSON body (at most 64 KiB); a missing body or a wrong field is a 400 naming it.
+func decode<T: Decodable>(_ type: T.Type, from request: Request, context: GatewayContext) async throws -> T {
+    var request = request
+    let buffer = try await request.collectBody(upTo: 64 * 1024)
+    guard buffer.readableBytes > 0 else { throw Problem.badRequest("a JSON body is required", field: "body") }
+    do {
+        return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+    } catch let error as DecodingError {
+        throw Problem.from(decoding: error)
+    }
+}
+
+/// A JSON response (snake_case keys come from the types' CodingKeys).
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var fields = headers
+    fields[.contentType] = "application/json"
+    return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+}

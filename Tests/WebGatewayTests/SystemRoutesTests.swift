@@ -1,0 +1,107 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+@testable import WebGateway
+
+@Suite struct SystemRoutesTests {
+    @Test func theOpenAPIDocumentIsServed() async throws {
+        let fixture = try GatewayFixture()
+        try await fixture.test { client async throws in
+            let response = try await client.send(.get, "/api/v1/openapi.yaml")
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType] == "application/yaml")
+            #expect(response.text.hasPrefix("openapi: 3.1.0"))
+            // Every route the gateway serves is in the document.
+            for path in ["/calls:", "/calls/{id}:", "/cdrs:", "/session:", "/events:", "/health:"] {
+                #expect(response.text.contains("  \(path)"), "\(path)")
+            }
+        }
+    }
+
+    @Test func metricsCountDenialsAndRateLimits() async throws {
+        let fixture = try GatewayFixture()
+        let key = try fixture.key()
+        try await fixture.test { client async throws in
+            _ = try await client.send(.post, "/api/v1/calls", key: key.secret, json: #"{"from":"+12025550100","to":"+442079460000"}"#)
+            let metrics = try await client.send(.get, "/metrics")
+            #expect(metrics.status == .ok)
+            #expect(metrics.text.contains(#"switchboard_gateway_policy_denials_total{rule="international"} 1"#))
+            #expect(metrics.text.contains(#"switchboard_gateway_originates_total{result="denied"} 1"#))
+        }
+    }
+
+    @Test func healthReportsEachBridge() async throws {
+        let fixture = try GatewayFixture()
+        try await fixture.test { client async throws in
+            #expect(try await client.send(.get, "/health").object["status"] as? String == "ok")
+            let health = try await client.send(.get, "/api/v1/health")
+            #expect(health.status == .ok)
+            let bridges = try #require(health.object["bridges"] as? [[String: Any]])
+            #expect(bridges.map { $0["id"] as? String } == ["bridge-1"])
+        }
+    }
+
+    @Test func unknownRoutesAreProblemJSON() async throws {
+        let fixture = try GatewayFixture()
+        try await fixture.test { client async throws in
+            let response = try await client.send(.get, "/api/v1/nothing-here")
+            #expect(response.status == .notFound || response.status == .unauthorized)
+            #expect(response.headers[.contentType] == "application/problem+json")
+        }
+    }
+
+    @Test func thePageIsServedFromThePublicFolder() async throws {
+        let fixture = try GatewayFixture()
+        try await fixture.test { client async throws in
+            let page = try await client.send(.get, "/")
+            #expect(page.status == .ok)
+            #expect(page.text.contains("Switchboard"))
+        }
+    }
+}
+
+@Suite struct GatewayConfigurationTests {
+    @Test func plainHTTPBeyondLoopbackIsRefused() throws {
+        var configuration = GatewayConfiguration()
+        configuration.host = "0.0.0.0"
+        configuration.database = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID()).sqlite").path
+        #expect(throws: GatewayConfigurationError.insecurePublicListener(host: "0.0.0.0")) {
+            try buildApplication(configuration: configuration, dependencies: .init(bridges: [], followBus: false))
+        }
+        configuration.allowInsecurePublic = true
+        #expect(throws: Never.self) { try configuration.validate() }
+        configuration.allowInsecurePublic = false
+        configuration.tls = .init(certificateChain: "cert.pem", privateKey: "key.pem")
+        #expect(throws: Never.self) { try configuration.validate() }
+        for host in ["127.0.0.1", "localhost", "::1", "127.0.0.53"] {
+            configuration.tls = nil
+            configuration.host = host
+            #expect(throws: Never.self) { try configuration.validate() }
+        }
+    }
+
+    @Test func aFileAndTheEnvironmentOverrideTheDefaults() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID()).json")
+        try Data("""
+            {"listen": {"host": "127.0.0.2", "port": 9000},
+             "bridges": {"ids": ["east", "west"],
+                         "east": {"commands": "tcp://10.0.0.1:5573", "events": "tcp://10.0.0.1:5570", "replay": "tcp://10.0.0.1:5572"},
+                         "west": {"commands": "tcp://10.0.0.2:5573", "events": "tcp://10.0.0.2:5570", "replay": "tcp://10.0.0.2:5572"}},
+             "policy": {"home_country_code": "49", "premium_prefixes": ["0900"]}}
+            """.utf8).write(to: file)
+        let configuration = try await GatewayConfiguration.load(
+            file: file.path, environment: ["SWITCHBOARD_GATEWAY_LISTEN_PORT": "9100", "SWITCHBOARD_GATEWAY_CDR_DATABASE": "/var/cdr.sqlite"])
+        #expect(configuration.host == "127.0.0.2")
+        #expect(configuration.port == 9100)
+        #expect(configuration.cdrDatabase == "/var/cdr.sqlite")
+        #expect(configuration.bridges.map(\.id) == ["east", "west"])
+        #expect(configuration.bridges[1].commands == "tcp://10.0.0.2:5573")
+        #expect(configuration.destinationRules.homeCountryCode == "49")
+        #expect(configuration.destinationRules.premiumPrefixes == ["0900"])
+        let defaults = try await GatewayConfiguration.load(file: nil, environment: [:])
+        #expect(defaults.bridges == GatewayConfiguration().bridges)
+        #expect(defaults.port == 8080)
+    }
+}
