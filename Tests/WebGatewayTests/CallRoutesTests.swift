@@ -36,6 +36,9 @@ import Testing
             // A right id with a wrong secret is no better.
             let forged = try await client.send(.get, "/api/v1/calls", key: key.id + "_" + Secrets.randomToken())
             #expect(forged.status == .unauthorized)
+            #expect(try key.id.wholeMatch(of: Regex("sbk_[0-9a-f]{8}")) != nil)
+            #expect(key.secret.hasPrefix(key.id + "_"))
+            #expect(try fixture.store.key(id: key.id)?.secretHash == Secrets.sha256Hex(key.secret))
         }
     }
 

@@ -145,7 +145,7 @@ final class GatewayStore: Sendable {
         for pattern in policy.allow + policy.deny where !DialPattern.validate(pattern) {
             throw GatewayStoreError.invalidPattern(pattern)
         }
-        let id = "sbk_" + Secrets.randomToken(bytes: 6).lowercased().filter { $0.isLetter || $0.isNumber }.prefix(8)
+        let id = "sbk_" + (0..<4).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max)) }.joined()
         let secret = "\(id)_\(Secrets.randomToken(bytes: 32))"
         let record = APIKeyRecord(id: id, name: name, secretHash: Secrets.sha256Hex(secret), createdAt: Timestamp.now(),
                                   revokedAt: nil, policy: policy)
