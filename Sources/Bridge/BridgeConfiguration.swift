@@ -1,4 +1,5 @@
 import BusSchema
+import NIOCore
 import SIPCore
 import ZeroMQ
 
@@ -49,6 +50,12 @@ struct BridgeConfiguration {
     var eventsEndpoint = "tcp://127.0.0.1:5570"
     var decisionsEndpoint = "tcp://127.0.0.1:5571"
     var replayEndpoint = "tcp://127.0.0.1:5572"
+    var commandsEndpoint = "tcp://127.0.0.1:5573"
+    /// Where new calls the bridge places go first (Kamailio finds registered users); nil: to each target.
+    var outboundProxy: SocketAddress?
+    /// The live calls' dialogs; nil means `./bridge-<bridge id>.dialogs.sqlite`.
+    var dialogStorePath: String?
+    var callLimits = CallManager.Limits()
     /// The event journal's file; nil means `./bridge-<bridge id>.journal.sqlite`.
     var journalPath: String?
     var journalMaxEvents = 1_000_000
@@ -73,4 +80,5 @@ struct BridgeConfiguration {
     static let version = "0.3.0-dev"
 
     var resolvedJournalPath: String { journalPath ?? "./bridge-\(bridgeId).journal.sqlite" }
+    var resolvedDialogStorePath: String { dialogStorePath ?? "./bridge-\(bridgeId).dialogs.sqlite" }
 }

@@ -10,6 +10,7 @@ struct BoundAddresses {
     var events: String
     var decisions: String
     var replay: String
+    var commands: String
 }
 
 /// A bridge: the SIP edge on UDP and TCP, plus the bus endpoints, wired together.
@@ -21,6 +22,7 @@ final class Bridge: Service, @unchecked Sendable {
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private var bus: BusEndpoints?
     private var edge: SIPEdge?
+    private var store: DialogStore?
     private var listeners: SIPListeners?
     private var info: BridgeInfo?
 
@@ -38,6 +40,7 @@ final class Bridge: Service, @unchecked Sendable {
                                                         eventsEndpoint: configuration.eventsEndpoint,
                                                         decisionsEndpoint: configuration.decisionsEndpoint,
                                                         replayEndpoint: configuration.replayEndpoint,
+                                                        commandsEndpoint: configuration.commandsEndpoint,
                                                         journal: .init(path: configuration.resolvedJournalPath,
                                                                        maxEvents: configuration.journalMaxEvents,
                                                                        maxAge: configuration.journalMaxAge,
@@ -46,7 +49,18 @@ final class Bridge: Service, @unchecked Sendable {
                                                         liveness: configuration.liveness,
                                                         curve: configuration.curve),
                                    logger: logger)
-        let edge = SIPEdge(configuration: configuration, loop: group.next(), bus: bus, logger: logger)
+        let store: DialogStore
+        let leftovers: [DialogStore.Record]
+        do {
+            store = try DialogStore(path: configuration.resolvedDialogStorePath, logger: logger)
+            leftovers = try store.leftovers()
+        } catch {
+            bus.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        let loop = group.next()
+        let edge = SIPEdge(configuration: configuration, loop: loop, bus: bus, store: store, logger: logger)
         // The bus thread starts once SIP is bound, so bridge.started (which names the SIP port) is the
         // run's first event; SIP that arrives meanwhile waits in the bus inbox.
         let listeners: SIPListeners
@@ -60,20 +74,34 @@ final class Bridge: Service, @unchecked Sendable {
         }
         self.bus = bus
         self.edge = edge
+        self.store = store
         self.listeners = listeners
         let bound = BoundAddresses(sipPort: listeners.udp.localAddress?.port ?? configuration.sipPort,
-                                   events: bus.boundEvents, decisions: bus.boundDecisions, replay: bus.boundReplay)
+                                   events: bus.boundEvents, decisions: bus.boundDecisions, replay: bus.boundReplay,
+                                   commands: bus.boundCommands)
         let info = BridgeInfo(version: BridgeConfiguration.version, sipListen: "\(configuration.sipHost):\(bound.sipPort)",
                               events: bound.events, decisions: bound.decisions, replay: bound.replay,
                               journal: configuration.resolvedJournalPath,
                               decisionTimeoutMs: Int(configuration.decisionTimeout.milliseconds),
                               fallback: configuration.fallback.description)
         self.info = info
-        bus.start(announcing: .bridgeStarted(info)) { batch in edge.resolve(batch) }
+        bus.start(announcing: .bridgeStarted(info), onResolution: { batch in edge.resolve(batch) },
+                  onCommand: { request, envelope in
+                      loop.execute {
+                          bus.reply(CommandReply(requestId: request.requestId, outcome: edge.calls.execute(request.command)), to: envelope)
+                      }
+                  })
+        let sipHost = configuration.sipHost
+        try await loop.submit {
+            edge.client.attach(listeners.udp, host: sipHost, port: bound.sipPort)
+            // Calls a crashed run left up end now, their events after this run's bridge.started.
+            edge.calls.endLeftovers(leftovers)
+        }.get()
         logger.info("bridge started", metadata: [
             "bridge.id": "\(configuration.bridgeId)",
             "sip.listen": "\(configuration.sipHost):\(bound.sipPort) udp+tcp",
             "bus.events": "\(bound.events)", "bus.decisions": "\(bound.decisions)", "bus.replay": "\(bound.replay)",
+            "bus.commands": "\(bound.commands)", "sip.outbound_proxy": "\(configuration.outboundProxy.map { "\($0)" } ?? "none")",
             "journal.path": "\(configuration.resolvedJournalPath)", "journal.next_seq": "\(bus.nextSeqAtStart)",
             "decision.timeout": "\(configuration.decisionTimeout)", "decision.fallback": "\(configuration.fallback)",
         ])
@@ -87,12 +115,16 @@ final class Bridge: Service, @unchecked Sendable {
             // Answer every waiting INVITE (and any that still arrives) with the fallback while the
             // sockets are open, so callers hear it instead of retransmitting to the next bridge.
             try? await group.next().submit { edge.drain() }.get()
+            // The BYEs and CANCELs of the calls just ended need a moment on the wire before the socket closes.
+            if edge.calls.endedByShutdown > 0 { try? await Task.sleep(for: .milliseconds(300)) }
         }
+        store?.flush()
         if let listeners { await listeners.close() }
         bus?.stop()
         try? await group.shutdownGracefully()
         listeners = nil
         edge = nil
+        store = nil
         bus = nil
         info = nil
         logger.info("bridge stopped", metadata: ["bridge.id": "\(configuration.bridgeId)"])

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import Metrics
+import NIOCore
 import Prometheus
 import ServiceLifecycle
 import ZeroMQ
@@ -30,6 +31,20 @@ struct BridgeCommand: AsyncParsableCommand {
     var busDecisions = "tcp://127.0.0.1:5571"
     @Option(help: "Replay ROUTER endpoint to bind (clients ask for journaled events from a sequence number).")
     var busReplay = "tcp://127.0.0.1:5572"
+    @Option(help: "Commands ROUTER endpoint to bind (originate, hangup, transfer, hold, list, get).")
+    var busCommands = "tcp://127.0.0.1:5573"
+    @Option(help: "Outbound proxy for the calls the bridge places (host:port, UDP), normally Kamailio; empty: straight to each target.")
+    var outboundProxy = "127.0.0.1:5060"
+    @Option(help: "Dialogs of live calls, a SQLite file, so a restart can end them with BYE (default: ./bridge-<bridge-id>.dialogs.sqlite).")
+    var dialogs: String?
+    @Option(help: "Most calls the bridge holds at once (bridged and originated).")
+    var maxCalls = 10_000
+    @Option(help: "Most originated calls one account may have live at once (0: no limit).")
+    var maxOriginatesPerAccount = 10
+    @Option(help: "Ring timeout of a leg whose decision or command names none, in seconds.")
+    var ringTimeout = 30
+    @Option(help: "Longest ring timeout a decision or command may ask for, in seconds.")
+    var maxRingTimeout = 300
     @Option(help: "Event journal, a SQLite file (default: ./bridge-<bridge-id>.journal.sqlite).")
     var journal: String?
     @Option(help: "Keep at most this many events in the journal.")
@@ -62,6 +77,22 @@ struct BridgeCommand: AsyncParsableCommand {
         configuration.eventsEndpoint = busEvents
         configuration.decisionsEndpoint = busDecisions
         configuration.replayEndpoint = busReplay
+        configuration.commandsEndpoint = busCommands
+        if !outboundProxy.isEmpty {
+            let (host, port) = try Self.hostPort(outboundProxy, option: "--outbound-proxy")
+            guard let address = try? SocketAddress(ipAddress: host, port: port) else {
+                throw ValidationError("--outbound-proxy needs an IP address, got \(outboundProxy)")
+            }
+            configuration.outboundProxy = address
+        }
+        configuration.dialogStorePath = dialogs
+        guard maxCalls > 0 else { throw ValidationError("--max-calls must be positive") }
+        guard maxOriginatesPerAccount >= 0 else { throw ValidationError("--max-originates-per-account must be 0 or more") }
+        guard ringTimeout > 0, maxRingTimeout >= ringTimeout else {
+            throw ValidationError("--ring-timeout must be positive and at most --max-ring-timeout")
+        }
+        configuration.callLimits = .init(maxCalls: maxCalls, maxOriginatesPerAccount: maxOriginatesPerAccount,
+                                         defaultRingTimeout: .seconds(ringTimeout), maxRingTimeout: .seconds(maxRingTimeout))
         configuration.journalPath = journal
         guard journalMaxEvents > 0 else { throw ValidationError("--journal-max-events must be positive") }
         configuration.journalMaxEvents = journalMaxEvents

@@ -13,7 +13,7 @@ import Testing
             phone.send(phone.request("OPTIONS", branch: "opt1"))
             let answer = try #require(await phone.receive())
             #expect(answer.status == 200)
-            #expect(answer.header("Allow") == "INVITE, ACK, CANCEL, OPTIONS, BYE")
+            #expect(answer.header("Allow") == "INVITE, ACK, CANCEL, OPTIONS, BYE, UPDATE, INFO")
             #expect(answer.header("Via")?.contains("rport=\(phone.port)") == true)
             #expect(answer.header("To")?.contains(";tag=") == true)
         }
@@ -106,7 +106,7 @@ import Testing
             phone.send(phone.request(method, branch: "m\(method)"))
             let answer = try #require(await phone.receive())
             #expect(answer.status == status)
-            if status == 405 { #expect(answer.header("Allow") == "INVITE, ACK, CANCEL, OPTIONS, BYE") }
+            if status == 405 { #expect(answer.header("Allow") == "INVITE, ACK, CANCEL, OPTIONS, BYE, UPDATE, INFO") }
         }
     }
 

@@ -19,7 +19,10 @@ struct BridgeFixture {
         configuration.eventsEndpoint = "tcp://127.0.0.1:*"
         configuration.decisionsEndpoint = "tcp://127.0.0.1:*"
         configuration.replayEndpoint = "tcp://127.0.0.1:*"
+        configuration.commandsEndpoint = "tcp://127.0.0.1:*"
         configuration.journalPath = temporaryJournalPath()
+        configuration.dialogStorePath = temporaryJournalPath().replacingOccurrences(of: ".journal.", with: ".dialogs.")
+        configuration.outboundProxy = nil
         configuration.decisionTimeout = decisionTimeout
         configuration.tryingDelay = .milliseconds(100)
         configuration.heartbeatInterval = .milliseconds(200)

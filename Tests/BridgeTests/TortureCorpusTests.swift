@@ -48,12 +48,12 @@ import Testing
         var logger = Logger(label: "test.corpus")
         logger.logLevel = .critical
         let bus = try BusEndpoints(configuration: .init(bridgeId: "t", eventsEndpoint: "tcp://127.0.0.1:*", decisionsEndpoint: "tcp://127.0.0.1:*",
-                                                        replayEndpoint: "tcp://127.0.0.1:*",
+                                                        replayEndpoint: "tcp://127.0.0.1:*", commandsEndpoint: "tcp://127.0.0.1:*",
                                                         journal: .init(path: BridgeFixture.temporaryJournalPath())), logger: logger)
-        let edge = SIPEdge(configuration: BridgeFixture.configuration(), loop: loop, bus: bus, logger: logger)
+        let edge = SIPEdge(configuration: BridgeFixture.configuration(), loop: loop, bus: bus, store: nil, logger: logger)
         let started = BridgeInfo(version: "test", sipListen: "embedded", events: "-", decisions: "-", replay: "-", journal: "-",
                                  decisionTimeoutMs: 500, fallback: "reject 503")
-        bus.start(announcing: .bridgeStarted(started)) { batch in edge.resolve(batch) }
+        bus.start(announcing: .bridgeStarted(started), onResolution: { batch in edge.resolve(batch) }, onCommand: { _, _ in })
         defer { bus.stop() }
 
         let bytes = Array(try Data(contentsOf: Self.corpus.appendingPathComponent("\(name).dat")))

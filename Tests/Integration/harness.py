@@ -312,6 +312,10 @@ class Swift:
         return res.stdout
 
     def start(self, label, name, *args):
+        args = [str(a) for a in args]
+        if name == "switchboard-bridge" and "--bus-commands" not in args:
+            # Tests choose every port: several bridges may run at once.
+            args += ["--bus-commands", f"tcp://{LOCAL}:{free_port(False)}"]
         proc = Process(label, [self.binary(name), *args], self.dir)
         self.procs.append(proc)
         return proc

@@ -62,8 +62,11 @@ def test_document_is_asyncapi_3_with_valid_schemas():
         channel = operation["channel"]["$ref"]
         for message in operation["messages"]:
             assert message["$ref"].startswith(channel + "/messages/"), (name, message)
-    assert set(channel_schemas("events")) == {"call.offered", "call.routed", "call.rejected", "bridge.started",
-                                              "bridge.stopping", "worker.joined", "worker.left", "worker.lost"}
+    assert set(channel_schemas("events")) == {
+        "call.offered", "call.routed", "call.rejected", "bridge.started", "bridge.stopping", "worker.joined",
+        "worker.left", "worker.lost", "call.originated", "call.dialing", "call.ringing", "call.answered",
+        "call.connected", "call.leg_failed", "call.held", "call.resumed", "call.transferred", "call.ended"}
+    assert set(channel_schemas("commands")) == {"command", "command.reply"}
     assert set(channel_schemas("replay")) == {"replay.request", "replay.events", "replay.end", "error"}
     assert set(channel_schemas("decisions")) == {
         "worker.ready", "worker.heartbeat", "decision", "worker.bye",

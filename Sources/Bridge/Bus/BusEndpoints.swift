@@ -4,8 +4,8 @@ import Logging
 import Metrics
 import ZeroMQ
 
-/// The bridge's ZeroMQ side: the events PUB socket, the decisions ROUTER socket and the replay ROUTER
-/// socket, on a thread of their own, plus the event journal.
+/// The bridge's ZeroMQ side: the events PUB socket, the decisions ROUTER socket, the replay ROUTER
+/// socket and the commands ROUTER socket, on a thread of their own, plus the event journal.
 ///
 /// ZeroMQ sockets belong to one thread, so the SIP side never touches them: it queues commands here
 /// (`publish`, `offer`) and gets resolutions back through `onResolution`, on the bus thread;
@@ -20,6 +20,7 @@ final class BusEndpoints: @unchecked Sendable {
         var eventsEndpoint: String
         var decisionsEndpoint: String
         var replayEndpoint: String
+        var commandsEndpoint: String
         var journal: EventJournal.Configuration
         var heartbeatInterval: Duration = .seconds(1)
         var liveness: Int = 3
@@ -43,6 +44,8 @@ final class BusEndpoints: @unchecked Sendable {
         case publish(callId: String?, body: EventBody)
         /// Publishes `call.offered` and asks the pool, in one hand-over.
         case offer(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant)
+        /// A command's reply, back to the client that sent it.
+        case reply(envelope: [[UInt8]], frame: [UInt8])
     }
 
     private let configuration: Configuration
@@ -51,6 +54,7 @@ final class BusEndpoints: @unchecked Sendable {
     private let events: ZMQSocket
     private let decisions: ZMQSocket
     private let replay: ZMQSocket
+    private let commands: ZMQSocket
     private let wakeup: Wakeup
     private var zap: ZAPAuthenticator?
     private let deniedClients = Counter(label: "switchboard_bus_clients_refused_total")
@@ -66,6 +70,7 @@ final class BusEndpoints: @unchecked Sendable {
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
     private var onResolution: (@Sendable ([(requestId: String, resolution: Resolution)]) -> Void)?
+    private var onCommand: (@Sendable (_ request: CommandRequest, _ envelope: [[UInt8]]) -> Void)?
     /// Resolutions gathered during one pass of the bus loop, handed over together.
     private var resolved: [(requestId: String, resolution: Resolution)] = []
 
@@ -83,6 +88,7 @@ final class BusEndpoints: @unchecked Sendable {
     let boundEvents: String
     let boundDecisions: String
     let boundReplay: String
+    let boundCommands: String
 
     /// Opens the journal and binds every socket at once, so that a bad file or endpoint fails start-up
     /// rather than the first call.
@@ -93,6 +99,7 @@ final class BusEndpoints: @unchecked Sendable {
         events = try ZMQSocket(context: context, type: .pub)
         decisions = try ZMQSocket(context: context, type: .router)
         replay = try ZMQSocket(context: context, type: .router)
+        commands = try ZMQSocket(context: context, type: .router)
         wakeup = try Wakeup()
         do {
             if let curve = configuration.curve {
@@ -103,7 +110,7 @@ final class BusEndpoints: @unchecked Sendable {
                     logger.warning("bus client refused", metadata: ["bus.peer_key": "\(denial.publicKey.map(\.z85) ?? "-")",
                                                                     "bus.peer": "\(denial.address)", "bus.reason": "\(denial.statusText)"])
                 }
-                for socket in [events, decisions, replay] {
+                for socket in [events, decisions, replay, commands] {
                     try socket.setZAPDomain("switchboard")
                     try socket.setCurveServer(secretKey: curve.keyPair.secretKey)
                 }
@@ -119,20 +126,24 @@ final class BusEndpoints: @unchecked Sendable {
             try decisions.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
             try replay.setRouterMandatory(true)
             try replay.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
+            try commands.setRouterMandatory(true)
+            try commands.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
             boundEvents = try events.bind(configuration.eventsEndpoint)
             boundDecisions = try decisions.bind(configuration.decisionsEndpoint)
             boundReplay = try replay.bind(configuration.replayEndpoint)
+            boundCommands = try commands.bind(configuration.commandsEndpoint)
             journal = try EventJournal(configuration: configuration.journal, logger: logger)
         } catch {
             events.close()
             decisions.close()
             replay.close()
+            commands.close()
             zap?.stop()
             context.close()
             throw error
         }
         if configuration.curve == nil {
-            for endpoint in [boundEvents, boundDecisions, boundReplay] where !Self.isLocal(endpoint) {
+            for endpoint in [boundEvents, boundDecisions, boundReplay, boundCommands] where !Self.isLocal(endpoint) {
                 logger.warning("bus endpoint reachable beyond loopback without CURVE: anyone who can connect can route calls and read events",
                                metadata: ["bus.endpoint": "\(endpoint)"])
             }
@@ -145,10 +156,13 @@ final class BusEndpoints: @unchecked Sendable {
 
     /// Starts the journal and the bus thread, whose first event is `announcement` (`bridge.started`).
     /// `onResolution` is called on the bus thread with the requests that ended other than by expiry
-    /// (the caller's own deadline covers that), a batch per pass of the loop.
+    /// (the caller's own deadline covers that), a batch per pass of the loop; `onCommand` with each
+    /// well-formed command, to be answered with `reply(_:to:)`.
     func start(announcing announcement: EventBody,
-               onResolution: @escaping @Sendable ([(requestId: String, resolution: Resolution)]) -> Void) {
+               onResolution: @escaping @Sendable ([(requestId: String, resolution: Resolution)]) -> Void,
+               onCommand: @escaping @Sendable (_ request: CommandRequest, _ envelope: [[UInt8]]) -> Void) {
         self.onResolution = onResolution
+        self.onCommand = onCommand
         journal.start { [self] batch in
             lock.withLock { committed.append(batch) }
             wakeup.signal()
@@ -170,6 +184,7 @@ final class BusEndpoints: @unchecked Sendable {
         events.close()
         decisions.close()
         replay.close()
+        commands.close()
         zap?.stop()
         context.close()
         journal.stop()
@@ -194,6 +209,11 @@ final class BusEndpoints: @unchecked Sendable {
         enqueue(.publish(callId: callId, body: body))
     }
 
+    /// Sends a command's reply to the client whose request came in `envelope`.
+    func reply(_ reply: CommandReply, to envelope: [[UInt8]]) {
+        enqueue(.reply(envelope: envelope, frame: reply.frame()))
+    }
+
     /// Publishes `call.offered` for a new call and queues its decision request for the worker pool.
     func offer(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant) {
         enqueue(.offer(requestId: requestId, callId: callId, offer: offer, deadline: deadline))
@@ -213,6 +233,7 @@ final class BusEndpoints: @unchecked Sendable {
         let wakeIndex = poller.add(fileDescriptor: wakeup.fileDescriptor)
         let decisionsIndex = poller.add(decisions)
         let replayIndex = poller.add(replay)
+        let commandsIndex = poller.add(commands)
         send(callId: nil, announcement)
         journalPending()
         while true {
@@ -240,6 +261,7 @@ final class BusEndpoints: @unchecked Sendable {
             }
             if ready.contains(decisionsIndex) { drainDecisions() }
             if ready.contains(replayIndex) { drainReplay() }
+            if ready.contains(commandsIndex) { drainCommands() }
             perform(pool.tick(now: .now))
             journalPending()
             if !resolved.isEmpty {
@@ -256,6 +278,41 @@ final class BusEndpoints: @unchecked Sendable {
         case .offer(let requestId, let callId, let offer, let deadline):
             send(callId: callId, .callOffered(offer))
             perform(pool.submit(requestId: requestId, callId: callId, offer: offer, deadline: deadline, now: .now))
+        case .reply(let envelope, let frame):
+            do {
+                try commands.send(envelope + [frame], dontWait: true)
+            } catch {
+                logger.warning("could not reach command client", metadata: ["bus.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Reads every waiting command; a malformed one is answered here with the problem, the rest go to the SIP side.
+    private func drainCommands() {
+        while true {
+            let frames: [[UInt8]]?
+            do {
+                frames = try commands.receive(dontWait: true)
+            } catch {
+                logger.error("commands receive failed", metadata: ["bus.error": "\(error)"])
+                return
+            }
+            guard let frames else { return }
+            guard frames.count >= 2, let payload = frames.last else {
+                refusedFrames.increment()
+                logger.warning("refused command", metadata: ["bus.reason": "expected [identity, json], got \(frames.count) frame(s)"])
+                continue
+            }
+            let envelope = Array(frames.dropLast())
+            do {
+                onCommand?(try CommandRequest.decode(payload), envelope)
+            } catch {
+                refusedFrames.increment()
+                logger.warning("refused command", metadata: ["bus.error": "\(error.code)", "bus.reason": "\(error.message)"])
+                let reply = CommandReply(requestId: CommandRequest.requestId(in: payload) ?? "",
+                                         outcome: .failed(ErrorReply(code: error.code, message: error.message)))
+                execute(.reply(envelope: envelope, frame: reply.frame()))
+            }
         }
     }
 

@@ -5,15 +5,16 @@ import NIOCore
 import SIPCore
 
 /// The bridge's SIP transaction user: owns every server transaction, answers what it can by itself
-/// (OPTIONS, stray BYE/CANCEL, unsupported methods, malformed input) and turns each new INVITE into
-/// a decision request on the bus.
+/// (OPTIONS, stray BYE/CANCEL, unsupported methods, malformed input), turns each new INVITE into
+/// a decision request on the bus, and hands bridged calls and in-dialog requests to the B2BUA
+/// (`CallManager`), whose client transactions run in `SIPClient`.
 ///
 /// Everything here runs on one event loop, so the state needs no locks; the bus thread reaches it
 /// only through `resolve`, which hops onto that loop. That confinement is why it can be handed to
 /// channel initializers and the bus as Sendable; `receive` checks it.
 final class SIPEdge: @unchecked Sendable {
     /// Methods this edge serves; anything else it recognises gets 405 with this list (RFC 3261 §8.2.1).
-    static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye]
+    static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye, .update, .info]
 
     private struct ReplyPath {
         var channel: Channel
@@ -28,6 +29,8 @@ final class SIPEdge: @unchecked Sendable {
         var offeredAt: NIODeadline
         var deadline: Scheduled<Void>?
         var trying: Scheduled<Void>?
+        /// Handed to the B2BUA: CANCEL goes there.
+        var bridged = false
     }
 
     private struct InviteEntry {
@@ -58,6 +61,9 @@ final class SIPEdge: @unchecked Sendable {
     /// Set by `drain()`: new INVITEs are answered with the fallback rather than offered to workers.
     private var stopping = false
     private let callPrefix: String
+    let client: SIPClient
+    /// The B2BUA; set at the end of `init` because it talks back to the edge.
+    private(set) var calls: CallManager!
 
     private let received = Counter(label: "switchboard_sip_messages_received_total")
     private let malformed = Counter(label: "switchboard_sip_malformed_total")
@@ -66,7 +72,7 @@ final class SIPEdge: @unchecked Sendable {
     private let fallbacks = Counter(label: "switchboard_decision_fallbacks_total")
     private let decisionLatency = Timer(label: "switchboard_decision_latency_seconds")
 
-    init(configuration: BridgeConfiguration, loop: EventLoop, bus: BusEndpoints, logger: Logger) {
+    init(configuration: BridgeConfiguration, loop: EventLoop, bus: BusEndpoints, store: DialogStore?, logger: Logger) {
         self.configuration = configuration
         self.loop = loop
         self.bus = bus
@@ -75,6 +81,9 @@ final class SIPEdge: @unchecked Sendable {
         // Call ids stay unique across restarts of the same bridge id: the prefix carries the start time.
         let started = UInt64(NIODeadline.now().uptimeNanoseconds / 1_000_000) ^ UInt64.random(in: 0...UInt64(UInt32.max))
         self.callPrefix = "\(configuration.bridgeId)-\(String(started, radix: 36))"
+        client = SIPClient(loop: loop, timers: configuration.timers, logger: logger)
+        calls = CallManager(configuration: configuration, loop: loop, bus: bus, client: client, edge: self, store: store,
+                            callPrefix: callPrefix, logger: logger)
     }
 
     /// Calls in progress (for shutdown and tests).
@@ -96,9 +105,10 @@ final class SIPEdge: @unchecked Sendable {
         case .request(let request):
             handle(request, packet: packet)
         case .response(let response):
-            // The bridge sends no requests yet, so every response is stray (RFC 3261 §18.1.2: discard).
+            guard !client.receive(response) else { return }
+            // No transaction of ours: stray (RFC 3261 §18.1.2: discard).
             dropped.increment()
-            logger.debug("dropped stray response", metadata: ["sip.status": "\(response.status)", "sip.call_id": "\(response.callID ?? "-")"])
+            logger.debug("dropped stray response", metadata: ["sip.status": "\(response.status)", "sip.call_id": "\(response.callID ?? "-")", "sip.cseq": "\(response.cseq.map { "\($0)" } ?? "-")"])
         }
     }
 
@@ -133,8 +143,9 @@ final class SIPEdge: @unchecked Sendable {
 
         if request.method == .ack {
             guard invites[key] != nil else {
-                // ACK for a 2xx we never sent, or after the transaction ended: nothing to do (RFC 3261 §17.2.3).
-                dropped.increment()
+                // The ACK for a 2xx is its own transaction and belongs to the dialog (RFC 3261 §13.2.2.4);
+                // any other is for a transaction that ended: nothing to do (§17.2.3).
+                if request.to?.tag == nil || !calls.inDialog(request, key: key) { dropped.increment() }
                 return
             }
             perform(key, invites[key]!.transaction.receivedACK())
@@ -196,6 +207,10 @@ final class SIPEdge: @unchecked Sendable {
         nonInvites[key] = NonInviteEntry(transaction: ServerNonInviteTransaction(request: request, reliable: reply.transport == .tcp,
                                                                                  timers: configuration.timers),
                                          reply: reply)
+        if request.method != .cancel, request.to?.tag != nil, validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: ["application/sdp"]) == nil,
+           calls.inDialog(request, key: key) {
+            return
+        }
         let response = nonInviteAnswer(request)
         performNonInvite(key, nonInvites[key]!.transaction.sendFinal(response))
         // RFC 3261 §9.2: the CANCEL is answered first, then the INVITE it cancels gets 487.
@@ -221,10 +236,10 @@ final class SIPEdge: @unchecked Sendable {
                 return SIPResponse(replyingTo: request, status: 200, toTag: tag)
             }
             return SIPResponse(replyingTo: request, status: 481, toTag: tag)
-        case .bye:
-            // The bridge keeps no dialogs yet: any BYE is outside a known dialog.
+        case .bye, .info, .update:
+            // Dialogs of ours took theirs already: this one names no dialog the bridge has.
             return SIPResponse(replyingTo: request, status: 481, toTag: tag)
-        case .register, .subscribe, .notify, .message, .publish, .refer, .info, .update, .prack:
+        case .register, .subscribe, .notify, .message, .publish, .refer, .prack:
             var response = SIPResponse(replyingTo: request, status: 405, toTag: tag)
             response.headers.add("Allow", Self.allowed.map(\.rawValue).joined(separator: ", "))
             return response
@@ -264,8 +279,10 @@ final class SIPEdge: @unchecked Sendable {
             return
         }
         if request.to?.tag != nil {
-            // A re-INVITE: the bridge holds no dialogs yet, so the dialog it names does not exist here.
-            perform(key, invites[key]!.transaction.sendFinal(SIPResponse(replyingTo: request, status: 481, toTag: nil)))
+            // A re-INVITE: the B2BUA relays it in the dialog it names, if that dialog is one of ours.
+            if !calls.inDialog(request, key: key) {
+                perform(key, invites[key]!.transaction.sendFinal(SIPResponse(replyingTo: request, status: 481, toTag: nil)))
+            }
             return
         }
         nextCall += 1
@@ -336,16 +353,56 @@ final class SIPEdge: @unchecked Sendable {
         case .redirect(let targets):
             bus.publish(callId: call.callId, .callRouted(Routed(targets: targets, workerId: workerId, fallback: cause != nil,
                                                                cause: cause, decisionMs: decisionMs)))
-        case .reject, .bridge:
+        case .reject:
             bus.publish(callId: call.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
                                                                      fallback: cause != nil, cause: cause, decisionMs: decisionMs)))
+        case .bridge(let route):
+            if let problem = calls.ringTimeoutProblem(route.targets.compactMap(\.ringTimeoutMs).max()) {
+                logger.warning("bridge decision refused", metadata: ["call.id": "\(call.callId)", "decision.problem": "\(problem)"])
+            } else if calls.admits() {
+                bus.publish(callId: call.callId, .callRouted(Routed(action: .bridge, targets: route.targets.map { Target(uri: $0.uri) },
+                                                                   workerId: workerId, fallback: cause != nil, cause: cause,
+                                                                   decisionMs: decisionMs)))
+                // Legs B take seconds to answer: the caller hears 100 Trying now, not after the decision delay.
+                if entry.transaction.state == .proceeding, entry.transaction.lastResponse == nil {
+                    perform(key, invites[key]!.transaction.sendProvisional(SIPResponse(replyingTo: entry.request, status: 100)))
+                }
+                invites[key]?.call?.bridged = true
+                calls.startInbound(callId: call.callId, invite: entry.request, serverKey: key, toTag: entry.toTag, route: route)
+                return
+            }
+            bus.publish(callId: call.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
+                                                                     fallback: cause != nil, cause: "limit", decisionMs: decisionMs)))
         }
         perform(key, invites[key]!.transaction.sendFinal(response))
+    }
+
+    /// The request of a server transaction still open (the B2BUA answers it later).
+    func request(for key: TransactionKey) -> SIPRequest? {
+        invites[key]?.request
+    }
+
+    /// The B2BUA's answer to a request it took: through the request's server transaction.
+    func respond(_ key: TransactionKey, _ response: SIPResponse) {
+        if let entry = invites[key] {
+            var transaction = entry.transaction
+            let actions = response.isProvisional ? transaction.sendProvisional(response) : transaction.sendFinal(response)
+            invites[key]?.transaction = transaction
+            perform(key, actions)
+        } else if var transaction = nonInvites[key]?.transaction, !response.isProvisional {
+            let actions = transaction.sendFinal(response)
+            nonInvites[key]?.transaction = transaction
+            performNonInvite(key, actions)
+        }
     }
 
     /// RFC 3261 §9.2: a CANCEL for a pending INVITE ends it with 487.
     private func cancelInvite(_ key: TransactionKey) {
         guard let entry = invites[key], entry.transaction.state == .proceeding else { return }
+        if let call = entry.call, call.bridged {
+            calls.callerCancelled(callId: call.callId)
+            return
+        }
         if let call = entry.call, waiting.removeValue(forKey: call.requestId) != nil {
             call.deadline?.cancel()
             call.trying?.cancel()
@@ -388,6 +445,7 @@ final class SIPEdge: @unchecked Sendable {
     /// hanging; INVITEs that arrive from now on get the fallback at once.
     func drain() {
         stopping = true
+        calls.shutdown()
         for requestId in Array(waiting.keys) {
             decide(requestId: requestId, outcome: .fallback(cause: "shutdown"))
         }
@@ -409,7 +467,10 @@ final class SIPEdge: @unchecked Sendable {
             for (name, value) in headers.sorted(by: { $0.key < $1.key }) { response.headers.add(name, value) }
             return response
         case .bridge:
-            return SIPResponse(replyingTo: request, status: 501, reason: "Bridge Not Available Yet", toTag: toTag)
+            // Only when the bridge cannot take the call (its call limit, a ring timeout beyond its maximum).
+            var response = SIPResponse(replyingTo: request, status: 503, toTag: toTag)
+            response.headers.add("Retry-After", "5")
+            return response
         }
     }
 

@@ -22,6 +22,10 @@ struct RouterCommand: AsyncParsableCommand {
     var capacity = 64
     @Option(help: "Seconds between checks of the database for edits.")
     var reloadInterval = 2.0
+    @Option(help: "redirect: answer 302 and let Kamailio follow the targets; bridge: the bridge calls them itself (B2BUA), one after the other.")
+    var mode: RouterConfiguration.Mode = .redirect
+    @Option(help: "With --mode bridge: seconds each target may ring (default: the bridge's).")
+    var ringTimeout: Int?
     @OptionGroup var curve: CurveClientOptions
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
@@ -29,6 +33,7 @@ struct RouterCommand: AsyncParsableCommand {
     func validate() throws {
         if capacity < 1 { throw ValidationError("--capacity must be at least 1") }
         if !(reloadInterval > 0) { throw ValidationError("--reload-interval must be a positive number of seconds") }
+        if let ringTimeout, ringTimeout < 1 { throw ValidationError("--ring-timeout must be at least 1 second") }
     }
 
     func run() async throws {
@@ -38,9 +43,12 @@ struct RouterCommand: AsyncParsableCommand {
         configuration.workerId = workerId ?? RouterConfiguration.defaultWorkerId
         configuration.reloadInterval = .milliseconds(Int((reloadInterval * 1000).rounded()))
         configuration.curve = try curve.load()
+        configuration.mode = mode
+        configuration.ringTimeout = ringTimeout.map { .seconds($0) }
         let group = try await buildRouterWorker(configuration: configuration, logger: logger)
         try await group.run()
     }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension RouterConfiguration.Mode: ExpressibleByArgument {}

@@ -20,6 +20,17 @@ struct RouterConfiguration: Sendable {
     var reloadInterval: Duration = .seconds(2)
     /// CURVE client settings when the bridges require CURVE.
     var curve: WorkerConfiguration.Curve?
+    var mode: Mode = .redirect
+    /// With `.bridge`: how long each target rings; nil leaves it to the bridge.
+    var ringTimeout: Duration?
+
+    /// How a routed call reaches its targets.
+    enum Mode: String, Sendable, CaseIterable {
+        /// 302 with the targets as Contacts; Kamailio follows them.
+        case redirect
+        /// The bridge calls the targets in order as a B2BUA and stays in the call.
+        case bridge
+    }
 
     /// `router-<host>-<pid>`: unique per process, and readable in the bridge's logs.
     static var defaultWorkerId: String {
@@ -46,10 +57,13 @@ func buildRouterWorker(configuration: RouterConfiguration, logger: Logger) async
         ),
         logger: logger
     )
+    let (mode, ringTimeout) = (configuration.mode, configuration.ringTimeout)
     worker.onOffer { [logger] offer in
         let result = await cache.table.route(offer)
         log(result, for: offer, logger: logger)
-        return result.decision
+        guard mode == .bridge, case .redirect(let targets) = result.decision else { return result.decision }
+        let ringMs = ringTimeout.map { Int($0.components.seconds * 1000) }
+        return .bridge(BridgeRoute(targets: targets.map { BridgeTarget(uri: $0.uri, ringTimeoutMs: ringMs) }, mode: .serial))
     }
     return ServiceGroup(
         configuration: ServiceGroupConfiguration(

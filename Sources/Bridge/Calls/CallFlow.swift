@@ -1,0 +1,478 @@
+import BusSchema
+import SIPCore
+
+/// One call through the bridge as a pure state machine: the inbound bridge decision (leg A is the
+/// caller, legs B are tried in order or in parallel) and third-party call control (originate: call A,
+/// then B, and join them; transfer: replace one party). It knows legs by number and SDP as bytes; the
+/// owner turns its actions into SIP (dialogs, transactions) and its events back into calls here.
+///
+/// The join follows RFC 3725 Flow III: A is called without SDP and its 200 (the offer) is ACKed at
+/// once with an answer that holds the media inactive, then B is called without SDP, and B's offer is
+/// sent to A in a re-INVITE whose answer finally ACKs B. Flow I (A's offer straight to B) would leave
+/// A's 200 unacknowledged while B rings, and a person's phone gives up on that after 32 s (Timer H);
+/// people rarely answer that fast, so Flow I only suits automata. Flow III keeps every transaction short
+/// whatever B does, at the price of one re-INVITE to A.
+///
+/// ```swift
+/// var flow = CallFlow(inbound: offerSDP, at: now, defaultRingTimeout: .seconds(30))
+/// owner.perform(flow.handle(.decided(route), at: now))   // → .invite(leg: 1, ...), .startRingTimer(...)
+/// ```
+struct CallFlow {
+    enum Kind: String, Sendable {
+        case inbound, originate
+    }
+
+    /// Where the call is; the names are those `get`/`list` report.
+    enum Phase: String, Sendable {
+        /// Inbound, waiting for a worker's decision.
+        case routing
+        /// Originate: calling party A.
+        case dialingA = "dialing"
+        /// Calling the B target(s) (or a transfer target).
+        case ringing
+        /// B answered; A is being re-INVITEd with B's offer (3PCC).
+        case joining
+        case connected
+        case ended
+    }
+
+    enum LegState: String, Sendable {
+        case calling, ringing, answered, ended
+    }
+
+    struct LegInfo: Sendable {
+        var role: Leg
+        var uri: String
+        var state: LegState = .calling
+        var startedAt: ContinuousClock.Instant
+        /// The ring timer fired and the leg was cancelled: its 487 means "no answer".
+        var timedOut = false
+        /// What this leg was last sent as SDP (offer or answer); hold rewrites it.
+        var sentSDP: [UInt8]?
+        var held = false
+    }
+
+    /// How a B leg that answers is joined to the party waiting for it.
+    private enum Join: Sendable {
+        /// Inbound: answer the caller's INVITE with B's answer (or, for a caller without SDP, B's offer).
+        case answerCaller
+        /// 3PCC: re-INVITE this leg with B's offer; its answer goes into B's ACK.
+        case reinvite(waiting: Int)
+    }
+
+    private struct Attempts: Sendable {
+        var route: BridgeRoute
+        /// Index of the next serial target to try.
+        var next = 0
+        var join: Join
+        /// Status and reason of the failure to report when every target failed.
+        var best: (status: Int, reason: String)?
+    }
+
+    enum Event: Sendable {
+        /// Inbound: the worker (or the bridge's own decision) chose to bridge the call.
+        case decided(BridgeRoute)
+        /// Originate: place the call now.
+        case originate(Originate)
+        case provisional(leg: Int, status: Int, sdp: [UInt8]?)
+        /// A 2xx to the leg's initial INVITE.
+        case answered(leg: Int, sdp: [UInt8]?)
+        /// A final failure of the leg's initial INVITE (408 when it timed out).
+        case failed(leg: Int, status: Int, reason: String)
+        /// The 2xx to a re-INVITE the flow sent (join or hold).
+        case reinviteAnswered(leg: Int, sdp: [UInt8]?)
+        case reinviteFailed(leg: Int, status: Int)
+        /// Inbound: the caller's ACK for the 2xx; carries the answer when the caller sent no offer.
+        case callerACK(sdp: [UInt8]?)
+        case callerCancelled
+        case bye(leg: Int)
+        case ringTimeout(leg: Int)
+        /// The leg is gone without a BYE: no ACK for its 2xx, or its requests time out.
+        case lost(leg: Int)
+        /// A `hangup` command: for a two-party call one leg or both end it alike.
+        case hangup
+        case transfer(keep: Leg, target: String)
+        case hold(leg: Leg, on: Bool)
+        /// A party re-INVITEd with this SDP (relayed to the other leg): tracks hold by the phones.
+        case peerOffer(leg: Int, sdp: [UInt8]?)
+        case shutdown
+    }
+
+    enum Action: Sendable, Equatable {
+        /// Call the leg (the owner publishes `call.dialing`, which names the leg's SIP Call-ID).
+        case invite(leg: Int, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String], attempt: Int)
+        case reinvite(leg: Int, sdp: [UInt8]?)
+        /// ACK the 2xx of the leg's initial INVITE, with the answer when the INVITE had no offer.
+        case ack(leg: Int, sdp: [UInt8]?)
+        case cancel(leg: Int)
+        case bye(leg: Int)
+        case provisionalToCaller(status: Int, sdp: [UInt8]?)
+        case answerCaller(sdp: [UInt8]?)
+        case rejectCaller(status: Int, reason: String)
+        case startRingTimer(leg: Int, after: Duration)
+        case cancelRingTimer(leg: Int)
+        case publish(EventBody)
+        /// The call's answered legs changed: persist them (so a restart can end them with BYE).
+        case persist
+        /// The call is over; pending legs are the owner's to clean up.
+        case finished
+    }
+
+    enum CommandError: Error, Equatable {
+        case invalidState(String)
+    }
+
+    let kind: Kind
+    private(set) var phase: Phase
+    private(set) var legs: [Int: LegInfo] = [:]
+    let createdAt: ContinuousClock.Instant
+    private(set) var connectedAt: ContinuousClock.Instant?
+    let defaultRingTimeout: Duration
+    /// The inbound caller's offer (nil for a caller that sent none).
+    private let callerOffer: [UInt8]?
+    private var attempts: Attempts?
+    /// Inbound: B answered a caller that sent no offer; B's ACK waits for the caller's answer.
+    private var ackAwaitingCaller: Int?
+    /// Legs with a hold/unhold re-INVITE in flight, and what it asked for.
+    private var holdPending: [Int: Bool] = [:]
+    private var nextLeg = 1
+
+    /// An inbound call: leg 0 is the caller, already offering `offer`.
+    init(inbound offer: [UInt8]?, callerURI: String, at now: ContinuousClock.Instant, defaultRingTimeout: Duration) {
+        kind = .inbound
+        phase = .routing
+        createdAt = now
+        callerOffer = offer
+        self.defaultRingTimeout = defaultRingTimeout
+        legs[0] = LegInfo(role: .a, uri: callerURI, startedAt: now)
+    }
+
+    /// A call the bridge places itself (Click2Call); nothing happens before `.originate`.
+    init(originateAt now: ContinuousClock.Instant, defaultRingTimeout: Duration) {
+        kind = .originate
+        phase = .dialingA
+        createdAt = now
+        callerOffer = nil
+        self.defaultRingTimeout = defaultRingTimeout
+    }
+
+    /// The answered leg playing `role`, if any.
+    func answeredLeg(_ role: Leg) -> Int? {
+        legs.first { $0.value.role == role && $0.value.state == .answered }?.key
+    }
+
+    /// The leg that most recently took `role` (for `get`, whatever its state).
+    func currentLeg(_ role: Leg) -> Int? {
+        legs.filter { $0.value.role == role }.max { $0.key < $1.key }?.key
+    }
+
+    mutating func handle(_ event: Event, at now: ContinuousClock.Instant) -> [Action] {
+        guard phase != .ended else { return lateEvent(event) }
+        switch event {
+        case .decided(let route):
+            guard phase == .routing else { return [] }
+            attempts = Attempts(route: route, join: .answerCaller)
+            phase = .ringing
+            return startAttempts(at: now)
+        case .originate(let originate):
+            guard phase == .dialingA, legs.isEmpty else { return [] }
+            legs[0] = LegInfo(role: .a, uri: originate.a.uri, startedAt: now)
+            // Party B is called once A answers: the route is kept for then.
+            attempts = Attempts(route: BridgeRoute(targets: [BridgeTarget(uri: originate.b.uri, ringTimeoutMs: originate.b.ringTimeoutMs)],
+                                                   mode: .serial, callerId: originate.b.callerId, headers: originate.headers),
+                                join: .reinvite(waiting: 0))
+            return dial(0, uri: originate.a.uri, sdp: nil, callerId: originate.a.callerId, headers: originate.headers,
+                        ringTimeout: originate.a.ringTimeoutMs, attempt: 1)
+        case .provisional(let leg, let status, let sdp):
+            return provisional(leg, status: status, sdp: sdp)
+        case .answered(let leg, let sdp):
+            return answered(leg, sdp: sdp, at: now)
+        case .failed(let leg, let status, let reason):
+            return failed(leg, status: status, reason: reason, at: now)
+        case .reinviteAnswered(let leg, let sdp):
+            return reinviteAnswered(leg, sdp: sdp, at: now)
+        case .reinviteFailed(let leg, let status):
+            if let on = holdPending.removeValue(forKey: leg) {
+                // The party refused the hold change: the call goes on as it was.
+                _ = on
+                return []
+            }
+            guard phase == .joining else { return [] }
+            return end(cause: .failed, status: status, by: .bridge, at: now)
+        case .callerACK(let sdp):
+            guard let leg = ackAwaitingCaller else { return [] }
+            ackAwaitingCaller = nil
+            legs[leg]?.sentSDP = sdp
+            return [.ack(leg: leg, sdp: sdp)]
+        case .callerCancelled:
+            guard kind == .inbound, phase == .routing || phase == .ringing else { return [] }
+            return end(cause: .callerCancelled, status: 487, by: .a, at: now)
+        case .bye(let leg):
+            guard let info = legs[leg], info.state != .ended else { return [] }
+            legs[leg]?.state = .ended
+            let by: Initiator = info.role == .a ? .a : .b
+            // A leg that hangs up during a transfer or a join takes the whole call down: nobody is left to talk.
+            return end(cause: phase == .connected ? .normalClearing : .callerCancelled, status: nil, by: by, at: now)
+        case .ringTimeout(let leg):
+            guard let info = legs[leg], info.state == .calling || info.state == .ringing else { return [] }
+            legs[leg]?.timedOut = true
+            return [.cancel(leg: leg)]
+        case .lost(let leg):
+            guard let info = legs[leg], info.state != .ended else { return [] }
+            legs[leg]?.state = .ended
+            return end(cause: .failed, status: nil, by: .bridge, at: now)
+        case .hangup:
+            return end(cause: .hangupCommand, status: kind == .inbound && phase != .connected ? 480 : nil,
+                       by: .command, at: now)
+        case .transfer(let keep, let target):
+            return transfer(keep: keep, to: target, at: now)
+        case .hold(let role, let on):
+            guard let leg = answeredLeg(role), phase == .connected, holdPending[leg] == nil else { return [] }
+            holdPending[leg] = on
+            let sdp = legs[leg]?.sentSDP.map { (on ? SDPDirection.sendonly : .sendrecv).applied(to: $0) }
+            legs[leg]?.sentSDP = sdp
+            return [.reinvite(leg: leg, sdp: sdp)]
+        case .peerOffer(let leg, let sdp):
+            guard let info = legs[leg], let sdp else { return [] }
+            let other = legs.first { $0.value.role != info.role && $0.value.state == .answered }?.key
+            if let other { legs[other]?.sentSDP = sdp }
+            let direction = SDPDirection.direction(of: sdp)
+            let held = direction == .sendonly || direction == .inactive
+            guard held != info.held else { return [] }
+            legs[leg]?.held = held
+            let change = HoldChange(leg: info.role, by: info.role == .a ? .a : .b)
+            return [.publish(held ? .callHeld(change) : .callResumed(change))]
+        case .shutdown:
+            return end(cause: .shutdown, status: 503, by: .bridge, at: now)
+        }
+    }
+
+    /// After the end, a leg that still answers (a race with CANCEL, a second parallel 2xx) is ACKed and
+    /// hung up, so no phone stays off-hook.
+    private func lateEvent(_ event: Event) -> [Action] {
+        if case .answered(let leg, _) = event { return [.ack(leg: leg, sdp: nil), .bye(leg: leg)] }
+        return []
+    }
+
+    // MARK: - Dialing
+
+    private mutating func startAttempts(at now: ContinuousClock.Instant) -> [Action] {
+        guard let route = attempts?.route else { return [] }
+        switch route.mode {
+        case .parallel:
+            attempts?.next = route.targets.count
+            var actions: [Action] = []
+            for (index, target) in route.targets.enumerated() {
+                actions += dialB(target, attempt: index + 1, at: now)
+            }
+            return actions
+        case .serial:
+            return nextSerialAttempt(at: now) ?? []
+        }
+    }
+
+    private mutating func nextSerialAttempt(at now: ContinuousClock.Instant) -> [Action]? {
+        guard let current = attempts, current.next < current.route.targets.count else { return nil }
+        attempts?.next += 1
+        return dialB(current.route.targets[current.next], attempt: current.next + 1, at: now)
+    }
+
+    private mutating func dialB(_ target: BridgeTarget, attempt: Int, at now: ContinuousClock.Instant) -> [Action] {
+        guard let route = attempts?.route else { return [] }
+        let leg = nextLeg
+        nextLeg += 1
+        legs[leg] = LegInfo(role: .b, uri: target.uri, startedAt: now)
+        // The caller's offer goes to B unchanged (media flows between the phones); a 3PCC B leg starts without one.
+        let sdp: [UInt8]? = if case .answerCaller = attempts?.join { callerOffer } else { nil }
+        return dial(leg, uri: target.uri, sdp: sdp, callerId: route.callerId, headers: route.headers,
+                    ringTimeout: target.ringTimeoutMs, attempt: attempt)
+    }
+
+    private mutating func dial(_ leg: Int, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String],
+                               ringTimeout: Int?, attempt: Int) -> [Action] {
+        if legs[leg] == nil { legs[leg] = LegInfo(role: .a, uri: uri, startedAt: createdAt) }
+        legs[leg]?.sentSDP = sdp
+        return [
+            .invite(leg: leg, uri: uri, sdp: sdp, callerId: callerId, headers: headers, attempt: attempt),
+            .startRingTimer(leg: leg, after: ringTimeout.map { .milliseconds($0) } ?? defaultRingTimeout),
+        ]
+    }
+
+    private mutating func provisional(_ leg: Int, status: Int, sdp: [UInt8]?) -> [Action] {
+        guard status > 100, let info = legs[leg], info.state == .calling || info.state == .ringing else { return [] }
+        let first = info.state == .calling
+        legs[leg]?.state = .ringing
+        var actions: [Action] = []
+        if first || sdp != nil {
+            actions.append(.publish(.callRinging(Ringing(leg: info.role, status: status, earlyMedia: sdp != nil))))
+        }
+        if kind == .inbound, info.role == .b, case .answerCaller = attempts?.join {
+            actions.append(.provisionalToCaller(status: status, sdp: sdp))
+        }
+        return actions
+    }
+
+    private mutating func answered(_ leg: Int, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
+        guard let info = legs[leg], info.state == .calling || info.state == .ringing, phase == .dialingA || phase == .ringing else {
+            // A second parallel 2xx, or one that raced its CANCEL: take it and hang it up.
+            return [.ack(leg: leg, sdp: nil), .bye(leg: leg)]
+        }
+        legs[leg]?.state = .answered
+        var actions: [Action] = [.cancelRingTimer(leg: leg),
+                                 .publish(.callAnswered(Answered(leg: info.role, uri: info.uri, setupMs: Self.ms(now - info.startedAt))))]
+        if phase == .dialingA {
+            // Flow III step 1: A's offer is answered with media held inactive until B's offer arrives.
+            guard let sdp else {
+                legs[leg]?.state = .ended
+                return actions + [.ack(leg: leg, sdp: nil), .bye(leg: leg)] + end(cause: .failed, status: nil, by: .a, at: now)
+            }
+            let answer = SDPDirection.inactive.applied(to: sdp)
+            legs[leg]?.sentSDP = answer
+            phase = .ringing
+            return actions + [.ack(leg: leg, sdp: answer), .persist] + (nextSerialAttempt(at: now) ?? [])
+        }
+        // A B leg won: every other B attempt still ringing is cancelled (RFC 3261 §16.7 for parallel forks).
+        for (other, otherInfo) in legs where other != leg && otherInfo.role == .b
+            && (otherInfo.state == .calling || otherInfo.state == .ringing) {
+            legs[other]?.state = .ended
+            actions += [.cancelRingTimer(leg: other), .cancel(leg: other)]
+        }
+        switch attempts?.join {
+        case .answerCaller, nil:
+            legs[0]?.state = .answered
+            legs[0]?.sentSDP = sdp
+            if callerOffer == nil {
+                // The caller made no offer: B's offer goes to the caller and its answer comes in the ACK.
+                ackAwaitingCaller = leg
+                actions.append(.answerCaller(sdp: sdp))
+            } else {
+                actions += [.answerCaller(sdp: sdp), .ack(leg: leg, sdp: nil)]
+            }
+            return actions + connect(at: now)
+        case .reinvite(let waiting):
+            phase = .joining
+            legs[waiting]?.sentSDP = sdp
+            return actions + [.reinvite(leg: waiting, sdp: sdp)]
+        }
+    }
+
+    private mutating func reinviteAnswered(_ leg: Int, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
+        if let on = holdPending.removeValue(forKey: leg), let info = legs[leg] {
+            legs[leg]?.held = on
+            let change = HoldChange(leg: info.role, by: .command)
+            return [.publish(on ? .callHeld(change) : .callResumed(change))]
+        }
+        guard phase == .joining, case .reinvite(let waiting) = attempts?.join, waiting == leg,
+              let joined = legs.first(where: { $0.key != leg && $0.value.state == .answered })?.key else { return [] }
+        // Flow III's last step: A's answer to B's offer completes B's INVITE.
+        legs[joined]?.sentSDP = sdp
+        return [.ack(leg: joined, sdp: sdp)] + connect(at: now)
+    }
+
+    private mutating func connect(at now: ContinuousClock.Instant) -> [Action] {
+        phase = .connected
+        connectedAt = now
+        let a = answeredLeg(.a).flatMap { legs[$0]?.uri } ?? ""
+        let b = answeredLeg(.b).flatMap { legs[$0]?.uri } ?? ""
+        return [.publish(.callConnected(Connected(a: a, b: b))), .persist]
+    }
+
+    private mutating func failed(_ leg: Int, status: Int, reason: String, at now: ContinuousClock.Instant) -> [Action] {
+        guard let info = legs[leg], info.state == .calling || info.state == .ringing else { return [] }
+        legs[leg]?.state = .ended
+        let cause = info.timedOut ? EndCause.noAnswer : EndCause(status: status)
+        var actions: [Action] = [.cancelRingTimer(leg: leg),
+                                 .publish(.callLegFailed(LegFailed(leg: info.role, uri: info.uri, status: status, reason: reason, cause: cause)))]
+        if phase == .dialingA {
+            return actions + end(cause: cause, status: status, by: .a, at: now)
+        }
+        let reported = info.timedOut ? (480, "Temporarily Unavailable") : (status, reason)
+        if attempts?.best == nil || Self.rank(reported.0) > Self.rank(attempts!.best!.status) {
+            attempts?.best = (reported.0, reported.1)
+        }
+        if let next = nextSerialAttempt(at: now) { return actions + next }
+        // Parallel: wait for the other forks.
+        if legs.values.contains(where: { $0.role == .b && ($0.state == .calling || $0.state == .ringing) }) { return actions }
+        let best = attempts?.best ?? (status, reason)
+        let finalCause = legs.values.contains { $0.role == .b && $0.timedOut } && best.status == 480 ? EndCause.noAnswer : EndCause(status: best.status)
+        actions += end(cause: finalCause, status: best.status, reason: best.reason, by: .b, at: now)
+        return actions
+    }
+
+    /// RFC 3261 §16.7 in short: a 6xx beats everything, busy beats other refusals, a 5xx comes last.
+    private static func rank(_ status: Int) -> Int {
+        switch status {
+        case 600...699: 4
+        case 486: 3
+        case 400...499: 2
+        default: 1
+        }
+    }
+
+    private mutating func transfer(keep role: Leg, to target: String, at now: ContinuousClock.Instant) -> [Action] {
+        guard phase == .connected, let kept = answeredLeg(role) else { return [] }
+        let replacedRole: Leg = role == .a ? .b : .a
+        var actions: [Action] = []
+        if let replaced = answeredLeg(replacedRole) {
+            legs[replaced]?.state = .ended
+            actions.append(.bye(leg: replaced))
+        }
+        actions.append(.publish(.callTransferred(Transferred(leg: role, target: target))))
+        attempts = Attempts(route: BridgeRoute(targets: [BridgeTarget(uri: target)], mode: .serial), join: .reinvite(waiting: kept))
+        phase = .ringing
+        let leg = nextLeg
+        nextLeg += 1
+        legs[leg] = LegInfo(role: replacedRole, uri: target, startedAt: now)
+        attempts?.next = 1
+        return actions + dial(leg, uri: target, sdp: nil, callerId: nil, headers: [:], ringTimeout: nil, attempt: 1)
+    }
+
+    // MARK: - Ending
+
+    /// Ends the call: cancels what rings, hangs up what is answered, answers the caller if it still waits.
+    private mutating func end(cause: EndCause, status: Int?, reason: String? = nil, by: Initiator,
+                              at now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        for (leg, info) in legs.sorted(by: { $0.key < $1.key }) {
+            switch info.state {
+            case .calling, .ringing:
+                if leg == 0, kind == .inbound {
+                    let final = status ?? 480
+                    actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final)))
+                } else {
+                    actions += [.cancelRingTimer(leg: leg), .cancel(leg: leg)]
+                }
+            case .answered:
+                actions.append(.bye(leg: leg))
+            case .ended:
+                break
+            }
+            legs[leg]?.state = .ended
+        }
+        if kind == .inbound, phase == .routing || phase == .ringing, !actions.contains(where: { if case .rejectCaller = $0 { true } else { false } }) {
+            let final = status ?? 480
+            actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final)))
+        }
+        let talk = connectedAt.map { Self.ms(now - $0) } ?? 0
+        phase = .ended
+        actions.append(.publish(.callEnded(Ended(cause: cause, status: connectedAt == nil ? status : nil, by: by,
+                                                 durationMs: Self.ms(now - createdAt), talkMs: talk))))
+        actions.append(.finished)
+        return actions
+    }
+
+    private static func reason(_ status: Int) -> String {
+        switch status {
+        case 480: "Temporarily Unavailable"
+        case 486: "Busy Here"
+        case 487: "Request Terminated"
+        case 503: "Service Unavailable"
+        default: "Call Failed"
+        }
+    }
+
+    static func ms(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}

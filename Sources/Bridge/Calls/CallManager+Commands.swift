@@ -1,0 +1,71 @@
+import BusSchema
+import Foundation
+
+/// The commands socket's requests, carried out on the SIP loop: every reply names the call or the problem.
+extension CallManager {
+    func execute(_ command: Command) -> CommandOutcome {
+        if let problem = command.problem {
+            return .failed(ErrorReply(code: "bad_command", message: problem))
+        }
+        switch command {
+        case .originate(let originate):
+            return self.originate(originate)
+        case .list:
+            return .calls(calls.values.sorted { $0.createdWall < $1.createdWall }.map(snapshot))
+        case .get(let callId):
+            return live(callId).map { .call(snapshot($0)) } ?? unknown(callId)
+        case .hangup(let callId, let leg):
+            guard let call = live(callId) else { return unknown(callId) }
+            if let leg, call.flow.currentLeg(leg) == nil {
+                return .failed(ErrorReply(code: "invalid_state", message: "call \(callId) has no leg \(leg.rawValue) yet"))
+            }
+            drive(call, .hangup)
+            return .done(callId: callId)
+        case .transfer(let callId, let leg, let target):
+            guard let call = live(callId) else { return unknown(callId) }
+            guard call.flow.phase == .connected, call.flow.answeredLeg(leg) != nil else {
+                return .failed(ErrorReply(code: "invalid_state", message: "call \(callId) is \(call.flow.phase.rawValue): only a connected call can be transferred"))
+            }
+            drive(call, .transfer(keep: leg, target: target))
+            return .done(callId: callId)
+        case .hold(let callId, let leg), .unhold(let callId, let leg):
+            guard let call = live(callId) else { return unknown(callId) }
+            guard call.flow.phase == .connected, let index = call.flow.answeredLeg(leg) else {
+                return .failed(ErrorReply(code: "invalid_state", message: "call \(callId) is \(call.flow.phase.rawValue): only a connected call's legs can be held"))
+            }
+            let on = if case .hold = command { true } else { false }
+            if call.flow.legs[index]?.held == on {
+                return .failed(ErrorReply(code: "invalid_state", message: "leg \(leg.rawValue) of call \(callId) is already \(on ? "on hold" : "off hold")"))
+            }
+            if call.sip[index]?.busy == true {
+                return .failed(ErrorReply(code: "invalid_state", message: "leg \(leg.rawValue) of call \(callId) has a re-INVITE in progress; try again"))
+            }
+            drive(call, .hold(leg: leg, on: on))
+            return .done(callId: callId)
+        }
+    }
+
+    private func live(_ callId: String) -> Call? {
+        calls[callId]
+    }
+
+    private func unknown(_ callId: String) -> CommandOutcome {
+        .failed(ErrorReply(code: "unknown_call", message: "no live call \(callId) on this bridge"))
+    }
+
+    func snapshot(_ call: Call) -> CallSnapshot {
+        let state: CallSnapshot.State = switch call.flow.phase {
+        case .routing: .routing
+        case .dialingA: .dialing
+        case .ringing, .joining: .ringing
+        case .connected: .connected
+        case .ended: .ending
+        }
+        let legs = call.flow.legs.sorted { $0.key < $1.key }.map { index, info in
+            LegSnapshot(leg: info.role, uri: info.uri, state: LegSnapshot.State(rawValue: info.state.rawValue) ?? .ended,
+                        sipCallId: call.sip[index]?.sipCallId ?? "", held: info.held)
+        }
+        return CallSnapshot(callId: call.id, kind: call.flow.kind == .inbound ? .inbound : .originate, state: state,
+                            account: call.account, createdAt: call.createdWall, connectedAt: call.connectedWall, legs: legs)
+    }
+}

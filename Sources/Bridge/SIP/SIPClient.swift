@@ -1,0 +1,162 @@
+import Logging
+import Metrics
+import NIOCore
+import SIPCore
+
+/// The bridge's client side of SIP: runs the client transactions of the requests the B2BUA sends
+/// (RFC 3261 §17.1) over the UDP socket, retransmitting and timing them out, and hands each
+/// response to the request's owner. Loop-bound like `SIPEdge`, which gives it every response.
+final class SIPClient: @unchecked Sendable {
+    /// What a request's owner hears back.
+    enum Outcome {
+        case response(SIPResponse)
+        /// Timer B or F fired: no final response (the owner treats it as 408, RFC 3261 §8.1.3.1).
+        case timeout
+        case transportError
+    }
+
+    typealias Handler = (Outcome) -> Void
+
+    private enum Machine {
+        case invite(ClientInviteTransaction)
+        case nonInvite(ClientNonInviteTransaction)
+    }
+
+    private struct Entry {
+        var machine: Machine
+        var destination: SocketAddress
+        var handler: Handler
+        var timers: [ClientTimerID: Scheduled<Void>] = [:]
+    }
+
+    private let loop: EventLoop
+    private let timers: SIPTimers
+    private let logger: Logger
+    private var channel: Channel?
+    private var entries: [TransactionKey: Entry] = [:]
+    /// The address in our Via and Contact headers.
+    private(set) var localHost = "127.0.0.1"
+    private(set) var localPort = 5060
+    private let timeouts = Counter(label: "switchboard_sip_client_timeouts_total")
+
+    init(loop: EventLoop, timers: SIPTimers, logger: Logger) {
+        self.loop = loop
+        self.timers = timers
+        self.logger = logger
+    }
+
+    /// Set once the UDP socket is bound: requests leave (and responses return) through it.
+    func attach(_ channel: Channel, host: String, port: Int) {
+        self.channel = channel
+        localHost = host
+        localPort = port
+    }
+
+    var pending: Int { entries.count }
+
+    /// A Via for a new request: a fresh branch, rport so responses come back to the sending port (RFC 3581).
+    func makeVia() -> Via {
+        Via(transport: "UDP", host: localHost, port: UInt16(localPort), branch: Via.magicCookie + SIPEdge.makeTag(),
+            parameters: [SIPParameter("rport")])
+    }
+
+    /// Sends `request` in a new client transaction; `handler` gets its provisional and final responses.
+    func send(_ request: SIPRequest, to destination: SocketAddress, handler: @escaping Handler) {
+        loop.preconditionInEventLoop()
+        guard let key = TransactionKey.forClient(request: request) else {
+            logger.error("request without a usable Via not sent", metadata: ["sip.method": "\(request.method)"])
+            handler(.transportError)
+            return
+        }
+        let entry: Entry
+        let actions: [ClientTransactionAction]
+        if request.method == .invite {
+            var transaction = ClientInviteTransaction(request: request, reliable: false, timers: timers)
+            actions = transaction.start()
+            entry = Entry(machine: .invite(transaction), destination: destination, handler: handler)
+        } else {
+            var transaction = ClientNonInviteTransaction(request: request, reliable: false, timers: timers)
+            actions = transaction.start()
+            entry = Entry(machine: .nonInvite(transaction), destination: destination, handler: handler)
+        }
+        entries[key] = entry
+        perform(key, actions)
+    }
+
+    /// Sends a request outside any transaction: the ACK for a 2xx is the TU's (RFC 3261 §13.2.2.4).
+    func sendStateless(_ request: SIPRequest, to destination: SocketAddress) {
+        write(request, to: destination)
+    }
+
+    /// A response off the wire: true when a transaction of ours took it (RFC 3261 §17.1.3).
+    func receive(_ response: SIPResponse) -> Bool {
+        guard let key = TransactionKey.forClient(response: response) else { return false }
+        return step(key, invite: { $0.receive(response) }, nonInvite: { $0.receive(response) })
+    }
+
+    /// Ends every transaction without telling the owners (shutdown).
+    func close() {
+        for entry in entries.values { entry.timers.values.forEach { $0.cancel() } }
+        entries.removeAll()
+    }
+
+    private func timerFired(_ key: TransactionKey, _ timer: ClientTimerID) {
+        _ = step(key, invite: { $0.timerFired(timer) }, nonInvite: { $0.timerFired(timer) })
+    }
+
+    /// Feeds one event to the transaction `key` names and carries out its actions; false when there is none.
+    private func step(_ key: TransactionKey, invite: (inout ClientInviteTransaction) -> [ClientTransactionAction],
+                      nonInvite: (inout ClientNonInviteTransaction) -> [ClientTransactionAction]) -> Bool {
+        guard var entry = entries[key] else { return false }
+        let actions: [ClientTransactionAction]
+        switch entry.machine {
+        case .invite(var transaction):
+            actions = invite(&transaction)
+            entry.machine = .invite(transaction)
+        case .nonInvite(var transaction):
+            actions = nonInvite(&transaction)
+            entry.machine = .nonInvite(transaction)
+        }
+        entries[key] = entry
+        perform(key, actions)
+        return true
+    }
+
+    private func perform(_ key: TransactionKey, _ actions: [ClientTransactionAction]) {
+        for action in actions {
+            guard let entry = entries[key] else { return }
+            switch action {
+            case .send(let request):
+                write(request, to: entry.destination)
+            case .deliver(let response):
+                entry.handler(.response(response))
+            case .startTimer(let timer, let delay):
+                entries[key]?.timers[timer]?.cancel()
+                entries[key]?.timers[timer] = loop.scheduleTask(in: TimeAmount(delay)) { [self] in timerFired(key, timer) }
+            case .cancelTimer(let timer):
+                entries[key]?.timers.removeValue(forKey: timer)?.cancel()
+            case .terminated(let reason):
+                entry.timers.values.forEach { $0.cancel() }
+                entries[key] = nil
+                switch reason {
+                case .normal: break
+                case .timeout:
+                    timeouts.increment()
+                    entry.handler(.timeout)
+                case .transportError:
+                    entry.handler(.transportError)
+                }
+            }
+        }
+    }
+
+    private func write(_ request: SIPRequest, to destination: SocketAddress) {
+        guard let channel else {
+            logger.error("SIP request before the socket is bound", metadata: ["sip.method": "\(request.method)"])
+            return
+        }
+        var buffer = channel.allocator.buffer(capacity: 1024)
+        buffer.writeBytes(request.serialized())
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: buffer), promise: nil)
+    }
+}

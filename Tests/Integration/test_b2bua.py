@@ -1,0 +1,358 @@
+"""The bridge as a B2BUA through the real Kamailio (openser-cfg/kamailio.cfg), with sipp
+phones registered as users: bridge decisions from a Python worker (bridge_worker.py) and
+third-party call control through the commands socket.
+
+Calls to numbers that are not subscribers (5000, 5001, ...) go to the bridge; the
+worker's plan bridges them to registered users, whom the bridge reaches through
+Kamailio's location service (--outbound-proxy)."""
+import json
+import sqlite3
+import time
+import uuid
+
+import pytest
+import zmq
+
+import harness
+import phones
+from harness import DOMAIN, LOCAL
+from test_contract import channel_schemas, errors
+
+
+def user_uri(user):
+    return f"sip:{user}@{DOMAIN}"
+
+
+class Bus:
+    """The bridge's events (SUB) and commands (DEALER) as a client sees them."""
+
+    def __init__(self, events, commands):
+        self.ctx = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.connect(events)
+        self.dealer = self.ctx.socket(zmq.DEALER)
+        self.dealer.setsockopt(zmq.LINGER, 0)
+        self.dealer.connect(commands)
+        self.seen = []
+        self.replies = []
+
+    def poll(self):
+        while self.sub.poll(0):
+            _, payload = self.sub.recv_multipart()
+            self.seen.append(json.loads(payload))
+
+    def events(self, call_id=None, type=None):
+        self.poll()
+        return [e for e in self.seen if (call_id is None or e.get("call_id") == call_id)
+                and (type is None or e["type"] == type)]
+
+    def wait(self, type, call_id=None, timeout=15, where=lambda e: True):
+        harness.wait_until(lambda: any(where(e) for e in self.events(call_id, type)), timeout,
+                           f"event {type} for {call_id}", lambda: json.dumps(self.events(call_id), indent=1))
+        return [e for e in self.events(call_id, type) if where(e)][0]
+
+    def types(self, call_id):
+        return [e["type"] for e in self.events(call_id) if e["type"] != "call.offered"]
+
+    def check_contract(self):
+        """Every event seen and every reply received matches docs/asyncapi.yaml."""
+        events, commands = channel_schemas("events"), channel_schemas("commands")
+        for message in self.events() + self.replies:
+            schema = (events | commands)[message["type"]]
+            assert not errors(schema, message), (errors(schema, message), message)
+
+    def command(self, command, request_id=None, raw=None):
+        request_id = request_id or uuid.uuid4().hex[:8]
+        frame = raw if raw is not None else json.dumps(
+            {"v": 1, "type": "command", "request_id": request_id, "command": command}).encode()
+        self.dealer.send(frame)
+        assert self.dealer.poll(5000), "no reply to command"
+        reply = json.loads(self.dealer.recv())
+        assert reply["type"] == "command.reply"
+        self.replies.append(reply)
+        return reply
+
+    def close(self):
+        self.ctx.destroy(linger=0)
+
+
+@pytest.fixture
+def b2b(tmp_path, swift, sipp, start_kamailio):
+    """start(plan) → Kamailio, the bridge (B2BUA through Kamailio) and the Python worker."""
+    state = {}
+
+    def start(plan=None, bridge_args=()):
+        sip_port = harness.free_port()
+        k = start_kamailio(subscribers=phones.USERS, bridge_ports=[sip_port])
+        ports = {name: harness.free_port(False) for name in ("events", "decisions", "replay", "commands")}
+        args = ["--sip-listen", f"{LOCAL}:{sip_port}", "--outbound-proxy", f"{LOCAL}:{k.port}",
+                "--bus-events", f"tcp://{LOCAL}:{ports['events']}",
+                "--bus-decisions", f"tcp://{LOCAL}:{ports['decisions']}",
+                "--bus-replay", f"tcp://{LOCAL}:{ports['replay']}",
+                "--bus-commands", f"tcp://{LOCAL}:{ports['commands']}",
+                "--journal", tmp_path / "journal.sqlite", "--dialogs", tmp_path / "dialogs.sqlite",
+                "--metrics-listen", "", *bridge_args]
+
+        def start_bridge(label="bridge"):
+            bridge = swift.start(label, "switchboard-bridge", *args)
+            harness.wait_until(lambda: not bridge.running() or harness.sip_request(sip_port) == 200,
+                               15, f"bridge to answer OPTIONS on {sip_port}", bridge.tail)
+            assert bridge.running(), bridge.tail()
+            return bridge
+
+        bus = Bus(f"tcp://{LOCAL}:{ports['events']}", f"tcp://{LOCAL}:{ports['commands']}")
+        state["bus"] = bus
+        bridge = start_bridge()
+        worker = None
+        if plan is not None:
+            plan_file = tmp_path / "plan.json"
+            plan_file.write_text(json.dumps(plan))
+            worker = harness.Process("worker", ["/usr/bin/python3", harness.Path(__file__).parent / "bridge_worker.py",
+                                                f"tcp://{LOCAL}:{ports['decisions']}", plan_file], tmp_path)
+            state["worker"] = worker
+            harness.wait_until(lambda: "ready" in worker.tail() or not worker.running(), 10,
+                               "the Python worker to join", worker.tail)
+            assert worker.running(), worker.tail()
+        time.sleep(0.3)  # the SUB socket's subscription reaches the bridge
+
+        class S:
+            pass
+        s = S()
+        s.kamailio, s.bridge, s.bus, s.worker, s.sip_port = k, bridge, bus, worker, sip_port
+        s.start_bridge = start_bridge
+        s.journal = tmp_path / "journal.sqlite"
+        return s
+
+    yield start
+    if "bus" in state:
+        state["bus"].check_contract()
+    if "worker" in state:
+        state["worker"].stop()
+    if "bus" in state:
+        state["bus"].close()
+
+
+def finished(*ps, timeout=30):
+    for p in ps:
+        assert p.finish(timeout) == 0, p.report()
+
+
+def one_call(bus, type="call.ended"):
+    ids = {e["call_id"] for e in bus.events(type=type)}
+    assert len(ids) == 1, bus.events()
+    return ids.pop()
+
+
+# --- inbound calls bridged by a worker's decision ---
+
+def test_bridged_call_answered_and_hung_up_by_the_caller(b2b, sipp):
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=300)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", hangup_after_ms=500)
+    finished(alice, bob)
+    assert alice.final_status() == 200, alice.report()
+    assert 180 in [m.status for m in alice.responses("INVITE")], alice.report()
+    assert len(bob.received("BYE")) == 1, bob.report()
+    # SDP passes unchanged: bob got alice's offer, alice got bob's answer
+    assert bob.received("INVITE")[0].body.strip() == alice.sent("INVITE")[-1].body.strip()
+    call_id = one_call(s.bus)
+    assert s.bus.types(call_id) == ["call.routed", "call.dialing", "call.ringing", "call.answered",
+                                    "call.connected", "call.ended"], s.bus.events(call_id)
+    ended = s.bus.events(call_id, "call.ended")[0]["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
+    assert ended["talk_ms"] >= 400, ended
+    # the B leg is a different SIP call (a B2BUA, not a proxy)
+    assert bob.received("INVITE")[0].header("Call-ID") != alice.sent("INVITE")[0].header("Call-ID")
+
+
+def test_bridged_call_hung_up_by_the_callee(b2b, sipp):
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100, hangup_after_ms=500)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000")
+    finished(alice, bob)
+    assert len(alice.received("BYE")) == 1, alice.report()
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "b", ended
+
+
+def test_caller_cancels_while_b_rings(b2b, sipp):
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "noanswer")
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "cancel", cancel_after_ms=500)
+    finished(alice, bob)
+    assert alice.final_status() == 487, alice.report()
+    assert len(bob.received("CANCEL")) == 1, bob.report()
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "caller_cancelled", ended
+
+
+def test_b_busy_then_the_next_target_answers(b2b, sipp):
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}, {"uri": user_uri("carol")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "busy")
+    carol = phones.start(sipp, s.kamailio, "carol", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", hangup_after_ms=300)
+    finished(alice, bob, carol)
+    assert alice.final_status() == 200, alice.report()
+    call_id = one_call(s.bus)
+    failed = s.bus.events(call_id, "call.leg_failed")
+    assert [f["leg_failed"]["cause"] for f in failed] == ["busy"], failed
+    assert [e["dialing"]["attempt"] for e in s.bus.events(call_id, "call.dialing")] == [1, 2]
+    assert len(carol.received("BYE")) == 1, carol.report()
+
+
+def test_b_never_answers_ring_timeout(b2b, sipp):
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob"), "ring_timeout_ms": 1500}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "noanswer")
+    alice = phones.call(sipp, s.kamailio, "alice", "5000")
+    finished(alice, bob)
+    assert alice.final_status() == 480, alice.report()
+    assert len(bob.received("CANCEL")) == 1, bob.report()
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "no_answer" and ended["status"] == 480, ended
+
+
+def test_parallel_targets_first_answer_wins_the_other_is_cancelled(b2b, sipp):
+    s = b2b({"5000": {"action": "bridge", "mode": "parallel",
+                      "targets": [{"uri": user_uri("bob")}, {"uri": user_uri("carol")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "noanswer")
+    carol = phones.start(sipp, s.kamailio, "carol", "answer", ring_ms=500)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", hangup_after_ms=300)
+    finished(alice, bob, carol)
+    assert alice.final_status() == 200, alice.report()
+    assert len(bob.received("CANCEL")) == 1, bob.report()
+    assert len(carol.received("BYE")) == 1, carol.report()
+
+
+def test_hold_and_unhold_reinvites_pass_through_the_b2bua(b2b, sipp):
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "hold", talk_ms=300, hold_ms=300)
+    finished(alice, bob)
+    invites = bob.received("INVITE")
+    assert [m.sdp_direction() for m in invites] == ["sendrecv", "sendonly", "sendrecv"], bob.report()
+    assert len(bob.received("ACK")) == 3, bob.report()
+    call_id = one_call(s.bus)
+    assert [e["type"] for e in s.bus.events(call_id) if e["type"] in ("call.held", "call.resumed")] == \
+        ["call.held", "call.resumed"], s.bus.events(call_id)
+
+
+# --- third-party call control (Click2Call) ---
+
+def originate(bus, a, b, **extra):
+    reply = bus.command({"name": "originate", "a": {"uri": user_uri(a), **extra.pop("a_extra", {})},
+                         "b": {"uri": user_uri(b)}, **extra})
+    assert reply["ok"], reply
+    return reply["result"]["call_id"]
+
+
+def test_click2call_both_answer_then_hangup_command(b2b, sipp):
+    s = b2b()
+    alice = phones.start(sipp, s.kamailio, "alice", "answer", ring_ms=200)
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=200)
+    call_id = originate(s.bus, "alice", "bob", idempotency_key="k-1", account="acme")
+    s.bus.wait("call.connected", call_id)
+    # A was called without SDP, answered inactive, then re-INVITEd with B's offer (RFC 3725 Flow III)
+    a_invites = alice.received("INVITE")
+    assert a_invites[0].body.strip() == "" and len(a_invites) == 2, alice.report()
+    assert a_invites[1].body.strip() == bob.sent("ACK")[0].body.strip() if bob.sent("ACK") else True
+    assert alice.received("ACK")[0].sdp_direction() == "inactive", alice.report()
+    listed = s.bus.command({"name": "list"})["result"]["calls"]
+    assert [c["call_id"] for c in listed] == [call_id] and listed[0]["state"] == "connected", listed
+    got = s.bus.command({"name": "get", "call_id": call_id})["result"]["call"]
+    assert [(leg["leg"], leg["state"]) for leg in got["legs"]] == [("a", "answered"), ("b", "answered")], got
+    # the same idempotency key places no second call
+    again = s.bus.command({"name": "originate", "a": {"uri": user_uri("alice")}, "b": {"uri": user_uri("bob")},
+                           "idempotency_key": "k-1", "account": "acme"})
+    assert again["result"] == {"call_id": call_id, "existing": True}, again
+    assert s.bus.command({"name": "hangup", "call_id": call_id})["ok"]
+    finished(alice, bob)
+    assert len(alice.received("BYE")) == 1 and len(bob.received("BYE")) == 1
+    ended = s.bus.wait("call.ended", call_id)["ended"]
+    assert ended["cause"] == "hangup_command" and ended["by"] == "command", ended
+    assert s.bus.types(call_id) == ["call.originated", "call.dialing", "call.ringing", "call.answered",
+                                    "call.dialing", "call.ringing", "call.answered", "call.connected",
+                                    "call.ended"], s.bus.events(call_id)
+
+
+def test_click2call_a_rejects(b2b, sipp):
+    s = b2b()
+    alice = phones.start(sipp, s.kamailio, "alice", "reject")
+    call_id = originate(s.bus, "alice", "bob")
+    ended = s.bus.wait("call.ended", call_id)["ended"]
+    assert ended["cause"] == "rejected" and ended["status"] == 603, ended
+    finished(alice)
+    assert "call.dialing" in s.bus.types(call_id)
+    assert sum(1 for e in s.bus.events(call_id, "call.dialing")) == 1  # B was never called
+
+
+def test_click2call_b_busy_hangs_up_a(b2b, sipp):
+    s = b2b()
+    alice = phones.start(sipp, s.kamailio, "alice", "answer", ring_ms=100)
+    bob = phones.start(sipp, s.kamailio, "bob", "busy")
+    call_id = originate(s.bus, "alice", "bob")
+    ended = s.bus.wait("call.ended", call_id)["ended"]
+    assert ended["cause"] == "busy" and ended["by"] == "b", ended
+    finished(alice, bob)
+    assert len(alice.received("BYE")) == 1, alice.report()
+
+
+def test_hold_command_and_transfer(b2b, sipp):
+    s = b2b()
+    alice = phones.start(sipp, s.kamailio, "alice", "answer", ring_ms=100)
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100)
+    carol = phones.start(sipp, s.kamailio, "carol", "answer", ring_ms=100)
+    call_id = originate(s.bus, "alice", "bob")
+    s.bus.wait("call.connected", call_id)
+    assert s.bus.command({"name": "hold", "call_id": call_id, "leg": "b"})["ok"]
+    s.bus.wait("call.held", call_id)
+    assert bob.received("INVITE")[-1].sdp_direction() == "sendonly", bob.report()
+    again = s.bus.command({"name": "hold", "call_id": call_id, "leg": "b"})
+    assert not again["ok"] and again["error"]["code"] == "invalid_state", again
+    assert s.bus.command({"name": "unhold", "call_id": call_id, "leg": "b"})["ok"]
+    s.bus.wait("call.resumed", call_id)
+    assert bob.received("INVITE")[-1].sdp_direction() == "sendrecv", bob.report()
+    # blind transfer: alice stays and is joined to carol; bob is released
+    assert s.bus.command({"name": "transfer", "call_id": call_id, "leg": "a", "target": user_uri("carol")})["ok"]
+    s.bus.wait("call.connected", call_id, where=lambda e: e["connected"]["b"] == user_uri("carol"))
+    bob.wait_for("BYE")
+    assert s.bus.command({"name": "hangup", "call_id": call_id})["ok"]
+    finished(alice, bob, carol)
+    assert len(carol.received("BYE")) == 1, carol.report()
+
+
+def test_commands_name_their_problems(b2b):
+    s = b2b()
+    unknown = s.bus.command({"name": "hangup", "call_id": "nope"})
+    assert not unknown["ok"] and unknown["error"]["code"] == "unknown_call", unknown
+    bad = s.bus.command({"name": "originate", "a": {"uri": "sip:a@x"}}, request_id="r-bad")
+    assert bad["request_id"] == "r-bad" and bad["error"]["code"] == "bad_message" and "b" in bad["error"]["message"], bad
+    notjson = s.bus.command(None, raw=b"{nope")
+    assert notjson["error"]["code"] == "bad_json", notjson
+    too_long = s.bus.command({"name": "originate", "a": {"uri": "sip:a@x", "ring_timeout_ms": 900000},
+                              "b": {"uri": "sip:b@x"}})
+    assert not too_long["ok"] and "ring_timeout_ms" in too_long["error"]["message"], too_long
+
+
+# --- state that survives ---
+
+def test_bridge_restart_mid_call_ends_both_legs_with_bye(b2b, sipp):
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000")
+    call_id = s.bus.wait("call.connected")["call_id"]
+    time.sleep(0.5)  # the dialog store writes in the background
+    s.bridge.proc.kill()  # a crash: no shutdown, no BYE
+    s.bridge.proc.wait()
+    s.start_bridge("bridge-restarted")
+    finished(alice, bob)
+    assert len(alice.received("BYE")) == 1, alice.report()
+    assert len(bob.received("BYE")) == 1, bob.report()
+    # published as the new run starts, before our SUB has reconnected: read it back from the journal
+    def journaled():
+        with sqlite3.connect(s.journal) as db:
+            return [json.loads(row[0]) for row in db.execute(
+                "SELECT json FROM events WHERE type = 'call.ended' AND call_id = ?", (call_id,))]
+    harness.wait_until(lambda: journaled(), 10, "call.ended in the journal")
+    ended = journaled()[0]["ended"]
+    assert ended["cause"] == "bridge_restart" and ended["by"] == "bridge", ended
