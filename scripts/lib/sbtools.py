@@ -8,6 +8,10 @@
   sbtools.py events ENDPOINT LOGFILE
                                     subscribe to every bus event; print each as a readable line
                                     (and append it to LOGFILE as: seq<TAB>type<TAB>call_id<TAB>json)
+  sbtools.py kick PORT USER         make the sipp phone on PORT register as USER (scenarios/phone_*.xml)
+  sbtools.py registered MESSAGES    exit 0 once the phone's message trace shows its REGISTER accepted
+  sbtools.py originate URL KEY A B  Click2Call A -> B through the web gateway at URL; print the call id
+  sbtools.py call-state URL KEY ID  print the state of a call as the web gateway reports it
 """
 import json
 import random
@@ -108,6 +112,19 @@ def describe(event):
         cause = f", cause {r['cause']}" if r.get("cause") else ""
         return (f"rejected {r.get('status', '?')} {r.get('reason', '')} ({by}{cause}, "
                 f"decided in {r.get('decision_ms', 0):.1f} ms)")
+    leg = lambda key: event.get(key, {}).get("leg", "?")
+    if kind == "call.dialing":
+        return f"leg {leg('dialing')}: calling {event['dialing'].get('uri')} (attempt {event['dialing'].get('attempt')})"
+    if kind == "call.ringing":
+        return f"leg {leg('ringing')}: {event['ringing'].get('status')} ringing"
+    if kind == "call.answered":
+        return f"leg {leg('answered')}: answered after {event['answered'].get('setup_ms', 0) / 1000:.1f} s"
+    if kind == "call.connected":
+        return f"connected: {event['connected'].get('a')} <-> {event['connected'].get('b')}"
+    if kind == "call.ended":
+        e = event.get("ended", {})
+        return (f"ended: {e.get('cause')} by {e.get('by', '?')}, talked {e.get('talk_ms', 0) / 1000:.1f} s"
+                + (f", status {e['status']}" if e.get("status") else ""))
     body = {k: v for k, v in event.items() if k not in ("v", "type", "bridge_id", "seq", "ts", "call_id")}
     return json.dumps(body, separators=(",", ":"))[:300]
 
@@ -134,8 +151,46 @@ def cmd_events(endpoint, logfile):
             log.write(f"{seq}\t{topic}\t{call}\t{json.dumps(event, separators=(',', ':'))}\n")
 
 
+def cmd_kick(port, user):
+    # A phone scenario waits for this request before it REGISTERs (see Tests/Integration/phones.py).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOCAL, 0))
+        tag, branch = uuid.uuid4().hex[:8], uuid.uuid4().hex
+        s.sendto((f"KICK sip:{user}@{LOCAL}:{port} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/UDP {LOCAL}:{s.getsockname()[1]};branch=z9hG4bK{branch}\r\n"
+                  f"From: <sip:demo@{LOCAL}>;tag={tag}\r\nTo: <sip:{user}@{LOCAL}>\r\n"
+                  f"Call-ID: register-{user}-{branch[:12]}@{LOCAL}\r\nCSeq: 1 KICK\r\nContent-Length: 0\r\n\r\n").encode(),
+                 (LOCAL, int(port)))
+
+
+def cmd_registered(messages):
+    try:
+        text = open(messages, errors="replace").read().replace("\r\n", "\n")
+    except FileNotFoundError:
+        sys.exit(1)
+    sys.exit(0 if any(block.startswith("SIP/2.0 200") and "REGISTER" in block
+                      for block in (part.strip() for part in text.split("\n\n"))) else 1)
+
+
+def gateway(url, key, method, path, body=None):
+    import urllib.request
+    request = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body else None,
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def cmd_originate(url, key, a, b):
+    print(gateway(url, key, "POST", "/api/v1/calls", {"from": a, "to": b})["call_id"])
+
+
+def cmd_call_state(url, key, call_id):
+    print(gateway(url, key, "GET", f"/api/v1/calls/{call_id}").get("state", ""))
+
+
 if __name__ == "__main__":
-    commands = {"port": cmd_port, "in-use": cmd_in_use, "sip": cmd_sip, "events": cmd_events}
+    commands = {"port": cmd_port, "in-use": cmd_in_use, "sip": cmd_sip, "events": cmd_events, "kick": cmd_kick,
+                "registered": cmd_registered, "originate": cmd_originate, "call-state": cmd_call_state}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     try:
