@@ -146,6 +146,27 @@ import Testing
         #expect(command.idempotencyKey == "\(key.id):order-42")
     }
 
+    @Test func aRepeatedIdempotencyKeyOfALiveCallIsNotCountedAgainstTheCap() async throws {
+        let fixture = try GatewayFixture()
+        let key = try fixture.key(AccessPolicy(maxConcurrent: 1, ratePerSecond: 100, burst: 100))
+        try await fixture.test { client async throws in
+            let headers: HTTPFields = [.idempotencyKey: "order-7"]
+            let first = try await client.send(.post, "/api/v1/calls", key: key.secret, json: body, headers: headers)
+            #expect(first.status == .created)
+            // The client lost the response and retries: the same call, though the key is at its cap.
+            let retry = try await client.send(.post, "/api/v1/calls", key: key.secret, json: body, headers: headers)
+            #expect(retry.status == .ok)
+            #expect(retry.object["existing"] as? Bool == true)
+            #expect(retry.object["call_id"] as? String == first.object["call_id"] as? String)
+            // Another call is over the cap.
+            let other = try await client.send(.post, "/api/v1/calls", key: key.secret, json: body, headers: [.idempotencyKey: "order-8"])
+            #expect(other.status == .tooManyRequests)
+            let callId = try #require(first.object["call_id"] as? String)
+            #expect(fixture.table.call(id: callId)?.idempotencyKey == "\(key.id):order-7")
+        }
+        #expect(fixture.bridge.sent.count == 2)
+    }
+
     @Test func overTheConcurrencyCapIs429UntilACallEnds() async throws {
         let fixture = try GatewayFixture()
         let key = try fixture.key(AccessPolicy(maxConcurrent: 2, ratePerSecond: 100, burst: 100))

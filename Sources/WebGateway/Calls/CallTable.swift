@@ -61,6 +61,11 @@ final class CallTable: @unchecked Sendable {
         return (snapshot, stream)
     }
 
+    /// The live call `owner` originated with this bus idempotency key (`OWNER:KEY`), if any.
+    func liveCall(owner: String, idempotencyKey: String) -> LiveCall? {
+        lock.withLock { calls.values.first { $0.owner == owner && $0.idempotencyKey == idempotencyKey } }
+    }
+
     // MARK: Concurrency
 
     /// Counts an originate against `owner`'s cap before it is sent; false when the cap is reached.
@@ -75,15 +80,20 @@ final class CallTable: @unchecked Sendable {
 
     /// The originate was answered: the call counts from now on as a live call of `owner`
     /// (its `call.originated` event may come before or after this).
-    func commit(owner: String, callId: String, bridge: String, from: String, to: String, requestedAt: ContinuousClock.Instant) {
+    func commit(owner: String, callId: String, bridge: String, from: String, to: String, idempotencyKey: String? = nil,
+                requestedAt: ContinuousClock.Instant) {
         let change: CallChange? = lock.withLock {
             pending[owner, default: 1] -= 1
             if pending[owner] == 0 { pending[owner] = nil }
             if ended[callId] != nil { return nil }
             self.requestedAt[callId] = requestedAt
-            if calls[callId] != nil { return nil }
+            if var call = calls[callId] {
+                call.idempotencyKey = call.idempotencyKey ?? idempotencyKey
+                calls[callId] = call
+                return nil
+            }
             let call = LiveCall(callId: callId, bridge: bridge, kind: "originate", state: "dialing", owner: owner, from: from, to: to,
-                                legs: [], createdAt: Timestamp.now())
+                                legs: [], createdAt: Timestamp.now(), idempotencyKey: idempotencyKey)
             calls[callId] = call
             return CallChange(call: call, removed: false)
         }
@@ -125,8 +135,9 @@ final class CallTable: @unchecked Sendable {
             if ended[callId] != nil { return [] }
             call.seq = seq ?? call.seq
             switch update {
-            case .originated(_, let account, let a, let b):
+            case .originated(_, let account, let a, let b, let idempotencyKey):
                 call.kind = "originate"
+                call.idempotencyKey = call.idempotencyKey ?? idempotencyKey
                 call.owner = account ?? call.owner
                 call.from = call.from ?? a
                 call.to = call.to ?? b
@@ -186,7 +197,7 @@ final class CallTable: @unchecked Sendable {
 extension CallUpdate {
     var callId: String? {
         switch self {
-        case .originated(let id, _, _, _), .offered(let id, _, _), .dialing(let id, _, _), .ringing(let id, _),
+        case .originated(let id, _, _, _, _), .offered(let id, _, _), .dialing(let id, _, _), .ringing(let id, _),
              .answered(let id, _, _), .connected(let id), .held(let id, _, _), .legFailed(let id, _, _), .ended(let id, _):
             id
         case .bridgeStarted:

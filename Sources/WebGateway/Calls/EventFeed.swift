@@ -21,7 +21,8 @@ extension CallUpdate {
         case .callRejected(let rejected):
             self = .ended(callId: id, cause: rejected.cause ?? "rejected")
         case .callOriginated(let originate):
-            self = .originated(callId: id, account: originate.account, a: originate.a.uri, b: originate.b.uri)
+            self = .originated(callId: id, account: originate.account, a: originate.a.uri, b: originate.b.uri,
+                               idempotencyKey: originate.idempotencyKey)
         case .callDialing(let dialing):
             self = .dialing(callId: id, leg: dialing.leg.rawValue, uri: dialing.uri)
         case .callRinging(let ringing):

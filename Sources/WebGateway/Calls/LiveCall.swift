@@ -28,10 +28,13 @@ struct LiveCall: Codable, Equatable, Sendable {
     var endCause: String?
     /// The bridge sequence number of the event that last changed the call.
     var seq: UInt64?
+    /// The bus idempotency key of an originated call (`OWNER:KEY`): a repeat of it is the same call.
+    var idempotencyKey: String?
 
     enum CodingKeys: String, CodingKey {
         case callId = "call_id", bridge, kind, state, owner, from, to, legs, createdAt = "created_at"
         case connectedAt = "connected_at", endedAt = "ended_at", endCause = "end_cause", seq
+        case idempotencyKey = "idempotency_key"
     }
 
     var isLive: Bool { state != "ended" }
@@ -52,7 +55,7 @@ struct LiveCall: Codable, Equatable, Sendable {
 /// A change to the live call table, as the bridge's events describe it. The event feed translates
 /// bus events into these; tests feed them directly.
 enum CallUpdate: Equatable, Sendable {
-    case originated(callId: String, account: String?, a: String, b: String)
+    case originated(callId: String, account: String?, a: String, b: String, idempotencyKey: String? = nil)
     case offered(callId: String, from: String?, to: String?)
     case dialing(callId: String, leg: String, uri: String)
     case ringing(callId: String, leg: String)

@@ -65,20 +65,25 @@ struct CallRoutes: Sendable {
                 throw problem
             }
         }
-        guard table.reserve(owner: principal.owner, limit: principal.policy.maxConcurrent) else {
+        let busKey = idempotencyKey.map { "\(principal.owner):\($0)" }
+        // A repeat of an originate whose call is live (a client retrying after a lost response) is the same
+        // call, not a new one: it does not count against the cap, and goes to the bridge that has the key.
+        let repeated = busKey.flatMap { table.liveCall(owner: principal.owner, idempotencyKey: $0) }
+        let release = { if repeated == nil { table.release(owner: principal.owner) } }
+        guard repeated != nil || table.reserve(owner: principal.owner, limit: principal.policy.maxConcurrent) else {
             metrics.originate("concurrency")
             metrics.rateLimited(scope: "concurrency")
             throw Problem.tooManyRequests("\(principal.owner) already has \(principal.policy.maxConcurrent) live calls, its cap; "
                                           + "hang one up or wait for one to end", kind: "concurrency-limit", retryAfter: .seconds(5))
         }
-        guard let bridge = bridges.next() else {
-            table.release(owner: principal.owner)
+        guard let bridge = repeated.flatMap({ bridges.client(id: $0.bridge) }) ?? bridges.next() else {
+            release()
             throw Problem(status: .serviceUnavailable, kind: "no-bridge", title: "No bridge", detail: "no bridge is configured")
         }
         let command = OriginateCommand(
             a: OriginateParty(uri: a, callerIdUri: b, callerIdName: callerIdName, ringTimeoutMs: body.ringTimeoutS.map { $0 * 1000 }),
             b: OriginateParty(uri: b, callerIdUri: callerId ?? a, ringTimeoutMs: body.ringTimeoutS.map { $0 * 1000 }),
-            idempotencyKey: idempotencyKey.map { "\(principal.owner):\($0)" },
+            idempotencyKey: busKey,
             account: principal.owner)
         let result: (callId: String, existing: Bool)
         do {
@@ -86,14 +91,15 @@ struct CallRoutes: Sendable {
             result = try await bridge.originate(command)
             metrics.commandLatency.record(.now - start)
         } catch {
-            table.release(owner: principal.owner)
+            release()
             metrics.originate("bridge_error")
             throw Self.problem(for: error, bridge: bridge.id)
         }
         if result.existing {
-            table.release(owner: principal.owner)
+            release()
         } else {
-            table.commit(owner: principal.owner, callId: result.callId, bridge: bridge.id, from: a, to: b, requestedAt: requestedAt)
+            table.commit(owner: principal.owner, callId: result.callId, bridge: bridge.id, from: a, to: b, idempotencyKey: busKey,
+                         requestedAt: requestedAt)
         }
         metrics.originate(result.existing ? "existing" : "accepted")
         context.logger.info("originated", metadata: ["gateway.call_id": "\(result.callId)", "gateway.bridge": "\(bridge.id)",
