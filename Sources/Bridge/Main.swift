@@ -45,6 +45,8 @@ struct BridgeCommand: AsyncParsableCommand {
     var ringTimeout = 30
     @Option(help: "Longest ring timeout a decision or command may ask for, in seconds.")
     var maxRingTimeout = 300
+    @Option(help: "Longest a connected call may last, in minutes, before the bridge hangs it up.")
+    var maxCallDurationMinutes = 240
     @Option(help: "Event journal, a SQLite file (default: ./bridge-<bridge-id>.journal.sqlite).")
     var journal: String?
     @Option(help: "Keep at most this many events in the journal.")
@@ -91,8 +93,10 @@ struct BridgeCommand: AsyncParsableCommand {
         guard ringTimeout > 0, maxRingTimeout >= ringTimeout else {
             throw ValidationError("--ring-timeout must be positive and at most --max-ring-timeout")
         }
+        guard maxCallDurationMinutes > 0 else { throw ValidationError("--max-call-duration-minutes must be positive") }
         configuration.callLimits = .init(maxCalls: maxCalls, maxOriginatesPerAccount: maxOriginatesPerAccount,
-                                         defaultRingTimeout: .seconds(ringTimeout), maxRingTimeout: .seconds(maxRingTimeout))
+                                         defaultRingTimeout: .seconds(ringTimeout), maxRingTimeout: .seconds(maxRingTimeout),
+                                         maxCallDuration: .seconds(maxCallDurationMinutes * 60))
         configuration.journalPath = journal
         guard journalMaxEvents > 0 else { throw ValidationError("--journal-max-events must be positive") }
         configuration.journalMaxEvents = journalMaxEvents

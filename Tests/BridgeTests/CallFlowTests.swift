@@ -250,6 +250,14 @@ struct FlowDriver {
         #expect(ended.cause == .failed && ended.by == .bridge)
     }
 
+    @Test func theDurationLimitEndsAConnectedCall() {
+        var driver = connected()
+        let actions = driver.send(.durationLimit)
+        #expect(actions.contains(.bye(leg: 0)) && actions.contains(.bye(leg: 1)))
+        guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
+        #expect(ended.cause == .limit && ended.by == .bridge)
+    }
+
     @Test func shutdownEndsRingingCallsWith503() {
         var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x")])
         let actions = driver.send(.shutdown)

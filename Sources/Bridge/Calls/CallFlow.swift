@@ -96,6 +96,8 @@ struct CallFlow {
         /// A party re-INVITEd with this SDP (relayed to the other leg): tracks hold by the phones.
         case peerOffer(leg: Int, sdp: [UInt8]?)
         case shutdown
+        /// The call reached the bridge's maximum duration.
+        case durationLimit
     }
 
     enum Action: Sendable, Equatable {
@@ -244,6 +246,8 @@ struct CallFlow {
             return [.publish(held ? .callHeld(change) : .callResumed(change))]
         case .shutdown:
             return end(cause: .shutdown, status: 503, by: .bridge, at: now)
+        case .durationLimit:
+            return end(cause: .limit, status: nil, by: .bridge, at: now)
         }
     }
 

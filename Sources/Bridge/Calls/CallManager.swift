@@ -18,6 +18,9 @@ final class CallManager: @unchecked Sendable {
         var maxOriginatesPerAccount = 10
         var defaultRingTimeout: Duration = .seconds(30)
         var maxRingTimeout: Duration = .seconds(300)
+        /// A connected call is ended (cause `limit`) after this long: a party that vanished without a
+        /// BYE (a crash, a lost packet) must not hold a call, and its billing, for ever.
+        var maxCallDuration: Duration = .seconds(4 * 3600)
     }
 
     /// A leg's SIP side.
@@ -53,6 +56,7 @@ final class CallManager: @unchecked Sendable {
         let account: String?
         let createdWall: Date
         var connectedWall: Date?
+        var durationLimit: Scheduled<Void>?
 
         init(id: String, flow: CallFlow, account: String?) {
             self.id = id
@@ -211,7 +215,10 @@ final class CallManager: @unchecked Sendable {
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = nil
         case .publish(let body):
-            if case .callConnected = body { call.connectedWall = Date() }
+            if case .callConnected = body, call.connectedWall == nil {
+                call.connectedWall = Date()
+                call.durationLimit = loop.scheduleTask(in: TimeAmount(limits.maxCallDuration)) { [self] in drive(call, .durationLimit) }
+            }
             bus.publish(callId: call.id, body)
         case .persist:
             store?.save(record(of: call))
@@ -227,6 +234,7 @@ final class CallManager: @unchecked Sendable {
         store?.delete(callId: call.id)
         // Dialog lookups stay a little while, so a late BYE or retransmitted 2xx still finds its leg.
         let keys = call.sip.values.map { Self.dialogKey($0.sipCallId, $0.localTag) }
+        call.durationLimit?.cancel()
         for leg in call.sip.values {
             leg.ringTimer?.cancel()
         }
@@ -291,7 +299,7 @@ final class CallManager: @unchecked Sendable {
         case .transportError:
             drive(call, .failed(leg: index, status: 503, reason: "Transport Error"))
         case .response(let response):
-            guard var leg = call.sip[index], let invite = leg.invite else { return }
+            guard var leg = call.sip[index] else { return }
             if response.isProvisional {
                 leg.gotProvisional = true
                 call.sip[index] = leg
@@ -303,12 +311,14 @@ final class CallManager: @unchecked Sendable {
                     client.sendStateless(ack, to: leg.destination)
                     return
                 }
-                guard let dialog = Dialog(uac: invite, response: response) else {
+                guard let invite = leg.invite, let dialog = Dialog(uac: invite, response: response) else {
                     logger.warning("2xx without To tag or Contact", metadata: ["call.id": "\(call.id)"])
                     return
                 }
                 leg.dialog = dialog
                 leg.answer = response
+                // Answered: no CANCEL can follow, so the INVITE is not needed any more (10,000 calls hold a lot of them).
+                leg.invite = nil
                 leg.destination = destination(in: dialog) ?? leg.destination
                 call.sip[index] = leg
                 drive(call, .answered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
@@ -322,6 +332,7 @@ final class CallManager: @unchecked Sendable {
         guard var leg = call.sip[index], let dialog = leg.dialog, let answer = leg.answer else { return }
         let ack = dialog.makeACK(for: answer, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
         leg.ack = ack
+        leg.answer = nil
         call.sip[index] = leg
         client.sendStateless(ack, to: leg.destination)
     }
