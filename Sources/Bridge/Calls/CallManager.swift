@@ -306,9 +306,8 @@ final class CallManager: @unchecked Sendable {
                 if leg.cancelWanted { sendCancel(call, leg: index) }
                 drive(call, .provisional(leg: index, status: response.status, sdp: response.body.isEmpty ? nil : response.body))
             } else if response.isSuccess {
-                if let ack = leg.ack {
-                    // A retransmitted 2xx: our ACK got lost (RFC 3261 §13.2.2.4).
-                    client.sendStateless(ack, to: leg.destination)
+                if let dialog = leg.dialog {
+                    repeated2xx(response, leg: leg, dialog: dialog, call: call)
                     return
                 }
                 guard let invite = leg.invite, let dialog = Dialog(uac: invite, response: response) else {
@@ -317,8 +316,6 @@ final class CallManager: @unchecked Sendable {
                 }
                 leg.dialog = dialog
                 leg.answer = response
-                // Answered: no CANCEL can follow, so the INVITE is not needed any more (10,000 calls hold a lot of them).
-                leg.invite = nil
                 leg.destination = destination(in: dialog) ?? leg.destination
                 call.sip[index] = leg
                 drive(call, .answered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
@@ -326,6 +323,21 @@ final class CallManager: @unchecked Sendable {
                 drive(call, .failed(leg: index, status: response.status, reason: response.reason))
             }
         }
+    }
+
+    /// A 2xx after the leg's first one (RFC 3261 §13.2.2.4): the same dialog's retransmission gets our ACK
+    /// again (or waits for it: in the 3PCC join B's ACK carries A's answer, which may still be on its way);
+    /// another fork's answer is ACKed and hung up, as one call has one B.
+    private func repeated2xx(_ response: SIPResponse, leg: LegSIP, dialog: Dialog, call: Call) {
+        if dialog.matches(response) {
+            if let ack = leg.ack { client.sendStateless(ack, to: leg.destination) }
+            return
+        }
+        guard let invite = leg.invite, var fork = Dialog(uac: invite, response: response) else { return }
+        let address = destination(in: fork) ?? leg.destination
+        client.sendStateless(fork.makeACK(for: response, via: client.makeVia()), to: address)
+        client.send(fork.makeRequest(.bye, via: client.makeVia()), to: address) { _ in }
+        logger.info("second fork answered: hung up", metadata: ["call.id": "\(call.id)", "sip.call_id": "\(leg.sipCallId)"])
     }
 
     private func ack(_ call: Call, leg index: Int, sdp: [UInt8]?) {
