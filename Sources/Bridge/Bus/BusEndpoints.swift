@@ -211,7 +211,14 @@ final class BusEndpoints: @unchecked Sendable {
 
     /// Sends a command's reply to the client whose request came in `envelope`.
     func reply(_ reply: CommandReply, to envelope: [[UInt8]]) {
-        enqueue(.reply(envelope: envelope, frame: reply.frame()))
+        var frame = reply.frame()
+        if frame.count > BusSchema.maxFrameSize {
+            // A client drops its connection on a frame over the limit, losing every reply in flight:
+            // refuse this one by name instead (a `list` of more than about 800 calls).
+            frame = CommandReply(requestId: reply.requestId, outcome: .failed(ErrorReply(
+                code: "too_large", message: "the reply would be \(frame.count) bytes, over the bus limit of \(BusSchema.maxFrameSize)"))).frame()
+        }
+        enqueue(.reply(envelope: envelope, frame: frame))
     }
 
     /// Publishes `call.offered` for a new call and queues its decision request for the worker pool.

@@ -125,6 +125,11 @@ final class BridgeMonitor: Service, @unchecked Sendable {
                 let live = try await client.liveCallIds()
                 bridges.record(client.id, .init(reachable: true, checkedAt: checkedAt, liveCalls: live.count))
                 reconcile(bridge: client.id, live: live)
+            } catch let error as BridgeError where !["timeout", "unreachable"].contains(error.code) {
+                // The bridge answered (a refusal, e.g. a list too large for one frame): it is up, only the
+                // reconciliation waits for the next check.
+                logger.debug("bridge refused the live-call check", metadata: ["gateway.bridge": "\(client.id)", "bus.error": "\(error)"])
+                bridges.record(client.id, .init(reachable: true, checkedAt: checkedAt))
             } catch {
                 if bridges.status().first(where: { $0.id == client.id })?.health.reachable != false {
                     logger.warning("bridge unreachable", metadata: ["gateway.bridge": "\(client.id)", "bus.error": "\(error)"])
