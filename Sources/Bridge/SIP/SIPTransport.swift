@@ -95,6 +95,14 @@ struct SIPListeners {
     let tcp: Channel
 
     static func bind(host: String, port: Int, group: EventLoopGroup, edge: SIPEdge, limits: SIPParserLimits) async throws -> SIPListeners {
+        // With port 0 the system picks UDP's port, and that port may be taken for TCP: pick again.
+        for _ in 1..<(port == 0 ? 8 : 1) {
+            if let listeners = try? await bindOnce(host: host, port: port, group: group, edge: edge, limits: limits) { return listeners }
+        }
+        return try await bindOnce(host: host, port: port, group: group, edge: edge, limits: limits)
+    }
+
+    private static func bindOnce(host: String, port: Int, group: EventLoopGroup, edge: SIPEdge, limits: SIPParserLimits) async throws -> SIPListeners {
         let udp = try await DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 * 1024 * 1024)
