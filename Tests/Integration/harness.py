@@ -41,6 +41,16 @@ def free_port(udp_and_tcp=True):
     raise RuntimeError("no free port")
 
 
+def free_ports(count):
+    """`count` distinct ports, each free on 127.0.0.1 for UDP and TCP (ZeroMQ and HTTP need TCP)."""
+    ports = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def udp_port_in_use(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -315,7 +325,7 @@ class Swift:
         args = [str(a) for a in args]
         if name == "switchboard-bridge" and "--bus-commands" not in args:
             # Tests choose every port: several bridges may run at once.
-            args += ["--bus-commands", f"tcp://{LOCAL}:{free_port(False)}"]
+            args += ["--bus-commands", f"tcp://{LOCAL}:{free_port()}"]
         proc = Process(label, [self.binary(name), *args], self.dir)
         self.procs.append(proc)
         return proc

@@ -85,7 +85,7 @@ def b2b(tmp_path, swift, sipp, start_kamailio):
     def start(plan=None, bridge_args=()):
         sip_port = harness.free_port()
         k = start_kamailio(subscribers=phones.USERS, bridge_ports=[sip_port])
-        ports = {name: harness.free_port(False) for name in ("events", "decisions", "replay", "commands")}
+        ports = dict(zip(("events", "decisions", "replay", "commands"), harness.free_ports(4)))
         args = ["--sip-listen", f"{LOCAL}:{sip_port}", "--outbound-proxy", f"{LOCAL}:{k.port}",
                 "--bus-events", f"tcp://{LOCAL}:{ports['events']}",
                 "--bus-decisions", f"tcp://{LOCAL}:{ports['decisions']}",

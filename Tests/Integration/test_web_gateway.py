@@ -69,7 +69,7 @@ def stack(tmp_path, swift, start_kamailio):
     gateway (a user for the page, an API key with max 1 concurrent call for the API tests)."""
     sip_port = harness.free_port()
     kamailio = start_kamailio(subscribers=phones.USERS, bridge_ports=[sip_port])
-    bus = {name: f"tcp://{LOCAL}:{harness.free_port(False)}" for name in ("events", "decisions", "replay", "commands")}
+    bus = {name: f"tcp://{LOCAL}:{port}" for name, port in zip(("events", "decisions", "replay", "commands"), harness.free_ports(4))}
     journal, cdr_db, gateway_db = tmp_path / "journal.sqlite", tmp_path / "cdr.sqlite", tmp_path / "gateway.sqlite"
     bridge = swift.start("bridge", "switchboard-bridge", "--sip-listen", f"{LOCAL}:{sip_port}",
                          "--outbound-proxy", f"{LOCAL}:{kamailio.port}",
@@ -91,7 +91,7 @@ def stack(tmp_path, swift, start_kamailio):
     key = created.strip().splitlines()[-1]
     assert key.startswith("sbk_"), created
 
-    http_port = harness.free_port(False)
+    http_port = harness.free_port()
     config = tmp_path / "gateway.json"
     config.write_text(json.dumps({
         "listen": {"host": LOCAL, "port": http_port},

@@ -20,7 +20,7 @@ def fallbacks(metrics_port):
 
 
 def test_killing_one_of_two_workers_under_load_leaves_no_invite_unanswered(tmp_path, swift):
-    sip_port, metrics_port = harness.free_port(), harness.free_port(False)
+    sip_port, metrics_port = harness.free_ports(2)
     decisions = f"tcp://{LOCAL}:{harness.free_port()}"
     routes = tmp_path / "routes.sqlite"
     swift.run("switchboard-worker", "routes", "add", "--db", routes, "--prefix", "", "--target", "sip:gw.example.com")
