@@ -120,10 +120,6 @@ struct CallFlow {
         case finished
     }
 
-    enum CommandError: Error, Equatable {
-        case invalidState(String)
-    }
-
     let kind: Kind
     private(set) var phase: Phase
     private(set) var legs: [Int: LegInfo] = [:]
@@ -194,9 +190,8 @@ struct CallFlow {
         case .reinviteAnswered(let leg, let sdp):
             return reinviteAnswered(leg, sdp: sdp, at: now)
         case .reinviteFailed(let leg, let status):
-            if let on = holdPending.removeValue(forKey: leg) {
+            if holdPending.removeValue(forKey: leg) != nil {
                 // The party refused the hold change: the call goes on as it was.
-                _ = on
                 return []
             }
             guard phase == .joining else { return [] }

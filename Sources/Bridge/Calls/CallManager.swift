@@ -469,8 +469,8 @@ final class CallManager: @unchecked Sendable {
         }
         guard let call = calls[callId], var leg = call.sip[index], var dialog = leg.dialog else {
             // The call just ended: a crossing BYE still gets its 200.
-            if request.method == .bye { edge.respond(key, SIPResponse(replyingTo: request, status: 200)) ; return true }
-            return request.method == .ack
+            if request.method == .bye { edge.respond(key, SIPResponse(replyingTo: request, status: 200)) }
+            return request.method == .bye || request.method == .ack
         }
         if request.method == .ack {
             acknowledged(call, leg: index, ack: request)
