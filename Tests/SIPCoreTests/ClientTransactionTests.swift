@@ -201,6 +201,36 @@ struct ClientInviteTransactionTests {
         #expect(tx.receive(ok) == [])
     }
 
+    @Test func cancelledInviteWithoutFinalResponseTimesOutAfter64T1() {
+        var tx = ClientInviteTransaction(request: invite, reliable: false)
+        var clock = ManualTimerClock()
+        clock.perform(tx.start())
+        clock.perform(tx.receive(ringing))
+        clock.advance(by: .seconds(60), firing: &tx)
+        #expect(tx.state == .proceeding)
+        clock.perform(tx.cancelSent())
+        #expect(tx.cancelSent() == [])
+        clock.advance(by: .milliseconds(31_999), firing: &tx)
+        #expect(tx.state == .proceeding)
+        clock.advance(by: .milliseconds(1), firing: &tx)
+        #expect(clock.last?.action == .terminated(.timeout))
+        #expect(clock.last?.at == .seconds(92))
+        #expect(tx.state == .terminated)
+    }
+
+    @Test func finalResponseAfterCancelStopsTheGuard() {
+        var tx = ClientInviteTransaction(request: invite, reliable: false)
+        var clock = ManualTimerClock()
+        clock.perform(tx.start())
+        clock.perform(tx.receive(ringing))
+        #expect(tx.cancelSent() == [.startTimer(.cancelled, after: .seconds(32))])
+        let terminated = SIPResponse(replyingTo: invite, status: 487, toTag: "a6c85cf")
+        #expect(tx.receive(terminated).prefix(1) == [.cancelTimer(.cancelled)])
+        #expect(tx.state == .completed)
+        #expect(tx.timerFired(.cancelled) == [])
+        #expect(tx.cancelSent() == [])
+    }
+
     @Test func staleTimersAreIgnoredAndTransportErrorsTerminate() {
         var tx = ClientInviteTransaction(request: invite, reliable: false)
         _ = tx.start()

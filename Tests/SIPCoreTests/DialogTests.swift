@@ -116,6 +116,25 @@ struct DialogCreationTests {
         #expect(Dialog(uas: noContact, localTag: "a6c85cf", localContact: bobContact) == nil)
     }
 
+    @Test func anotherForksAnswerMakesTheSameDialogAsTheInviteWould() throws {
+        var dialog = try #require(Dialog(uac: invite, response: ok))
+        _ = dialog.makeRequest(.invite, via: via("reinvite"))
+        let otherContact = NameAddress("<sip:bob@198.51.100.7>")!
+        let other = response(200, toTag: "fork2", contact: otherContact, routes: [p1])
+        let fork = try #require(Dialog(forkOf: dialog, response: other))
+        #expect(fork == Dialog(uac: invite, response: other))
+        #expect(fork.localSequence == 314159)
+        #expect(fork.routeSet == [p1])
+        #expect(Dialog(forkOf: dialog, response: response(180, toTag: "fork2")) == nil)
+        #expect(Dialog(forkOf: dialog, response: response(200, toTag: nil)) == nil)
+        #expect(Dialog(forkOf: dialog, response: response(200, contact: nil)) == nil)
+        var elsewhere = other
+        elsewhere.headers.set("Call-ID", "another-call")
+        #expect(Dialog(forkOf: dialog, response: elsewhere) == nil)
+        let uas = try #require(Dialog(uas: receivedInvite, localTag: "a6c85cf", localContact: bobContact))
+        #expect(Dialog(forkOf: uas, response: other) == nil)
+    }
+
     @Test func uasDialogKeepsTheRecordRouteOrder() throws {
         let dialog = try #require(Dialog(uas: receivedInvite, localTag: "a6c85cf", localContact: bobContact, state: .early))
         #expect(dialog.id == DialogID(callID: callID, localTag: "a6c85cf", remoteTag: "1928301774"))

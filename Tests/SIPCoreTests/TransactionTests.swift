@@ -40,7 +40,7 @@ struct SIPTimersTests {
 @Suite("INVITE server transaction")
 struct ServerInviteTransactionTests {
     @Test func failureOverUDPRetransmitsUntilACKThenWaitsTimerI() {
-        var tx = ServerInviteTransaction(request: invite, reliable: false)
+        var tx = ServerInviteTransaction(reliable: false)
         #expect(tx.state == .proceeding)
         #expect(tx.receivedRetransmission() == [])
         #expect(tx.sendProvisional(trying) == [.send(trying)])
@@ -64,14 +64,14 @@ struct ServerInviteTransactionTests {
     }
 
     @Test func failureOverTCPHasNoTimerGAndTerminatesOnACK() {
-        var tx = ServerInviteTransaction(request: invite, reliable: true)
+        var tx = ServerInviteTransaction(reliable: true)
         #expect(tx.sendFinal(busy) == [.send(busy), .startTimer(.timerH, after: .seconds(32))])
         #expect(tx.receivedACK() == [.cancelTimer(.timerH), .terminated(.normal)])
         #expect(tx.state == .terminated)
     }
 
     @Test func timerHReportsTheMissingACK() {
-        var tx = ServerInviteTransaction(request: invite, reliable: false)
+        var tx = ServerInviteTransaction(reliable: false)
         _ = tx.sendFinal(busy)
         #expect(tx.timerFired(.timerH) == [.terminated(.timeout)])
         #expect(tx.state == .terminated)
@@ -79,7 +79,7 @@ struct ServerInviteTransactionTests {
     }
 
     @Test func successGoesToAcceptedAndAbsorbsRetransmissions() {
-        var tx = ServerInviteTransaction(request: invite, reliable: false, timers: SIPTimers(t1: .milliseconds(100)))
+        var tx = ServerInviteTransaction(reliable: false, timers: SIPTimers(t1: .milliseconds(100)))
         _ = tx.sendProvisional(ringing)
         #expect(tx.sendFinal(ok) == [.send(ok), .startTimer(.timerL, after: .milliseconds(6400))])
         #expect(tx.state == .accepted)
@@ -92,7 +92,7 @@ struct ServerInviteTransactionTests {
     }
 
     @Test func transportErrorTerminates() {
-        var tx = ServerInviteTransaction(request: invite, reliable: true)
+        var tx = ServerInviteTransaction(reliable: true)
         #expect(tx.transportError() == [.terminated(.transportError)])
         #expect(tx.transportError() == [])
         #expect(tx.sendFinal(ok) == [])

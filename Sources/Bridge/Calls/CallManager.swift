@@ -23,22 +23,23 @@ final class CallManager: @unchecked Sendable {
         var maxCallDuration: Duration = .seconds(4 * 3600)
     }
 
-    /// A leg's SIP side.
-    struct LegSIP {
-        var sipCallId: String
-        var localTag: String
-        /// Our initial INVITE (UAC legs).
+    /// A leg's SIP side. A class, so that a call's leg table holds references: the value is large, and
+    /// a dictionary stores its values inline in every slot, used or not (4.9 kB a call, measured).
+    final class LegSIP {
+        let sipCallId: String
+        let localTag: String
+        /// Our initial INVITE (UAC legs) until it is answered: CANCEL is built from it.
         var invite: SIPRequest?
         /// The caller's INVITE transaction (the inbound leg A).
-        var serverKey: TransactionKey?
+        let serverKey: TransactionKey?
         var dialog: Dialog?
-        /// The 2xx that answered our INVITE: its ACK is built from it.
+        /// The 2xx that answered our INVITE, until it is ACKed: the ACK is built from it.
         var answer: SIPResponse?
         var destination: SocketAddress
         var gotProvisional = false
         var cancelWanted = false
-        /// The ACK sent for the 2xx, repeated when the 2xx is retransmitted.
-        var ack: SIPRequest?
+        /// The ACK sent for the 2xx, on the wire, repeated when the 2xx is retransmitted.
+        var ack: [UInt8]?
         /// A 2xx we sent as UAS, retransmitted until its ACK (RFC 3261 §13.3.1.4).
         var unacknowledged: (response: SIPResponse, key: TransactionKey, sequence: UInt32)?
         var retransmit: Scheduled<Void>?
@@ -47,6 +48,15 @@ final class CallManager: @unchecked Sendable {
         var ringTimer: Scheduled<Void>?
         /// A re-INVITE or other request of ours in flight in the dialog (glare: a peer's gets 491).
         var busy = false
+
+        init(sipCallId: String, localTag: String, invite: SIPRequest? = nil, serverKey: TransactionKey? = nil,
+             destination: SocketAddress) {
+            self.sipCallId = sipCallId
+            self.localTag = localTag
+            self.invite = invite
+            self.serverKey = serverKey
+            self.destination = destination
+        }
     }
 
     final class Call {
@@ -127,7 +137,7 @@ final class CallManager: @unchecked Sendable {
             edge.respond(serverKey, SIPResponse(replyingTo: invite, status: 400, reason: "Missing Contact", toTag: toTag))
             return
         }
-        var leg = LegSIP(sipCallId: invite.callID ?? "", localTag: toTag, serverKey: serverKey, destination: destination)
+        let leg = LegSIP(sipCallId: invite.callID ?? "", localTag: toTag, serverKey: serverKey, destination: destination)
         leg.dialog = dialog
         call.sip[0] = leg
         calls[callId] = call
@@ -299,10 +309,9 @@ final class CallManager: @unchecked Sendable {
         case .transportError:
             drive(call, .failed(leg: index, status: 503, reason: "Transport Error"))
         case .response(let response):
-            guard var leg = call.sip[index] else { return }
+            guard let leg = call.sip[index] else { return }
             if response.isProvisional {
                 leg.gotProvisional = true
-                call.sip[index] = leg
                 if leg.cancelWanted { sendCancel(call, leg: index) }
                 drive(call, .provisional(leg: index, status: response.status, sdp: response.body.isEmpty ? nil : response.body))
             } else if response.isSuccess {
@@ -317,7 +326,8 @@ final class CallManager: @unchecked Sendable {
                 leg.dialog = dialog
                 leg.answer = response
                 leg.destination = destination(in: dialog) ?? leg.destination
-                call.sip[index] = leg
+                // Answered: no CANCEL can follow, and another fork's 2xx is handled from the dialog.
+                leg.invite = nil
                 drive(call, .answered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
             } else {
                 drive(call, .failed(leg: index, status: response.status, reason: response.reason))
@@ -330,10 +340,10 @@ final class CallManager: @unchecked Sendable {
     /// another fork's answer is ACKed and hung up, as one call has one B.
     private func repeated2xx(_ response: SIPResponse, leg: LegSIP, dialog: Dialog, call: Call) {
         if dialog.matches(response) {
-            if let ack = leg.ack { client.sendStateless(ack, to: leg.destination) }
+            if let ack = leg.ack { client.sendStateless(bytes: ack, to: leg.destination) }
             return
         }
-        guard let invite = leg.invite, var fork = Dialog(uac: invite, response: response) else { return }
+        guard var fork = Dialog(forkOf: dialog, response: response) else { return }
         let address = destination(in: fork) ?? leg.destination
         client.sendStateless(fork.makeACK(for: response, via: client.makeVia()), to: address)
         client.send(fork.makeRequest(.bye, via: client.makeVia()), to: address) { _ in }
@@ -341,41 +351,38 @@ final class CallManager: @unchecked Sendable {
     }
 
     private func ack(_ call: Call, leg index: Int, sdp: [UInt8]?) {
-        guard var leg = call.sip[index], let dialog = leg.dialog, let answer = leg.answer else { return }
+        guard let leg = call.sip[index], let dialog = leg.dialog, let answer = leg.answer else { return }
         let ack = dialog.makeACK(for: answer, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
-        leg.ack = ack
+        let bytes = ack.serialized()
+        leg.ack = bytes
         leg.answer = nil
-        call.sip[index] = leg
-        client.sendStateless(ack, to: leg.destination)
+        client.sendStateless(bytes: bytes, to: leg.destination)
     }
 
     private func cancel(_ call: Call, leg index: Int) {
-        guard var leg = call.sip[index] else { return }
+        guard let leg = call.sip[index] else { return }
         if index == 0, call.flow.kind == .inbound { return }
         guard leg.gotProvisional else {
             // RFC 3261 §9.1: no CANCEL before a provisional response; it goes out when one comes.
             leg.cancelWanted = true
-            call.sip[index] = leg
             return
         }
         sendCancel(call, leg: index)
     }
 
     private func sendCancel(_ call: Call, leg index: Int) {
-        guard var leg = call.sip[index], let invite = leg.invite else { return }
+        guard let leg = call.sip[index], let invite = leg.invite else { return }
         leg.cancelWanted = false
-        call.sip[index] = leg
-        client.send(SIPRequest(cancelling: invite), to: leg.destination) { _ in }
+        client.cancel(invite, to: leg.destination)
     }
 
     private func bye(_ call: Call, leg index: Int) {
-        guard var leg = call.sip[index] else { return }
+        guard let leg = call.sip[index] else { return }
         leg.retransmit?.cancel()
         leg.unacknowledged = nil
-        call.sip[index] = leg
         guard var dialog = leg.dialog else { return }
         let request = dialog.makeRequest(.bye, via: client.makeVia())
-        call.sip[index]?.dialog = dialog
+        leg.dialog = dialog
         sendInDialog(request, leg: leg) { [logger] outcome in
             if case .response(let response) = outcome, !response.isSuccess, !response.isProvisional {
                 logger.info("BYE refused", metadata: ["call.id": "\(call.id)", "sip.status": "\(response.status)"])
@@ -384,11 +391,10 @@ final class CallManager: @unchecked Sendable {
     }
 
     private func reinvite(_ call: Call, leg index: Int, sdp: [UInt8]?) {
-        guard var leg = call.sip[index], var dialog = leg.dialog else { return }
+        guard let leg = call.sip[index], var dialog = leg.dialog else { return }
         let request = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
         leg.dialog = dialog
         leg.busy = true
-        call.sip[index] = leg
         sendInDialog(request, leg: leg) { [self] outcome in
             call.sip[index]?.busy = false
             switch outcome {
@@ -467,7 +473,7 @@ final class CallManager: @unchecked Sendable {
         guard let callID = request.callID, let tag = request.to?.tag, let (callId, index) = dialogs[Self.dialogKey(callID, tag)] else {
             return false
         }
-        guard let call = calls[callId], var leg = call.sip[index], var dialog = leg.dialog else {
+        guard let call = calls[callId], let leg = call.sip[index], var dialog = leg.dialog else {
             // The call just ended: a crossing BYE still gets its 200.
             if request.method == .bye { edge.respond(key, SIPResponse(replyingTo: request, status: 200)) }
             return request.method == .bye || request.method == .ack
@@ -481,7 +487,6 @@ final class CallManager: @unchecked Sendable {
             return true
         }
         leg.dialog = dialog
-        call.sip[index] = leg
         switch request.method {
         case .bye:
             edge.respond(key, SIPResponse(replyingTo: request, status: 200))
@@ -512,7 +517,7 @@ final class CallManager: @unchecked Sendable {
     private func relay(_ request: SIPRequest, key: TransactionKey, from index: Int, in call: Call) {
         guard call.flow.phase == .connected,
               let other = call.sip.first(where: { $0.key != index && call.flow.legs[$0.key]?.state == .answered })?.key,
-              var otherLeg = call.sip[other], var otherDialog = otherLeg.dialog else {
+              let otherLeg = call.sip[other], var otherDialog = otherLeg.dialog else {
             edge.respond(key, SIPResponse(replyingTo: request, status: request.method == .invite ? 491 : 500,
                                           reason: request.method == .invite ? "Request Pending" : "Call Not Connected"))
             return
@@ -526,7 +531,6 @@ final class CallManager: @unchecked Sendable {
         let relayed = otherDialog.makeRequest(request.method, via: client.makeVia(), body: request.body, contentType: request.contentType)
         otherLeg.dialog = otherDialog
         if request.method == .invite { otherLeg.busy = true }
-        call.sip[other] = otherLeg
         if request.method == .invite { drive(call, .peerOffer(leg: index, sdp: sdp)) }
         let toTag = call.sip[index]?.localTag
         sendInDialog(relayed, leg: otherLeg) { [self] outcome in

@@ -22,11 +22,18 @@ final class SIPClient: @unchecked Sendable {
         case nonInvite(ClientNonInviteTransaction)
     }
 
-    private struct Entry {
+    /// A class, as in `SIPEdge`'s tables: the dictionary then holds a reference, not the whole transaction.
+    private final class Entry {
         var machine: Machine
-        var destination: SocketAddress
-        var handler: Handler
+        let destination: SocketAddress
+        let handler: Handler
         var timers: [ClientTimerID: Scheduled<Void>] = [:]
+
+        init(machine: Machine, destination: SocketAddress, handler: @escaping Handler) {
+            self.machine = machine
+            self.destination = destination
+            self.handler = handler
+        }
     }
 
     private let loop: EventLoop
@@ -83,9 +90,22 @@ final class SIPClient: @unchecked Sendable {
         perform(key, actions)
     }
 
+    /// Cancels an INVITE sent with ``send(_:to:handler:)`` (RFC 3261 §9.1): the CANCEL goes in a transaction of
+    /// its own, and the INVITE's handler hears `.timeout` should no final response follow within 64*T1.
+    func cancel(_ invite: SIPRequest, to destination: SocketAddress) {
+        send(SIPRequest(cancelling: invite), to: destination) { _ in }
+        guard let key = TransactionKey.forClient(request: invite) else { return }
+        _ = step(key, invite: { $0.cancelSent() }, nonInvite: { _ in [] })
+    }
+
     /// Sends a request outside any transaction: the ACK for a 2xx is the TU's (RFC 3261 §13.2.2.4).
     func sendStateless(_ request: SIPRequest, to destination: SocketAddress) {
         write(request, to: destination)
+    }
+
+    /// ``sendStateless(_:to:)`` for a request already on the wire form (an ACK kept for 2xx retransmissions).
+    func sendStateless(bytes: [UInt8], to destination: SocketAddress) {
+        write(bytes, method: .ack, to: destination)
     }
 
     /// A response off the wire: true when a transaction of ours took it (RFC 3261 §17.1.3).
@@ -107,7 +127,7 @@ final class SIPClient: @unchecked Sendable {
     /// Feeds one event to the transaction `key` names and carries out its actions; false when there is none.
     private func step(_ key: TransactionKey, invite: (inout ClientInviteTransaction) -> [ClientTransactionAction],
                       nonInvite: (inout ClientNonInviteTransaction) -> [ClientTransactionAction]) -> Bool {
-        guard var entry = entries[key] else { return false }
+        guard let entry = entries[key] else { return false }
         let actions: [ClientTransactionAction]
         switch entry.machine {
         case .invite(var transaction):
@@ -117,7 +137,6 @@ final class SIPClient: @unchecked Sendable {
             actions = nonInvite(&transaction)
             entry.machine = .nonInvite(transaction)
         }
-        entries[key] = entry
         perform(key, actions)
         return true
     }
@@ -151,12 +170,16 @@ final class SIPClient: @unchecked Sendable {
     }
 
     private func write(_ request: SIPRequest, to destination: SocketAddress) {
+        write(request.serialized(), method: request.method, to: destination)
+    }
+
+    private func write(_ bytes: [UInt8], method: SIPMethod, to destination: SocketAddress) {
         guard let channel else {
-            logger.error("SIP request before the socket is bound", metadata: ["sip.method": "\(request.method)"])
+            logger.error("SIP request before the socket is bound", metadata: ["sip.method": "\(method)"])
             return
         }
-        var buffer = channel.allocator.buffer(capacity: 1024)
-        buffer.writeBytes(request.serialized())
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
         channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: buffer), promise: nil)
     }
 }

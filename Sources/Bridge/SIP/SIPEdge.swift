@@ -33,19 +33,35 @@ final class SIPEdge: @unchecked Sendable {
         var bridged = false
     }
 
-    private struct InviteEntry {
+    // The transaction tables hold classes: a dictionary stores its values inline in every slot, used or
+    // not, and keeps its peak capacity, so large values there cost memory long after a burst of calls.
+
+    private final class InviteEntry {
         var transaction: ServerInviteTransaction
-        var request: SIPRequest
-        var reply: ReplyPath
-        var toTag: String
+        /// The INVITE, until the final response: only responses to it need it.
+        var request: SIPRequest?
+        let reply: ReplyPath
+        let toTag: String
         var timers: [TransactionTimerID: Scheduled<Void>] = [:]
         var call: PendingCall?
+
+        init(transaction: ServerInviteTransaction, request: SIPRequest, reply: ReplyPath, toTag: String) {
+            self.transaction = transaction
+            self.request = request
+            self.reply = reply
+            self.toTag = toTag
+        }
     }
 
-    private struct NonInviteEntry {
+    private final class NonInviteEntry {
         var transaction: ServerNonInviteTransaction
-        var reply: ReplyPath
+        let reply: ReplyPath
         var timers: [TransactionTimerID: Scheduled<Void>] = [:]
+
+        init(transaction: ServerNonInviteTransaction, reply: ReplyPath) {
+            self.transaction = transaction
+            self.reply = reply
+        }
     }
 
     private let configuration: BridgeConfiguration
@@ -272,7 +288,7 @@ final class SIPEdge: @unchecked Sendable {
 
     private func startInvite(_ request: SIPRequest, key: TransactionKey, reply: ReplyPath, packet: InboundPacket) {
         let toTag = Self.makeTag()
-        invites[key] = InviteEntry(transaction: ServerInviteTransaction(request: request, reliable: reply.transport == .tcp, timers: configuration.timers),
+        invites[key] = InviteEntry(transaction: ServerInviteTransaction(reliable: reply.transport == .tcp, timers: configuration.timers),
                                    request: request, reply: reply, toTag: toTag)
         if let problem = validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: ["application/sdp"]) {
             perform(key, invites[key]!.transaction.sendFinal(errorResponse(problem, to: request, toTag: toTag)))
@@ -294,8 +310,8 @@ final class SIPEdge: @unchecked Sendable {
 
         var call = PendingCall(callId: callId, requestId: requestId, offeredAt: .now())
         call.trying = loop.scheduleTask(in: TimeAmount(configuration.tryingDelay)) { [self] in
-            guard invites[key]?.transaction.state == .proceeding else { return }
-            perform(key, invites[key]!.transaction.sendProvisional(SIPResponse(replyingTo: request, status: 100)))
+            guard let entry = invites[key], let request = entry.request else { return }
+            perform(key, entry.transaction.sendProvisional(SIPResponse(replyingTo: request, status: 100)))
         }
         call.deadline = loop.scheduleTask(in: TimeAmount(configuration.decisionTimeout)) { [self] in
             decide(requestId: requestId, outcome: .fallback(cause: "timeout"))
@@ -330,7 +346,8 @@ final class SIPEdge: @unchecked Sendable {
     /// Answers a waiting INVITE with a worker's decision or the fallback. The first answer wins; a later
     /// one (a decision racing the deadline) finds nothing waiting and is ignored.
     private func decide(requestId: String, outcome: Outcome) {
-        guard let key = waiting.removeValue(forKey: requestId), let entry = invites[key], let call = entry.call else { return }
+        guard let key = waiting.removeValue(forKey: requestId), let entry = invites[key], let call = entry.call,
+              let request = entry.request else { return }
         call.deadline?.cancel()
         call.trying?.cancel()
         let elapsed = NIODeadline.now() - call.offeredAt
@@ -348,7 +365,7 @@ final class SIPEdge: @unchecked Sendable {
             (decision, workerId, cause) = (configuration.fallback.decision, nil, why)
             logger.notice("fallback answered call", metadata: ["call.id": "\(call.callId)", "decision.cause": "\(why)", "decision.fallback": "\(configuration.fallback)"])
         }
-        let response = Self.response(for: decision, to: entry.request, toTag: entry.toTag)
+        let response = Self.response(for: decision, to: request, toTag: entry.toTag)
         switch decision {
         case .redirect(let targets):
             bus.publish(callId: call.callId, .callRouted(Routed(targets: targets, workerId: workerId, fallback: cause != nil,
@@ -365,16 +382,16 @@ final class SIPEdge: @unchecked Sendable {
                                                                    decisionMs: decisionMs)))
                 // Legs B take seconds to answer: the caller hears 100 Trying now, not after the decision delay.
                 if entry.transaction.state == .proceeding, entry.transaction.lastResponse == nil {
-                    perform(key, invites[key]!.transaction.sendProvisional(SIPResponse(replyingTo: entry.request, status: 100)))
+                    perform(key, entry.transaction.sendProvisional(SIPResponse(replyingTo: request, status: 100)))
                 }
-                invites[key]?.call?.bridged = true
-                calls.startInbound(callId: call.callId, invite: entry.request, serverKey: key, toTag: entry.toTag, route: route)
+                entry.call?.bridged = true
+                calls.startInbound(callId: call.callId, invite: request, serverKey: key, toTag: entry.toTag, route: route)
                 return
             }
             bus.publish(callId: call.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
                                                                      fallback: cause != nil, cause: "limit", decisionMs: decisionMs)))
         }
-        perform(key, invites[key]!.transaction.sendFinal(response))
+        perform(key, entry.transaction.sendFinal(response))
     }
 
     /// The request of a server transaction still open (the B2BUA answers it later).
@@ -385,20 +402,15 @@ final class SIPEdge: @unchecked Sendable {
     /// The B2BUA's answer to a request it took: through the request's server transaction.
     func respond(_ key: TransactionKey, _ response: SIPResponse) {
         if let entry = invites[key] {
-            var transaction = entry.transaction
-            let actions = response.isProvisional ? transaction.sendProvisional(response) : transaction.sendFinal(response)
-            invites[key]?.transaction = transaction
-            perform(key, actions)
-        } else if var transaction = nonInvites[key]?.transaction, !response.isProvisional {
-            let actions = transaction.sendFinal(response)
-            nonInvites[key]?.transaction = transaction
-            performNonInvite(key, actions)
+            perform(key, response.isProvisional ? entry.transaction.sendProvisional(response) : entry.transaction.sendFinal(response))
+        } else if let entry = nonInvites[key], !response.isProvisional {
+            performNonInvite(key, entry.transaction.sendFinal(response))
         }
     }
 
     /// RFC 3261 §9.2: a CANCEL for a pending INVITE ends it with 487.
     private func cancelInvite(_ key: TransactionKey) {
-        guard let entry = invites[key], entry.transaction.state == .proceeding else { return }
+        guard let entry = invites[key], entry.transaction.state == .proceeding, let request = entry.request else { return }
         if let call = entry.call, call.bridged {
             calls.callerCancelled(callId: call.callId)
             return
@@ -410,10 +422,11 @@ final class SIPEdge: @unchecked Sendable {
             bus.publish(callId: call.callId, .callRejected(Rejected(status: 487, reason: "Request Terminated", workerId: nil,
                                                                      fallback: false, cause: "caller_cancelled", decisionMs: decisionMs)))
         }
-        perform(key, invites[key]!.transaction.sendFinal(SIPResponse(replyingTo: entry.request, status: 487, toTag: entry.toTag)))
+        perform(key, entry.transaction.sendFinal(SIPResponse(replyingTo: request, status: 487, toTag: entry.toTag)))
     }
 
     private func perform(_ key: TransactionKey, _ actions: [TransactionAction]) {
+        if let entry = invites[key], entry.transaction.state != .proceeding { entry.request = nil }
         for action in actions {
             guard let entry = invites[key] else { return }
             switch action {
@@ -428,7 +441,7 @@ final class SIPEdge: @unchecked Sendable {
                 invites[key]?.timers.removeValue(forKey: timer)?.cancel()
             case .terminated(let reason):
                 if reason == .timeout {
-                    logger.notice("no ACK for final response (timer H)", metadata: ["sip.call_id": "\(entry.request.callID ?? "-")"])
+                    logger.notice("no ACK for final response (timer H)", metadata: ["sip.transaction": "\(key)"])
                 }
                 entry.timers.values.forEach { $0.cancel() }
                 if let call = entry.call {

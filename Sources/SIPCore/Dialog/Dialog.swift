@@ -123,6 +123,34 @@ public struct Dialog: Sendable, Hashable, Codable {
         self.localContact = localContact
     }
 
+    /// The dialog that another fork's 2xx to the INVITE of `sibling` sets up (RFC 3261 §13.2.2.4): the same Call-ID
+    /// and local side, with the peer, remote target and route set of `response`. It needs no copy of the INVITE,
+    /// which a UAC need not keep once answered. nil when `sibling` is a UAS dialog, or when `response` is no 2xx
+    /// of that Call-ID and local tag, or lacks a To tag or Contact.
+    ///
+    /// ```swift
+    /// if !dialog.matches(ok), var other = Dialog(forkOf: dialog, response: ok) {
+    ///     send(other.makeACK(for: ok, via: freshVia())); send(other.makeRequest(.bye, via: freshVia()))
+    /// }
+    /// ```
+    public init?(forkOf sibling: Dialog, response: SIPResponse) {
+        guard sibling.role == .uac, response.isSuccess, let id = DialogID.forResponse(response),
+              id.callID == sibling.id.callID, id.localTag == sibling.id.localTag, let to = response.to,
+              let remoteTarget = response.contacts.first?.uri, let cseq = response.cseq
+        else { return nil }
+        self.id = id
+        role = .uac
+        state = .confirmed
+        localSequence = cseq.sequence
+        remoteSequence = nil
+        localURI = sibling.localURI
+        remoteURI = Self.untagged(to)
+        self.remoteTarget = remoteTarget
+        routeSet = Self.recordRoute(of: response).reversed()
+        secure = sibling.secure
+        localContact = sibling.localContact
+    }
+
     /// The dialog this UA sets up by answering `request` with a response whose To carries `localTag` (RFC 3261
     /// §12.1.1): early when that response is a 1xx, confirmed when it is a 2xx. nil without a Contact (the remote
     /// target), From, To, Call-ID or CSeq. A request without From tag (RFC 2543) gives an empty remote tag.

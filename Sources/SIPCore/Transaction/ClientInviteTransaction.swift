@@ -27,8 +27,9 @@ public struct ClientInviteTransaction: Sendable {
         case terminated
     }
 
-    /// The INVITE the transaction sends.
-    public let request: SIPRequest
+    /// The INVITE the transaction sends; nil once a final response came, as nothing resends it then (the
+    /// transaction lingers 32 s after it, and keeps no message it does not need).
+    public private(set) var request: SIPRequest?
     /// Whether the transport is reliable (TCP, TLS, SCTP): no Timer A, Timer D is zero.
     public let reliable: Bool
     /// The timer values.
@@ -39,6 +40,8 @@ public struct ClientInviteTransaction: Sendable {
     private var timerAInterval: Duration
     /// The ACK sent for the non-2xx final response, sent again for each of its retransmissions.
     private var ack: SIPRequest?
+    /// The TU sent a CANCEL: the final response is awaited 64*T1 at most.
+    private var cancelled = false
 
     /// Creates the transaction in the calling state; ``start()`` sends the INVITE.
     public init(request: SIPRequest, reliable: Bool, timers: SIPTimers = SIPTimers()) {
@@ -53,7 +56,7 @@ public struct ClientInviteTransaction: Sendable {
     public mutating func start() -> [ClientTransactionAction] {
         precondition(!started, "start() was called twice")
         started = true
-        var actions: [ClientTransactionAction] = [.send(request)]
+        var actions: [ClientTransactionAction] = request.map { [.send($0)] } ?? []
         if !reliable { actions.append(.startTimer(.timerA, after: timerAInterval)) }
         actions.append(.startTimer(.timerB, after: timers.timerB))
         return actions
@@ -72,6 +75,9 @@ public struct ClientInviteTransaction: Sendable {
                 state = .proceeding
                 return actions + [.deliver(response)]
             }
+            if cancelled { actions.append(.cancelTimer(.cancelled)) }
+            guard let request else { return actions }
+            self.request = nil
             if response.isSuccess {
                 state = .accepted
                 return actions + [.deliver(response), .startTimer(.timerM, after: timers.timerM)]
@@ -99,15 +105,26 @@ public struct ClientInviteTransaction: Sendable {
         }
     }
 
+    /// The TU sent a CANCEL for this INVITE (RFC 3261 §9.1). Should no final response come within 64*T1 the
+    /// transaction ends with `.timeout`, as the RFC asks: a callee or proxy that answered the CANCEL but never
+    /// the INVITE would otherwise hold the transaction, and the call waiting on it, for ever (UAC transactions
+    /// have no Timer C). Once a final response came it changes nothing.
+    public mutating func cancelSent() -> [ClientTransactionAction] {
+        guard state == .calling || state == .proceeding, !cancelled else { return [] }
+        cancelled = true
+        return [.startTimer(.cancelled, after: timers.timerB)]
+    }
+
     /// A timer fired (RFC 3261 §17.1.1.2, RFC 6026 §8.4). A retransmits the INVITE and restarts with the interval
-    /// doubled; B terminates with `.timeout`; D and M terminate. A timer that fires in a state that no longer runs
+    /// doubled; B, and the CANCEL guard of ``cancelSent()``, terminate with `.timeout`; D and M terminate. A timer that fires in a state that no longer runs
     /// it raced its cancellation and is ignored.
     public mutating func timerFired(_ timer: ClientTimerID) -> [ClientTransactionAction] {
         switch (state, timer) {
         case (.calling, .timerA):
+            guard let request else { return [] }
             timerAInterval *= 2
             return [.send(request), .startTimer(.timerA, after: timerAInterval)]
-        case (.calling, .timerB):
+        case (.calling, .timerB), (.calling, .cancelled), (.proceeding, .cancelled):
             state = .terminated
             return [.terminated(.timeout)]
         case (.completed, .timerD), (.accepted, .timerM):

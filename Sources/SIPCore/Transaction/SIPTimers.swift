@@ -126,6 +126,8 @@ public enum ClientTimerID: Sendable, Hashable {
     case timerK
     /// Wait for 2xx retransmissions after the first 2xx to an INVITE (RFC 6026).
     case timerM
+    /// Wait for the final response to an INVITE after the TU cancelled it: 64*T1 (RFC 3261 §9.1).
+    case cancelled
 }
 
 /// What a client transaction asks its owner to do. Events return `[ClientTransactionAction]`; an empty array means

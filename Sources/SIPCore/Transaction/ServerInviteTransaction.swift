@@ -6,7 +6,7 @@
 /// response, say) are ignored and return `[]`: they are races the transaction absorbs, not crashes.
 ///
 /// ```swift
-/// var transaction = ServerInviteTransaction(request: invite, reliable: false)
+/// var transaction = ServerInviteTransaction(reliable: false)
 /// perform(transaction.sendProvisional(SIPResponse(replyingTo: invite, status: 100)))
 /// perform(transaction.sendFinal(SIPResponse(replyingTo: invite, status: 486, toTag: tag)))
 /// ```
@@ -25,21 +25,20 @@ public struct ServerInviteTransaction: Sendable {
         case terminated
     }
 
-    /// The INVITE that created the transaction.
-    public let request: SIPRequest
     /// Whether the transport is reliable (TCP, TLS, SCTP): no retransmissions, Timer I is zero.
     public let reliable: Bool
     /// The timer values.
     public let timers: SIPTimers
     /// The current state.
     public private(set) var state: State = .proceeding
-    /// The last response sent, repeated on retransmissions.
+    /// The last response sent, repeated on retransmissions; nil again once a 2xx was sent, which the TU
+    /// retransmits itself (RFC 6026 §7.1), so the accepted state keeps no message for its 64*T1.
     public private(set) var lastResponse: SIPResponse?
     private var timerGInterval: Duration
 
-    /// Creates the transaction in the proceeding state for a received INVITE.
-    public init(request: SIPRequest, reliable: Bool, timers: SIPTimers = SIPTimers()) {
-        self.request = request
+    /// Creates the transaction in the proceeding state for a received INVITE; the owner keeps the INVITE
+    /// as long as it answers it.
+    public init(reliable: Bool, timers: SIPTimers = SIPTimers()) {
         self.reliable = reliable
         self.timers = timers
         timerGInterval = timers.timerG
@@ -75,11 +74,12 @@ public struct ServerInviteTransaction: Sendable {
         precondition((200...699).contains(response.status), "sendFinal needs a final status, got \(response.status)")
         switch state {
         case .proceeding:
-            lastResponse = response
             if response.isSuccess {
+                lastResponse = nil
                 state = .accepted
                 return [.send(response), .startTimer(.timerL, after: timers.timerL)]
             }
+            lastResponse = response
             state = .completed
             var actions: [TransactionAction] = [.send(response)]
             if !reliable { actions.append(.startTimer(.timerG, after: timerGInterval)) }
