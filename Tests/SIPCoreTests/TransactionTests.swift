@@ -105,7 +105,7 @@ struct ServerNonInviteTransactionTests {
     private static let byeOK = SIPResponse(replyingTo: bye, status: 200)
 
     @Test func overUDPAbsorbsRetransmissionsUntilTimerJ() {
-        var tx = ServerNonInviteTransaction(request: Self.bye, reliable: false)
+        var tx = ServerNonInviteTransaction(reliable: false)
         #expect(tx.state == .trying)
         #expect(tx.receivedRetransmission() == [])
         let progress = SIPResponse(replyingTo: Self.bye, status: 100)
@@ -122,14 +122,14 @@ struct ServerNonInviteTransactionTests {
     }
 
     @Test func overTCPTerminatesWithTheFinalResponse() {
-        var tx = ServerNonInviteTransaction(request: Self.bye, reliable: true)
+        var tx = ServerNonInviteTransaction(reliable: true)
         #expect(tx.sendFinal(Self.byeOK) == [.send(Self.byeOK), .terminated(.normal)])
         #expect(tx.state == .terminated)
         #expect(tx.receivedRetransmission() == [])
     }
 
     @Test func transportErrorTerminates() {
-        var tx = ServerNonInviteTransaction(request: Self.bye, reliable: false)
+        var tx = ServerNonInviteTransaction(reliable: false)
         _ = tx.sendFinal(Self.byeOK)
         #expect(tx.transportError() == [.terminated(.transportError)])
     }

@@ -23,28 +23,32 @@ final class CallManager: @unchecked Sendable {
         var maxCallDuration: Duration = .seconds(4 * 3600)
     }
 
-    /// A leg's SIP side. A class, so that a call's leg table holds references: the value is large, and
-    /// a dictionary stores its values inline in every slot, used or not (4.9 kB a call, measured).
+    /// A leg's SIP side: a class, so that a call's leg table holds references (a dictionary stores its
+    /// values inline in every slot, used or not). What only the call's setup needs sits in boxes that
+    /// are dropped once done, so an established leg carries little: 10,000 calls are 20,000 of these.
     final class LegSIP {
+        /// Where the leg's own INVITE exchange stands (UAC legs).
+        indirect enum Setup {
+            /// Our INVITE, unanswered: CANCEL is built from it.
+            case inviting(SIPRequest)
+            /// The 2xx that answered it, until the flow ACKs it.
+            case answered(SIPResponse)
+        }
+
         let sipCallId: String
         let localTag: String
-        /// Our initial INVITE (UAC legs) until it is answered: CANCEL is built from it.
-        var invite: SIPRequest?
+        var setup: Setup?
         /// The caller's INVITE transaction (the inbound leg A).
         let serverKey: TransactionKey?
         var dialog: Dialog?
-        /// The 2xx that answered our INVITE, until it is ACKed: the ACK is built from it.
-        var answer: SIPResponse?
         var destination: SocketAddress
         var gotProvisional = false
         var cancelWanted = false
-        /// The ACK sent for the 2xx, on the wire, repeated when the 2xx is retransmitted.
-        var ack: [UInt8]?
-        /// A 2xx we sent as UAS, retransmitted until its ACK (RFC 3261 §13.3.1.4).
-        var unacknowledged: (response: SIPResponse, key: TransactionKey, sequence: UInt32)?
-        var retransmit: Scheduled<Void>?
-        var retransmitInterval: Duration = .zero
-        var retransmitWaited: Duration = .zero
+        /// The 2xx was ACKed, with this body: a retransmitted 2xx gets the same ACK again.
+        var acked = false
+        var ackBody: [UInt8] = []
+        /// A 2xx we sent as UAS, retransmitted until its ACK.
+        var unacknowledged: Unacknowledged?
         var ringTimer: Scheduled<Void>?
         /// A re-INVITE or other request of ours in flight in the dialog (glare: a peer's gets 491).
         var busy = false
@@ -53,9 +57,30 @@ final class CallManager: @unchecked Sendable {
              destination: SocketAddress) {
             self.sipCallId = sipCallId
             self.localTag = localTag
-            self.invite = invite
+            setup = invite.map(Setup.inviting)
             self.serverKey = serverKey
             self.destination = destination
+        }
+
+        var invite: SIPRequest? {
+            if case .inviting(let invite) = setup { invite } else { nil }
+        }
+    }
+
+    /// A 2xx this bridge sent as UAS, sent again at T1, 2·T1, ... up to T2 until its ACK (RFC 3261 §13.3.1.4).
+    final class Unacknowledged {
+        let response: SIPResponse
+        let key: TransactionKey
+        let sequence: UInt32
+        var interval: Duration
+        var waited: Duration = .zero
+        var timer: Scheduled<Void>?
+
+        init(response: SIPResponse, key: TransactionKey, sequence: UInt32, interval: Duration) {
+            self.response = response
+            self.key = key
+            self.sequence = sequence
+            self.interval = interval
         }
     }
 
@@ -66,7 +91,6 @@ final class CallManager: @unchecked Sendable {
         let account: String?
         let createdWall: Date
         var connectedWall: Date?
-        var durationLimit: Scheduled<Void>?
 
         init(id: String, flow: CallFlow, account: String?) {
             self.id = id
@@ -86,7 +110,7 @@ final class CallManager: @unchecked Sendable {
     let limits: Limits
     private(set) var calls: [String: Call] = [:]
     /// Call-ID + our tag → the call and leg of that dialog.
-    private var dialogs: [String: (call: String, leg: Int)] = [:]
+    private var dialogs: [DialogKey: (call: String, leg: Int)] = [:]
     /// Idempotency keys of originates → their call ids, so a retried command places no second call.
     private var idempotency: [String: String] = [:]
     private var idempotencyOrder: [String] = []
@@ -110,6 +134,17 @@ final class CallManager: @unchecked Sendable {
         self.callPrefix = callPrefix
         self.logger = logger
         limits = configuration.callLimits
+        // One sweep ends the calls past the maximum duration, rather than a timer per call that would sit
+        // in the loop's queue (and memory) for hours.
+        let sweep = min(TimeAmount(limits.maxCallDuration), .seconds(10))
+        loop.scheduleRepeatedTask(initialDelay: sweep, delay: sweep) { [weak self] _ in self?.endOverlongCalls() }
+    }
+
+    private func endOverlongCalls() {
+        let now = ContinuousClock.now
+        for call in calls.values where call.flow.connectedAt.map({ now - $0 >= limits.maxCallDuration }) ?? false {
+            drive(call, .durationLimit)
+        }
     }
 
     var activeCalls: Int { calls.count }
@@ -141,7 +176,7 @@ final class CallManager: @unchecked Sendable {
         leg.dialog = dialog
         call.sip[0] = leg
         calls[callId] = call
-        dialogs[Self.dialogKey(leg.sipCallId, toTag)] = (callId, 0)
+        dialogs[DialogKey(callID: leg.sipCallId, localTag: toTag)] = (callId, 0)
         callsGauge.record(calls.count)
         drive(call, .decided(route))
     }
@@ -225,10 +260,7 @@ final class CallManager: @unchecked Sendable {
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = nil
         case .publish(let body):
-            if case .callConnected = body, call.connectedWall == nil {
-                call.connectedWall = Date()
-                call.durationLimit = loop.scheduleTask(in: TimeAmount(limits.maxCallDuration)) { [self] in drive(call, .durationLimit) }
-            }
+            if case .callConnected = body, call.connectedWall == nil { call.connectedWall = Date() }
             bus.publish(callId: call.id, body)
         case .persist:
             store?.save(record(of: call))
@@ -243,10 +275,10 @@ final class CallManager: @unchecked Sendable {
         callsGauge.record(calls.count)
         store?.delete(callId: call.id)
         // Dialog lookups stay a little while, so a late BYE or retransmitted 2xx still finds its leg.
-        let keys = call.sip.values.map { Self.dialogKey($0.sipCallId, $0.localTag) }
-        call.durationLimit?.cancel()
+        let keys = call.sip.values.map { DialogKey(callID: $0.sipCallId, localTag: $0.localTag) }
         for leg in call.sip.values {
             leg.ringTimer?.cancel()
+            leg.unacknowledged?.timer?.cancel()
         }
         loop.scheduleTask(in: TimeAmount(configuration.timers.t1 * 64)) { [self] in
             for key in keys where dialogs[key].map({ calls[$0.call] == nil }) ?? false { dialogs[key] = nil }
@@ -255,9 +287,8 @@ final class CallManager: @unchecked Sendable {
 
     // MARK: - UAC legs
 
-    private var localContact: NameAddress {
-        NameAddress(uri: SIPAnyURI("sip:switchboard@\(client.localHost):\(client.localPort)")!)
-    }
+    /// Built on first use, once the socket is bound; every dialog then shares its storage.
+    private lazy var localContact = NameAddress(uri: SIPAnyURI("sip:switchboard@\(client.localHost):\(client.localPort)")!)
 
     private func invite(_ call: Call, leg index: Int, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String], attempt: Int) {
         guard let target = SIPAnyURI(uri) else {
@@ -288,7 +319,7 @@ final class CallManager: @unchecked Sendable {
             return
         }
         call.sip[index] = LegSIP(sipCallId: sipCallId, localTag: tag, invite: request, destination: destination)
-        dialogs[Self.dialogKey(sipCallId, tag)] = (call.id, index)
+        dialogs[DialogKey(callID: sipCallId, localTag: tag)] = (call.id, index)
         if let role = call.flow.legs[index]?.role {
             bus.publish(callId: call.id, .callDialing(Dialing(leg: role, uri: uri, sipCallId: sipCallId, attempt: attempt)))
         }
@@ -324,10 +355,9 @@ final class CallManager: @unchecked Sendable {
                     return
                 }
                 leg.dialog = dialog
-                leg.answer = response
-                leg.destination = destination(in: dialog) ?? leg.destination
                 // Answered: no CANCEL can follow, and another fork's 2xx is handled from the dialog.
-                leg.invite = nil
+                leg.setup = .answered(response)
+                leg.destination = destination(in: dialog) ?? leg.destination
                 drive(call, .answered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
             } else {
                 drive(call, .failed(leg: index, status: response.status, reason: response.reason))
@@ -340,7 +370,7 @@ final class CallManager: @unchecked Sendable {
     /// another fork's answer is ACKed and hung up, as one call has one B.
     private func repeated2xx(_ response: SIPResponse, leg: LegSIP, dialog: Dialog, call: Call) {
         if dialog.matches(response) {
-            if let ack = leg.ack { client.sendStateless(bytes: ack, to: leg.destination) }
+            if leg.acked { sendACK(for: response, leg: leg) }
             return
         }
         guard var fork = Dialog(forkOf: dialog, response: response) else { return }
@@ -351,12 +381,19 @@ final class CallManager: @unchecked Sendable {
     }
 
     private func ack(_ call: Call, leg index: Int, sdp: [UInt8]?) {
-        guard let leg = call.sip[index], let dialog = leg.dialog, let answer = leg.answer else { return }
-        let ack = dialog.makeACK(for: answer, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
-        let bytes = ack.serialized()
-        leg.ack = bytes
-        leg.answer = nil
-        client.sendStateless(bytes: bytes, to: leg.destination)
+        guard let leg = call.sip[index], case .answered(let answer)? = leg.setup else { return }
+        leg.setup = nil
+        leg.acked = true
+        leg.ackBody = sdp ?? []
+        sendACK(for: answer, leg: leg)
+    }
+
+    /// The ACK for the leg's 2xx (its first or a retransmission): the same body each time, a new branch.
+    private func sendACK(for answer: SIPResponse, leg: LegSIP) {
+        guard let dialog = leg.dialog else { return }
+        let ack = dialog.makeACK(for: answer, via: client.makeVia(), body: leg.ackBody,
+                                 contentType: leg.ackBody.isEmpty ? nil : "application/sdp")
+        client.sendStateless(ack, to: leg.destination)
     }
 
     private func cancel(_ call: Call, leg index: Int) {
@@ -378,7 +415,7 @@ final class CallManager: @unchecked Sendable {
 
     private func bye(_ call: Call, leg index: Int) {
         guard let leg = call.sip[index] else { return }
-        leg.retransmit?.cancel()
+        leg.unacknowledged?.timer?.cancel()
         leg.unacknowledged = nil
         guard var dialog = leg.dialog else { return }
         let request = dialog.makeRequest(.bye, via: client.makeVia())
@@ -431,27 +468,26 @@ final class CallManager: @unchecked Sendable {
     /// RFC 3261 §13.3.1.4: the 2xx goes again at T1, 2·T1, ... up to T2 until the ACK; after 64·T1 the
     /// leg is given up (and the flow ends the call with BYE).
     private func scheduleRetransmit(_ call: Call, leg index: Int) {
-        guard let leg = call.sip[index], leg.unacknowledged != nil else { return }
-        call.sip[index]?.retransmit = loop.scheduleTask(in: TimeAmount(leg.retransmitInterval)) { [self] in
-            guard let current = call.sip[index], let pending = current.unacknowledged else { return }
-            let waited = current.retransmitWaited + current.retransmitInterval
-            if waited >= configuration.timers.t1 * 64 {
-                logger.notice("no ACK for 2xx: leg given up", metadata: ["call.id": "\(call.id)", "sip.call_id": "\(current.sipCallId)"])
-                call.sip[index]?.unacknowledged = nil
+        guard let leg = call.sip[index], let pending = leg.unacknowledged else { return }
+        pending.timer = loop.scheduleTask(in: TimeAmount(pending.interval)) { [self] in
+            guard let leg = call.sip[index], leg.unacknowledged === pending else { return }
+            pending.waited += pending.interval
+            if pending.waited >= configuration.timers.t1 * 64 {
+                logger.notice("no ACK for 2xx: leg given up", metadata: ["call.id": "\(call.id)", "sip.call_id": "\(leg.sipCallId)"])
+                leg.unacknowledged = nil
                 drive(call, .lost(leg: index))
                 return
             }
             edge.respond(pending.key, pending.response)
-            call.sip[index]?.retransmitWaited = waited
-            call.sip[index]?.retransmitInterval = min(current.retransmitInterval * 2, configuration.timers.t2)
+            pending.interval = min(pending.interval * 2, configuration.timers.t2)
             scheduleRetransmit(call, leg: index)
         }
     }
 
     private func awaitACK(_ call: Call, leg index: Int, response: SIPResponse, key: TransactionKey, sequence: UInt32) {
-        call.sip[index]?.unacknowledged = (response, key, sequence)
-        call.sip[index]?.retransmitInterval = configuration.timers.t1
-        call.sip[index]?.retransmitWaited = .zero
+        guard let leg = call.sip[index] else { return }
+        leg.unacknowledged?.timer?.cancel()
+        leg.unacknowledged = Unacknowledged(response: response, key: key, sequence: sequence, interval: configuration.timers.t1)
         scheduleRetransmit(call, leg: index)
     }
 
@@ -470,7 +506,7 @@ final class CallManager: @unchecked Sendable {
     /// An in-dialog request (it has a To tag) from either side; false when no dialog of ours matches, so
     /// the edge answers 481.
     func inDialog(_ request: SIPRequest, key: TransactionKey) -> Bool {
-        guard let callID = request.callID, let tag = request.to?.tag, let (callId, index) = dialogs[Self.dialogKey(callID, tag)] else {
+        guard let callID = request.callID, let tag = request.to?.tag, let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)] else {
             return false
         }
         guard let call = calls[callId], let leg = call.sip[index], var dialog = leg.dialog else {
@@ -506,7 +542,7 @@ final class CallManager: @unchecked Sendable {
     private func acknowledged(_ call: Call, leg index: Int, ack: SIPRequest) {
         guard let pending = call.sip[index]?.unacknowledged, ack.cseq?.sequence == pending.sequence else { return }
         call.sip[index]?.unacknowledged = nil
-        call.sip[index]?.retransmit?.cancel()
+        pending.timer?.cancel()
         if index == 0, call.flow.kind == .inbound {
             drive(call, .callerACK(sdp: ack.body.isEmpty ? nil : ack.body))
         }
@@ -629,5 +665,10 @@ final class CallManager: @unchecked Sendable {
         return try? SocketAddress(ipAddress: host, port: Int(uri.port ?? 5060))
     }
 
-    static func dialogKey(_ callID: String, _ localTag: String) -> String { "\(callID)|\(localTag)" }
+    /// A dialog of ours by Call-ID and our tag: two strings shared with the leg's, where a joined key would
+    /// be a new allocation per leg.
+    struct DialogKey: Hashable {
+        let callID: String
+        let localTag: String
+    }
 }

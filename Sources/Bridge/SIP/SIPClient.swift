@@ -41,6 +41,9 @@ final class SIPClient: @unchecked Sendable {
     private let logger: Logger
     private var channel: Channel?
     private var entries: [TransactionKey: Entry] = [:]
+    private lazy var linger = LingerTimers<TransactionKey, ClientTimerID>(loop: loop) { [unowned self] key, timer, owner in
+        if let entry = entries[key], entry === owner { timerFired(key, timer) }
+    }
     /// The address in our Via and Contact headers.
     private(set) var localHost = "127.0.0.1"
     private(set) var localPort = 5060
@@ -149,6 +152,8 @@ final class SIPClient: @unchecked Sendable {
                 write(request, to: entry.destination)
             case .deliver(let response):
                 entry.handler(.response(response))
+            case .startTimer(let timer, let delay) where timer.lingers:
+                linger.start(timer, for: key, owner: entry, after: delay)
             case .startTimer(let timer, let delay):
                 entries[key]?.timers[timer]?.cancel()
                 entries[key]?.timers[timer] = loop.scheduleTask(in: TimeAmount(delay)) { [self] in timerFired(key, timer) }

@@ -51,6 +51,14 @@ final class SIPEdge: @unchecked Sendable {
             self.reply = reply
             self.toTag = toTag
         }
+
+        /// Cancels and lets go of the decision's timers: a cancelled task still holds its promise.
+        func stopDecisionTimers() {
+            call?.deadline?.cancel()
+            call?.trying?.cancel()
+            call?.deadline = nil
+            call?.trying = nil
+        }
     }
 
     private final class NonInviteEntry {
@@ -71,6 +79,13 @@ final class SIPEdge: @unchecked Sendable {
     private let parser: SIPParser
     private var invites: [TransactionKey: InviteEntry] = [:]
     private var nonInvites: [TransactionKey: NonInviteEntry] = [:]
+    private lazy var linger = LingerTimers<TransactionKey, TransactionTimerID>(loop: loop) { [unowned self] key, timer, owner in
+        if let entry = invites[key], entry === owner {
+            perform(key, entry.transaction.timerFired(timer))
+        } else if let entry = nonInvites[key], entry === owner {
+            performNonInvite(key, entry.transaction.timerFired(timer))
+        }
+    }
     /// Decision request id → the INVITE transaction waiting for it.
     private var waiting: [String: TransactionKey] = [:]
     private var nextCall: UInt64 = 0
@@ -220,7 +235,7 @@ final class SIPEdge: @unchecked Sendable {
     // MARK: - Non-INVITE requests (RFC 3261 §17.2.2)
 
     private func answerNonInvite(_ request: SIPRequest, key: TransactionKey, reply: ReplyPath) {
-        nonInvites[key] = NonInviteEntry(transaction: ServerNonInviteTransaction(request: request, reliable: reply.transport == .tcp,
+        nonInvites[key] = NonInviteEntry(transaction: ServerNonInviteTransaction(reliable: reply.transport == .tcp,
                                                                                  timers: configuration.timers),
                                          reply: reply)
         if request.method != .cancel, request.to?.tag != nil, validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: ["application/sdp"]) == nil,
@@ -270,6 +285,8 @@ final class SIPEdge: @unchecked Sendable {
             switch action {
             case .send(let response):
                 send(response, via: entry.reply)
+            case .startTimer(let timer, let delay) where timer.lingers:
+                linger.start(timer, for: key, owner: entry, after: delay)
             case .startTimer(let timer, let delay):
                 nonInvites[key]?.timers[timer]?.cancel()
                 nonInvites[key]?.timers[timer] = loop.scheduleTask(in: TimeAmount(delay)) { [self] in
@@ -348,8 +365,7 @@ final class SIPEdge: @unchecked Sendable {
     private func decide(requestId: String, outcome: Outcome) {
         guard let key = waiting.removeValue(forKey: requestId), let entry = invites[key], let call = entry.call,
               let request = entry.request else { return }
-        call.deadline?.cancel()
-        call.trying?.cancel()
+        entry.stopDecisionTimers()
         let elapsed = NIODeadline.now() - call.offeredAt
         decisionLatency.recordNanoseconds(elapsed.nanoseconds)
         let decisionMs = Double(elapsed.nanoseconds) / 1_000_000
@@ -416,8 +432,7 @@ final class SIPEdge: @unchecked Sendable {
             return
         }
         if let call = entry.call, waiting.removeValue(forKey: call.requestId) != nil {
-            call.deadline?.cancel()
-            call.trying?.cancel()
+            entry.stopDecisionTimers()
             let decisionMs = Double((NIODeadline.now() - call.offeredAt).nanoseconds) / 1_000_000
             bus.publish(callId: call.callId, .callRejected(Rejected(status: 487, reason: "Request Terminated", workerId: nil,
                                                                      fallback: false, cause: "caller_cancelled", decisionMs: decisionMs)))
@@ -432,6 +447,8 @@ final class SIPEdge: @unchecked Sendable {
             switch action {
             case .send(let response):
                 send(response, via: entry.reply)
+            case .startTimer(let timer, let delay) where timer.lingers:
+                linger.start(timer, for: key, owner: entry, after: delay)
             case .startTimer(let timer, let delay):
                 invites[key]?.timers[timer]?.cancel()
                 invites[key]?.timers[timer] = loop.scheduleTask(in: TimeAmount(delay)) { [self] in

@@ -83,19 +83,38 @@ public struct Dialog: Sendable, Hashable, Codable {
     public private(set) var localSequence: UInt32
     /// The CSeq number of the last request received in the dialog; nil until the UAC receives one.
     public private(set) var remoteSequence: UInt32?
-    /// This UA's address, without tag: the From of the UAC, the To of the UAS.
-    public let localURI: NameAddress
-    /// The peer's address, without tag.
-    public let remoteURI: NameAddress
-    /// Where requests in the dialog go: the peer's Contact, updated by target refresh requests and responses.
-    public private(set) var remoteTarget: SIPAnyURI
-    /// The Record-Route of the creating message, in the order this UA's requests travel: reversed for the UAC,
-    /// as received for the UAS (RFC 3261 §12.1).
-    public private(set) var routeSet: [NameAddress]
     /// Whether the dialog was set up with a SIPS Request-URI (RFC 3261 §12.1.1, §12.1.2).
     public let secure: Bool
-    /// The Contact this UA puts in its target refresh requests (re-INVITE, UPDATE...).
-    public var localContact: NameAddress
+
+    // The addresses are kept in their wire form and parsed when read (a request is built): parsed, each is a
+    // struct of strings and arrays several times the size, and a B2BUA holds two dialogs per call.
+    private let localURIForm: WireForm<NameAddress>
+    private let remoteURIForm: WireForm<NameAddress>
+    private var remoteTargetForm: WireForm<SIPAnyURI>
+    private var routeSetForms: [WireForm<NameAddress>]
+    private var localContactForm: WireForm<NameAddress>
+
+    /// This UA's address, without tag: the From of the UAC, the To of the UAS.
+    public var localURI: NameAddress { localURIForm.value }
+    /// The peer's address, without tag.
+    public var remoteURI: NameAddress { remoteURIForm.value }
+    /// Where requests in the dialog go: the peer's Contact, updated by target refresh requests and responses.
+    public var remoteTarget: SIPAnyURI { remoteTargetForm.value }
+    /// The Record-Route of the creating message, in the order this UA's requests travel: reversed for the UAC,
+    /// as received for the UAS (RFC 3261 §12.1).
+    public var routeSet: [NameAddress] { routeSetForms.map(\.value) }
+    /// The Contact this UA puts in its target refresh requests (re-INVITE, UPDATE...). An address whose wire
+    /// form would not parse back is not taken.
+    public var localContact: NameAddress {
+        get { localContactForm.value }
+        set { if let form = WireForm(newValue) { localContactForm = form } }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, role, state, localSequence, remoteSequence, secure
+        case localURIForm = "localURI", remoteURIForm = "remoteURI", remoteTargetForm = "remoteTarget"
+        case routeSetForms = "routeSet", localContactForm = "localContact"
+    }
 
     /// The dialog a response to an INVITE this UA sent sets up (RFC 3261 §12.1.2): early for a 1xx, confirmed
     /// for a 2xx. nil when the response cannot create a dialog: a 100 or a final failure, no To tag, no Contact
@@ -108,19 +127,22 @@ public struct Dialog: Sendable, Hashable, Codable {
     public init?(uac request: SIPRequest, response: SIPResponse) {
         guard (101...299).contains(response.status), let id = DialogID.forResponse(response),
               let from = request.from, let to = request.to, let cseq = request.cseq,
-              let remoteTarget = response.contacts.first?.uri, let localContact = request.contacts.first
+              let remoteTarget = response.contacts.first.flatMap({ WireForm($0.uri) }),
+              let localContact = request.contacts.first.flatMap(WireForm.init),
+              let localURI = WireForm(Self.untagged(from)), let remoteURI = WireForm(Self.untagged(to)),
+              let routeSet = Self.recordRoute(of: response)
         else { return nil }
         self.id = id
         role = .uac
         state = response.isSuccess ? .confirmed : .early
         localSequence = cseq.sequence
         remoteSequence = nil
-        localURI = Self.untagged(from)
-        remoteURI = Self.untagged(to)
-        self.remoteTarget = remoteTarget
-        routeSet = Self.recordRoute(of: response).reversed()
+        localURIForm = localURI
+        remoteURIForm = remoteURI
+        remoteTargetForm = remoteTarget
+        routeSetForms = routeSet.reversed()
         secure = request.uri.scheme == "sips"
-        self.localContact = localContact
+        localContactForm = localContact
     }
 
     /// The dialog that another fork's 2xx to the INVITE of `sibling` sets up (RFC 3261 §13.2.2.4): the same Call-ID
@@ -135,20 +157,22 @@ public struct Dialog: Sendable, Hashable, Codable {
     /// ```
     public init?(forkOf sibling: Dialog, response: SIPResponse) {
         guard sibling.role == .uac, response.isSuccess, let id = DialogID.forResponse(response),
-              id.callID == sibling.id.callID, id.localTag == sibling.id.localTag, let to = response.to,
-              let remoteTarget = response.contacts.first?.uri, let cseq = response.cseq
+              id.callID == sibling.id.callID, id.localTag == sibling.id.localTag, let cseq = response.cseq,
+              let remoteURI = response.to.flatMap({ WireForm(Self.untagged($0)) }),
+              let remoteTarget = response.contacts.first.flatMap({ WireForm($0.uri) }),
+              let routeSet = Self.recordRoute(of: response)
         else { return nil }
         self.id = id
         role = .uac
         state = .confirmed
         localSequence = cseq.sequence
         remoteSequence = nil
-        localURI = sibling.localURI
-        remoteURI = Self.untagged(to)
-        self.remoteTarget = remoteTarget
-        routeSet = Self.recordRoute(of: response).reversed()
+        localURIForm = sibling.localURIForm
+        remoteURIForm = remoteURI
+        remoteTargetForm = remoteTarget
+        routeSetForms = routeSet.reversed()
         secure = sibling.secure
-        localContact = sibling.localContact
+        localContactForm = sibling.localContactForm
     }
 
     /// The dialog this UA sets up by answering `request` with a response whose To carries `localTag` (RFC 3261
@@ -161,19 +185,21 @@ public struct Dialog: Sendable, Hashable, Codable {
     /// ```
     public init?(uas request: SIPRequest, localTag: String, localContact: NameAddress, state: State = .confirmed) {
         guard let callID = request.callID, let from = request.from, let to = request.to, let cseq = request.cseq,
-              let remoteTarget = request.contacts.first?.uri
+              let remoteTarget = request.contacts.first.flatMap({ WireForm($0.uri) }),
+              let localURI = WireForm(Self.untagged(to)), let remoteURI = WireForm(Self.untagged(from)),
+              let routeSet = Self.recordRoute(of: request), let localContact = WireForm(localContact)
         else { return nil }
         id = DialogID(callID: callID, localTag: localTag, remoteTag: from.tag ?? "")
         role = .uas
         self.state = state
         localSequence = 0
         remoteSequence = cseq.sequence
-        localURI = Self.untagged(to)
-        remoteURI = Self.untagged(from)
-        self.remoteTarget = remoteTarget
-        routeSet = Self.recordRoute(of: request)
+        localURIForm = localURI
+        remoteURIForm = remoteURI
+        remoteTargetForm = remoteTarget
+        routeSetForms = routeSet
         secure = request.uri.scheme == "sips"
-        self.localContact = localContact
+        localContactForm = localContact
     }
 
     /// Whether a received request belongs to this dialog (RFC 3261 §12.2.2).
@@ -196,15 +222,15 @@ public struct Dialog: Sendable, Hashable, Codable {
         guard state == .early else { return }
         state = .confirmed
         guard role == .uac else { return }
-        routeSet = Self.recordRoute(of: response).reversed()
-        if let contact = response.contacts.first { remoteTarget = contact.uri }
+        if let routeSet = Self.recordRoute(of: response) { routeSetForms = routeSet.reversed() }
+        if let target = response.contacts.first.flatMap({ WireForm($0.uri) }) { remoteTargetForm = target }
     }
 
     /// A 2xx to a target refresh request this UA sent in the dialog, a re-INVITE or UPDATE (RFC 3261
     /// §12.2.1.2): its Contact replaces the remote target. The route set never changes once confirmed.
     public mutating func refreshTarget(with response: SIPResponse) {
         precondition(response.isSuccess, "refreshTarget(with:) needs a 2xx, got \(response.status)")
-        if let contact = response.contacts.first { remoteTarget = contact.uri }
+        if let target = response.contacts.first.flatMap({ WireForm($0.uri) }) { remoteTargetForm = target }
     }
 
     /// A request received in the dialog (RFC 3261 §12.2.2): one whose CSeq is below the remote sequence number is
@@ -215,8 +241,9 @@ public struct Dialog: Sendable, Hashable, Codable {
         guard request.method != .ack, request.method != .cancel else { return .inOrder }
         guard let sequence = request.cseq?.sequence, sequence >= remoteSequence ?? 0 else { return .outOfOrder }
         remoteSequence = sequence
-        if Self.targetRefreshMethods.contains(request.method), let contact = request.contacts.first {
-            remoteTarget = contact.uri
+        if Self.targetRefreshMethods.contains(request.method),
+           let target = request.contacts.first.flatMap({ WireForm($0.uri) }) {
+            remoteTargetForm = target
         }
         return .inOrder
     }
@@ -275,6 +302,8 @@ public struct Dialog: Sendable, Hashable, Codable {
 
     /// The Request-URI and Route values of a request in the dialog (RFC 3261 §12.2.1.1).
     private func requestURIAndRoutes() -> (SIPAnyURI, [NameAddress]) {
+        let routeSet = routeSet
+        let remoteTarget = remoteTarget
         guard let first = routeSet.first else { return (remoteTarget, []) }
         if first.uri.sipURI?.isLooseRouter == true { return (remoteTarget, routeSet) }
         // A strict router (RFC 2543) routes on the Request-URI, so it goes there, stripped of what a Request-URI
@@ -292,8 +321,10 @@ public struct Dialog: Sendable, Hashable, Codable {
     /// and NOTIFY), and so carry the local Contact.
     private static let targetRefreshMethods: Set<SIPMethod> = [.invite, .update, .subscribe, .notify]
 
-    private static func recordRoute(of message: some SIPMessageFields) -> [NameAddress] {
-        message.headers.values("Record-Route").compactMap(NameAddress.init)
+    /// The Record-Route entries; nil when one of them would not read back from its wire form.
+    private static func recordRoute(of message: some SIPMessageFields) -> [WireForm<NameAddress>]? {
+        let forms = message.headers.values("Record-Route").compactMap(NameAddress.init).map(WireForm.init)
+        return forms.contains { $0 == nil } ? nil : forms.compactMap { $0 }
     }
 
     private static func untagged(_ address: NameAddress) -> NameAddress {
@@ -333,4 +364,34 @@ private func decodeWireForm<Value: LosslessStringConvertible>(from decoder: any 
 private func encodeWireForm(_ value: some LosslessStringConvertible, to encoder: any Encoder) throws {
     var container = encoder.singleValueContainer()
     try container.encode(value.description)
+}
+
+/// A value kept as its wire form and parsed again when read. Only a value whose wire form parses back is
+/// taken, so reading never fails; it encodes as that text and decodes only text that parses.
+struct WireForm<Value: LosslessStringConvertible>: Sendable, Hashable, Codable {
+    private let text: String
+
+    init?(_ value: Value) {
+        let text = value.description
+        guard Value(text) != nil else { return nil }
+        self.text = text
+    }
+
+    var value: Value {
+        guard let value = Value(text) else { preconditionFailure("a checked wire form no longer parses: \(text)") }
+        return value
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        text = try container.decode(String.self)
+        guard Value(text) != nil else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a valid \(Value.self): \(text)")
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
+    }
 }

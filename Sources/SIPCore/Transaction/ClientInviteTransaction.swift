@@ -29,7 +29,7 @@ public struct ClientInviteTransaction: Sendable {
 
     /// The INVITE the transaction sends; nil once a final response came, as nothing resends it then (the
     /// transaction lingers 32 s after it, and keeps no message it does not need).
-    public private(set) var request: SIPRequest?
+    public var request: SIPRequest? { state == .calling || state == .proceeding ? message : nil }
     /// Whether the transport is reliable (TCP, TLS, SCTP): no Timer A, Timer D is zero.
     public let reliable: Bool
     /// The timer values.
@@ -38,15 +38,16 @@ public struct ClientInviteTransaction: Sendable {
     public private(set) var state: State = .calling
     private var started = false
     private var timerAInterval: Duration
-    /// The ACK sent for the non-2xx final response, sent again for each of its retransmissions.
-    private var ack: SIPRequest?
+    /// The one message the transaction may send again: the INVITE until the final response, then the ACK of a
+    /// 300-699, sent again for each of its retransmissions (one slot: transactions are many, and linger).
+    private var message: SIPRequest?
     /// The TU sent a CANCEL: the final response is awaited 64*T1 at most.
     private var cancelled = false
 
     /// Creates the transaction in the calling state; ``start()`` sends the INVITE.
     public init(request: SIPRequest, reliable: Bool, timers: SIPTimers = SIPTimers()) {
         precondition(request.method == .invite, "ClientInviteTransaction needs an INVITE, got \(request.method)")
-        self.request = request
+        message = request
         self.reliable = reliable
         self.timers = timers
         timerAInterval = timers.timerA
@@ -76,15 +77,15 @@ public struct ClientInviteTransaction: Sendable {
                 return actions + [.deliver(response)]
             }
             if cancelled { actions.append(.cancelTimer(.cancelled)) }
-            guard let request else { return actions }
-            self.request = nil
+            guard let request = message else { return actions }
+            message = nil
             if response.isSuccess {
                 state = .accepted
                 return actions + [.deliver(response), .startTimer(.timerM, after: timers.timerM)]
             }
             // §17.1.1.3: the INVITE's transaction fields with the To of the response, whose tag the INVITE lacked.
             let ack = SIPRequest(sameTransactionAs: request, method: .ack, to: response.headers["To"])
-            self.ack = ack
+            message = ack
             actions += [.send(ack), .deliver(response)]
             let timerD = timers.timerD(reliable: reliable)
             if timerD == .zero {
@@ -96,7 +97,7 @@ public struct ClientInviteTransaction: Sendable {
             }
             return actions
         case .completed:
-            guard !response.isProvisional, !response.isSuccess, let ack else { return [] }
+            guard !response.isProvisional, !response.isSuccess, let ack = message else { return [] }
             return [.send(ack)]
         case .accepted:
             return response.isSuccess ? [.deliver(response)] : []

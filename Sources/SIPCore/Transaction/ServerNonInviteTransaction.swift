@@ -3,7 +3,7 @@
 /// A pure state machine like ``ServerInviteTransaction``: events return actions, the owner runs Timer J.
 ///
 /// ```swift
-/// var transaction = ServerNonInviteTransaction(request: options, reliable: true)
+/// var transaction = ServerNonInviteTransaction(reliable: true)
 /// perform(transaction.sendFinal(SIPResponse(replyingTo: options, status: 200)))
 /// ```
 public struct ServerNonInviteTransaction: Sendable {
@@ -19,8 +19,6 @@ public struct ServerNonInviteTransaction: Sendable {
         case terminated
     }
 
-    /// The request that created the transaction.
-    public let request: SIPRequest
     /// Whether the transport is reliable: Timer J is zero.
     public let reliable: Bool
     /// The timer values.
@@ -30,9 +28,9 @@ public struct ServerNonInviteTransaction: Sendable {
     /// The last response sent, repeated on retransmissions.
     public private(set) var lastResponse: SIPResponse?
 
-    /// Creates the transaction in the trying state for a received request.
-    public init(request: SIPRequest, reliable: Bool, timers: SIPTimers = SIPTimers()) {
-        self.request = request
+    /// Creates the transaction in the trying state for a received request; the owner keeps the request as long
+    /// as it answers it, the transaction only its last response (for the 64*T1 it absorbs retransmissions).
+    public init(reliable: Bool, timers: SIPTimers = SIPTimers()) {
         self.reliable = reliable
         self.timers = timers
     }
