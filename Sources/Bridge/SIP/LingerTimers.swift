@@ -46,12 +46,12 @@ final class LingerTimers<Key: Hashable, Timer: Hashable> {
     }
 
     func start(_ timer: Timer, for key: Key, owner: AnyObject, after delay: Duration) {
-        let waiting = Waiting(deadline: .now() + TimeAmount(delay), key: key, timer: timer, owner: owner)
+        let waiting = Waiting(deadline: loop.now + TimeAmount(delay), key: key, timer: timer, owner: owner)
         queues[delay, default: Queue()].items.append(waiting)
     }
 
     private func fireDue() {
-        let now = NIODeadline.now()
+        let now = loop.now
         for delay in Array(queues.keys) {
             var due: [Waiting] = []
             guard var queue = queues[delay] else { continue }
