@@ -62,6 +62,7 @@ final class CallManager: @unchecked Sendable {
             self.destination = destination
         }
 
+        /// Our INVITE while it is unanswered.
         var invite: SIPRequest? {
             if case .inviting(let invite) = setup { invite } else { nil }
         }
