@@ -371,7 +371,7 @@ final class CallManager: @unchecked Sendable {
     /// another fork's answer is ACKed and hung up, as one call has one B.
     private func repeated2xx(_ response: SIPResponse, leg: LegSIP, dialog: Dialog, call: Call) {
         if dialog.matches(response) {
-            if leg.acked { sendACK(for: response, leg: leg) }
+            if leg.acked { sendACK(for: response, leg: leg, body: leg.ackBody) }
             return
         }
         guard var fork = Dialog(forkOf: dialog, response: response) else { return }
@@ -386,14 +386,14 @@ final class CallManager: @unchecked Sendable {
         leg.setup = nil
         leg.acked = true
         leg.ackBody = sdp ?? []
-        sendACK(for: answer, leg: leg)
+        sendACK(for: answer, leg: leg, body: leg.ackBody)
     }
 
-    /// The ACK for the leg's 2xx (its first or a retransmission): the same body each time, a new branch.
-    private func sendACK(for answer: SIPResponse, leg: LegSIP) {
+    /// The ACK for a 2xx in the leg's dialog, each time with a new branch (RFC 3261 §13.2.2.4): for the
+    /// initial INVITE's 2xx (or its retransmission) with the leg's ACK body, for a re-INVITE's without one.
+    private func sendACK(for answer: SIPResponse, leg: LegSIP, body: [UInt8] = []) {
         guard let dialog = leg.dialog else { return }
-        let ack = dialog.makeACK(for: answer, via: client.makeVia(), body: leg.ackBody,
-                                 contentType: leg.ackBody.isEmpty ? nil : "application/sdp")
+        let ack = dialog.makeACK(for: answer, via: client.makeVia(), body: body, contentType: body.isEmpty ? nil : "application/sdp")
         client.sendStateless(ack, to: leg.destination)
     }
 
@@ -439,9 +439,7 @@ final class CallManager: @unchecked Sendable {
             case .response(let response) where response.isProvisional:
                 call.sip[index]?.busy = true
             case .response(let response) where response.isSuccess:
-                if let dialog = call.sip[index]?.dialog, let destination = call.sip[index]?.destination {
-                    client.sendStateless(dialog.makeACK(for: response, via: client.makeVia()), to: destination)
-                }
+                if let leg = call.sip[index] { sendACK(for: response, leg: leg) }
                 drive(call, .reinviteAnswered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
             case .response(let response):
                 drive(call, .reinviteFailed(leg: index, status: response.status))
@@ -579,9 +577,7 @@ final class CallManager: @unchecked Sendable {
                 return
             case .response(let answer):
                 response = SIPResponse(replyingTo: request, status: answer.status, reason: answer.reason, toTag: toTag)
-                if answer.isSuccess, request.method == .invite, let dialog = call.sip[other]?.dialog, let destination = call.sip[other]?.destination {
-                    client.sendStateless(dialog.makeACK(for: answer, via: client.makeVia()), to: destination)
-                }
+                if answer.isSuccess, request.method == .invite { sendACK(for: answer, leg: otherLeg) }
                 if answer.isSuccess {
                     decorate(&response, for: request, sdp: nil)
                     if !answer.body.isEmpty {

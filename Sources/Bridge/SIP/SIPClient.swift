@@ -106,11 +106,6 @@ final class SIPClient: @unchecked Sendable {
         write(request, to: destination)
     }
 
-    /// ``sendStateless(_:to:)`` for a request already on the wire form (an ACK kept for 2xx retransmissions).
-    func sendStateless(bytes: [UInt8], to destination: SocketAddress) {
-        write(bytes, method: .ack, to: destination)
-    }
-
     /// A response off the wire: true when a transaction of ours took it (RFC 3261 §17.1.3).
     func receive(_ response: SIPResponse) -> Bool {
         guard let key = TransactionKey.forClient(response: response) else { return false }
@@ -175,14 +170,11 @@ final class SIPClient: @unchecked Sendable {
     }
 
     private func write(_ request: SIPRequest, to destination: SocketAddress) {
-        write(request.serialized(), method: request.method, to: destination)
-    }
-
-    private func write(_ bytes: [UInt8], method: SIPMethod, to destination: SocketAddress) {
         guard let channel else {
-            logger.error("SIP request before the socket is bound", metadata: ["sip.method": "\(method)"])
+            logger.error("SIP request before the socket is bound", metadata: ["sip.method": "\(request.method)"])
             return
         }
+        let bytes = request.serialized()
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: buffer), promise: nil)
