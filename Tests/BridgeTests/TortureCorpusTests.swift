@@ -10,8 +10,8 @@ import Testing
 /// The parser's own verdicts are pinned in SIPCoreTests; this pins the bridge's answers as an endpoint.
 @Suite struct TortureCorpusTests {
     static let corpus = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("shared/testdata/rfc4475")
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/rfc4475")
 
     /// What the bridge answers (nil: dropped, as RFC 4475 says for broken responses or unusable requests).
     static let expected: [String: Int?] = [

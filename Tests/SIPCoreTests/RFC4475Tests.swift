@@ -2,13 +2,11 @@ import Foundation
 import SIPCore
 import Testing
 
-/// The RFC 4475 torture messages, read in place from `/work/shared/testdata/rfc4475`.
+/// The RFC 4475 torture messages, byte-exact, in the project's `Tests/Fixtures/rfc4475`.
 private let corpus = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent()  // SIPCoreTests
     .deletingLastPathComponent()  // Tests
-    .deletingLastPathComponent()  // main
-    .deletingLastPathComponent()
-    .appendingPathComponent("shared/testdata/rfc4475")
+    .appendingPathComponent("Fixtures/rfc4475")
 
 private func load(_ folder: String, _ name: String) throws -> [UInt8] {
     Array(try Data(contentsOf: corpus.appendingPathComponent("\(folder)/\(name).dat")))
