@@ -112,6 +112,29 @@ def fmt(v):
     return "-" if v is None else f"{v:g}"
 
 
+def markdown_table(rows):
+    """Rows of cells, the first the header, as the lines of a Markdown table (columns padded)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append("| " + " | ".join(c.ljust(widths[j]) for j, c in enumerate(row)) + " |")
+        if i == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return lines
+
+
+def sustained(rates, clean):
+    """The highest rate whose step and every lower one were clean (`clean(rate)`), 0 if none, and
+    how the report says it: "<rate> cps" or "none of [...]", plus higher rates clean all the same."""
+    best = 0
+    for rate in rates:
+        if not clean(rate):
+            break
+        best = rate
+    also = [rate for rate in rates if rate > best and clean(rate)]
+    return best, (f"{best} cps" if best else f"none of {rates}") + (f" (also clean at {also})" if also else "")
+
+
 def results_file(out, kind, now):
     """The results file: --out, else bench/results/<kind>-<date>-<time>.txt."""
     path = Path(out) if out else BENCH / "results" / f"{kind}-{now:%Y-%m-%d-%H%M%S}.txt"
