@@ -1,8 +1,14 @@
 """Fixtures: temp dir per test, Kamailio/sipp/Swift starters that stop what they
 start, and the tails of every log attached to a failing test's report."""
+import sys
+from pathlib import Path
+
 import pytest
 
-import harness
+# The shared test kit (python/switchboard_testkit), imported by harness.py and the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
+
+import harness  # noqa: E402  (needs the path above)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -38,7 +44,7 @@ def start_kamailio(request, tmp_path):
 
 @pytest.fixture
 def sipp(request, tmp_path):
-    s = harness.Sipp(tmp_path)
+    s = harness.Sipp(tmp_path, harness.SCENARIOS)
 
     def logs():
         return "\n".join(harness.tail(p, 60) for p in sorted(s.dir.glob("*"))

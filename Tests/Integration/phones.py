@@ -29,9 +29,9 @@ logs are attached to a failing test's report with the other sipp logs.
     assert bob.received("BYE")
 """
 import re
-import socket
-import uuid
 from pathlib import Path
+
+from switchboard_testkit.sip import kick
 
 import harness
 from harness import DOMAIN, LOCAL
@@ -189,24 +189,6 @@ def _launch(sipp, name, argv):
     return proc
 
 
-def _kick(port, user):
-    """The request that makes a callee phone register (its Call-ID becomes the
-    REGISTER's)."""
-    call_id = f"register-{user}-{uuid.uuid4().hex[:12]}@{LOCAL}"
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((LOCAL, 0))
-        lport = s.getsockname()[1]
-        msg = (f"KICK sip:{user}@{LOCAL}:{port} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP {LOCAL}:{lport};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
-               f"From: <sip:harness@{LOCAL}>;tag={uuid.uuid4().hex[:8]}\r\n"
-               f"To: <sip:{user}@{LOCAL}>\r\nCall-ID: {call_id}\r\nCSeq: 1 KICK\r\n"
-               f"Content-Length: 0\r\n\r\n")
-        s.sendto(msg.encode(), (LOCAL, port))
-    finally:
-        s.close()
-
-
 def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
           hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10):
     """Start a callee phone registered at `kamailio` as `user` and return it once Kamailio
@@ -227,13 +209,11 @@ def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
     argv = _argv(sipp, name, scenario, port, user, password, keys, extra, timeout)
     proc = _launch(sipp, name, argv)
     phone = Phone(name, user, "callee", behaviour, port, proc, sipp.dir)
-    harness.wait_until(lambda: not proc.running() or harness.udp_port_in_use(port), 5,
-                       f"phone {name} to bind {port}", phone.report)
-    assert proc.running(), f"phone {name} exited at start\n{phone.report()}"
-    _kick(port, user)
-    harness.wait_until(lambda: phone.registered() or not proc.running(), register_timeout,
-                       f"phone {name} to register as {user}", phone.report)
-    assert phone.registered(), f"phone {name} did not register\n{phone.report()}"
+    harness.wait_until(lambda: harness.udp_port_in_use(port), 5, f"phone {name} to bind {port}",
+                       phone.report, proc)
+    kick(port, user)
+    harness.wait_until(phone.registered, register_timeout, f"phone {name} to register as {user}",
+                       phone.report, proc)
     return phone
 
 

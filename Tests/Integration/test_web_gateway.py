@@ -15,6 +15,7 @@ import urllib.request
 import uuid
 
 import pytest
+from switchboard_testkit.gateway import healthy as gateway_healthy
 
 import harness
 import phones
@@ -103,15 +104,7 @@ def stack(tmp_path, swift, start_kamailio):
     }))
     gateway = swift.start("gateway", "switchboard-gateway", "serve", "--config", config)
     base = f"http://{LOCAL}:{http_port}"
-
-    def healthy():
-        try:
-            with urllib.request.urlopen(base + "/api/v1/health", timeout=1) as response:
-                return json.loads(response.read())["status"] == "ok"
-        except (OSError, ValueError):
-            return False
-    harness.wait_until(lambda: not gateway.running() or healthy(), 20, "the gateway to reach the bridge", gateway.tail)
-    assert gateway.running(), gateway.tail()
+    harness.wait_until(lambda: gateway_healthy(http_port), 20, "the gateway to reach the bridge", gateway.tail, gateway)
     time.sleep(0.5)  # the gateway's and the accounting worker's SUB subscriptions reach the bridge
     return Stack(kamailio, bridge, gateway, base, key, journal, cdr_db)
 

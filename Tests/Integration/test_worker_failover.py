@@ -1,10 +1,10 @@
 """Two router workers, one SIGKILLed under steady load: every INVITE still gets a final response,
 and the bridge reports how many the fallback answered."""
 import os
-import re
 import signal
 import time
-import urllib.request
+
+from switchboard_testkit.metrics import metric
 
 import harness
 from harness import LOCAL
@@ -14,9 +14,7 @@ RATE, SECONDS = 50, 8
 
 
 def fallbacks(metrics_port):
-    text = urllib.request.urlopen(f"http://{LOCAL}:{metrics_port}/metrics", timeout=5).read().decode()
-    match = re.search(r"^switchboard_decision_fallbacks_total (\d+)", text, re.M)
-    return int(match.group(1)) if match else 0
+    return int(metric(f"http://{LOCAL}:{metrics_port}/metrics", "switchboard_decision_fallbacks_total"))
 
 
 def test_killing_one_of_two_workers_under_load_leaves_no_invite_unanswered(tmp_path, swift):

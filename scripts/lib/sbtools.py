@@ -14,80 +14,34 @@
   sbtools.py call-state URL KEY ID  print the state of a call as the web gateway reports it
 """
 import json
-import random
-import socket
 import sys
-import time
-import uuid
+from pathlib import Path
 
-LOCAL = "127.0.0.1"
+# The repository's shared Python test kit (python/switchboard_testkit).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 
-
-def port_is_free(port):
-    socks = []
-    try:
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            s = socket.socket(socket.AF_INET, kind)
-            socks.append(s)
-            s.bind((LOCAL, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        for s in socks:
-            s.close()
+from switchboard_testkit.net import free_port, port_is_free, udp_port_in_use  # noqa: E402  (needs the path above)
+from switchboard_testkit.sip import kick, sip_request  # noqa: E402
 
 
 def cmd_port(preferred="0"):
     preferred = int(preferred)
     if preferred and port_is_free(preferred):
         return print(preferred)
-    for _ in range(500):
-        port = random.randint(20000, 60000)
-        if port_is_free(port):
-            return print(port)
-    sys.exit("no free port on 127.0.0.1")
+    try:
+        print(free_port())
+    except RuntimeError:
+        sys.exit("no free port on 127.0.0.1")
 
 
 def cmd_in_use(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((LOCAL, int(port)))
-        sys.exit(1)
-    except OSError:
-        sys.exit(0)
-    finally:
-        s.close()
+    sys.exit(0 if udp_port_in_use(int(port)) else 1)
 
 
 def cmd_sip(port, method="OPTIONS", user="", *headers):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((LOCAL, 0))
-    lport = s.getsockname()[1]
-    uri = f"sip:{user + '@' if user else ''}{LOCAL}:{port}"
-    tag, branch, callid = uuid.uuid4().hex[:8], uuid.uuid4().hex, uuid.uuid4().hex
-    extra = "".join(h + "\r\n" for h in headers)
-    via = f"Via: SIP/2.0/UDP {LOCAL}:{lport};rport;branch=z9hG4bK{branch}"
-    s.sendto((f"{method} {uri} SIP/2.0\r\n{via}\r\nFrom: <sip:demo-probe@{LOCAL}>;tag={tag}\r\n"
-              f"To: <{uri}>\r\nCall-ID: {callid}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
-              f"{extra}Content-Length: 0\r\n\r\n").encode(), (LOCAL, int(port)))
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
-        s.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            data = s.recv(65535).decode(errors="replace")
-        except (socket.timeout, ConnectionRefusedError):
-            break
-        status = int(data.split(" ", 2)[1])
-        if status < 200:
-            continue
-        if method == "INVITE":      # complete the transaction like a phone would
-            to = next((l for l in data.split("\r\n") if l.lower().startswith("to:")), f"To: <{uri}>")
-            s.sendto((f"ACK {uri} SIP/2.0\r\n{via}\r\nFrom: <sip:demo-probe@{LOCAL}>;tag={tag}\r\n{to}\r\n"
-                      f"Call-ID: {callid}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode(),
-                     (LOCAL, int(port)))
-        return print(status)
-    print("none")
+    status = sip_request(int(port), method, user=user or None, timeout=2,
+                         headers="".join(h + "\r\n" for h in headers))
+    print("none" if status is None else status)
 
 
 def describe(event):
@@ -153,14 +107,7 @@ def cmd_events(endpoint, logfile):
 
 def cmd_kick(port, user):
     # A phone scenario waits for this request before it REGISTERs (see Tests/Integration/phones.py).
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((LOCAL, 0))
-        tag, branch = uuid.uuid4().hex[:8], uuid.uuid4().hex
-        s.sendto((f"KICK sip:{user}@{LOCAL}:{port} SIP/2.0\r\n"
-                  f"Via: SIP/2.0/UDP {LOCAL}:{s.getsockname()[1]};branch=z9hG4bK{branch}\r\n"
-                  f"From: <sip:demo@{LOCAL}>;tag={tag}\r\nTo: <sip:{user}@{LOCAL}>\r\n"
-                  f"Call-ID: register-{user}-{branch[:12]}@{LOCAL}\r\nCSeq: 1 KICK\r\nContent-Length: 0\r\n\r\n").encode(),
-                 (LOCAL, int(port)))
+    kick(port, user, sender="demo")
 
 
 def cmd_registered(messages):
