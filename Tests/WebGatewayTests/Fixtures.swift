@@ -1,3 +1,4 @@
+import BusSchema
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -11,7 +12,7 @@ import NIOCore
 /// exercised by the integration tests.
 final class RecordingBridge: BridgeClient, @unchecked Sendable {
     enum Sent: Equatable {
-        case originate(OriginateCommand)
+        case originate(Originate)
         case hangup(String)
     }
 
@@ -30,7 +31,7 @@ final class RecordingBridge: BridgeClient, @unchecked Sendable {
 
     var sent: [Sent] { lock.withLock { sentCommands } }
 
-    func originate(_ command: OriginateCommand) async throws -> (callId: String, existing: Bool) {
+    func originate(_ command: Originate) async throws -> (callId: String, existing: Bool) {
         try lock.withLock {
             sentCommands.append(.originate(command))
             if let failure { throw failure }

@@ -1,30 +1,22 @@
+import BusSchema
 import Foundation
 
-/// One party of an originate as the gateway asks for it.
-struct OriginateParty: Equatable, Sendable {
-    var uri: String
-    var callerIdUri: String?
-    var callerIdName: String?
-    var ringTimeoutMs: Int?
-}
-
-/// The originate command the gateway sends (bus `originate`): call `a`, then `b`, join them.
-struct OriginateCommand: Equatable, Sendable {
-    var a: OriginateParty
-    var b: OriginateParty
-    /// `OWNER:Idempotency-Key`, so two keys never share an idempotency scope.
-    var idempotencyKey: String?
-    /// The key id or `user:NAME`: the bus `account`, which the bridge also limits.
-    var account: String
-}
-
 /// A refused or failed command: the bus error `code` (`unknown_call`, `limit_exceeded`, ...), or
-/// `timeout` / `unreachable` when no reply came.
+/// one of the gateway's own codes below when no usable reply came.
 struct BridgeError: Error, Equatable, CustomStringConvertible {
-    var code: String
+    var code: ErrorCode
     var message: String
 
     var description: String { "\(code): \(message)" }
+}
+
+extension ErrorCode {
+    /// The command was sent but no reply came in time: it may have been carried out.
+    static let timeout = ErrorCode(rawValue: "timeout")
+    /// No connection to the bridge: nothing was sent.
+    static let unreachable = ErrorCode(rawValue: "unreachable")
+    /// The bridge answered with a result of another command.
+    static let badReply = ErrorCode(rawValue: "bad_reply")
 }
 
 /// How the gateway talks to one bridge's command endpoint. Production: ``BusBridgeClient`` over the
@@ -32,8 +24,10 @@ struct BridgeError: Error, Equatable, CustomStringConvertible {
 protocol BridgeClient: Sendable {
     /// The configured bridge name (`bridge-1`).
     var id: String { get }
+    /// Sends `originate`; its `idempotency_key` is `OWNER:Idempotency-Key`, so two API keys never share
+    /// an idempotency scope, and its `account` is the key id or `user:NAME`, which the bridge also limits.
     /// - Returns: the bridge's call id, and whether the idempotency key matched an earlier originate.
-    func originate(_ command: OriginateCommand) async throws -> (callId: String, existing: Bool)
+    func originate(_ originate: Originate) async throws -> (callId: String, existing: Bool)
     func hangup(callId: String) async throws
     /// The ids of the bridge's live calls (`list`); used by health checks and to reconcile the table.
     func liveCallIds() async throws -> Set<String>

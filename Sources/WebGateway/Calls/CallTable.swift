@@ -1,3 +1,4 @@
+import BusSchema
 import Foundation
 
 /// What changed, for the WebSocket and any other observer.
@@ -92,7 +93,7 @@ final class CallTable: @unchecked Sendable {
                 calls[callId] = call
                 return nil
             }
-            let call = LiveCall(callId: callId, bridge: bridge, kind: "originate", state: "dialing", owner: owner, from: from, to: to,
+            let call = LiveCall(callId: callId, bridge: bridge, kind: .originate, state: .live(.dialing), owner: owner, from: from, to: to,
                                 legs: [], createdAt: Timestamp.now(), idempotencyKey: idempotencyKey)
             calls[callId] = call
             return CallChange(call: call, removed: false)
@@ -123,49 +124,49 @@ final class CallTable: @unchecked Sendable {
             if case .bridgeStarted = update {
                 return calls.values.filter { $0.bridge == bridge }.map { call in
                     var call = call
-                    call.state = "ended"
-                    call.endCause = "bridge_restart"
+                    call.state = .ended
+                    call.endCause = EndCause.bridgeRestart.rawValue
                     call.endedAt = timestamp
                     return finish(call)
                 }
             }
             guard let callId = update.callId else { return [] }
-            var call = calls[callId] ?? LiveCall(callId: callId, bridge: bridge, kind: "inbound", state: "routing", legs: [],
+            var call = calls[callId] ?? LiveCall(callId: callId, bridge: bridge, kind: .inbound, state: .live(.routing), legs: [],
                                                  createdAt: timestamp)
             if ended[callId] != nil { return [] }
             call.seq = seq ?? call.seq
             switch update {
             case .originated(_, let account, let a, let b, let idempotencyKey):
-                call.kind = "originate"
+                call.kind = .originate
                 call.idempotencyKey = call.idempotencyKey ?? idempotencyKey
                 call.owner = account ?? call.owner
                 call.from = call.from ?? a
                 call.to = call.to ?? b
-                if call.state == "routing" { call.state = "dialing" }
+                if call.state == .live(.routing) { call.state = .live(.dialing) }
             case .offered(_, let from, let to):
                 call.from = from
                 call.to = to
             case .dialing(_, let leg, let uri):
-                call.updateLeg(leg, uri: uri) { $0.state = "calling" }
-                if call.state == "routing" { call.state = "dialing" }
+                call.updateLeg(leg, uri: uri) { $0.state = .calling }
+                if call.state == .live(.routing) { call.state = .live(.dialing) }
             case .ringing(_, let leg):
-                call.updateLeg(leg) { $0.state = "ringing" }
-                if call.state != "connected" { call.state = "ringing" }
-                if leg == "a", let start = requestedAt.removeValue(forKey: callId) { latency = .now - start }
+                call.updateLeg(leg) { $0.state = .ringing }
+                if call.state != .live(.connected) { call.state = .live(.ringing) }
+                if leg == Leg.a.rawValue, let start = requestedAt.removeValue(forKey: callId) { latency = .now - start }
             case .answered(_, let leg, let uri):
-                call.updateLeg(leg, uri: uri) { $0.state = "answered" }
+                call.updateLeg(leg, uri: uri) { $0.state = .answered }
             case .connected:
-                call.state = "connected"
+                call.state = .live(.connected)
                 call.connectedAt = timestamp
             case .held(_, let leg, let held):
                 call.updateLeg(leg) { $0.held = held }
             case .legFailed(_, let leg, _):
-                call.updateLeg(leg) { $0.state = "ended" }
+                call.updateLeg(leg) { $0.state = .ended }
             case .ended(_, let cause):
-                call.state = "ended"
+                call.state = .ended
                 call.endCause = cause
                 call.endedAt = timestamp
-                for index in call.legs.indices { call.legs[index].state = "ended" }
+                for index in call.legs.indices { call.legs[index].state = .ended }
                 return [finish(call)]
             case .bridgeStarted:
                 return []
