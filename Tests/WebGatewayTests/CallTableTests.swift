@@ -1,5 +1,6 @@
 import BusSchema
 import Foundation
+import NIOConcurrencyHelpers
 import Testing
 @testable import WebGateway
 
@@ -55,12 +56,12 @@ import Testing
 
     @Test func ringingOfLegAReportsTheLatencyFromTheRequest() {
         let table = CallTable()
-        let recorded = LockedBox<Duration?>(nil)
-        table.onRinging = { duration in recorded.set(duration) }
+        let recorded = NIOLockedValueBox<Duration?>(nil)
+        table.onRinging = { duration in recorded.withLockedValue { $0 = duration } }
         _ = table.reserve(owner: "k", limit: 2)
         table.commit(owner: "k", callId: "c1", bridge: "b", from: "a", to: "b", requestedAt: .now - .milliseconds(40))
         table.apply(.ringing(callId: "c1", leg: "a"), bridge: "b", seq: 1, at: "t")
-        #expect((recorded.get() ?? .zero) >= .milliseconds(40))
+        #expect((recorded.withLockedValue { $0 } ?? .zero) >= .milliseconds(40))
     }
 
     @Test func busEventsTranslateToUpdates() {
@@ -84,14 +85,4 @@ import Testing
         try await store.saveLiveCalls(bridge: "b", seq: 42, upserts: [], removals: ["c1"])
         #expect(try store.liveCalls().calls.isEmpty)
     }
-}
-
-/// A value shared with a @Sendable closure in a test.
-final class LockedBox<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ newValue: Value) { lock.withLock { value = newValue } }
 }

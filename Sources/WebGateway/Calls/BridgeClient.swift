@@ -1,5 +1,5 @@
 import BusSchema
-import Foundation
+import NIOConcurrencyHelpers
 
 /// A refused or failed command: the bus error `code` (`unknown_call`, `limit_exceeded`, ...), or
 /// one of the gateway's own codes below when no usable reply came.
@@ -39,7 +39,7 @@ protocol BridgeClient: Sendable {
 /// let bridges = BridgeDirectory(clients: [client])
 /// let bridge = bridges.next()          // round-robin over the reachable ones
 /// ```
-final class BridgeDirectory: @unchecked Sendable {
+final class BridgeDirectory: Sendable {
     struct Health: Equatable, Sendable {
         var reachable: Bool?
         var checkedAt: String?
@@ -47,10 +47,13 @@ final class BridgeDirectory: @unchecked Sendable {
         var liveCalls: Int?
     }
 
+    private struct State {
+        var health: [String: Health] = [:]
+        var cursor = 0
+    }
+
     let clients: [any BridgeClient]
-    private let lock = NSLock()
-    private var health: [String: Health] = [:]
-    private var cursor = 0
+    private let state = NIOLockedValueBox(State())
 
     init(clients: [any BridgeClient]) {
         self.clients = clients
@@ -63,25 +66,25 @@ final class BridgeDirectory: @unchecked Sendable {
     /// The next bridge for an originate: round-robin, skipping bridges the last check found unreachable
     /// (all of them when none is known good).
     func next() -> (any BridgeClient)? {
-        lock.withLock {
+        state.withLockedValue { state in
             guard !clients.isEmpty else { return nil }
             for step in 0..<clients.count {
-                let client = clients[(cursor + step) % clients.count]
-                if health[client.id]?.reachable != false {
-                    cursor = (cursor + step + 1) % clients.count
+                let client = clients[(state.cursor + step) % clients.count]
+                if state.health[client.id]?.reachable != false {
+                    state.cursor = (state.cursor + step + 1) % clients.count
                     return client
                 }
             }
-            cursor = (cursor + 1) % clients.count
-            return clients[cursor]
+            state.cursor = (state.cursor + 1) % clients.count
+            return clients[state.cursor]
         }
     }
 
     func record(_ id: String, _ value: Health) {
-        lock.withLock { health[id] = value }
+        state.withLockedValue { $0.health[id] = value }
     }
 
     func status() -> [(id: String, health: Health)] {
-        lock.withLock { clients.map { ($0.id, health[$0.id] ?? Health()) } }
+        state.withLockedValue { state in clients.map { ($0.id, state.health[$0.id] ?? Health()) } }
     }
 }

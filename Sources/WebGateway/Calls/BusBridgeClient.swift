@@ -9,7 +9,7 @@ import WorkerSDK
 /// let client = try BusBridgeClient(bridge: configuration.bridges[0], timeout: .seconds(5), logger: logger)
 /// let (callId, _) = try await client.originate(command)
 /// ```
-final class BusBridgeClient: BridgeClient, @unchecked Sendable {
+final class BusBridgeClient: BridgeClient {
     let id: String
     private let client: CommandClient
     private let timeout: Duration

@@ -53,7 +53,7 @@ extension CallUpdate {
 /// let feed = try EventFeed(bridges: configuration.bridges, table: table, store: store, logger: logger)
 /// try await ServiceGroup(services: [feed], ...).run()
 /// ```
-final class EventFeed: Service, @unchecked Sendable {
+final class EventFeed: Service {
     private let subscribers: [(id: String, subscriber: EventSubscriber)]
     private let logger: Logger
 
@@ -98,7 +98,7 @@ final class EventFeed: Service, @unchecked Sendable {
 
 /// Asks each bridge for its live calls every interval: the health `GET /api/v1/health` reports, and a
 /// check that ends table entries the bridge no longer has (their `call.ended` was lost).
-final class BridgeMonitor: Service, @unchecked Sendable {
+final class BridgeMonitor: Service {
     private let bridges: BridgeDirectory
     private let table: CallTable
     private let interval: Duration
