@@ -127,22 +127,14 @@ public struct CommandRequest: Equatable, Sendable {
 
     /// The JSON frame for this request.
     public func frame() -> [UInt8] {
-        jsonBytes(capacity: 256)
+        serialized(capacity: 256)
     }
 
     /// Decodes a frame a client sent. Errors: `too_large`, `bad_json`, `unsupported_version`, and
     /// `bad_message` naming the field (`invalid command: missing field $.command.a.uri`) or listing the
     /// valid command names. Semantics (URIs, timeouts) are ``Command/problem``'s to check.
     public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> CommandRequest {
-        let (json, type) = try JSONObject.message(frame, root: "$")
-        guard type == Self.type else {
-            throw BusDecodingError(code: .badMessage, message: "unknown message type \(type.debugDescription) on the commands socket (send \(Self.type))")
-        }
-        do {
-            return try CommandRequest(json: json)
-        } catch {
-            throw BusDecodingError(code: error.code, message: "invalid \(Self.type): \(error.message)")
-        }
+        try decode(frame: frame, as: .command, root: "$", place: "on the commands socket (send \(Self.type))")
     }
 
     /// The `request_id` of a frame ``decode(_:)`` refused, when it has a readable one, so the error
@@ -255,21 +247,13 @@ public struct CommandReply: Equatable, Sendable {
 
     /// The JSON frame for this reply.
     public func frame() -> [UInt8] {
-        jsonBytes()
+        serialized()
     }
 
     /// Decodes a frame from a bridge's commands socket. Which result it is follows from its members
     /// (`calls`, `call`, `existing`, else `call_id` alone), as each command has its own.
     public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> CommandReply {
-        let (json, type) = try JSONObject.message(frame, root: "$")
-        guard type == Self.type else {
-            throw BusDecodingError(code: .badMessage, message: "unknown message type \(type.debugDescription) from a commands socket")
-        }
-        do {
-            return try CommandReply(json: json)
-        } catch {
-            throw BusDecodingError(code: error.code, message: "invalid \(Self.type): \(error.message)")
-        }
+        try decode(frame: frame, as: .commandReply, root: "$", place: "from a commands socket")
     }
 }
 

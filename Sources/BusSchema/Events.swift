@@ -389,9 +389,7 @@ public struct Event: Equatable, Sendable {
 
     /// The event's JSON frame (the bridge publishes one per call step).
     public func jsonBytes() -> [UInt8] {
-        var writer = JSONWriter()
-        write(to: &writer)
-        return writer.bytes
+        serialized()
     }
 
     /// A timestamp as `ts` writes it (ISO 8601 UTC, milliseconds); such strings sort in time order.

@@ -31,28 +31,16 @@ public struct ReplayRequest: Equatable, Sendable {
 
     /// The JSON frame for this request.
     public func encoded() -> [UInt8] {
-        jsonBytes(capacity: 128)
+        serialized(capacity: 128)
     }
 
     /// Decodes a frame a replay client sent. A refusal carries the request id when the frame had a
     /// readable one, so the client can match the `error` reply to its request.
     public static func decode(_ frame: [UInt8]) throws(Refusal) -> ReplayRequest {
-        let json: JSONObject
-        let type: String
         do throws(BusDecodingError) {
-            (json, type) = try JSONObject.message(frame)
+            return try decode(frame: frame, as: .replayRequest, place: "on the replay socket (send \(Self.type))")
         } catch {
             throw Refusal(error, requestId: JSONObject.requestId(in: frame))
-        }
-        let requestId = try? json.optionalString("request_id")
-        guard type == Self.type else {
-            throw Refusal(BusDecodingError(code: .badMessage, message: "unknown message type \(type.debugDescription) on the replay socket (send \(Self.type))"),
-                          requestId: requestId)
-        }
-        do throws(BusDecodingError) {
-            return try ReplayRequest(json: json)
-        } catch {
-            throw Refusal(BusDecodingError(code: error.code, message: "invalid \(Self.type): \(error.message)"), requestId: requestId)
         }
     }
 
@@ -142,9 +130,9 @@ public enum ReplayReply: Equatable, Sendable {
         case .events(let requestId, let events):
             return Self.eventsFrame(requestId: requestId, journaled: events.compactMap { $0.event?.jsonBytes() })
         case .end(let end):
-            return end.jsonBytes(capacity: 160)
+            return end.serialized(capacity: 160)
         case .error(let reply):
-            return reply.jsonBytes(capacity: 160)
+            return reply.serialized(capacity: 160)
         }
     }
 

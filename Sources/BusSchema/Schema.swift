@@ -35,10 +35,22 @@ protocol BusReadable {
 
 extension BusMessage {
     /// The value as one JSON document.
-    func jsonBytes(capacity: Int = 512) -> [UInt8] {
+    func serialized(capacity: Int = 512) -> [UInt8] {
         var writer = JSONWriter(capacity: capacity)
         write(to: &writer)
         return writer.bytes
+    }
+
+    /// Reads a whole frame that must be of `type` (another type is refused naming `place`, the socket),
+    /// the body's errors prefixed `invalid TYPE:`; `root` prefixes field paths (`$` gives `$.command.leg`).
+    static func decode(frame: [UInt8], as type: MessageType, root: String = "", place: String) throws(BusDecodingError) -> Self {
+        let json = try JSONObject.message(frame, root: root).json
+        _ = try json.messageType([type], unknown: place)
+        do throws(BusDecodingError) {
+            return try Self(json: json)
+        } catch {
+            throw error.invalid(type)
+        }
     }
 }
 

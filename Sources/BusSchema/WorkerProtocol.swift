@@ -105,7 +105,7 @@ extension BusDecodingError {
 extension WorkerMessage: BusMessage {
     /// The JSON frame for this message.
     public func encoded() -> [UInt8] {
-        jsonBytes(capacity: 128)
+        serialized(capacity: 128)
     }
 
     /// Decodes a frame a worker sent, naming the problem when it is not a valid worker message.
@@ -152,7 +152,7 @@ extension WorkerMessage: BusMessage {
 extension BridgeMessage: BusMessage {
     /// The JSON frame for this message.
     public func encoded() -> [UInt8] {
-        jsonBytes()
+        serialized()
     }
 
     /// Decodes a frame a bridge sent.
