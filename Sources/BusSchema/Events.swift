@@ -437,13 +437,13 @@ extension Event: BusMessage {
 }
 
 /// An event as a subscriber reads it off the bus: the fields every event has, and the event itself
-/// when this build knows its type. An event of a newer bridge still consumes its sequence number,
-/// so it never looks like a gap, though no handler can see it.
+/// when this build knows its type and version. An event of a newer bridge still consumes its
+/// sequence number, so it never looks like a gap, though no handler can see it.
 public struct ReceivedEvent: Equatable, Sendable {
     public var bridgeId: String
     public var seq: UInt64
     public var type: String
-    /// Nil when the type is unknown to this build, or its payload does not read.
+    /// Nil when the type or schema version is unknown to this build, or the payload does not read.
     public var event: Event?
 
     public init(bridgeId: String, seq: UInt64, type: String, event: Event?) {
@@ -455,15 +455,16 @@ public struct ReceivedEvent: Equatable, Sendable {
 
     /// Reads one published event frame; refused only when `type`, `bridge_id` or `seq` do not read.
     public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> ReceivedEvent {
-        try ReceivedEvent(json: JSONObject.message(frame).json)
+        try ReceivedEvent(json: JSONObject.message(frame, anyVersion: true).json)
     }
 }
 
 extension ReceivedEvent: BusReadable {
     init(json: JSONObject) throws(BusDecodingError) {
         let type = try json.string("type")
+        let known = (try? json.optionalInt("v")) == BusSchema.version ? EventType(rawValue: type) : nil
         self.init(bridgeId: try json.string("bridge_id"), seq: try json.uint64("seq"), type: type,
-                  event: EventType(rawValue: type).flatMap { try? Event(json: json, type: $0) })
+                  event: known.flatMap { try? Event(json: json, type: $0) })
     }
 }
 

@@ -369,8 +369,10 @@ struct JSONObject {
 extension JSONObject {
     /// Reads a frame's top-level object with its `type`, refusing it by the bus's rules: `too_large` over
     /// ``BusSchema/maxFrameSize``, `bad_json` when it is not JSON with `v` and `type`, `unsupported_version`.
-    /// `root` prefixes every field path in later errors (`$` gives `$.command.leg`).
-    static func message(_ frame: [UInt8], root: String = "") throws(BusDecodingError) -> (json: JSONObject, type: String) {
+    /// `root` prefixes every field path in later errors (`$` gives `$.command.leg`); `anyVersion` lets a
+    /// message of another version through, for a reader that still wants its version-free fields.
+    static func message(_ frame: [UInt8], root: String = "", anyVersion: Bool = false) throws(BusDecodingError)
+        -> (json: JSONObject, type: String) {
         guard frame.count <= BusSchema.maxFrameSize else {
             throw BusDecodingError(code: .tooLarge, message: "frame of \(frame.count) bytes exceeds \(BusSchema.maxFrameSize)")
         }
@@ -387,7 +389,7 @@ extension JSONObject {
         guard let version, let type else {
             throw BusDecodingError(code: .badJSON, message: "not a bus message: \"v\" and \"type\" are required")
         }
-        guard version == BusSchema.version else {
+        guard version == BusSchema.version || anyVersion else {
             throw BusDecodingError(code: .unsupportedVersion, message: "schema version \(version) is not supported (this build speaks \(BusSchema.version))")
         }
         return (json, type)

@@ -75,7 +75,7 @@ struct GoldenFrame: CustomTestStringConvertible, Sendable {
         for action in DecisionAction.allCases { #expect(has("decisions", "decision-\(action.rawValue)"), "\(action)") }
     }
 
-    /// A replayed event of a type this build does not know keeps its place in the batch.
+    /// A replayed or live event of a type or version this build does not know keeps its place (its seq).
     @Test func replayKeepsEventsOfUnknownTypes() throws {
         let known = Event(bridgeId: "b1", seq: 7, timestamp: Date(timeIntervalSince1970: 0), callId: nil,
                           body: .workerJoined(WorkerInfo(workerId: "w")))
@@ -84,5 +84,7 @@ struct GoldenFrame: CustomTestStringConvertible, Sendable {
         #expect(reply == .events(requestId: "r", events: [ReceivedEvent(bridgeId: "b1", seq: 7, type: "worker.joined", event: known),
                                                           ReceivedEvent(bridgeId: "b1", seq: 8, type: "call.teleported", event: nil)]))
         #expect(throws: BusDecodingError.self) { try ReceivedEvent.decode(Array(#"{"v":1,"type":"call.ended","bridge_id":"b1"}"#.utf8)) }
+        let newer = try ReceivedEvent.decode(Array(#"{"v":2,"type":"worker.joined","bridge_id":"b1","seq":9,"worker":{"worker_id":"w"}}"#.utf8))
+        #expect(newer == ReceivedEvent(bridgeId: "b1", seq: 9, type: "worker.joined", event: nil))
     }
 }
