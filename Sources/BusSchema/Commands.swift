@@ -104,6 +104,10 @@ public enum Command: Equatable, Sendable {
 }
 
 /// A command's `name` on the wire, in the order error messages list them.
+///
+/// ```swift
+/// Command.hangup(callId: "b1-x-7").name   // .hangup
+/// ```
 public enum CommandName: String, Equatable, Sendable, CaseIterable {
     case originate, hangup, transfer, hold, unhold, list, get
 }

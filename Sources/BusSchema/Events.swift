@@ -202,6 +202,10 @@ public struct WorkerInfo: Equatable, Sendable {
 
 /// Why the bridge answered an offer itself rather than with a worker's decision, as `cause` in
 /// `call.routed` and `call.rejected`.
+///
+/// ```swift
+/// Rejected(status: 503, reason: "Service Unavailable", workerId: nil, fallback: true, cause: .noWorker, decisionMs: 0.1)
+/// ```
 public enum DecisionCause: String, Equatable, Sendable, CaseIterable {
     /// No worker was connected (fallback).
     case noWorker = "no_worker"
@@ -220,6 +224,11 @@ public enum DecisionCause: String, Equatable, Sendable, CaseIterable {
 }
 
 /// The type of an event, which is also its topic on the events socket.
+///
+/// ```swift
+/// SubscriberConfiguration(events: endpoint, replay: replay, topics: [EventType.callEnded.rawValue])
+/// if event.body.eventType == .callEnded { ... }
+/// ```
 public enum EventType: String, Equatable, Sendable, CaseIterable {
     case callOffered = "call.offered"
     case callRouted = "call.routed"
@@ -439,6 +448,11 @@ extension Event: BusMessage {
 /// An event as a subscriber reads it off the bus: the fields every event has, and the event itself
 /// when this build knows its type and version. An event of a newer bridge still consumes its
 /// sequence number, so it never looks like a gap, though no handler can see it.
+///
+/// ```swift
+/// let received = try ReceivedEvent.decode(frame)
+/// if let event = received.event { handle(event) } else { skipped(received.seq, received.type) }
+/// ```
 public struct ReceivedEvent: Equatable, Sendable {
     public var bridgeId: String
     public var seq: UInt64
