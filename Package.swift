@@ -91,9 +91,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
-            resources: [.copy("Public"), .copy("Resources/openapi.yaml")],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            resources: [.copy("Public"), .copy("Resources/openapi.yaml")]
         ),
         // The README's custom worker, built with the package so it cannot rot.
         .executableTarget(
@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema",
                                                       .product(name: "GRDB", package: "GRDB.swift"),
                                                       .product(name: "HummingbirdTesting", package: "hummingbird"),
-                                                      .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")],
-                    swiftSettings: [.swiftLanguageMode(.v5)]),
+                                                      .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                                                      .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
     ]
 )

@@ -2,18 +2,20 @@ import Foundation
 
 /// A leg of a bridged call: `a` is the caller's (or, for an originated call, the first party dialed),
 /// `b` the one the bridge dialed to join it.
+///
+/// Also `Codable`: the bridge's dialog store keeps it in its SQLite records.
 public enum Leg: String, Codable, Equatable, Sendable, CaseIterable {
     case a, b
 }
 
 /// Who made something happen to a call: one of its parties, a command on the commands socket, or
 /// the bridge itself (a limit, a restart, a shutdown).
-public enum Initiator: String, Codable, Equatable, Sendable, CaseIterable {
+public enum Initiator: String, Equatable, Sendable, CaseIterable {
     case a, b, command, bridge
 }
 
 /// Why a call, or one attempt to reach a party, ended.
-public enum EndCause: String, Codable, Equatable, Sendable, CaseIterable {
+public enum EndCause: String, Equatable, Sendable, CaseIterable {
     /// A party hung up after the call was connected.
     case normalClearing = "normal_clearing"
     /// The caller gave up (CANCEL) before the call was connected.
@@ -60,9 +62,7 @@ public enum EndCause: String, Codable, Equatable, Sendable, CaseIterable {
 /// ```json
 /// {"leg":"b","uri":"sip:bob@switchboard.local","sip_call_id":"b1-7-b1@bridge","attempt":1}
 /// ```
-public struct Dialing: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case leg, uri, sipCallId = "sip_call_id", attempt }
-
+public struct Dialing: Equatable, Sendable {
     public var leg: Leg
     public var uri: String
     /// The SIP Call-ID of the new leg.
@@ -83,9 +83,7 @@ public struct Dialing: Codable, Equatable, Sendable {
 /// ```json
 /// {"leg":"b","status":183,"early_media":true}
 /// ```
-public struct Ringing: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case leg, status, earlyMedia = "early_media" }
-
+public struct Ringing: Equatable, Sendable {
     public var leg: Leg
     /// 180 or 183.
     public var status: Int
@@ -104,9 +102,7 @@ public struct Ringing: Codable, Equatable, Sendable {
 /// ```json
 /// {"leg":"b","uri":"sip:bob@switchboard.local","setup_ms":4210.5}
 /// ```
-public struct Answered: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case leg, uri, setupMs = "setup_ms" }
-
+public struct Answered: Equatable, Sendable {
     public var leg: Leg
     public var uri: String
     /// From that leg's INVITE to its 200, milliseconds.
@@ -124,7 +120,7 @@ public struct Answered: Codable, Equatable, Sendable {
 /// ```json
 /// {"a":"sip:alice@switchboard.local","b":"sip:bob@switchboard.local"}
 /// ```
-public struct Connected: Codable, Equatable, Sendable {
+public struct Connected: Equatable, Sendable {
     /// Leg A's party URI.
     public var a: String
     /// Leg B's party URI.
@@ -141,7 +137,7 @@ public struct Connected: Codable, Equatable, Sendable {
 /// ```json
 /// {"leg":"b","uri":"sip:bob@switchboard.local","status":486,"reason":"Busy Here","cause":"busy"}
 /// ```
-public struct LegFailed: Codable, Equatable, Sendable {
+public struct LegFailed: Equatable, Sendable {
     public var leg: Leg
     public var uri: String
     /// The final response's status; nil when there was none (a transport error, a ring timeout).
@@ -164,7 +160,7 @@ public struct LegFailed: Codable, Equatable, Sendable {
 /// ```json
 /// {"leg":"b","by":"command"}
 /// ```
-public struct HoldChange: Codable, Equatable, Sendable {
+public struct HoldChange: Equatable, Sendable {
     /// The leg put on hold (or resumed).
     public var leg: Leg
     /// `a` or `b` when a party's re-INVITE did it, `command` for a hold/unhold command.
@@ -182,7 +178,7 @@ public struct HoldChange: Codable, Equatable, Sendable {
 /// ```json
 /// {"leg":"a","target":"sip:carol@switchboard.local"}
 /// ```
-public struct Transferred: Codable, Equatable, Sendable {
+public struct Transferred: Equatable, Sendable {
     public var leg: Leg
     public var target: String
 
@@ -198,9 +194,7 @@ public struct Transferred: Codable, Equatable, Sendable {
 /// {"cause":"normal_clearing","by":"b","duration_ms":65012.3,"talk_ms":60801.9}
 /// {"cause":"busy","status":486,"duration_ms":3120,"talk_ms":0}
 /// ```
-public struct Ended: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case cause, status, by, durationMs = "duration_ms", talkMs = "talk_ms" }
-
+public struct Ended: Equatable, Sendable {
     public var cause: EndCause
     /// The final SIP status, when the call failed before it was connected.
     public var status: Int?
@@ -220,10 +214,15 @@ public struct Ended: Codable, Equatable, Sendable {
     }
 }
 
-extension Dialing {
+extension Dialing: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(leg: try json.enumValue("leg"), uri: try json.string("uri"), sipCallId: try json.string("sip_call_id"),
+                  attempt: try json.int("attempt"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
-        writer.member("leg", leg.rawValue)
+        writer.member("leg", leg)
         writer.member("uri", uri)
         writer.member("sip_call_id", sipCallId)
         writer.member("attempt", attempt)
@@ -231,27 +230,39 @@ extension Dialing {
     }
 }
 
-extension Ringing {
+extension Ringing: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(leg: try json.enumValue("leg"), status: try json.int("status"), earlyMedia: try json.bool("early_media"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
-        writer.member("leg", leg.rawValue)
+        writer.member("leg", leg)
         writer.member("status", status)
         writer.member("early_media", earlyMedia)
         writer.closeObject()
     }
 }
 
-extension Answered {
+extension Answered: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(leg: try json.enumValue("leg"), uri: try json.string("uri"), setupMs: try json.double("setup_ms"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
-        writer.member("leg", leg.rawValue)
+        writer.member("leg", leg)
         writer.member("uri", uri)
         writer.member("setup_ms", setupMs)
         writer.closeObject()
     }
 }
 
-extension Connected {
+extension Connected: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(a: try json.string("a"), b: try json.string("b"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         writer.member("a", a)
@@ -260,42 +271,60 @@ extension Connected {
     }
 }
 
-extension LegFailed {
+extension LegFailed: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(leg: try json.enumValue("leg"), uri: try json.string("uri"), status: try json.optionalInt("status"),
+                  reason: try json.string("reason"), cause: try json.enumValue("cause"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
-        writer.member("leg", leg.rawValue)
+        writer.member("leg", leg)
         writer.member("uri", uri)
         writer.member("status", status)
         writer.member("reason", reason)
-        writer.member("cause", cause.rawValue)
+        writer.member("cause", cause)
         writer.closeObject()
     }
 }
 
-extension HoldChange {
+extension HoldChange: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(leg: try json.enumValue("leg"), by: try json.enumValue("by"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
-        writer.member("leg", leg.rawValue)
-        writer.member("by", by.rawValue)
+        writer.member("leg", leg)
+        writer.member("by", by)
         writer.closeObject()
     }
 }
 
-extension Transferred {
+extension Transferred: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(leg: try json.enumValue("leg"), target: try json.string("target"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
-        writer.member("leg", leg.rawValue)
+        writer.member("leg", leg)
         writer.member("target", target)
         writer.closeObject()
     }
 }
 
-extension Ended {
+extension Ended: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(cause: try json.enumValue("cause"), status: try json.optionalInt("status"), by: try json.optionalEnum("by"),
+                  durationMs: try json.double("duration_ms"), talkMs: try json.double("talk_ms"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
-        writer.member("cause", cause.rawValue)
+        writer.member("cause", cause)
         writer.member("status", status)
-        writer.member("by", by?.rawValue)
+        writer.member("by", by)
         writer.member("duration_ms", durationMs)
         writer.member("talk_ms", talkMs)
         writer.closeObject()

@@ -36,7 +36,7 @@ public enum Decision: Equatable, Sendable {
 }
 
 /// How a bridge decision forks leg B over its targets.
-public enum ForkMode: String, Codable, Equatable, Sendable, CaseIterable {
+public enum ForkMode: String, Equatable, Sendable, CaseIterable {
     /// One target after another: the next is dialed when the previous fails or its ring timeout ends.
     case serial
     /// Every target at once; the first to answer wins and the others are cancelled.
@@ -48,9 +48,7 @@ public enum ForkMode: String, Codable, Equatable, Sendable, CaseIterable {
 /// ```json
 /// {"uri":"sip:+12025550100@switchboard.local","display_name":"Support"}
 /// ```
-public struct CallerID: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case uri, displayName = "display_name" }
-
+public struct CallerID: Equatable, Sendable {
     public var uri: String?
     public var displayName: String?
 
@@ -75,9 +73,7 @@ public struct CallerID: Codable, Equatable, Sendable {
 /// ```json
 /// {"uri":"sip:bob@switchboard.local","ring_timeout_ms":20000}
 /// ```
-public struct BridgeTarget: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case uri, ringTimeoutMs = "ring_timeout_ms" }
-
+public struct BridgeTarget: Equatable, Sendable {
     public var uri: String
     /// How long the target may ring before the bridge gives up on it; nil: the bridge's default.
     public var ringTimeoutMs: Int?
@@ -94,9 +90,7 @@ public struct BridgeTarget: Codable, Equatable, Sendable {
 /// {"action":"bridge","targets":[{"uri":"sip:bob@switchboard.local","ring_timeout_ms":20000},{"uri":"sip:carol@switchboard.local"}],
 ///  "mode":"serial","caller_id":{"uri":"sip:+12025550100@switchboard.local","display_name":"Support"},"headers":{"X-Account":"acme"}}
 /// ```
-public struct BridgeRoute: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case targets, mode, callerId = "caller_id", headers }
-
+public struct BridgeRoute: Equatable, Sendable {
     /// Most targets one decision may fork to: bounds the legs one offer can make the bridge dial.
     public static let maxTargets = 16
 
@@ -114,22 +108,6 @@ public struct BridgeRoute: Codable, Equatable, Sendable {
         self.headers = headers
     }
 
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        targets = try container.decode([BridgeTarget].self, forKey: .targets)
-        mode = try container.decodeIfPresent(ForkMode.self, forKey: .mode) ?? .serial
-        callerId = try container.decodeIfPresent(CallerID.self, forKey: .callerId)
-        headers = try container.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(targets, forKey: .targets)
-        try container.encode(mode, forKey: .mode)
-        try container.encodeIfPresent(callerId, forKey: .callerId)
-        if !headers.isEmpty { try container.encode(headers, forKey: .headers) }
-    }
-
     var problem: String? {
         if targets.isEmpty { return "bridge needs at least one target" }
         if targets.count > Self.maxTargets { return "bridge has \(targets.count) targets, more than \(Self.maxTargets)" }
@@ -139,48 +117,6 @@ public struct BridgeRoute: Codable, Equatable, Sendable {
         }
         if let problem = callerId?.problem { return problem }
         return SIPText.headersProblem(headers)
-    }
-}
-
-extension Decision: Codable {
-    private enum CodingKeys: String, CodingKey { case action, targets, status, reason, headers }
-
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        let action = try container.decode(String.self, forKey: .action)
-        switch action {
-        case "redirect":
-            self = .redirect(try container.decode([Target].self, forKey: .targets))
-        case "reject":
-            self = .reject(
-                status: try container.decode(Int.self, forKey: .status),
-                reason: try container.decodeIfPresent(String.self, forKey: .reason),
-                headers: try container.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
-            )
-        case "bridge":
-            // The route's members sit beside `action`, in the same object.
-            self = .bridge(try BridgeRoute(from: decoder))
-        default:
-            throw DecodingError.dataCorruptedError(forKey: .action, in: container,
-                                                   debugDescription: "unknown action \(action.debugDescription) (expected redirect, reject or bridge)")
-        }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        switch self {
-        case .redirect(let targets):
-            try container.encode("redirect", forKey: .action)
-            try container.encode(targets, forKey: .targets)
-        case .reject(let status, let reason, let headers):
-            try container.encode("reject", forKey: .action)
-            try container.encode(status, forKey: .status)
-            try container.encodeIfPresent(reason, forKey: .reason)
-            if !headers.isEmpty { try container.encode(headers, forKey: .headers) }
-        case .bridge(let route):
-            try container.encode("bridge", forKey: .action)
-            try route.encode(to: encoder)
-        }
     }
 }
 
@@ -222,94 +158,82 @@ enum SIPText {
     }
 }
 
-extension Decision {
+/// A decision's `action`.
+enum DecisionAction: String, CaseIterable {
+    case redirect, reject, bridge
+}
+
+extension Decision: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        let action = try json.string("action")
+        switch DecisionAction(rawValue: action) {
+        case .redirect: self = .redirect(try json.members("targets"))
+        case .reject: self = .reject(status: try json.int("status"), reason: try json.optionalString("reason"), headers: try json.stringMap("headers"))
+        case .bridge: self = .bridge(try BridgeRoute(json: json))
+        case nil:
+            let expected = DecisionAction.allCases.map(\.rawValue)
+            throw BusDecodingError(code: .badMessage, message: "\(json.name("action")): unknown action \(action.debugDescription) "
+                                   + "(expected \(expected.dropLast().joined(separator: ", ")) or \(expected.last!))")
+        }
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         switch self {
         case .redirect(let targets):
-            writer.member("action", "redirect")
-            writer.key("targets")
-            writer.openArray()
-            for target in targets {
-                writer.element()
-                target.write(to: &writer)
-            }
-            writer.closeArray()
+            writer.member("action", DecisionAction.redirect)
+            writer.member("targets", targets)
         case .reject(let status, let reason, let headers):
-            writer.member("action", "reject")
+            writer.member("action", DecisionAction.reject)
             writer.member("status", status)
             writer.member("reason", reason)
             if !headers.isEmpty { writer.member("headers", headers) }
         case .bridge(let route):
-            writer.member("action", "bridge")
+            writer.member("action", DecisionAction.bridge)
             route.writeMembers(to: &writer)
         }
         writer.closeObject()
     }
 }
 
-extension CallerID {
+extension CallerID: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(uri: try json.optionalString("uri"), displayName: try json.optionalString("display_name"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         writer.member("uri", uri)
         writer.member("display_name", displayName)
         writer.closeObject()
     }
+}
 
+extension BridgeTarget: BusMessage {
     init(json: JSONObject) throws(BusDecodingError) {
-        self.init(uri: try json.optionalString("uri"), displayName: try json.optionalString("display_name"))
+        self.init(uri: try json.string("uri"), ringTimeoutMs: try json.optionalInt("ring_timeout_ms"))
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("uri", uri)
+        writer.member("ring_timeout_ms", ringTimeoutMs)
+        writer.closeObject()
     }
 }
 
 extension BridgeRoute {
+    /// Reads the route's members from the decision object that also holds `action`.
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(targets: try json.members("targets"), mode: try json.optionalEnum("mode") ?? .serial,
+                  callerId: try json.optionalMember("caller_id"), headers: try json.stringMap("headers"))
+    }
+
     /// The route's members, written into the decision object that holds `action`.
     func writeMembers(to writer: inout JSONWriter) {
-        writer.key("targets")
-        writer.openArray()
-        for target in targets {
-            writer.element()
-            writer.openObject()
-            writer.member("uri", target.uri)
-            writer.member("ring_timeout_ms", target.ringTimeoutMs)
-            writer.closeObject()
-        }
-        writer.closeArray()
-        writer.member("mode", mode.rawValue)
-        if let callerId {
-            writer.key("caller_id")
-            callerId.write(to: &writer)
-        }
+        writer.member("targets", targets)
+        writer.member("mode", mode)
+        writer.member("caller_id", callerId)
         if !headers.isEmpty { writer.member("headers", headers) }
-    }
-
-    init(json: JSONObject) throws(BusDecodingError) {
-        var targets: [BridgeTarget] = []
-        for (position, element) in try json.array("targets").enumerated() {
-            let target = try JSONObject(element, path: json.name("targets[\(position)]"))
-            targets.append(BridgeTarget(uri: try target.string("uri"), ringTimeoutMs: try target.optionalInt("ring_timeout_ms")))
-        }
-        self.init(targets: targets, mode: try json.optionalEnum("mode") ?? .serial,
-                  callerId: try json.optionalObject("caller_id").map { object throws(BusDecodingError) in try CallerID(json: object) },
-                  headers: try json.stringMap("headers"))
-    }
-}
-
-extension Decision {
-    init(json: JSONObject) throws(BusDecodingError) {
-        let action = try json.string("action")
-        switch action {
-        case "redirect":
-            var targets: [Target] = []
-            for (position, element) in try json.array("targets").enumerated() {
-                targets.append(try Target(json: JSONObject(element, path: json.name("targets[\(position)]"))))
-            }
-            self = .redirect(targets)
-        case "reject":
-            self = .reject(status: try json.int("status"), reason: try json.optionalString("reason"), headers: try json.stringMap("headers"))
-        case "bridge":
-            self = .bridge(try BridgeRoute(json: json))
-        default:
-            throw BusDecodingError(code: "bad_message", message: "\(json.name("action")): unknown action \(action.debugDescription) (expected redirect, reject or bridge)")
-        }
     }
 }

@@ -1,9 +1,7 @@
 import Foundation
 
 /// A party of a call as the bridge saw it in SIP: the full URI plus its user and host, for routing.
-public struct Address: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case uri, user, host, displayName = "display_name" }
-
+public struct Address: Equatable, Sendable {
     /// The URI as written, e.g. `sip:+12025550100@example.com;user=phone`.
     public var uri: String
     /// The user part (the number for phone calls), if the URI has one.
@@ -23,7 +21,7 @@ public struct Address: Codable, Equatable, Sendable {
 
 /// Where a request came from. `address`/`port` are what Kamailio reported (the phone), when it did;
 /// `peer` is the host that sent the packet to the bridge (normally Kamailio itself).
-public struct Source: Codable, Equatable, Sendable {
+public struct Source: Equatable, Sendable {
     public var address: String
     public var port: Int
     public var transport: String
@@ -38,8 +36,8 @@ public struct Source: Codable, Equatable, Sendable {
 }
 
 /// A short summary of an SDP offer: enough to route on (audio/video, codecs) without parsing SDP.
-public struct SDPSummary: Codable, Equatable, Sendable {
-    public struct Media: Codable, Equatable, Sendable {
+public struct SDPSummary: Equatable, Sendable {
+    public struct Media: Equatable, Sendable {
         /// `audio`, `video`, ...
         public var kind: String
         public var port: Int
@@ -67,11 +65,7 @@ public struct SDPSummary: Codable, Equatable, Sendable {
 }
 
 /// A new call that needs a decision: published as `call.offered` and sent to a worker with the request.
-public struct CallOffer: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey {
-        case sipCallId = "sip_call_id", requestUri = "request_uri", from, to, source, authUser = "auth_user", headers, sdp
-    }
-
+public struct CallOffer: Equatable, Sendable {
     /// The SIP Call-ID of leg A.
     public var sipCallId: String
     public var requestUri: Address
@@ -99,6 +93,8 @@ public struct CallOffer: Codable, Equatable, Sendable {
 }
 
 /// One redirect target: a URI and its preference (q-value, 0.0–1.0, higher first).
+///
+/// Also `Codable`: the accounting worker keeps a CDR's route as this JSON in an SQLite column.
 public struct Target: Codable, Equatable, Sendable {
     public var uri: String
     public var q: Double?
@@ -115,12 +111,10 @@ public struct Target: Codable, Equatable, Sendable {
 /// {"targets":[{"uri":"sip:1202@gw","q":1}],"worker_id":"router-1","fallback":false,"decision_ms":0.8}
 /// {"action":"bridge","targets":[{"uri":"sip:bob@switchboard.local"}],"worker_id":"pbx","fallback":false,"decision_ms":1.2}
 /// ```
-public struct Routed: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case action, targets, workerId = "worker_id", fallback, cause, decisionMs = "decision_ms" }
-
+public struct Routed: Equatable, Sendable {
     /// What the bridge did with the targets. `action` is left out of the JSON for a redirect, as
     /// before bridging existed, so a reader that does not know it still reads redirects right.
-    public enum Action: String, Codable, Equatable, Sendable, CaseIterable {
+    public enum Action: String, Equatable, Sendable, CaseIterable {
         case redirect, bridge
     }
 
@@ -131,12 +125,12 @@ public struct Routed: Codable, Equatable, Sendable {
     public var workerId: String?
     /// True when no worker answered in time and the configured fallback was applied.
     public var fallback: Bool
-    /// Why the fallback decided (see ``Rejected/cause``), nil for a worker's decision.
-    public var cause: String?
+    /// Why the fallback decided, nil for a worker's decision.
+    public var cause: DecisionCause?
     /// Time from offer to decision, milliseconds.
     public var decisionMs: Double
 
-    public init(action: Action = .redirect, targets: [Target], workerId: String?, fallback: Bool, cause: String? = nil,
+    public init(action: Action = .redirect, targets: [Target], workerId: String?, fallback: Bool, cause: DecisionCause? = nil,
                 decisionMs: Double) {
         self.action = action
         self.targets = targets
@@ -145,45 +139,19 @@ public struct Routed: Codable, Equatable, Sendable {
         self.cause = cause
         self.decisionMs = decisionMs
     }
-
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        action = try container.decodeIfPresent(Action.self, forKey: .action) ?? .redirect
-        targets = try container.decode([Target].self, forKey: .targets)
-        workerId = try container.decodeIfPresent(String.self, forKey: .workerId)
-        fallback = try container.decode(Bool.self, forKey: .fallback)
-        cause = try container.decodeIfPresent(String.self, forKey: .cause)
-        decisionMs = try container.decode(Double.self, forKey: .decisionMs)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        if action != .redirect { try container.encode(action, forKey: .action) }
-        try container.encode(targets, forKey: .targets)
-        try container.encodeIfPresent(workerId, forKey: .workerId)
-        try container.encode(fallback, forKey: .fallback)
-        try container.encodeIfPresent(cause, forKey: .cause)
-        try container.encode(decisionMs, forKey: .decisionMs)
-    }
 }
 
 /// A call the bridge refused, as published in `call.rejected`.
-public struct Rejected: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey {
-        case status, reason, workerId = "worker_id", fallback, cause, decisionMs = "decision_ms"
-    }
-
+public struct Rejected: Equatable, Sendable {
     public var status: Int
     public var reason: String
     public var workerId: String?
     public var fallback: Bool
-    /// Why the bridge answered rather than a worker: `no_worker`, `overload`, `timeout`,
-    /// `invalid_decision`, `shutdown` (fallback), or `caller_cancelled` (the caller sent CANCEL first).
-    /// Nil for a worker's decision.
-    public var cause: String?
+    /// Why the bridge answered rather than a worker; nil for a worker's decision.
+    public var cause: DecisionCause?
     public var decisionMs: Double
 
-    public init(status: Int, reason: String, workerId: String?, fallback: Bool, cause: String?, decisionMs: Double) {
+    public init(status: Int, reason: String, workerId: String?, fallback: Bool, cause: DecisionCause?, decisionMs: Double) {
         self.status = status
         self.reason = reason
         self.workerId = workerId
@@ -195,12 +163,7 @@ public struct Rejected: Codable, Equatable, Sendable {
 
 /// The bridge itself, as announced in `bridge.started` and `bridge.stopping`: what an operator needs to
 /// know which bridge this is, which build it runs and where it listens.
-public struct BridgeInfo: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey {
-        case version, sipListen = "sip_listen", events, decisions, replay, journal,
-             decisionTimeoutMs = "decision_timeout_ms", fallback
-    }
-
+public struct BridgeInfo: Equatable, Sendable {
     /// The bridge's software version.
     public var version: String
     /// The SIP address, `host:port` (UDP and TCP).
@@ -229,13 +192,81 @@ public struct BridgeInfo: Codable, Equatable, Sendable {
 }
 
 /// A worker of the decisions pool, as named in `worker.joined`, `worker.left` and `worker.lost`.
-public struct WorkerInfo: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case workerId = "worker_id" }
-
+public struct WorkerInfo: Equatable, Sendable {
     public var workerId: String
 
     public init(workerId: String) {
         self.workerId = workerId
+    }
+}
+
+/// Why the bridge answered an offer itself rather than with a worker's decision, as `cause` in
+/// `call.routed` and `call.rejected`.
+///
+/// ```swift
+/// Rejected(status: 503, reason: "Service Unavailable", workerId: nil, fallback: true, cause: .noWorker, decisionMs: 0.1)
+/// ```
+public enum DecisionCause: String, Equatable, Sendable, CaseIterable {
+    /// No worker was connected (fallback).
+    case noWorker = "no_worker"
+    /// Every worker was at capacity (fallback).
+    case overload
+    /// No decision came before the deadline (fallback).
+    case timeout
+    /// The worker's decision could not be carried out (fallback).
+    case invalidDecision = "invalid_decision"
+    /// The bridge was stopping (fallback).
+    case shutdown
+    /// The caller sent CANCEL before any decision (not a fallback).
+    case callerCancelled = "caller_cancelled"
+    /// A bridge decision the bridge could not take on: its call limit, or a ring timeout over its maximum.
+    case limit
+}
+
+/// The type of an event, which is also its topic on the events socket.
+///
+/// ```swift
+/// SubscriberConfiguration(events: endpoint, replay: replay, topics: [EventType.callEnded.rawValue])
+/// if event.body.eventType == .callEnded { ... }
+/// ```
+public enum EventType: String, Equatable, Sendable, CaseIterable {
+    case callOffered = "call.offered"
+    case callRouted = "call.routed"
+    case callRejected = "call.rejected"
+    case bridgeStarted = "bridge.started"
+    case bridgeStopping = "bridge.stopping"
+    case workerJoined = "worker.joined"
+    case workerLeft = "worker.left"
+    case workerLost = "worker.lost"
+    case callOriginated = "call.originated"
+    case callDialing = "call.dialing"
+    case callRinging = "call.ringing"
+    case callAnswered = "call.answered"
+    case callConnected = "call.connected"
+    case callLegFailed = "call.leg_failed"
+    case callHeld = "call.held"
+    case callResumed = "call.resumed"
+    case callTransferred = "call.transferred"
+    case callEnded = "call.ended"
+
+    /// The member that holds the event's payload.
+    var payloadKey: String {
+        switch self {
+        case .callOffered: "offer"
+        case .callRouted: "routed"
+        case .callRejected: "rejected"
+        case .bridgeStarted, .bridgeStopping: "bridge"
+        case .workerJoined, .workerLeft, .workerLost: "worker"
+        case .callOriginated: "originate"
+        case .callDialing: "dialing"
+        case .callRinging: "ringing"
+        case .callAnswered: "answered"
+        case .callConnected: "connected"
+        case .callLegFailed: "leg_failed"
+        case .callHeld, .callResumed: "hold"
+        case .callTransferred: "transferred"
+        case .callEnded: "ended"
+        }
     }
 }
 
@@ -266,27 +297,75 @@ public enum EventBody: Equatable, Sendable {
     /// The call's last event.
     case callEnded(Ended)
 
-    /// The event type, which is also its topic on the events socket.
-    public var type: String {
+    public var eventType: EventType {
         switch self {
-        case .callOffered: "call.offered"
-        case .callRouted: "call.routed"
-        case .callRejected: "call.rejected"
-        case .bridgeStarted: "bridge.started"
-        case .bridgeStopping: "bridge.stopping"
-        case .workerJoined: "worker.joined"
-        case .workerLeft: "worker.left"
-        case .workerLost: "worker.lost"
-        case .callOriginated: "call.originated"
-        case .callDialing: "call.dialing"
-        case .callRinging: "call.ringing"
-        case .callAnswered: "call.answered"
-        case .callConnected: "call.connected"
-        case .callLegFailed: "call.leg_failed"
-        case .callHeld: "call.held"
-        case .callResumed: "call.resumed"
-        case .callTransferred: "call.transferred"
-        case .callEnded: "call.ended"
+        case .callOffered: .callOffered
+        case .callRouted: .callRouted
+        case .callRejected: .callRejected
+        case .bridgeStarted: .bridgeStarted
+        case .bridgeStopping: .bridgeStopping
+        case .workerJoined: .workerJoined
+        case .workerLeft: .workerLeft
+        case .workerLost: .workerLost
+        case .callOriginated: .callOriginated
+        case .callDialing: .callDialing
+        case .callRinging: .callRinging
+        case .callAnswered: .callAnswered
+        case .callConnected: .callConnected
+        case .callLegFailed: .callLegFailed
+        case .callHeld: .callHeld
+        case .callResumed: .callResumed
+        case .callTransferred: .callTransferred
+        case .callEnded: .callEnded
+        }
+    }
+
+    /// The event type's wire name, which is also its topic on the events socket.
+    public var type: String { eventType.rawValue }
+
+    /// Reads the payload an event of `type` carries in `json`.
+    init(_ type: EventType, json: JSONObject) throws(BusDecodingError) {
+        let key = type.payloadKey
+        switch type {
+        case .callOffered: self = .callOffered(try json.member(key))
+        case .callRouted: self = .callRouted(try json.member(key))
+        case .callRejected: self = .callRejected(try json.member(key))
+        case .bridgeStarted: self = .bridgeStarted(try json.member(key))
+        case .bridgeStopping: self = .bridgeStopping(try json.member(key))
+        case .workerJoined: self = .workerJoined(try json.member(key))
+        case .workerLeft: self = .workerLeft(try json.member(key))
+        case .workerLost: self = .workerLost(try json.member(key))
+        case .callOriginated: self = .callOriginated(try json.member(key))
+        case .callDialing: self = .callDialing(try json.member(key))
+        case .callRinging: self = .callRinging(try json.member(key))
+        case .callAnswered: self = .callAnswered(try json.member(key))
+        case .callConnected: self = .callConnected(try json.member(key))
+        case .callLegFailed: self = .callLegFailed(try json.member(key))
+        case .callHeld: self = .callHeld(try json.member(key))
+        case .callResumed: self = .callResumed(try json.member(key))
+        case .callTransferred: self = .callTransferred(try json.member(key))
+        case .callEnded: self = .callEnded(try json.member(key))
+        }
+    }
+
+    /// Writes the payload as the member its type names.
+    func write(to writer: inout JSONWriter) {
+        let key = eventType.payloadKey
+        switch self {
+        case .callOffered(let offer): writer.member(key, offer)
+        case .callRouted(let routed): writer.member(key, routed)
+        case .callRejected(let rejected): writer.member(key, rejected)
+        case .bridgeStarted(let info), .bridgeStopping(let info): writer.member(key, info)
+        case .workerJoined(let info), .workerLeft(let info), .workerLost(let info): writer.member(key, info)
+        case .callOriginated(let originate): writer.member(key, originate)
+        case .callDialing(let dialing): writer.member(key, dialing)
+        case .callRinging(let ringing): writer.member(key, ringing)
+        case .callAnswered(let answered): writer.member(key, answered)
+        case .callConnected(let connected): writer.member(key, connected)
+        case .callLegFailed(let failed): writer.member(key, failed)
+        case .callHeld(let change), .callResumed(let change): writer.member(key, change)
+        case .callTransferred(let transferred): writer.member(key, transferred)
+        case .callEnded(let ended): writer.member(key, ended)
         }
     }
 }
@@ -316,139 +395,10 @@ public struct Event: Equatable, Sendable {
     }
 
     public var type: String { body.type }
-}
 
-extension Event: Codable {
-    private enum CodingKeys: String, CodingKey {
-        case v, type, bridgeId = "bridge_id", seq, ts, callId = "call_id", offer, routed, rejected, bridge, worker
-        case originate, dialing, ringing, answered, connected, legFailed = "leg_failed", hold, transferred, ended
-    }
-
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        bridgeId = try container.decode(String.self, forKey: .bridgeId)
-        seq = try container.decode(UInt64.self, forKey: .seq)
-        let ts = try container.decode(String.self, forKey: .ts)
-        guard let timestamp = BusTimestamp.parse(ts) else {
-            throw DecodingError.dataCorruptedError(forKey: .ts, in: container, debugDescription: "not an ISO 8601 timestamp: \(ts)")
-        }
-        self.timestamp = timestamp
-        callId = try container.decodeIfPresent(String.self, forKey: .callId)
-        let type = try container.decode(String.self, forKey: .type)
-        switch type {
-        case "call.offered": body = .callOffered(try container.decode(CallOffer.self, forKey: .offer))
-        case "call.routed": body = .callRouted(try container.decode(Routed.self, forKey: .routed))
-        case "call.rejected": body = .callRejected(try container.decode(Rejected.self, forKey: .rejected))
-        case "bridge.started": body = .bridgeStarted(try container.decode(BridgeInfo.self, forKey: .bridge))
-        case "bridge.stopping": body = .bridgeStopping(try container.decode(BridgeInfo.self, forKey: .bridge))
-        case "worker.joined": body = .workerJoined(try container.decode(WorkerInfo.self, forKey: .worker))
-        case "worker.left": body = .workerLeft(try container.decode(WorkerInfo.self, forKey: .worker))
-        case "worker.lost": body = .workerLost(try container.decode(WorkerInfo.self, forKey: .worker))
-        case "call.originated": body = .callOriginated(try container.decode(Originate.self, forKey: .originate))
-        case "call.dialing": body = .callDialing(try container.decode(Dialing.self, forKey: .dialing))
-        case "call.ringing": body = .callRinging(try container.decode(Ringing.self, forKey: .ringing))
-        case "call.answered": body = .callAnswered(try container.decode(Answered.self, forKey: .answered))
-        case "call.connected": body = .callConnected(try container.decode(Connected.self, forKey: .connected))
-        case "call.leg_failed": body = .callLegFailed(try container.decode(LegFailed.self, forKey: .legFailed))
-        case "call.held": body = .callHeld(try container.decode(HoldChange.self, forKey: .hold))
-        case "call.resumed": body = .callResumed(try container.decode(HoldChange.self, forKey: .hold))
-        case "call.transferred": body = .callTransferred(try container.decode(Transferred.self, forKey: .transferred))
-        case "call.ended": body = .callEnded(try container.decode(Ended.self, forKey: .ended))
-        default:
-            throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown event type \(type)")
-        }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(BusSchema.version, forKey: .v)
-        try container.encode(type, forKey: .type)
-        try container.encode(bridgeId, forKey: .bridgeId)
-        try container.encode(seq, forKey: .seq)
-        try container.encode(BusTimestamp.format(timestamp), forKey: .ts)
-        try container.encodeIfPresent(callId, forKey: .callId)
-        switch body {
-        case .callOffered(let offer): try container.encode(offer, forKey: .offer)
-        case .callRouted(let routed): try container.encode(routed, forKey: .routed)
-        case .callRejected(let rejected): try container.encode(rejected, forKey: .rejected)
-        case .bridgeStarted(let info), .bridgeStopping(let info): try container.encode(info, forKey: .bridge)
-        case .workerJoined(let info), .workerLeft(let info), .workerLost(let info): try container.encode(info, forKey: .worker)
-        case .callOriginated(let originate): try container.encode(originate, forKey: .originate)
-        case .callDialing(let dialing): try container.encode(dialing, forKey: .dialing)
-        case .callRinging(let ringing): try container.encode(ringing, forKey: .ringing)
-        case .callAnswered(let answered): try container.encode(answered, forKey: .answered)
-        case .callConnected(let connected): try container.encode(connected, forKey: .connected)
-        case .callLegFailed(let failed): try container.encode(failed, forKey: .legFailed)
-        case .callHeld(let change), .callResumed(let change): try container.encode(change, forKey: .hold)
-        case .callTransferred(let transferred): try container.encode(transferred, forKey: .transferred)
-        case .callEnded(let ended): try container.encode(ended, forKey: .ended)
-        }
-    }
-
-    /// The event's JSON, written directly (the bridge publishes one per call step).
+    /// The event's JSON frame (the bridge publishes one per call step).
     public func jsonBytes() -> [UInt8] {
-        var writer = JSONWriter()
-        writer.openObject()
-        writer.member("v", BusSchema.version)
-        writer.member("type", type)
-        writer.member("bridge_id", bridgeId)
-        writer.key("seq")
-        writer.int(seq)
-        writer.member("ts", BusTimestamp.format(timestamp))
-        writer.member("call_id", callId)
-        switch body {
-        case .callOffered(let offer):
-            writer.key("offer")
-            offer.write(to: &writer)
-        case .callRouted(let routed):
-            writer.key("routed")
-            routed.write(to: &writer)
-        case .callRejected(let rejected):
-            writer.key("rejected")
-            rejected.write(to: &writer)
-        case .bridgeStarted(let info), .bridgeStopping(let info):
-            writer.key("bridge")
-            info.write(to: &writer)
-        case .workerJoined(let info), .workerLeft(let info), .workerLost(let info):
-            writer.key("worker")
-            writer.openObject()
-            writer.member("worker_id", info.workerId)
-            writer.closeObject()
-        case .callOriginated(let originate):
-            writer.key("originate")
-            originate.write(to: &writer)
-        case .callDialing(let dialing):
-            writer.key("dialing")
-            dialing.write(to: &writer)
-        case .callRinging(let ringing):
-            writer.key("ringing")
-            ringing.write(to: &writer)
-        case .callAnswered(let answered):
-            writer.key("answered")
-            answered.write(to: &writer)
-        case .callConnected(let connected):
-            writer.key("connected")
-            connected.write(to: &writer)
-        case .callLegFailed(let failed):
-            writer.key("leg_failed")
-            failed.write(to: &writer)
-        case .callHeld(let change), .callResumed(let change):
-            writer.key("hold")
-            change.write(to: &writer)
-        case .callTransferred(let transferred):
-            writer.key("transferred")
-            transferred.write(to: &writer)
-        case .callEnded(let ended):
-            writer.key("ended")
-            ended.write(to: &writer)
-        }
-        writer.closeObject()
-        return writer.bytes
-    }
-
-    /// Encodes the event as its two bus frames: `[topic, json]`.
-    public func frames() -> [[UInt8]] {
-        [Array(type.utf8), jsonBytes()]
+        serialized()
     }
 
     /// A timestamp as `ts` writes it (ISO 8601 UTC, milliseconds); such strings sort in time order.
@@ -456,14 +406,89 @@ extension Event: Codable {
         BusTimestamp.format(date)
     }
 
-    /// Decodes an event from its JSON frame.
+    /// Decodes an event from its JSON frame; a type this build does not know is refused (`bad_message`).
     public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> Event {
-        let envelope = try BusSchema.envelope(of: frame)
-        return try BusSchema.decode(Event.self, from: frame, messageType: envelope.type)
+        let (json, type) = try JSONObject.message(frame)
+        guard let eventType = EventType(rawValue: type) else { throw Self.unknownType(type) }
+        do {
+            return try Event(json: json, type: eventType)
+        } catch {
+            throw BusDecodingError(code: error.code, message: "invalid \(type): \(error.message)")
+        }
+    }
+
+    static func unknownType(_ type: String) -> BusDecodingError {
+        BusDecodingError(code: .badMessage, message: "unknown event type \(type.debugDescription)")
+    }
+
+    init(json: JSONObject, type: EventType) throws(BusDecodingError) {
+        self.init(bridgeId: try json.string("bridge_id"), seq: try json.uint64("seq"), timestamp: try json.timestamp("ts"),
+                  callId: try json.optionalString("call_id"), body: try EventBody(type, json: json))
     }
 }
 
-extension BridgeInfo {
+extension Event: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        let type = try json.string("type")
+        guard let eventType = EventType(rawValue: type) else { throw Self.unknownType(type) }
+        try self.init(json: json, type: eventType)
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.openMessage(type: type)
+        writer.member("bridge_id", bridgeId)
+        writer.member("seq", seq)
+        writer.member("ts", BusTimestamp.format(timestamp))
+        writer.member("call_id", callId)
+        body.write(to: &writer)
+        writer.closeObject()
+    }
+}
+
+/// An event as a subscriber reads it off the bus: the fields every event has, and the event itself
+/// when this build knows its type and version. An event of a newer bridge still consumes its
+/// sequence number, so it never looks like a gap, though no handler can see it.
+///
+/// ```swift
+/// let received = try ReceivedEvent.decode(frame)
+/// if let event = received.event { handle(event) } else { skipped(received.seq, received.type) }
+/// ```
+public struct ReceivedEvent: Equatable, Sendable {
+    public var bridgeId: String
+    public var seq: UInt64
+    public var type: String
+    /// Nil when the type or schema version is unknown to this build, or the payload does not read.
+    public var event: Event?
+
+    public init(bridgeId: String, seq: UInt64, type: String, event: Event?) {
+        self.bridgeId = bridgeId
+        self.seq = seq
+        self.type = type
+        self.event = event
+    }
+
+    /// Reads one published event frame; refused only when `type`, `bridge_id` or `seq` do not read.
+    public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> ReceivedEvent {
+        try ReceivedEvent(json: JSONObject.message(frame, anyVersion: true).json)
+    }
+}
+
+extension ReceivedEvent: BusReadable {
+    init(json: JSONObject) throws(BusDecodingError) {
+        let type = try json.string("type")
+        let known = (try? json.optionalInt("v")) == BusSchema.version ? EventType(rawValue: type) : nil
+        self.init(bridgeId: try json.string("bridge_id"), seq: try json.uint64("seq"), type: type,
+                  event: known.flatMap { try? Event(json: json, type: $0) })
+    }
+}
+
+extension BridgeInfo: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(version: try json.string("version"), sipListen: try json.string("sip_listen"), events: try json.string("events"),
+                  decisions: try json.string("decisions"), replay: try json.string("replay"), journal: try json.string("journal"),
+                  decisionTimeoutMs: try json.int("decision_timeout_ms"), fallback: try json.string("fallback"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         writer.member("version", version)
@@ -478,7 +503,24 @@ extension BridgeInfo {
     }
 }
 
-extension Address {
+extension WorkerInfo: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(workerId: try json.string("worker_id"))
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("worker_id", workerId)
+        writer.closeObject()
+    }
+}
+
+extension Address: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(uri: try json.string("uri"), user: try json.optionalString("user"), host: try json.optionalString("host"),
+                  displayName: try json.optionalString("display_name"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         writer.member("uri", uri)
@@ -489,7 +531,12 @@ extension Address {
     }
 }
 
-extension Source {
+extension Source: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(address: try json.string("address"), port: try json.int("port"), transport: try json.string("transport"),
+                  peer: try json.string("peer"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         writer.member("address", address)
@@ -500,55 +547,67 @@ extension Source {
     }
 }
 
-extension SDPSummary {
+extension SDPSummary.Media: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(kind: try json.string("kind"), port: try json.int("port"), proto: try json.string("proto"),
+                  formats: try json.strings("formats"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
-        writer.member("connection", connection)
-        writer.key("media")
+        writer.member("kind", kind)
+        writer.member("port", port)
+        writer.member("proto", proto)
+        writer.key("formats")
         writer.openArray()
-        for item in media {
+        for format in formats {
             writer.element()
-            writer.openObject()
-            writer.member("kind", item.kind)
-            writer.member("port", item.port)
-            writer.member("proto", item.proto)
-            writer.key("formats")
-            writer.openArray()
-            for format in item.formats {
-                writer.element()
-                writer.string(format)
-            }
-            writer.closeArray()
-            writer.closeObject()
+            writer.string(format)
         }
         writer.closeArray()
         writer.closeObject()
     }
 }
 
-extension CallOffer {
+extension SDPSummary: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(connection: try json.optionalString("connection"), media: try json.members("media"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
-        writer.member("sip_call_id", sipCallId)
-        writer.key("request_uri")
-        requestUri.write(to: &writer)
-        writer.key("from")
-        from.write(to: &writer)
-        writer.key("to")
-        to.write(to: &writer)
-        writer.key("source")
-        source.write(to: &writer)
-        writer.member("auth_user", authUser)
-        writer.member("headers", headers)
-        if let sdp {
-            writer.key("sdp")
-            sdp.write(to: &writer)
-        }
+        writer.member("connection", connection)
+        writer.member("media", media)
         writer.closeObject()
     }
 }
 
-extension Target {
+extension CallOffer: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(sipCallId: try json.string("sip_call_id"), requestUri: try json.member("request_uri"), from: try json.member("from"),
+                  to: try json.member("to"), source: try json.member("source"), authUser: try json.optionalString("auth_user"),
+                  headers: try json.stringMap("headers"), sdp: try json.optionalMember("sdp"))
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("sip_call_id", sipCallId)
+        writer.member("request_uri", requestUri)
+        writer.member("from", from)
+        writer.member("to", to)
+        writer.member("source", source)
+        writer.member("auth_user", authUser)
+        writer.member("headers", headers)
+        writer.member("sdp", sdp)
+        writer.closeObject()
+    }
+}
+
+extension Target: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(uri: try json.string("uri"), q: try json.optionalDouble("q"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         writer.member("uri", uri)
@@ -557,17 +616,17 @@ extension Target {
     }
 }
 
-extension Routed {
+extension Routed: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(action: try json.optionalEnum("action") ?? .redirect, targets: try json.members("targets"),
+                  workerId: try json.optionalString("worker_id"), fallback: try json.bool("fallback"),
+                  cause: try json.optionalEnum("cause"), decisionMs: try json.double("decision_ms"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         if action != .redirect { writer.member("action", action.rawValue) }
-        writer.key("targets")
-        writer.openArray()
-        for target in targets {
-            writer.element()
-            target.write(to: &writer)
-        }
-        writer.closeArray()
+        writer.member("targets", targets)
         writer.member("worker_id", workerId)
         writer.member("fallback", fallback)
         writer.member("cause", cause)
@@ -576,7 +635,12 @@ extension Routed {
     }
 }
 
-extension Rejected {
+extension Rejected: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(status: try json.int("status"), reason: try json.string("reason"), workerId: try json.optionalString("worker_id"),
+                  fallback: try json.bool("fallback"), cause: try json.optionalEnum("cause"), decisionMs: try json.double("decision_ms"))
+    }
+
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         writer.member("status", status)
@@ -586,47 +650,5 @@ extension Rejected {
         writer.member("cause", cause)
         writer.member("decision_ms", decisionMs)
         writer.closeObject()
-    }
-}
-
-extension Address {
-    init(json: JSONObject) throws(BusDecodingError) {
-        self.init(uri: try json.string("uri"), user: try json.optionalString("user"), host: try json.optionalString("host"),
-                  displayName: try json.optionalString("display_name"))
-    }
-}
-
-extension Source {
-    init(json: JSONObject) throws(BusDecodingError) {
-        self.init(address: try json.string("address"), port: try json.int("port"), transport: try json.string("transport"),
-                  peer: try json.string("peer"))
-    }
-}
-
-extension SDPSummary {
-    init(json: JSONObject) throws(BusDecodingError) {
-        var media: [Media] = []
-        for (position, element) in try json.array("media").enumerated() {
-            let item = try JSONObject(element, path: json.name("media[\(position)]"))
-            media.append(Media(kind: try item.string("kind"), port: try item.int("port"), proto: try item.string("proto"),
-                               formats: try item.strings("formats")))
-        }
-        self.init(connection: try json.optionalString("connection"), media: media)
-    }
-}
-
-extension CallOffer {
-    init(json: JSONObject) throws(BusDecodingError) {
-        self.init(sipCallId: try json.string("sip_call_id"), requestUri: try Address(json: json.object("request_uri")),
-                  from: try Address(json: json.object("from")), to: try Address(json: json.object("to")),
-                  source: try Source(json: json.object("source")), authUser: try json.optionalString("auth_user"),
-                  headers: try json.stringMap("headers"),
-                  sdp: try json.optionalObject("sdp").map { object throws(BusDecodingError) in try SDPSummary(json: object) })
-    }
-}
-
-extension Target {
-    init(json: JSONObject) throws(BusDecodingError) {
-        self.init(uri: try json.string("uri"), q: try json.optionalDouble("q"))
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A small JSON parser for the decisions socket, where every call costs one message each way.
+/// A small JSON parser for every bus message (see ``BusMessage``).
 ///
 /// Foundation's `JSONDecoder` spent about 40% of a worker's CPU in its generic containers; this
 /// reads bytes into a plain value tree that the message types map by hand. It is strict (RFC 8259),
@@ -268,6 +268,17 @@ struct JSONObject {
         }
     }
 
+    /// Sequence numbers: every digit of a 64-bit unsigned integer.
+    func uint64(_ key: String) throws(BusDecodingError) -> UInt64 {
+        switch members[key] {
+        case nil, .null?: throw BusDecodingError.missing(name(key))
+        case .number(let text)?:
+            guard let value = UInt64(text) else { throw BusDecodingError.wrongType(name(key), "an unsigned integer") }
+            return value
+        default: throw BusDecodingError.wrongType(name(key), "an unsigned integer")
+        }
+    }
+
     func bool(_ key: String) throws(BusDecodingError) -> Bool {
         switch members[key] {
         case nil, .null?: throw BusDecodingError.missing(name(key))
@@ -291,7 +302,7 @@ struct JSONObject {
         guard let text = try optionalString(key) else { return nil }
         guard let value = T(rawValue: text) else {
             let expected = T.allCases.map(\.rawValue).joined(separator: ", ")
-            throw BusDecodingError(code: "bad_message", message: "\(name(key)) must be one of \(expected), got \(text.debugDescription)")
+            throw BusDecodingError(code: .badMessage, message: "\(name(key)) must be one of \(expected), got \(text.debugDescription)")
         }
         return value
     }
@@ -358,10 +369,12 @@ struct JSONObject {
 extension JSONObject {
     /// Reads a frame's top-level object with its `type`, refusing it by the bus's rules: `too_large` over
     /// ``BusSchema/maxFrameSize``, `bad_json` when it is not JSON with `v` and `type`, `unsupported_version`.
-    /// `root` prefixes every field path in later errors (`$` gives `$.command.leg`).
-    static func message(_ frame: [UInt8], root: String = "") throws(BusDecodingError) -> (json: JSONObject, type: String) {
+    /// `root` prefixes every field path in later errors (`$` gives `$.command.leg`); `anyVersion` lets a
+    /// message of another version through, for a reader that still wants its version-free fields.
+    static func message(_ frame: [UInt8], root: String = "", anyVersion: Bool = false) throws(BusDecodingError)
+        -> (json: JSONObject, type: String) {
         guard frame.count <= BusSchema.maxFrameSize else {
-            throw BusDecodingError(code: "too_large", message: "frame of \(frame.count) bytes exceeds \(BusSchema.maxFrameSize)")
+            throw BusDecodingError(code: .tooLarge, message: "frame of \(frame.count) bytes exceeds \(BusSchema.maxFrameSize)")
         }
         let json: JSONObject
         let version: Int?
@@ -371,13 +384,13 @@ extension JSONObject {
             (version, type) = (try json.optionalInt("v"), try json.optionalString("type"))
         } catch {
             let detail = (error as? JSONReader.SyntaxError)?.message ?? (error as? BusDecodingError)?.message ?? "\(error)"
-            throw BusDecodingError(code: "bad_json", message: "not a bus message (need JSON with \"v\" and \"type\"): \(detail)")
+            throw BusDecodingError(code: .badJSON, message: "not a bus message (need JSON with \"v\" and \"type\"): \(detail)")
         }
         guard let version, let type else {
-            throw BusDecodingError(code: "bad_json", message: "not a bus message: \"v\" and \"type\" are required")
+            throw BusDecodingError(code: .badJSON, message: "not a bus message: \"v\" and \"type\" are required")
         }
-        guard version == BusSchema.version else {
-            throw BusDecodingError(code: "unsupported_version", message: "schema version \(version) is not supported (this build speaks \(BusSchema.version))")
+        guard version == BusSchema.version || anyVersion else {
+            throw BusDecodingError(code: .unsupportedVersion, message: "schema version \(version) is not supported (this build speaks \(BusSchema.version))")
         }
         return (json, type)
     }
@@ -393,10 +406,10 @@ extension JSONObject {
 
 extension BusDecodingError {
     static func missing(_ path: String) -> BusDecodingError {
-        BusDecodingError(code: "bad_message", message: "missing field \(path)")
+        BusDecodingError(code: .badMessage, message: "missing field \(path)")
     }
 
     static func wrongType(_ path: String, _ expected: String) -> BusDecodingError {
-        BusDecodingError(code: "bad_message", message: "\(path.isEmpty ? "message" : path) must be \(expected)")
+        BusDecodingError(code: .badMessage, message: "\(path.isEmpty ? "message" : path) must be \(expected)")
     }
 }

@@ -5,11 +5,11 @@ import Darwin
 #endif
 import Foundation
 
-/// A small JSON writer for the messages sent on every call (events, decision requests).
+/// A small JSON writer for every bus message (see ``BusMessage``).
 ///
 /// Foundation's `JSONEncoder` costs tens of microseconds per message through its generic
-/// container machinery; the bridge sends two such messages per call, so the hot ones are written
-/// here directly into bytes. The output is checked against the `Codable` decoders in the tests.
+/// container machinery; the bridge sends two messages per call, so they are written here directly
+/// into bytes. The golden frames in `Tests/Fixtures/bus` pin the output byte for byte.
 struct JSONWriter {
     private(set) var bytes: [UInt8] = []
     /// Whether the container being written has no member yet (no comma needed).
@@ -85,6 +85,11 @@ struct JSONWriter {
     }
 
     mutating func member(_ name: String, _ value: Int) {
+        key(name)
+        int(value)
+    }
+
+    mutating func member(_ name: String, _ value: UInt64) {
         key(name)
         int(value)
     }

@@ -10,7 +10,7 @@ import Foundation
 /// The bridge answers with zero or more `replay.events` frames, then one `replay.end` (see ``ReplayReply``).
 /// To catch up, a subscriber asks again from `next_seq` until `next_seq > last_seq`.
 public struct ReplayRequest: Equatable, Sendable {
-    public static let type = "replay.request"
+    public static let type = MessageType.replayRequest.rawValue
     /// Events per request when the client names no `max`.
     public static let defaultMax = 1000
     /// The most events one request returns, whatever `max` asks: bounds the time the bridge spends on it.
@@ -31,42 +31,16 @@ public struct ReplayRequest: Equatable, Sendable {
 
     /// The JSON frame for this request.
     public func encoded() -> [UInt8] {
-        var writer = JSONWriter(capacity: 128)
-        writer.openObject()
-        writer.member("v", BusSchema.version)
-        writer.member("type", Self.type)
-        writer.member("request_id", requestId)
-        writer.key("from_seq")
-        writer.int(fromSeq)
-        writer.member("max", max)
-        writer.closeObject()
-        return writer.bytes
+        serialized(capacity: 128)
     }
 
     /// Decodes a frame a replay client sent. A refusal carries the request id when the frame had a
     /// readable one, so the client can match the `error` reply to its request.
     public static func decode(_ frame: [UInt8]) throws(Refusal) -> ReplayRequest {
-        let json: JSONObject
-        let type: String
         do throws(BusDecodingError) {
-            (json, type) = try JSONObject.message(frame)
+            return try decode(frame: frame, as: .replayRequest, place: "on the replay socket (send \(Self.type))")
         } catch {
             throw Refusal(error, requestId: JSONObject.requestId(in: frame))
-        }
-        let requestId = try? json.optionalString("request_id")
-        do throws(BusDecodingError) {
-            guard type == Self.type else {
-                throw BusDecodingError(code: "bad_message", message: "unknown message type \(type.debugDescription) on the replay socket (send \(Self.type))")
-            }
-            let id = try json.string("request_id")
-            let from = try json.int("from_seq")
-            guard from >= 0 else { throw BusDecodingError(code: "bad_message", message: "invalid replay.request: from_seq must be 0 or more, got \(from)") }
-            let max = try json.optionalInt("max") ?? defaultMax
-            guard max > 0 else { throw BusDecodingError(code: "bad_message", message: "invalid replay.request: max must be positive, got \(max)") }
-            return ReplayRequest(requestId: id, fromSeq: UInt64(from), max: max)
-        } catch {
-            let message = error.message.hasPrefix("invalid ") || error.message.hasPrefix("unknown ") ? error.message : "invalid replay.request: \(error.message)"
-            throw Refusal(BusDecodingError(code: error.code, message: message), requestId: requestId)
         }
     }
 
@@ -90,11 +64,7 @@ public struct ReplayRequest: Equatable, Sendable {
 /// ```json
 /// {"v":1,"type":"replay.end","request_id":"r1","bridge_id":"b1","first_seq":1,"last_seq":4200,"next_seq":1043}
 /// ```
-public struct ReplayEnd: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey {
-        case requestId = "request_id", bridgeId = "bridge_id", firstSeq = "first_seq", lastSeq = "last_seq", nextSeq = "next_seq"
-    }
-
+public struct ReplayEnd: Equatable, Sendable {
     public var requestId: String
     public var bridgeId: String
     /// The oldest sequence number still journaled (0 when the journal is empty); anything older was pruned.
@@ -117,11 +87,12 @@ public struct ReplayEnd: Codable, Equatable, Sendable {
 
 /// What the bridge sends on the replay socket (ROUTER → DEALER), one JSON frame each.
 public enum ReplayReply: Equatable, Sendable {
-    /// Up to ``batchSize`` events, in sequence order, exactly as they were published.
-    case events(requestId: String, events: [Event])
+    /// Up to ``batchSize`` events, in sequence order, exactly as they were published; an event of a
+    /// type this build does not know keeps its place (see ``ReceivedEvent``).
+    case events(requestId: String, events: [ReceivedEvent])
     /// The last frame of every answered request.
     case end(ReplayEnd)
-    /// A refused request (`bad_json`, `unsupported_version`, `bad_message`, `too_large`).
+    /// A refused request (`bad_json`, `unsupported_version`, `bad_message`, `too_large`, `journal_unavailable`).
     case error(ErrorReply)
 
     /// Most events in one `replay.events` frame (fewer when they would pass ``BusSchema/maxFrameSize``).
@@ -129,9 +100,9 @@ public enum ReplayReply: Equatable, Sendable {
 
     public var type: String {
         switch self {
-        case .events: "replay.events"
-        case .end: "replay.end"
-        case .error: "error"
+        case .events: MessageType.replayEvents.rawValue
+        case .end: MessageType.replayEnd.rawValue
+        case .error: MessageType.error.rawValue
         }
     }
 
@@ -139,9 +110,7 @@ public enum ReplayReply: Equatable, Sendable {
     /// event is exactly the published one.
     public static func eventsFrame(requestId: String, journaled: [[UInt8]]) -> [UInt8] {
         var writer = JSONWriter(capacity: 128 + journaled.reduce(0) { $0 + $1.count + 1 })
-        writer.openObject()
-        writer.member("v", BusSchema.version)
-        writer.member("type", "replay.events")
+        writer.openMessage(type: MessageType.replayEvents.rawValue)
         writer.member("request_id", requestId)
         writer.closeObject()
         var frame = writer.bytes
@@ -155,50 +124,67 @@ public enum ReplayReply: Equatable, Sendable {
         return frame
     }
 
-    /// The JSON frame of a `replay.end` or `error` (events go through ``eventsFrame(requestId:journaled:)``).
+    /// The JSON frame (the bridge writes `replay.events` with ``eventsFrame(requestId:journaled:)``).
     public func encoded() -> [UInt8] {
         switch self {
         case .events(let requestId, let events):
-            return Self.eventsFrame(requestId: requestId, journaled: events.map { $0.jsonBytes() })
+            return Self.eventsFrame(requestId: requestId, journaled: events.compactMap { $0.event?.jsonBytes() })
         case .end(let end):
-            var writer = JSONWriter(capacity: 160)
-            writer.openObject()
-            writer.member("v", BusSchema.version)
-            writer.member("type", type)
-            writer.member("request_id", end.requestId)
-            writer.member("bridge_id", end.bridgeId)
-            writer.key("first_seq")
-            writer.int(end.firstSeq)
-            writer.key("last_seq")
-            writer.int(end.lastSeq)
-            writer.key("next_seq")
-            writer.int(end.nextSeq)
-            writer.closeObject()
-            return writer.bytes
+            return end.serialized(capacity: 160)
         case .error(let reply):
-            return BridgeMessage.error(reply).encoded()
+            return reply.serialized(capacity: 160)
         }
-    }
-
-    private struct Events: Decodable {
-        enum CodingKeys: String, CodingKey { case requestId = "request_id", events }
-        var requestId: String
-        var events: [Event]
     }
 
     /// Decodes a frame from a bridge's replay socket.
     public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> ReplayReply {
-        let envelope = try BusSchema.envelope(of: frame)
-        switch envelope.type {
-        case "replay.events":
-            let events = try BusSchema.decode(Events.self, from: frame, messageType: envelope.type)
-            return .events(requestId: events.requestId, events: events.events)
-        case "replay.end":
-            return .end(try BusSchema.decode(ReplayEnd.self, from: frame, messageType: envelope.type))
-        case "error":
-            return .error(try BusSchema.decode(ErrorReply.self, from: frame, messageType: envelope.type))
-        default:
-            throw BusDecodingError(code: "bad_message", message: "unknown message type \(envelope.type.debugDescription) from a replay socket")
+        let json = try JSONObject.message(frame).json
+        let type = try json.messageType([.replayEvents, .replayEnd, .error], unknown: "from a replay socket")
+        do throws(BusDecodingError) {
+            switch type {
+            case .replayEvents: return .events(requestId: try json.string("request_id"), events: try json.members("events"))
+            case .replayEnd: return .end(try ReplayEnd(json: json))
+            case .error: return .error(try ErrorReply(json: json))
+            default: preconditionFailure("messageType accepts only the types above")
+            }
+        } catch {
+            throw error.invalid(type)
         }
+    }
+}
+
+extension ReplayRequest: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        let requestId = try json.string("request_id")
+        let from = try json.int("from_seq")
+        guard from >= 0 else { throw BusDecodingError(code: .badMessage, message: "from_seq must be 0 or more, got \(from)") }
+        let max = try json.optionalInt("max") ?? Self.defaultMax
+        guard max > 0 else { throw BusDecodingError(code: .badMessage, message: "max must be positive, got \(max)") }
+        self.init(requestId: requestId, fromSeq: UInt64(from), max: max)
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.openMessage(type: Self.type)
+        writer.member("request_id", requestId)
+        writer.member("from_seq", fromSeq)
+        writer.member("max", max)
+        writer.closeObject()
+    }
+}
+
+extension ReplayEnd: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(requestId: try json.string("request_id"), bridgeId: try json.string("bridge_id"), firstSeq: try json.uint64("first_seq"),
+                  lastSeq: try json.uint64("last_seq"), nextSeq: try json.uint64("next_seq"))
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.openMessage(type: MessageType.replayEnd.rawValue)
+        writer.member("request_id", requestId)
+        writer.member("bridge_id", bridgeId)
+        writer.member("first_seq", firstSeq)
+        writer.member("last_seq", lastSeq)
+        writer.member("next_seq", nextSeq)
+        writer.closeObject()
     }
 }

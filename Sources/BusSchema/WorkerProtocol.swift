@@ -11,12 +11,14 @@ public enum WorkerMessage: Equatable, Sendable {
     /// The worker leaves on purpose; the bridge stops sending to it at once.
     case bye
 
-    public var type: String {
+    public var type: String { messageType.rawValue }
+
+    var messageType: MessageType {
         switch self {
-        case .ready: "worker.ready"
-        case .heartbeat: "worker.heartbeat"
-        case .decision: "decision"
-        case .bye: "worker.bye"
+        case .ready: .workerReady
+        case .heartbeat: .workerHeartbeat
+        case .decision: .decision
+        case .bye: .workerBye
         }
     }
 }
@@ -32,83 +34,107 @@ public enum BridgeMessage: Equatable, Sendable {
     /// The bridge refused a message; `requestId` names the request when the message had one.
     case error(ErrorReply)
 
-    public var type: String {
+    public var type: String { messageType.rawValue }
+
+    var messageType: MessageType {
         switch self {
-        case .welcome: "bridge.welcome"
-        case .heartbeat: "bridge.heartbeat"
-        case .decisionRequest: "decision.request"
-        case .error: "error"
+        case .welcome: .bridgeWelcome
+        case .heartbeat: .bridgeHeartbeat
+        case .decisionRequest: .decisionRequest
+        case .error: .error
         }
     }
 }
 
 /// A refusal naming the problem, sent back on the socket the bad message came from.
-public struct ErrorReply: Codable, Equatable, Sendable {
-    enum CodingKeys: String, CodingKey { case code, message, requestId = "request_id" }
-
-    /// Stable code: `bad_json`, `unsupported_version`, `bad_message`, `unknown_request`, `bad_decision`, `too_large`, `not_ready`;
-    /// in a ``CommandReply`` also the codes ``CommandOutcome/failed(_:)`` lists.
-    public var code: String
+public struct ErrorReply: Equatable, Sendable {
+    /// Why; in a ``CommandReply`` also the codes ``CommandOutcome/failed(_:)`` lists.
+    public var code: ErrorCode
     public var message: String
     public var requestId: String?
 
-    public init(code: String, message: String, requestId: String? = nil) {
+    public init(code: ErrorCode, message: String, requestId: String? = nil) {
         self.code = code
         self.message = message
         self.requestId = requestId
     }
 }
 
-/// Every field any decisions-socket message may carry: one parse reads the envelope and the
-/// body together, and the type then says which fields must be there.
-private struct AnyMessage {
-    var type: String
-    var workerId: String?
-    var capacity: Int?
-    var requestId: String?
-    var decision: Decision?
-    var bridgeId: String?
-    var heartbeatMs: Int?
-    var callId: String?
-    var deadlineMs: Int?
-    var offer: CallOffer?
-    var code: String?
-    var message: String?
-
-    static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> AnyMessage {
-        let (envelope, type) = try JSONObject.message(frame)
-        do {
-            return AnyMessage(
-                type: type,
-                workerId: try envelope.optionalString("worker_id"),
-                capacity: try envelope.optionalInt("capacity"),
-                requestId: try envelope.optionalString("request_id"),
-                decision: try envelope.optionalObject("decision").map { object throws(BusDecodingError) in try Decision(json: object) },
-                bridgeId: try envelope.optionalString("bridge_id"),
-                heartbeatMs: try envelope.optionalInt("heartbeat_ms"),
-                callId: try envelope.optionalString("call_id"),
-                deadlineMs: try envelope.optionalInt("deadline_ms"),
-                offer: try envelope.optionalObject("offer").map { object throws(BusDecodingError) in try CallOffer(json: object) },
-                code: try envelope.optionalString("code"),
-                message: try envelope.optionalString("message"))
-        } catch {
-            throw BusDecodingError(code: "bad_message", message: "invalid \(type): \(error.message)")
-        }
+extension ErrorReply: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(code: ErrorCode(rawValue: try json.string("code")), message: try json.string("message"),
+                  requestId: try json.optionalString("request_id"))
     }
 
-    func require<T>(_ value: T?, _ field: String) throws(BusDecodingError) -> T {
-        guard let value else { throw BusDecodingError(code: "bad_message", message: "invalid \(type): missing field \(field)") }
-        return value
+    /// The whole `error` frame.
+    func write(to writer: inout JSONWriter) {
+        writer.openMessage(type: MessageType.error.rawValue)
+        writer.member("code", code.rawValue)
+        writer.member("message", message)
+        writer.member("request_id", requestId)
+        writer.closeObject()
     }
 }
 
-extension WorkerMessage {
+/// Every frame `type` outside the events socket, each spelled once.
+enum MessageType: String, CaseIterable {
+    case workerReady = "worker.ready", workerHeartbeat = "worker.heartbeat", decision, workerBye = "worker.bye"
+    case bridgeWelcome = "bridge.welcome", bridgeHeartbeat = "bridge.heartbeat", decisionRequest = "decision.request", error
+    case command, commandReply = "command.reply"
+    case replayRequest = "replay.request", replayEvents = "replay.events", replayEnd = "replay.end"
+}
+
+extension JSONObject {
+    /// A frame's type when it is one of `accepted`; `unknown` names the socket in the refusal.
+    func messageType(_ accepted: [MessageType], unknown place: String) throws(BusDecodingError) -> MessageType {
+        let type = try string("type")
+        guard let known = MessageType(rawValue: type), accepted.contains(known) else {
+            throw BusDecodingError(code: .badMessage, message: "unknown message type \(type.debugDescription) \(place)")
+        }
+        return known
+    }
+}
+
+extension BusDecodingError {
+    /// The error of a message body, prefixed with the message's type.
+    func invalid(_ type: MessageType) -> BusDecodingError {
+        BusDecodingError(code: code, message: "invalid \(type.rawValue): \(message)")
+    }
+}
+
+extension WorkerMessage: BusMessage {
     /// The JSON frame for this message.
     public func encoded() -> [UInt8] {
-        var writer = JSONWriter(capacity: 128)
-        writer.openObject()
-        writer.member("v", BusSchema.version)
-        writer.member("type", type)
+        serialized(capacity: 128)
+    }
+
+    /// Decodes a frame a worker sent, naming the problem when it is not a valid worker message.
+    public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> WorkerMessage {
+        try WorkerMessage(json: JSONObject.message(frame).json)
+    }
+
+    init(json: JSONObject) throws(BusDecodingError) {
+        let type = try json.messageType([.workerReady, .workerHeartbeat, .decision, .workerBye], unknown: "on the decisions socket")
+        do throws(BusDecodingError) {
+            switch type {
+            case .workerReady:
+                let capacity = try json.int("capacity")
+                self = .ready(workerId: try json.string("worker_id"), capacity: capacity)
+            case .decision: self = .decision(requestId: try json.string("request_id"), decision: try json.member("decision"))
+            case .workerBye: self = .bye
+            case .workerHeartbeat: self = .heartbeat
+            default: preconditionFailure("messageType accepts only the types above")
+            }
+        } catch {
+            throw error.invalid(type)
+        }
+        if case .ready(_, let capacity) = self, capacity <= 0 {
+            throw BusDecodingError(code: .badMessage, message: "worker.ready capacity must be positive")
+        }
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.openMessage(type: type)
         switch self {
         case .ready(let workerId, let capacity):
             writer.member("worker_id", workerId)
@@ -117,79 +143,55 @@ extension WorkerMessage {
             break
         case .decision(let requestId, let decision):
             writer.member("request_id", requestId)
-            writer.key("decision")
-            decision.write(to: &writer)
+            writer.member("decision", decision)
         }
         writer.closeObject()
-        return writer.bytes
-    }
-
-    /// Decodes a frame a worker sent, naming the problem when it is not a valid worker message.
-    public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> WorkerMessage {
-        let message = try AnyMessage.decode(frame)
-        switch message.type {
-        case "worker.ready":
-            let capacity = try message.require(message.capacity, "capacity")
-            guard capacity > 0 else { throw BusDecodingError(code: "bad_message", message: "worker.ready capacity must be positive") }
-            return .ready(workerId: try message.require(message.workerId, "worker_id"), capacity: capacity)
-        case "worker.heartbeat": return .heartbeat
-        case "worker.bye": return .bye
-        case "decision":
-            return .decision(requestId: try message.require(message.requestId, "request_id"),
-                             decision: try message.require(message.decision, "decision"))
-        default:
-            throw BusDecodingError(code: "bad_message", message: "unknown message type \(message.type.debugDescription) on the decisions socket")
-        }
     }
 }
 
-extension BridgeMessage {
+extension BridgeMessage: BusMessage {
     /// The JSON frame for this message.
     public func encoded() -> [UInt8] {
-        var writer = JSONWriter()
-        writer.openObject()
-        writer.member("v", BusSchema.version)
-        writer.member("type", type)
+        serialized()
+    }
+
+    /// Decodes a frame a bridge sent.
+    public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> BridgeMessage {
+        try BridgeMessage(json: JSONObject.message(frame).json)
+    }
+
+    init(json: JSONObject) throws(BusDecodingError) {
+        let type = try json.messageType([.bridgeWelcome, .bridgeHeartbeat, .decisionRequest, .error], unknown: "from a bridge")
+        do throws(BusDecodingError) {
+            switch type {
+            case .bridgeWelcome: self = .welcome(bridgeId: try json.string("bridge_id"), heartbeatMs: try json.int("heartbeat_ms"))
+            case .decisionRequest:
+                self = .decisionRequest(requestId: try json.string("request_id"), callId: try json.string("call_id"),
+                                        deadlineMs: try json.int("deadline_ms"), offer: try json.member("offer"))
+            case .error: self = .error(try ErrorReply(json: json))
+            case .bridgeHeartbeat: self = .heartbeat
+            default: preconditionFailure("messageType accepts only the types above")
+            }
+        } catch {
+            throw error.invalid(type)
+        }
+    }
+
+    func write(to writer: inout JSONWriter) {
+        if case .error(let reply) = self { return reply.write(to: &writer) }
+        writer.openMessage(type: type)
         switch self {
         case .welcome(let bridgeId, let heartbeatMs):
             writer.member("bridge_id", bridgeId)
             writer.member("heartbeat_ms", heartbeatMs)
-        case .heartbeat:
+        case .heartbeat, .error:
             break
         case .decisionRequest(let requestId, let callId, let deadlineMs, let offer):
             writer.member("request_id", requestId)
             writer.member("call_id", callId)
             writer.member("deadline_ms", deadlineMs)
-            writer.key("offer")
-            offer.write(to: &writer)
-        case .error(let reply):
-            writer.member("code", reply.code)
-            writer.member("message", reply.message)
-            writer.member("request_id", reply.requestId)
+            writer.member("offer", offer)
         }
         writer.closeObject()
-        return writer.bytes
-    }
-
-    /// Decodes a frame a bridge sent.
-    public static func decode(_ frame: [UInt8]) throws(BusDecodingError) -> BridgeMessage {
-        let message = try AnyMessage.decode(frame)
-        switch message.type {
-        case "bridge.welcome":
-            return .welcome(bridgeId: try message.require(message.bridgeId, "bridge_id"),
-                            heartbeatMs: try message.require(message.heartbeatMs, "heartbeat_ms"))
-        case "bridge.heartbeat": return .heartbeat
-        case "decision.request":
-            return .decisionRequest(requestId: try message.require(message.requestId, "request_id"),
-                                    callId: try message.require(message.callId, "call_id"),
-                                    deadlineMs: try message.require(message.deadlineMs, "deadline_ms"),
-                                    offer: try message.require(message.offer, "offer"))
-        case "error":
-            return .error(ErrorReply(code: try message.require(message.code, "code"),
-                                     message: try message.require(message.message, "message"),
-                                     requestId: message.requestId))
-        default:
-            throw BusDecodingError(code: "bad_message", message: "unknown message type \(message.type.debugDescription) from a bridge")
-        }
     }
 }

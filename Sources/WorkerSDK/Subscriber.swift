@@ -308,49 +308,48 @@ public final class EventSubscriber: Service, @unchecked Sendable {
         }
     }
 
-    /// Replies are read field by field rather than with `ReplayReply.decode`, which refuses a whole
-    /// batch for one event of a type this build does not know; such events are skipped and counted.
     private func handleReplayReply(_ frame: [UInt8], machine: inout SubscriptionMachine,
                                    now: ContinuousClock.Instant) -> [SubscriptionMachine.Action] {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(frame))) as? [String: Any],
-              let type = object["type"] as? String else {
-            logger.warning("refused a replay reply that is not a JSON object")
+        let reply: ReplayReply
+        do {
+            reply = try ReplayReply.decode(frame)
+        } catch {
+            logger.warning("refused a replay reply", metadata: ["bus.error": "\(error)"])
             return []
         }
-        let requestId = object["request_id"] as? String ?? ""
-        switch type {
-        case "replay.events":
-            let events = (object["events"] as? [Any] ?? []).compactMap { element -> SequencedEvent? in
-                guard let item = element as? [String: Any],
-                      let data = try? JSONSerialization.data(withJSONObject: item) else { return nil }
-                return parseEvent(Array(data))
-            }
-            return machine.receiveReplayEvents(requestId: requestId, events: events, now: now)
-        case "replay.end":
-            func seq(_ key: String) -> UInt64 { (object[key] as? NSNumber)?.uint64Value ?? 0 }
-            return machine.receiveReplayEnd(requestId: requestId, bridgeId: object["bridge_id"] as? String,
-                                            firstSeq: seq("first_seq"), lastSeq: seq("last_seq"), nextSeq: seq("next_seq"), now: now)
-        case "error":
+        switch reply {
+        case .events(let requestId, let events):
+            return machine.receiveReplayEvents(requestId: requestId, events: events.map(SequencedEvent.init), now: now)
+        case .end(let end):
+            return machine.receiveReplayEnd(requestId: end.requestId, bridgeId: end.bridgeId, firstSeq: end.firstSeq,
+                                            lastSeq: end.lastSeq, nextSeq: end.nextSeq, now: now)
+        case .error(let error):
             logger.warning("replay refused", metadata: [
-                "bus.request_id": "\(requestId)", "bus.error": "\(object["code"] ?? "?"): \(object["message"] ?? "")",
+                "bus.request_id": "\(error.requestId ?? "")", "bus.error": "\(error.code): \(error.message)",
             ])
-            return machine.receiveReplayError(requestId: requestId, now: now)
-        default:
-            logger.debug("ignored replay reply", metadata: ["bus.type": "\(type)"])
-            return []
+            return machine.receiveReplayError(requestId: error.requestId ?? "", now: now)
         }
     }
 
     /// Reads the sequence fields every event has, then the event itself when its type is known.
     private func parseEvent(_ frame: [UInt8]) -> SequencedEvent? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(frame))) as? [String: Any],
-              let type = object["type"] as? String, let bridgeId = object["bridge_id"] as? String,
-              let seq = (object["seq"] as? NSNumber)?.uint64Value else {
-            logger.warning("refused an event without type, bridge_id and seq")
+        let received: ReceivedEvent
+        do {
+            received = try ReceivedEvent.decode(frame)
+        } catch {
+            logger.warning("refused an event without type, bridge_id and seq", metadata: ["bus.error": "\(error)"])
             return nil
         }
-        let event = try? Event.decode(frame)
-        if event == nil { logger.debug("event not decodable by this build", metadata: ["bus.type": "\(type)", "bus.seq": "\(seq)"]) }
-        return SequencedEvent(bridgeId: bridgeId, seq: seq, type: type, event: event)
+        if received.event == nil {
+            logger.debug("event not decodable by this build", metadata: ["bus.type": "\(received.type)", "bus.seq": "\(received.seq)"])
+        }
+        return SequencedEvent(received)
     }
 }
+
+extension SequencedEvent {
+    init(_ received: ReceivedEvent) {
+        self.init(bridgeId: received.bridgeId, seq: received.seq, type: received.type, event: received.event)
+    }
+}
+

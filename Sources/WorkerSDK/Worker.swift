@@ -202,7 +202,7 @@ public final class Worker: Service, @unchecked Sendable {
                 "bus.request_id": "\(reply.requestId ?? "-")",
             ])
             // The bridge forgot us (it restarted): announce ourselves again.
-            if reply.code == "not_ready" { link.send(.ready(workerId: configuration.workerId, capacity: configuration.capacity)) }
+            if reply.code == .notReady { link.send(.ready(workerId: configuration.workerId, capacity: configuration.capacity)) }
         case .decisionRequest(let requestId, let callId, _, let offer):
             let handler = lock.withLock { self.handler }
             let bridge = link.index

@@ -68,7 +68,7 @@ import Testing
         let bad = WorkerMessage.decision(requestId: "r1", decision: .reject(status: 200)).encoded()
         let actions = pool.receive(bad, from: Array("w".utf8), now: t0)
         #expect(actions.contains(.fallback(requestId: "r1", cause: .invalidDecision)))
-        #expect(actions.contains { if case .send(_, .error(let reply)) = $0 { reply.code == "bad_decision" } else { false } })
+        #expect(actions.contains { if case .send(_, .error(let reply)) = $0 { reply.code == .badDecision } else { false } })
     }
 
     @Test func silentWorkerIsLostAndItsRequestMovesToAnother() {
@@ -134,7 +134,7 @@ import Testing
             return
         }
         #expect(identity == Array("x".utf8))
-        #expect(reply.code == code)
+        #expect(reply.code.rawValue == code)
         #expect(!reply.message.isEmpty)
     }
 

@@ -9,7 +9,7 @@ import Testing
     static func entry(_ seq: UInt64, at date: Date = Date()) -> EventJournal.Entry {
         let event = Event(bridgeId: "b1", seq: seq, timestamp: date, callId: "b1-\(seq)",
                           body: .callRejected(Rejected(status: 503, reason: "Service Unavailable", workerId: nil, fallback: true,
-                                                       cause: "no_worker", decisionMs: 0.1)))
+                                                       cause: .noWorker, decisionMs: 0.1)))
         return EventJournal.Entry(seq: seq, type: event.type, callId: event.callId, ts: Event.wireTimestamp(date), json: event.jsonBytes())
     }
 

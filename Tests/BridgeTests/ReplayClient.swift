@@ -43,7 +43,7 @@ final class ReplayClient {
             round += 1
             let replies = try await ask(ReplayRequest(requestId: "catch-up-\(round)", fromSeq: next, max: max))
             guard case .end(let end)? = replies.last else { return (events, nil) }
-            for case .events(_, let batch) in replies { events += batch }
+            for case .events(_, let batch) in replies { events += batch.compactMap(\.event) }
             if end.caughtUp { return (events, end) }
             next = end.nextSeq
         }

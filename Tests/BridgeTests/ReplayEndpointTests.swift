@@ -55,7 +55,7 @@ import Testing
 
             let replies = try await client.ask(ReplayRequest(requestId: "all", fromSeq: 1))
             let batches = replies.compactMap { reply -> [Event]? in
-                if case .events(let id, let events) = reply, id == "all" { return events }
+                if case .events(let id, let events) = reply, id == "all" { return events.compactMap(\.event) }
                 return nil
             }
             #expect(batches.map(\.count) == [100, 21])
@@ -106,7 +106,7 @@ import Testing
                 Issue.record("expected one error, got \(replies)")
                 return
             }
-            #expect(reply.code == code)
+            #expect(reply.code.rawValue == code)
             #expect(reply.requestId == requestId)
             #expect(!reply.message.isEmpty)
             // The endpoint keeps serving after a refusal.

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import BusSchema
 
-/// The B2BUA's call events: written by hand exactly as Codable writes them, pinned to their JSON.
+/// The B2BUA's call events: they read back as written, and their JSON is pinned.
 @Suite struct CallEventsTests {
     static let time = Date(timeIntervalSince1970: 1_795_000_000.5)
     static let originate = Originate(
@@ -28,12 +28,9 @@ import Testing
     ]
 
     @Test(arguments: bodies)
-    func eventsMatchCodableAndDecodeBack(body: EventBody) throws {
+    func eventsDecodeBack(body: EventBody) throws {
         let event = Event(bridgeId: "b1", seq: 9, timestamp: Self.time, callId: "b1-9", body: body)
-        #expect(try JSONWriterTests.object(event.jsonBytes()) == JSONWriterTests.codable(event))
-        #expect(try Event.decode(event.jsonBytes()).body == body)
-        #expect(try Event.decode(Array(BusSchema.makeEncoder().encode(event))).body == body)
-        #expect(event.frames()[0] == Array(body.type.utf8))
+        #expect(try Event.decode(event.jsonBytes()) == event)
     }
 
     /// The wire text of each new body, as subscribers in other languages read it.
@@ -57,7 +54,7 @@ import Testing
          #""ended":{"cause":"no_answer","status":480,"duration_ms":20000.5,"talk_ms":0.0}"#),
         (.callRouted(Routed(action: .bridge, targets: [Target(uri: "sip:bob@b")], workerId: "pbx", fallback: false, decisionMs: 0.5)), "call.routed",
          #""routed":{"action":"bridge","targets":[{"uri":"sip:bob@b"}],"worker_id":"pbx","fallback":false,"decision_ms":0.5}"#),
-        (.callRouted(Routed(targets: [Target(uri: "sip:1202@gw", q: 1)], workerId: nil, fallback: true, cause: "timeout", decisionMs: 0.5)), "call.routed",
+        (.callRouted(Routed(targets: [Target(uri: "sip:1202@gw", q: 1)], workerId: nil, fallback: true, cause: .timeout, decisionMs: 0.5)), "call.routed",
          #""routed":{"targets":[{"uri":"sip:1202@gw","q":1.0}],"fallback":true,"cause":"timeout","decision_ms":0.5}"#),
     ])
     func wireTextIsPinned(body: EventBody, type: String, member: String) {
@@ -94,7 +91,7 @@ import Testing
             _ = try Event.decode(Array(frame.utf8))
             Issue.record("decoded \(frame)")
         } catch {
-            #expect(error.code == "bad_message")
+            #expect(error.code == .badMessage)
             #expect(error.message.contains(path), "\(error.message)")
         }
     }

@@ -22,13 +22,9 @@ import Testing
     ]
 
     @Test(arguments: commands)
-    func requestsRoundTripAndMatchCodable(command: Command) throws {
+    func requestsRoundTrip(command: Command) throws {
         let frame = CommandRequest(requestId: JSONWriterTests.tricky, command: command).frame()
         #expect(try CommandRequest.decode(frame) == CommandRequest(requestId: JSONWriterTests.tricky, command: command))
-        let written = try #require(try JSONWriterTests.object(frame)["command"] as? NSDictionary)
-        #expect(written == (try JSONWriterTests.codable(command)))
-        let commandObject = try JSONSerialization.data(withJSONObject: written)
-        #expect(try BusSchema.makeDecoder().decode(Command.self, from: commandObject) == command)
     }
 
     @Test func requestWireTextIsPinned() {
@@ -47,21 +43,13 @@ import Testing
         .originated(callId: "b1-x-7", existing: false), .originated(callId: "b1-x-7", existing: true), .done(callId: "b1-x-7"),
         .calls([]), .calls([snapshot, CallSnapshot(callId: "b1-9", kind: .inbound, state: .ringing, createdAt: Date(timeIntervalSince1970: 1),
                                                    legs: [LegSnapshot(leg: .a, uri: "sip:x@y", state: .ringing, sipCallId: "s")])]),
-        .call(snapshot), .failed(ErrorReply(code: "unknown_call", message: JSONWriterTests.tricky)),
+        .call(snapshot), .failed(ErrorReply(code: .unknownCall, message: JSONWriterTests.tricky)),
     ]
 
     @Test(arguments: outcomes)
     func repliesRoundTrip(outcome: CommandOutcome) throws {
         let reply = CommandReply(requestId: "r-1", outcome: outcome)
         #expect(try CommandReply.decode(reply.frame()) == reply)
-    }
-
-    @Test func snapshotsInRepliesMatchCodable() throws {
-        let frame = CommandReply(requestId: "r", outcome: .calls([Self.snapshot])).frame()
-        let result = try #require(try JSONWriterTests.object(frame)["result"] as? NSDictionary)
-        #expect((result["calls"] as? [NSDictionary])?.first == (try JSONWriterTests.codable(Self.snapshot)))
-        let codable = try BusSchema.makeDecoder().decode(CallSnapshot.self, from: try BusSchema.makeEncoder().encode(Self.snapshot))
-        #expect(codable == Self.snapshot)
     }
 
     @Test func replyWireTextIsPinned() {
@@ -71,7 +59,7 @@ import Testing
         #expect(text(.originated(callId: "c1", existing: false))
             == #"{"v":1,"type":"command.reply","request_id":"r-1","ok":true,"result":{"call_id":"c1","existing":false}}"#)
         #expect(text(.done(callId: "c1")) == #"{"v":1,"type":"command.reply","request_id":"r-1","ok":true,"result":{"call_id":"c1"}}"#)
-        #expect(text(.failed(ErrorReply(code: "unknown_call", message: "no live call c1", requestId: "ignored")))
+        #expect(text(.failed(ErrorReply(code: .unknownCall, message: "no live call c1", requestId: "ignored")))
             == #"{"v":1,"type":"command.reply","request_id":"r-1","ok":false,"error":{"code":"unknown_call","message":"no live call c1"}}"#)
         let call = CallSnapshot(callId: "c1", kind: .inbound, state: .dialing, createdAt: Date(timeIntervalSince1970: 0),
                                 legs: [LegSnapshot(leg: .a, uri: "sip:a@a", state: .answered, sipCallId: "s")])
@@ -111,14 +99,14 @@ import Testing
             _ = try CommandRequest.decode(Array(frame.utf8))
             Issue.record("decoded \(frame)")
         } catch {
-            #expect(error.code == code)
+            #expect(error.code.rawValue == code)
             #expect(error.message.hasPrefix(message), "\(error.message)")
         }
     }
 
     @Test func oversizedRequestsAreRefusedBeforeParsing() {
         let huge = #"{"v":1,"type":"command","request_id":""# + String(repeating: "x", count: BusSchema.maxFrameSize) + #"","command":{"name":"list"}}"#
-        #expect(throws: BusDecodingError(code: "too_large", message: "frame of \(huge.utf8.count) bytes exceeds \(BusSchema.maxFrameSize)")) {
+        #expect(throws: BusDecodingError(code: .tooLarge, message: "frame of \(huge.utf8.count) bytes exceeds \(BusSchema.maxFrameSize)")) {
             try CommandRequest.decode(Array(huge.utf8))
         }
     }
@@ -141,7 +129,7 @@ import Testing
         (#"{"v":1,"type":"command","request_id":"r","command":{"name":"list"}}"#, #"unknown message type "command" from a commands socket"#),
     ])
     func badRepliesAreRefusedByName(frame: String, message: String) {
-        #expect(throws: BusDecodingError(code: "bad_message", message: message)) { try CommandReply.decode(Array(frame.utf8)) }
+        #expect(throws: BusDecodingError(code: .badMessage, message: message)) { try CommandReply.decode(Array(frame.utf8)) }
     }
 
     @Test(arguments: [

@@ -54,7 +54,7 @@ import Testing
             _ = try WorkerMessage.decode(Array(frame.utf8))
             Issue.record("decoded a target whose uri is a number")
         } catch {
-            #expect(error.code == "bad_message")
+            #expect(error.code == .badMessage)
             #expect(error.message == "invalid decision: decision.targets[0].uri must be a string")
         }
     }

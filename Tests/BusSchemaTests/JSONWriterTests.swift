@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import BusSchema
 
-/// The hand-written encoders must say exactly what the Codable ones say.
+/// Every message reads back as written, whatever its strings hold.
 @Suite struct JSONWriterTests {
     static let tricky = "quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7} é 漢 🎉"
 
@@ -22,27 +22,23 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? NSDictionary)
     }
 
-    static func codable<T: Encodable>(_ value: T) throws -> NSDictionary {
-        try object(Array(try BusSchema.makeEncoder().encode(value)))
-    }
-
     @Test(arguments: [0, 1])
-    func eventsMatchCodable(offerIndex: Int) throws {
+    func eventsDecodeBack(offerIndex: Int) throws {
         let offer = Self.offers[offerIndex]
         let bodies: [EventBody] = [
             .callOffered(offer),
             .callRouted(Routed(targets: [Target(uri: "sip:a@b", q: 1), Target(uri: "sip:c@d", q: nil)], workerId: nil, fallback: true,
-                               cause: "timeout", decisionMs: 0.123456)),
+                               cause: .timeout, decisionMs: 0.123456)),
             .callRejected(Rejected(status: 486, reason: Self.tricky, workerId: "w", fallback: false, cause: nil, decisionMs: 12)),
         ]
         for body in bodies {
             let event = Event(bridgeId: "b1", seq: UInt64.max, timestamp: Date(timeIntervalSince1970: 1_795_000_000.5), callId: "c1", body: body)
-            #expect(try Self.object(event.jsonBytes()) == Self.codable(event))
-            #expect(try Event.decode(event.jsonBytes()).body == body)
+            let decoded = try Event.decode(event.jsonBytes())
+            #expect(decoded.body == body && decoded.seq == UInt64.max)
         }
     }
 
-    @Test func systemEventsMatchCodableAndLeaveOutCallId() throws {
+    @Test func systemEventsLeaveOutCallId() throws {
         let info = BridgeInfo(version: "1.0", sipListen: "127.0.0.1:5080", events: "tcp://127.0.0.1:5570", decisions: "tcp://127.0.0.1:5571",
                               replay: "tcp://127.0.0.1:5572", journal: Self.tricky, decisionTimeoutMs: 500, fallback: "reject 503 Retry-After 30")
         let bodies: [EventBody] = [.bridgeStarted(info), .bridgeStopping(info), .workerJoined(WorkerInfo(workerId: Self.tricky)),
@@ -50,7 +46,6 @@ import Testing
         for body in bodies {
             let event = Event(bridgeId: "b1", seq: 3, timestamp: Date(timeIntervalSince1970: 1_795_000_000.5), callId: nil, body: body)
             let written = try Self.object(event.jsonBytes())
-            #expect(written == (try Self.codable(event)))
             #expect(written["call_id"] == nil)
             #expect(written["type"] as? String == body.type)
             let decoded = try Event.decode(event.jsonBytes())
@@ -69,7 +64,7 @@ import Testing
                       Event(bridgeId: "b1", seq: 8, timestamp: Date(timeIntervalSince1970: 1_795_000_000.5), callId: nil,
                             body: .workerLost(WorkerInfo(workerId: "w")))]
         let frame = ReplayReply.eventsFrame(requestId: "r1", journaled: events.map { $0.jsonBytes() })
-        #expect(try ReplayReply.decode(frame) == .events(requestId: "r1", events: events))
+        #expect(try ReplayReply.decode(frame) == .events(requestId: "r1", events: events.map { ReceivedEvent(bridgeId: "b1", seq: $0.seq, type: $0.type, event: $0) }))
         // The events inside are the published JSON, untouched.
         let embedded = try #require(try Self.object(frame)["events"] as? [NSDictionary])
         #expect(embedded == (try events.map { try Self.object($0.jsonBytes()) }))
@@ -78,11 +73,8 @@ import Testing
         #expect(try ReplayReply.decode(ReplayReply.end(end).encoded()) == .end(end))
         let endObject = try Self.object(ReplayReply.end(end).encoded())
         #expect(endObject["type"] as? String == "replay.end" && endObject["v"] as? Int == 1)
-        let codableEnd = try Self.codable(end)
-        #expect(endObject.count == codableEnd.count + 2)
-        for case let (key as String, value as NSObject) in codableEnd { #expect(endObject[key] as? NSObject == value, "\(key)") }
         #expect(end.caughtUp)
-        let error = ErrorReply(code: "bad_message", message: Self.tricky, requestId: "r1")
+        let error = ErrorReply(code: .badMessage, message: Self.tricky, requestId: "r1")
         #expect(try ReplayReply.decode(ReplayReply.error(error).encoded()) == .error(error))
     }
 
@@ -90,25 +82,24 @@ import Testing
         func refusal(_ text: String) -> ReplayRequest.Refusal? {
             do { _ = try ReplayRequest.decode(Array(text.utf8)); return nil } catch { return error }
         }
-        #expect(refusal("[1]")?.error.code == "bad_json")
+        #expect(refusal("[1]")?.error.code == .badJSON)
         #expect(refusal(#"{"v":3,"type":"replay.request","request_id":"a","from_seq":1}"#) == ReplayRequest.Refusal(
-            BusDecodingError(code: "unsupported_version", message: "schema version 3 is not supported (this build speaks 1)"), requestId: "a"))
+            BusDecodingError(code: .unsupportedVersion, message: "schema version 3 is not supported (this build speaks 1)"), requestId: "a"))
         #expect(refusal(#"{"v":1,"type":"replay.request","request_id":"a","from_seq":"x"}"#)?.error.message == "invalid replay.request: from_seq must be an integer")
         #expect(refusal(#"{"v":1,"type":"replay.request","from_seq":1}"#)?.error.message == "invalid replay.request: missing field request_id")
-        #expect(refusal(#"{"v":1,"type":"decision","request_id":"a"}"#)?.error.code == "bad_message")
+        #expect(refusal(#"{"v":1,"type":"decision","request_id":"a"}"#)?.error.code == .badMessage)
         let huge = #"{"v":1,"type":"replay.request","request_id":""# + String(repeating: "x", count: BusSchema.maxFrameSize) + #"","from_seq":1}"#
-        #expect(refusal(huge)?.error.code == "too_large")
+        #expect(refusal(huge)?.error.code == .tooLarge)
     }
 
     @Test func bridgeAndWorkerMessagesDecodeBackToThemselves() throws {
         let messages: [BridgeMessage] = Self.offers.map { .decisionRequest(requestId: "r", callId: "c", deadlineMs: 500, offer: $0) }
-            + [.error(ErrorReply(code: "bad_json", message: Self.tricky, requestId: "r"))]
+            + [.error(ErrorReply(code: .badJSON, message: Self.tricky, requestId: "r"))]
         for message in messages { #expect(try BridgeMessage.decode(message.encoded()) == message) }
         let decisions: [Decision] = [.redirect([Target(uri: "sip:a@b", q: 0.25)]), .reject(status: 503, reason: nil, headers: ["Retry-After": "30"])]
         for decision in decisions {
             let frame = WorkerMessage.decision(requestId: Self.tricky, decision: decision).encoded()
             #expect(try WorkerMessage.decode(frame) == .decision(requestId: Self.tricky, decision: decision))
-            #expect(try Self.object(frame)["decision"] as? NSDictionary == Self.codable(decision))
         }
     }
 

@@ -13,15 +13,15 @@ import Testing
 
     @Test func eventRoundTripsWithTopicAndSnakeCaseFields() throws {
         let event = Event(bridgeId: "b1", seq: 7, timestamp: Date(timeIntervalSince1970: 1_800_000_000.123), callId: "b1-7", body: .callOffered(offer))
-        let frames = try event.frames()
-        #expect(frames[0] == Array("call.offered".utf8))
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(frames[1])) as? [String: Any])
+        let frame = event.jsonBytes()
+        #expect(event.type == "call.offered")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(frame)) as? [String: Any])
         #expect(json["v"] as? Int == 1)
         #expect(json["type"] as? String == "call.offered")
         #expect(json["bridge_id"] as? String == "b1")
         #expect((json["ts"] as? String)?.hasSuffix("Z") == true)
         #expect((json["offer"] as? [String: Any])?["sip_call_id"] as? String == "abc@host")
-        let decoded = try Event.decode(frames[1])
+        let decoded = try Event.decode(frame)
         #expect(decoded.body == event.body)
         #expect(decoded.seq == 7)
         #expect(abs(decoded.timestamp.timeIntervalSince(event.timestamp)) < 0.001)
@@ -38,7 +38,7 @@ import Testing
         let messages: [BridgeMessage] = [
             .welcome(bridgeId: "b1", heartbeatMs: 1000), .heartbeat,
             .decisionRequest(requestId: "r1", callId: "c1", deadlineMs: 500, offer: offer),
-            .error(ErrorReply(code: "bad_json", message: "x", requestId: nil)),
+            .error(ErrorReply(code: .badJSON, message: "x", requestId: nil)),
         ]
         for message in messages { #expect(try BridgeMessage.decode(message.encoded()) == message) }
     }
@@ -56,7 +56,7 @@ import Testing
         do {
             _ = try WorkerMessage.decode(Array(frame.utf8))
         } catch {
-            #expect(error.code == code)
+            #expect(error.code.rawValue == code)
         }
     }
 
@@ -111,13 +111,10 @@ import Testing
         #expect(Decision.bridge(route).problem?.contains(problem) == true, "\(Decision.bridge(route).problem ?? "no problem")")
     }
 
-    @Test func bridgeDecisionsRoundTripByHandAndCodable() throws {
+    @Test func bridgeDecisionsRoundTrip() throws {
         for route in [Self.route, BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")])] {
             let frame = WorkerMessage.decision(requestId: "r1", decision: .bridge(route)).encoded()
             #expect(try WorkerMessage.decode(frame) == .decision(requestId: "r1", decision: .bridge(route)))
-            let written = try #require(try JSONWriterTests.object(frame)["decision"] as? NSDictionary)
-            #expect(written == (try JSONWriterTests.codable(Decision.bridge(route))))
-            #expect(try BusSchema.makeDecoder().decode(Decision.self, from: JSONSerialization.data(withJSONObject: written)) == .bridge(route))
         }
     }
 
@@ -135,8 +132,6 @@ import Testing
     @Test func bridgeModeDefaultsToSerial() throws {
         let frame = #"{"v":1,"type":"decision","request_id":"r","decision":{"action":"bridge","targets":[{"uri":"sip:bob@b"}]}}"#
         #expect(try WorkerMessage.decode(Array(frame.utf8)) == .decision(requestId: "r", decision: .bridge(BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")]))))
-        let codable = try BusSchema.makeDecoder().decode(Decision.self, from: Data(#"{"action":"bridge","targets":[{"uri":"sip:bob@b"}]}"#.utf8))
-        #expect(codable == .bridge(BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], mode: .serial)))
     }
 
     @Test(arguments: [
@@ -149,6 +144,6 @@ import Testing
     ])
     func badBridgeDecisionsNameTheField(decision: String, message: String) {
         let frame = #"{"v":1,"type":"decision","request_id":"r","decision":"# + decision + "}"
-        #expect(throws: BusDecodingError(code: "bad_message", message: message)) { try WorkerMessage.decode(Array(frame.utf8)) }
+        #expect(throws: BusDecodingError(code: .badMessage, message: message)) { try WorkerMessage.decode(Array(frame.utf8)) }
     }
 }

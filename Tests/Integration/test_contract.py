@@ -1,6 +1,7 @@
-"""The bus contract: docs/asyncapi.yaml is a valid AsyncAPI 3.0 document, and every message a real
-bridge emits (and every message our test worker sends it) validates against its schemas. A message
-type the bridge emits without a contract fails here."""
+"""The bus contract: docs/asyncapi.yaml is a valid AsyncAPI 3.0 document, every golden frame in
+Tests/Fixtures/bus (one per message kind, byte for byte as the Swift code writes it) validates against
+its schemas, and so does every message a real bridge emits (and every message our test worker sends
+it). A message type the bridge emits without a contract fails here."""
 import copy
 import json
 import queue
@@ -17,6 +18,8 @@ import harness
 from harness import LOCAL
 
 DOC = yaml.safe_load((harness.REPO / "docs" / "asyncapi.yaml").read_text())
+GOLDEN = harness.REPO / "Tests" / "Fixtures" / "bus"
+CHANNELS = ("events", "decisions", "replay", "commands")
 
 
 def resolve(node, doc=DOC, seen=()):
@@ -71,6 +74,26 @@ def test_document_is_asyncapi_3_with_valid_schemas():
     assert set(channel_schemas("decisions")) == {
         "worker.ready", "worker.heartbeat", "decision", "worker.bye",
         "bridge.welcome", "bridge.heartbeat", "decision.request", "error"}
+
+
+def test_every_golden_frame_matches_the_contract():
+    seen = {channel: set() for channel in CHANNELS}
+    files = sorted(GOLDEN.glob("*/*.json"))
+    assert len(files) >= 40, files
+    for path in files:
+        channel = path.parent.name
+        assert channel in CHANNELS, path
+        schemas = channel_schemas(channel)
+        message = json.loads(path.read_bytes())
+        assert message["type"] in schemas, f"{path}: no {message['type']} on the {channel} channel"
+        assert path.stem == message["type"] or path.stem.startswith(message["type"] + "-"), path
+        assert not errors(schemas[message["type"]], message), (path.name, errors(schemas[message["type"]], message))
+        seen[channel].add(message["type"])
+    for channel in CHANNELS:
+        assert seen[channel] == set(channel_schemas(channel)), f"{channel}: no golden frame for {set(channel_schemas(channel)) - seen[channel]}"
+    # The command and reply shapes each have their own frame, and every one validates above.
+    commands = {json.loads(p.read_bytes())["command"]["name"] for p in GOLDEN.glob("commands/command-*.json")}
+    assert commands == {"originate", "hangup", "transfer", "hold", "unhold", "list", "get"}, commands
 
 
 class Worker(threading.Thread):

@@ -1,3 +1,4 @@
+import BusSchema
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -125,7 +126,7 @@ import Testing
         #expect(command.a.uri == "sip:+12025550100@switchboard.local")
         #expect(command.b.uri == "sip:bob@switchboard.local")
         #expect(command.a.ringTimeoutMs == 20_000)
-        #expect(command.b.callerIdUri == command.a.uri)
+        #expect(command.b.callerId?.uri == command.a.uri)
         #expect(command.account == key.id)
         #expect(command.idempotencyKey == nil)
     }
@@ -218,12 +219,13 @@ import Testing
             ("unreachable", .serviceUnavailable), ("bad_command", .badRequest), ("something_new", .badGateway),
         ]
         for (code, status) in cases {
-            #expect(CallRoutes.problem(for: BridgeError(code: code, message: "m"), bridge: "b").status == status, "\(code)")
-            #expect(CallRoutes.problem(for: BridgeError(code: code, message: "m"), bridge: "b").extensions["bridge_code"] == code)
+            let error = BridgeError(code: ErrorCode(rawValue: code), message: "m")
+            #expect(CallRoutes.problem(for: error, bridge: "b").status == status, "\(code)")
+            #expect(CallRoutes.problem(for: error, bridge: "b").extensions["bridge_code"] == code)
         }
         let fixture = try GatewayFixture()
         let key = try fixture.key(AccessPolicy(maxConcurrent: 1, ratePerSecond: 100, burst: 100))
-        fixture.bridge.failure = BridgeError(code: "timeout", message: "no reply")
+        fixture.bridge.failure = BridgeError(code: .timeout, message: "no reply")
         try await fixture.test { client async throws in
             #expect(try await client.send(.post, "/api/v1/calls", key: key.secret, json: body).status == .gatewayTimeout)
             // A failed originate gives its concurrency slot back.

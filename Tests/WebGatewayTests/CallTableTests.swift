@@ -1,5 +1,6 @@
 import BusSchema
 import Foundation
+import NIOConcurrencyHelpers
 import Testing
 @testable import WebGateway
 
@@ -13,12 +14,12 @@ import Testing
         table.apply(.originated(callId: "c1", account: "k", a: "sip:a@x", b: "sip:b@x"), bridge: "b", seq: 1, at: "t1")
         table.apply(.dialing(callId: "c1", leg: "a", uri: "sip:a@x"), bridge: "b", seq: 2, at: "t2")
         table.apply(.ringing(callId: "c1", leg: "a"), bridge: "b", seq: 3, at: "t3")
-        #expect(table.call(id: "c1")?.state == "ringing")
+        #expect(table.call(id: "c1")?.state == .live(.ringing))
         table.apply(.answered(callId: "c1", leg: "a", uri: nil), bridge: "b", seq: 4, at: "t4")
         table.apply(.dialing(callId: "c1", leg: "b", uri: "sip:b@x"), bridge: "b", seq: 5, at: "t5")
         table.apply(.connected(callId: "c1"), bridge: "b", seq: 6, at: "t6")
         let connected = table.call(id: "c1")
-        #expect(connected?.state == "connected")
+        #expect(connected?.state == .live(.connected))
         #expect(connected?.connectedAt == "t6")
         #expect(connected?.legs.map(\.leg) == ["a", "b"])
         table.apply(.ended(callId: "c1", cause: "normal_clearing"), bridge: "b", seq: 7, at: "t7")
@@ -47,7 +48,7 @@ import Testing
         table.apply(.ringing(callId: "c0", leg: "b"), bridge: "b", seq: 2, at: "t2")
         table.apply(.ended(callId: "c0", cause: "busy"), bridge: "b", seq: 3, at: "t3")
         var iterator = changes.makeAsyncIterator()
-        #expect(await iterator.next()?.call.state == "ringing")
+        #expect(await iterator.next()?.call.state == .live(.ringing))
         let last = await iterator.next()
         #expect(last?.removed == true)
         #expect(last?.call.endCause == "busy")
@@ -55,12 +56,12 @@ import Testing
 
     @Test func ringingOfLegAReportsTheLatencyFromTheRequest() {
         let table = CallTable()
-        let recorded = LockedBox<Duration?>(nil)
-        table.onRinging = { duration in recorded.set(duration) }
+        let recorded = NIOLockedValueBox<Duration?>(nil)
+        table.onRinging = { duration in recorded.withLockedValue { $0 = duration } }
         _ = table.reserve(owner: "k", limit: 2)
         table.commit(owner: "k", callId: "c1", bridge: "b", from: "a", to: "b", requestedAt: .now - .milliseconds(40))
         table.apply(.ringing(callId: "c1", leg: "a"), bridge: "b", seq: 1, at: "t")
-        #expect((recorded.get() ?? .zero) >= .milliseconds(40))
+        #expect((recorded.withLockedValue { $0 } ?? .zero) >= .milliseconds(40))
     }
 
     @Test func busEventsTranslateToUpdates() {
@@ -84,14 +85,4 @@ import Testing
         try await store.saveLiveCalls(bridge: "b", seq: 42, upserts: [], removals: ["c1"])
         #expect(try store.liveCalls().calls.isEmpty)
     }
-}
-
-/// A value shared with a @Sendable closure in a test.
-final class LockedBox<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ newValue: Value) { lock.withLock { value = newValue } }
 }

@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import HummingbirdWSClient
 import Logging
+import NIOConcurrencyHelpers
 import Testing
 @testable import WebGateway
 
@@ -14,7 +15,7 @@ import Testing
         fixture.table.apply(.originated(callId: "other", account: "sbk_other", a: "sip:c@x", b: "sip:d@x"), bridge: "bridge-1",
                             seq: 2, at: "t2")
         let table = fixture.table
-        let received = LockedBox<[String]>([])
+        let received = NIOLockedValueBox<[String]>([])
         try await fixture.application().test(.live) { client async throws in
             let port = try #require(client.port)
             try await WebSocketClient.connect(
@@ -23,14 +24,14 @@ import Testing
                 logger: Logger(label: "test")
             ) { inbound, outbound, _ in
                 var messages = inbound.messages(maxSize: 1 << 16).makeAsyncIterator()
-                if case .text(let snapshot) = try await messages.next() { received.set(received.get() + [snapshot]) }
+                if case .text(let snapshot) = try await messages.next() { received.withLockedValue { $0.append(snapshot) } }
                 table.apply(.ringing(callId: "other", leg: "a"), bridge: "bridge-1", seq: 3, at: "t3")
                 table.apply(.ringing(callId: "mine", leg: "a"), bridge: "bridge-1", seq: 4, at: "t4")
-                if case .text(let change) = try await messages.next() { received.set(received.get() + [change]) }
+                if case .text(let change) = try await messages.next() { received.withLockedValue { $0.append(change) } }
                 try await outbound.close(.normalClosure, reason: nil)
             }
         }
-        let messages = received.get()
+        let messages = received.withLockedValue { $0 }
         try #require(messages.count == 2)
         #expect(messages[0].contains(#""type":"snapshot""#))
         #expect(messages[0].contains(#""call_id":"mine""#))

@@ -1,51 +1,61 @@
+import BusSchema
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 @testable import WebGateway
 
 /// A bridge that records every command and answers from a script. Used only to prove that no command
 /// was sent (a denied originate) and to check how bus errors map to HTTP; the real bridge is
 /// exercised by the integration tests.
-final class RecordingBridge: BridgeClient, @unchecked Sendable {
-    enum Sent: Equatable {
-        case originate(OriginateCommand)
+final class RecordingBridge: BridgeClient {
+    enum Sent: Equatable, Sendable {
+        case originate(Originate)
         case hangup(String)
     }
 
+    private struct State {
+        var sent: [Sent] = []
+        var counter = 0
+        var failure: BridgeError?
+        /// Idempotency keys already seen → call id.
+        var idempotent: [String: String] = [:]
+    }
+
     let id: String
-    private let lock = NSLock()
-    private var sentCommands: [Sent] = []
-    private var counter = 0
-    /// When set, every command fails with it.
-    var failure: BridgeError?
-    /// Idempotency keys already seen → call id.
-    private var idempotent: [String: String] = [:]
+    private let state = NIOLockedValueBox(State())
 
     init(id: String = "bridge-1") {
         self.id = id
     }
 
-    var sent: [Sent] { lock.withLock { sentCommands } }
+    var sent: [Sent] { state.withLockedValue { $0.sent } }
 
-    func originate(_ command: OriginateCommand) async throws -> (callId: String, existing: Bool) {
-        try lock.withLock {
-            sentCommands.append(.originate(command))
-            if let failure { throw failure }
-            if let key = command.idempotencyKey, let callId = idempotent[key] { return (callId, true) }
-            counter += 1
-            let callId = "\(id)-c\(counter)"
-            if let key = command.idempotencyKey { idempotent[key] = callId }
+    /// When set, every command fails with it.
+    var failure: BridgeError? {
+        get { state.withLockedValue { $0.failure } }
+        set { state.withLockedValue { $0.failure = newValue } }
+    }
+
+    func originate(_ command: Originate) async throws -> (callId: String, existing: Bool) {
+        try state.withLockedValue { state in
+            state.sent.append(.originate(command))
+            if let failure = state.failure { throw failure }
+            if let key = command.idempotencyKey, let callId = state.idempotent[key] { return (callId, true) }
+            state.counter += 1
+            let callId = "\(id)-c\(state.counter)"
+            if let key = command.idempotencyKey { state.idempotent[key] = callId }
             return (callId, false)
         }
     }
 
     func hangup(callId: String) async throws {
-        try lock.withLock {
-            sentCommands.append(.hangup(callId))
-            if let failure { throw failure }
+        try state.withLockedValue { state in
+            state.sent.append(.hangup(callId))
+            if let failure = state.failure { throw failure }
         }
     }
 

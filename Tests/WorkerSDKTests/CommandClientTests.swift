@@ -91,7 +91,7 @@ import ZeroMQ
         case .list:
             return .calls([snapshot("c1")])
         case .hangup(let callId, _), .get(let callId), .transfer(let callId, _, _), .hold(let callId, _), .unhold(let callId, _):
-            return .failed(ErrorReply(code: "unknown_call", message: "no live call \(callId)"))
+            return .failed(ErrorReply(code: .unknownCall, message: "no live call \(callId)"))
         }
     }
 
@@ -131,7 +131,7 @@ import ZeroMQ
         let client = try CommandClient(endpoint: bridge.endpoint, logger: Self.logger)
         defer { client.close() }
         let outcome = try await client.send(.hold(callId: "b1-gone", leg: .a))
-        #expect(outcome == .failed(ErrorReply(code: "unknown_call", message: "no live call b1-gone")))
+        #expect(outcome == .failed(ErrorReply(code: .unknownCall, message: "no live call b1-gone")))
     }
 
     /// The timeout `send` ended with, or nil when it ended otherwise.

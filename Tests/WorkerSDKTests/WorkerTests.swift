@@ -145,7 +145,7 @@ import ZeroMQ
             let ready = try #require(await bridge.nextNonHeartbeat())
             // A garbage frame is logged and ignored; the worker keeps going.
             try bridge.sendRaw(Array("not json".utf8), to: ready.identity)
-            try bridge.send(.error(ErrorReply(code: "not_ready", message: "send worker.ready first")), to: ready.identity)
+            try bridge.send(.error(ErrorReply(code: .notReady, message: "send worker.ready first")), to: ready.identity)
             #expect(await bridge.nextNonHeartbeat()?.message == .ready(workerId: "w1", capacity: 7))
         }
     }

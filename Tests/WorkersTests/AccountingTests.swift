@@ -23,7 +23,7 @@ import Testing
     static func rejected(_ seq: UInt64, call: String) -> Event {
         Event(bridgeId: "b1", seq: seq, timestamp: base.addingTimeInterval(Double(seq)), callId: call,
               body: .callRejected(Rejected(status: 503, reason: "Service Unavailable", workerId: nil, fallback: true,
-                                           cause: "no_worker", decisionMs: 0.1)))
+                                           cause: .noWorker, decisionMs: 0.1)))
     }
 
     @Test func anOfferAndItsOutcomeMakeOneCDR() throws {

@@ -37,7 +37,7 @@ final class BusEndpoints: @unchecked Sendable {
     /// How a decision request ended, as the pool saw it.
     enum Resolution {
         case decided(Decision, workerId: String)
-        case fallback(DecisionPool.FallbackCause)
+        case fallback(DecisionCause)
     }
 
     private enum Command {
@@ -216,7 +216,7 @@ final class BusEndpoints: @unchecked Sendable {
             // A client drops its connection on a frame over the limit, losing every reply in flight:
             // refuse this one by name instead (a `list` of more than about 800 calls).
             frame = CommandReply(requestId: reply.requestId, outcome: .failed(ErrorReply(
-                code: "too_large", message: "the reply would be \(frame.count) bytes, over the bus limit of \(BusSchema.maxFrameSize)"))).frame()
+                code: .tooLarge, message: "the reply would be \(frame.count) bytes, over the bus limit of \(BusSchema.maxFrameSize)"))).frame()
         }
         enqueue(.reply(envelope: envelope, frame: frame))
     }
@@ -390,7 +390,7 @@ final class BusEndpoints: @unchecked Sendable {
             range = try journal.read(from: request.fromSeq, max: request.max)
         } catch {
             logger.error("journal read failed", metadata: ["journal.error": "\(error)", "bus.request_id": "\(request.requestId)"])
-            sendReplay(ReplayReply.error(ErrorReply(code: "journal_unavailable", message: "the journal could not be read: \(error)",
+            sendReplay(ReplayReply.error(ErrorReply(code: .journalUnavailable, message: "the journal could not be read: \(error)",
                                                     requestId: request.requestId)).encoded(), to: envelope)
             return
         }

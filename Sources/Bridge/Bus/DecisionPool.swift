@@ -15,20 +15,13 @@ struct DecisionPool {
         var liveness: Int
     }
 
-    /// Why a request gets the configured fallback instead of a worker's decision.
-    enum FallbackCause: String, Equatable {
-        case noWorker = "no_worker"
-        case overload
-        case invalidDecision = "invalid_decision"
-    }
-
     enum Action: Equatable {
         /// Send this message to the worker with this ROUTER identity.
         case send([UInt8], BridgeMessage)
         /// A worker decided; hand the decision to the call.
         case deliver(requestId: String, decision: Decision, workerId: String)
         /// No usable decision will come; apply the fallback now rather than wait for the deadline.
-        case fallback(requestId: String, cause: FallbackCause)
+        case fallback(requestId: String, cause: DecisionCause)
         case workerJoined(workerId: String)
         case workerLeft(workerId: String)
         /// The worker stopped heartbeating.
@@ -98,7 +91,7 @@ struct DecisionPool {
             return joined ? [.workerJoined(workerId: workerId), welcome] : [welcome]
         case .heartbeat:
             guard workers[identity] != nil else {
-                return refuse(identity, ErrorReply(code: "not_ready", message: "send worker.ready before anything else"))
+                return refuse(identity, ErrorReply(code: .notReady, message: "send worker.ready before anything else"))
             }
             return []
         case .bye:
@@ -106,10 +99,10 @@ struct DecisionPool {
             return [.workerLeft(workerId: worker.workerId)] + remove(identity, now: now)
         case .decision(let requestId, let decision):
             guard let worker = workers[identity] else {
-                return refuse(identity, ErrorReply(code: "not_ready", message: "send worker.ready before anything else", requestId: requestId))
+                return refuse(identity, ErrorReply(code: .notReady, message: "send worker.ready before anything else", requestId: requestId))
             }
             guard let request = requests[requestId], request.worker == identity else {
-                return refuse(identity, ErrorReply(code: "unknown_request",
+                return refuse(identity, ErrorReply(code: .unknownRequest,
                                                    message: "no open request \(requestId) for this worker (finished, expired or never sent)",
                                                    requestId: requestId))
             }
@@ -117,7 +110,7 @@ struct DecisionPool {
             workers[identity]?.inFlight.remove(requestId)
             markUsed(identity)
             if let problem = decision.problem {
-                return refuse(identity, ErrorReply(code: "bad_decision", message: problem, requestId: requestId))
+                return refuse(identity, ErrorReply(code: .badDecision, message: problem, requestId: requestId))
                     + [.fallback(requestId: request.requestId, cause: .invalidDecision)]
             }
             return [.deliver(requestId: requestId, decision: decision, workerId: worker.workerId)]
@@ -194,7 +187,7 @@ struct DecisionPool {
     }
 
     private func refuse(_ identity: [UInt8], _ reply: ErrorReply) -> [Action] {
-        [.refused(code: reply.code, message: reply.message), .send(identity, .error(reply))]
+        [.refused(code: reply.code.rawValue, message: reply.message), .send(identity, .error(reply))]
     }
 }
 

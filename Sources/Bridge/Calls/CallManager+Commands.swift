@@ -5,7 +5,7 @@ import Foundation
 extension CallManager {
     func execute(_ command: Command) -> CommandOutcome {
         if let problem = command.problem {
-            return .failed(ErrorReply(code: "bad_command", message: problem))
+            return .failed(ErrorReply(code: .badCommand, message: problem))
         }
         switch command {
         case .originate(let originate):
@@ -17,28 +17,28 @@ extension CallManager {
         case .hangup(let callId, let leg):
             guard let call = live(callId) else { return unknown(callId) }
             if let leg, call.flow.currentLeg(leg) == nil {
-                return .failed(ErrorReply(code: "invalid_state", message: "call \(callId) has no leg \(leg.rawValue) yet"))
+                return .failed(ErrorReply(code: .invalidState, message: "call \(callId) has no leg \(leg.rawValue) yet"))
             }
             drive(call, .hangup)
             return .done(callId: callId)
         case .transfer(let callId, let leg, let target):
             guard let call = live(callId) else { return unknown(callId) }
             guard call.flow.phase == .connected, call.flow.answeredLeg(leg) != nil else {
-                return .failed(ErrorReply(code: "invalid_state", message: "call \(callId) is \(call.flow.phase.rawValue): only a connected call can be transferred"))
+                return .failed(ErrorReply(code: .invalidState, message: "call \(callId) is \(call.flow.phase.rawValue): only a connected call can be transferred"))
             }
             drive(call, .transfer(keep: leg, target: target))
             return .done(callId: callId)
         case .hold(let callId, let leg), .unhold(let callId, let leg):
             guard let call = live(callId) else { return unknown(callId) }
             guard call.flow.phase == .connected, let index = call.flow.answeredLeg(leg) else {
-                return .failed(ErrorReply(code: "invalid_state", message: "call \(callId) is \(call.flow.phase.rawValue): only a connected call's legs can be held"))
+                return .failed(ErrorReply(code: .invalidState, message: "call \(callId) is \(call.flow.phase.rawValue): only a connected call's legs can be held"))
             }
             let on = if case .hold = command { true } else { false }
             if call.flow.legs[index]?.held == on {
-                return .failed(ErrorReply(code: "invalid_state", message: "leg \(leg.rawValue) of call \(callId) is already \(on ? "on hold" : "off hold")"))
+                return .failed(ErrorReply(code: .invalidState, message: "leg \(leg.rawValue) of call \(callId) is already \(on ? "on hold" : "off hold")"))
             }
             if call.sip[index]?.busy == true {
-                return .failed(ErrorReply(code: "invalid_state", message: "leg \(leg.rawValue) of call \(callId) has a re-INVITE in progress; try again"))
+                return .failed(ErrorReply(code: .invalidState, message: "leg \(leg.rawValue) of call \(callId) has a re-INVITE in progress; try again"))
             }
             drive(call, .hold(leg: leg, on: on))
             return .done(callId: callId)
@@ -50,7 +50,7 @@ extension CallManager {
     }
 
     private func unknown(_ callId: String) -> CommandOutcome {
-        .failed(ErrorReply(code: "unknown_call", message: "no live call \(callId) on this bridge"))
+        .failed(ErrorReply(code: .unknownCall, message: "no live call \(callId) on this bridge"))
     }
 
     func snapshot(_ call: Call) -> CallSnapshot {

@@ -188,18 +188,18 @@ final class CallManager: @unchecked Sendable {
         if let scopedKey, let existing = idempotency[scopedKey] {
             return .originated(callId: existing, existing: true)
         }
-        if stopping { return .failed(ErrorReply(code: "shutting_down", message: "the bridge is shutting down")) }
+        if stopping { return .failed(ErrorReply(code: .shuttingDown, message: "the bridge is shutting down")) }
         if let problem = ringTimeoutProblem(originate.a.ringTimeoutMs) ?? ringTimeoutProblem(originate.b.ringTimeoutMs) {
-            return .failed(ErrorReply(code: "bad_command", message: problem))
+            return .failed(ErrorReply(code: .badCommand, message: problem))
         }
         guard admits() else {
-            return .failed(ErrorReply(code: "limit_exceeded", message: "the bridge holds its maximum of \(limits.maxCalls) calls"))
+            return .failed(ErrorReply(code: .limitExceeded, message: "the bridge holds its maximum of \(limits.maxCalls) calls"))
         }
         if let account = originate.account, limits.maxOriginatesPerAccount > 0 {
             let live = calls.values.filter { $0.flow.kind == .originate && $0.account == account }.count
             if live >= limits.maxOriginatesPerAccount {
                 refused.increment()
-                return .failed(ErrorReply(code: "account_limit",
+                return .failed(ErrorReply(code: .accountLimit,
                                            message: "account \(account) has \(live) originated calls live, its limit is \(limits.maxOriginatesPerAccount)"))
             }
         }

@@ -331,13 +331,13 @@ final class SIPEdge: @unchecked Sendable {
             perform(key, entry.transaction.sendProvisional(SIPResponse(replyingTo: request, status: 100)))
         }
         call.deadline = loop.scheduleTask(in: TimeAmount(configuration.decisionTimeout)) { [self] in
-            decide(requestId: requestId, outcome: .fallback(cause: "timeout"))
+            decide(requestId: requestId, outcome: .fallback(cause: .timeout))
         }
         invites[key]!.call = call
         waiting[requestId] = key
         guard !stopping else {
             bus.publish(callId: callId, .callOffered(offer))
-            decide(requestId: requestId, outcome: .fallback(cause: "shutdown"))
+            decide(requestId: requestId, outcome: .fallback(cause: .shutdown))
             return
         }
         bus.offer(requestId: requestId, callId: callId, offer: offer, deadline: .now + configuration.decisionTimeout)
@@ -345,7 +345,7 @@ final class SIPEdge: @unchecked Sendable {
 
     private enum Outcome {
         case decided(Decision, workerId: String)
-        case fallback(cause: String)
+        case fallback(cause: DecisionCause)
     }
 
     /// Called from the bus thread with a batch of resolutions; hops onto the SIP loop once for all.
@@ -354,7 +354,7 @@ final class SIPEdge: @unchecked Sendable {
             for (requestId, resolution) in batch {
                 switch resolution {
                 case .decided(let decision, let workerId): decide(requestId: requestId, outcome: .decided(decision, workerId: workerId))
-                case .fallback(let cause): decide(requestId: requestId, outcome: .fallback(cause: cause.rawValue))
+                case .fallback(let cause): decide(requestId: requestId, outcome: .fallback(cause: cause))
                 }
             }
         }
@@ -372,7 +372,7 @@ final class SIPEdge: @unchecked Sendable {
 
         let decision: Decision
         let workerId: String?
-        let cause: String?
+        let cause: DecisionCause?
         switch outcome {
         case .decided(let workerDecision, let id):
             (decision, workerId, cause) = (workerDecision, id, nil)
@@ -405,7 +405,7 @@ final class SIPEdge: @unchecked Sendable {
                 return
             }
             bus.publish(callId: call.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
-                                                                     fallback: cause != nil, cause: "limit", decisionMs: decisionMs)))
+                                                                     fallback: cause != nil, cause: .limit, decisionMs: decisionMs)))
         }
         perform(key, entry.transaction.sendFinal(response))
     }
@@ -435,7 +435,7 @@ final class SIPEdge: @unchecked Sendable {
             entry.stopDecisionTimers()
             let decisionMs = Double((NIODeadline.now() - call.offeredAt).nanoseconds) / 1_000_000
             bus.publish(callId: call.callId, .callRejected(Rejected(status: 487, reason: "Request Terminated", workerId: nil,
-                                                                     fallback: false, cause: "caller_cancelled", decisionMs: decisionMs)))
+                                                                     fallback: false, cause: .callerCancelled, decisionMs: decisionMs)))
         }
         perform(key, entry.transaction.sendFinal(SIPResponse(replyingTo: request, status: 487, toTag: entry.toTag)))
     }
@@ -477,7 +477,7 @@ final class SIPEdge: @unchecked Sendable {
         stopping = true
         calls.shutdown()
         for requestId in Array(waiting.keys) {
-            decide(requestId: requestId, outcome: .fallback(cause: "shutdown"))
+            decide(requestId: requestId, outcome: .fallback(cause: .shutdown))
         }
     }
 

@@ -1,30 +1,22 @@
-import Foundation
-
-/// One party of an originate as the gateway asks for it.
-struct OriginateParty: Equatable, Sendable {
-    var uri: String
-    var callerIdUri: String?
-    var callerIdName: String?
-    var ringTimeoutMs: Int?
-}
-
-/// The originate command the gateway sends (bus `originate`): call `a`, then `b`, join them.
-struct OriginateCommand: Equatable, Sendable {
-    var a: OriginateParty
-    var b: OriginateParty
-    /// `OWNER:Idempotency-Key`, so two keys never share an idempotency scope.
-    var idempotencyKey: String?
-    /// The key id or `user:NAME`: the bus `account`, which the bridge also limits.
-    var account: String
-}
+import BusSchema
+import NIOConcurrencyHelpers
 
 /// A refused or failed command: the bus error `code` (`unknown_call`, `limit_exceeded`, ...), or
-/// `timeout` / `unreachable` when no reply came.
+/// one of the gateway's own codes below when no usable reply came.
 struct BridgeError: Error, Equatable, CustomStringConvertible {
-    var code: String
+    var code: ErrorCode
     var message: String
 
     var description: String { "\(code): \(message)" }
+}
+
+extension ErrorCode {
+    /// The command was sent but no reply came in time: it may have been carried out.
+    static let timeout = ErrorCode(rawValue: "timeout")
+    /// No connection to the bridge: nothing was sent.
+    static let unreachable = ErrorCode(rawValue: "unreachable")
+    /// The bridge answered with a result of another command.
+    static let badReply = ErrorCode(rawValue: "bad_reply")
 }
 
 /// How the gateway talks to one bridge's command endpoint. Production: ``BusBridgeClient`` over the
@@ -32,8 +24,10 @@ struct BridgeError: Error, Equatable, CustomStringConvertible {
 protocol BridgeClient: Sendable {
     /// The configured bridge name (`bridge-1`).
     var id: String { get }
+    /// Sends `originate`; its `idempotency_key` is `OWNER:Idempotency-Key`, so two API keys never share
+    /// an idempotency scope, and its `account` is the key id or `user:NAME`, which the bridge also limits.
     /// - Returns: the bridge's call id, and whether the idempotency key matched an earlier originate.
-    func originate(_ command: OriginateCommand) async throws -> (callId: String, existing: Bool)
+    func originate(_ originate: Originate) async throws -> (callId: String, existing: Bool)
     func hangup(callId: String) async throws
     /// The ids of the bridge's live calls (`list`); used by health checks and to reconcile the table.
     func liveCallIds() async throws -> Set<String>
@@ -45,7 +39,7 @@ protocol BridgeClient: Sendable {
 /// let bridges = BridgeDirectory(clients: [client])
 /// let bridge = bridges.next()          // round-robin over the reachable ones
 /// ```
-final class BridgeDirectory: @unchecked Sendable {
+final class BridgeDirectory: Sendable {
     struct Health: Equatable, Sendable {
         var reachable: Bool?
         var checkedAt: String?
@@ -53,10 +47,13 @@ final class BridgeDirectory: @unchecked Sendable {
         var liveCalls: Int?
     }
 
+    private struct State {
+        var health: [String: Health] = [:]
+        var cursor = 0
+    }
+
     let clients: [any BridgeClient]
-    private let lock = NSLock()
-    private var health: [String: Health] = [:]
-    private var cursor = 0
+    private let state = NIOLockedValueBox(State())
 
     init(clients: [any BridgeClient]) {
         self.clients = clients
@@ -69,25 +66,25 @@ final class BridgeDirectory: @unchecked Sendable {
     /// The next bridge for an originate: round-robin, skipping bridges the last check found unreachable
     /// (all of them when none is known good).
     func next() -> (any BridgeClient)? {
-        lock.withLock {
+        state.withLockedValue { state in
             guard !clients.isEmpty else { return nil }
             for step in 0..<clients.count {
-                let client = clients[(cursor + step) % clients.count]
-                if health[client.id]?.reachable != false {
-                    cursor = (cursor + step + 1) % clients.count
+                let client = clients[(state.cursor + step) % clients.count]
+                if state.health[client.id]?.reachable != false {
+                    state.cursor = (state.cursor + step + 1) % clients.count
                     return client
                 }
             }
-            cursor = (cursor + 1) % clients.count
-            return clients[cursor]
+            state.cursor = (state.cursor + 1) % clients.count
+            return clients[state.cursor]
         }
     }
 
     func record(_ id: String, _ value: Health) {
-        lock.withLock { health[id] = value }
+        state.withLockedValue { $0.health[id] = value }
     }
 
     func status() -> [(id: String, health: Health)] {
-        lock.withLock { clients.map { ($0.id, health[$0.id] ?? Health()) } }
+        state.withLockedValue { state in clients.map { ($0.id, state.health[$0.id] ?? Health()) } }
     }
 }

@@ -9,7 +9,7 @@ import WorkerSDK
 /// let client = try BusBridgeClient(bridge: configuration.bridges[0], timeout: .seconds(5), logger: logger)
 /// let (callId, _) = try await client.originate(command)
 /// ```
-final class BusBridgeClient: BridgeClient, @unchecked Sendable {
+final class BusBridgeClient: BridgeClient {
     let id: String
     private let client: CommandClient
     private let timeout: Duration
@@ -24,17 +24,10 @@ final class BusBridgeClient: BridgeClient, @unchecked Sendable {
         client.close()
     }
 
-    func originate(_ command: OriginateCommand) async throws -> (callId: String, existing: Bool) {
-        func party(_ party: OriginateParty) -> Party {
-            let callerId = party.callerIdUri == nil && party.callerIdName == nil
-                ? nil : CallerID(uri: party.callerIdUri, displayName: party.callerIdName)
-            return Party(uri: party.uri, callerId: callerId, ringTimeoutMs: party.ringTimeoutMs)
-        }
-        let originate = Originate(a: party(command.a), b: party(command.b), idempotencyKey: command.idempotencyKey,
-                                  account: command.account)
+    func originate(_ originate: Originate) async throws -> (callId: String, existing: Bool) {
         switch try await send(.originate(originate)) {
         case .originated(let callId, let existing): return (callId, existing)
-        case let other: throw BridgeError(code: "bad_reply", message: "unexpected reply to originate: \(other)")
+        case let other: throw BridgeError(code: .badReply, message: "unexpected reply to originate: \(other)")
         }
     }
 
@@ -45,7 +38,7 @@ final class BusBridgeClient: BridgeClient, @unchecked Sendable {
     func liveCallIds() async throws -> Set<String> {
         switch try await send(.list) {
         case .calls(let calls): return Set(calls.map(\.callId))
-        case let other: throw BridgeError(code: "bad_reply", message: "unexpected reply to list: \(other)")
+        case let other: throw BridgeError(code: .badReply, message: "unexpected reply to list: \(other)")
         }
     }
 
@@ -57,10 +50,10 @@ final class BusBridgeClient: BridgeClient, @unchecked Sendable {
         do {
             outcome = try await client.send(command, timeout: timeout)
         } catch CommandClientError.timeout(_, let sent) {
-            throw sent ? BridgeError(code: "timeout", message: "no reply within \(timeout); the command may have been carried out")
-                : BridgeError(code: "unreachable", message: "no connection to the bridge; nothing was sent")
+            throw sent ? BridgeError(code: .timeout, message: "no reply within \(timeout); the command may have been carried out")
+                : BridgeError(code: .unreachable, message: "no connection to the bridge; nothing was sent")
         } catch let error as CommandClientError {
-            throw BridgeError(code: "unreachable", message: "\(error)")
+            throw BridgeError(code: .unreachable, message: "\(error)")
         }
         if case .failed(let reply) = outcome { throw BridgeError(code: reply.code, message: reply.message) }
         return outcome

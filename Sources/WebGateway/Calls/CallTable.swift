@@ -1,4 +1,6 @@
+import BusSchema
 import Foundation
+import NIOConcurrencyHelpers
 
 /// What changed, for the WebSocket and any other observer.
 struct CallChange: Equatable, Sendable {
@@ -15,35 +17,53 @@ struct CallChange: Equatable, Sendable {
 /// let (snapshot, changes) = table.subscribe()
 /// for await change in changes { print(change.call.state) }
 /// ```
-final class CallTable: @unchecked Sendable {
-    private let lock = NSLock()
-    private var calls: [String: LiveCall] = [:]
-    /// Ended calls kept for a while so `GET /calls/{id}` can still say how they ended.
-    private var ended: [String: LiveCall] = [:]
-    private var endedOrder: [String] = []
-    private let endedCapacity: Int
-    /// Originates sent to a bridge and not yet answered, per owner.
-    private var pending: [String: Int] = [:]
-    private var observers: [UUID: AsyncStream<CallChange>.Continuation] = [:]
-    /// When each originate's HTTP request arrived, for the request→ringing latency.
-    private var requestedAt: [String: ContinuousClock.Instant] = [:]
+final class CallTable: Sendable {
+    private struct State {
+        var calls: [String: LiveCall] = [:]
+        /// Ended calls kept for a while so `GET /calls/{id}` can still say how they ended.
+        var ended: [String: LiveCall] = [:]
+        var endedOrder: [String] = []
+        let endedCapacity: Int
+        /// Originates sent to a bridge and not yet answered, per owner.
+        var pending: [String: Int] = [:]
+        var observers: [UUID: AsyncStream<CallChange>.Continuation] = [:]
+        /// When each originate's HTTP request arrived, for the request→ringing latency.
+        var requestedAt: [String: ContinuousClock.Instant] = [:]
+        var onRinging: (@Sendable (Duration) -> Void)?
+
+        /// Moves an ended call out of the live table.
+        mutating func finish(_ call: LiveCall) -> CallChange {
+            calls[call.callId] = nil
+            requestedAt[call.callId] = nil
+            ended[call.callId] = call
+            endedOrder.append(call.callId)
+            if endedOrder.count > endedCapacity { ended[endedOrder.removeFirst()] = nil }
+            return CallChange(call: call, removed: true)
+        }
+    }
+
+    private let state: NIOLockedValueBox<State>
+
     /// Told the request→ringing latency of originated calls (leg A's first ringing).
-    var onRinging: (@Sendable (Duration) -> Void)?
+    var onRinging: (@Sendable (Duration) -> Void)? {
+        get { state.withLockedValue { $0.onRinging } }
+        set { state.withLockedValue { $0.onRinging = newValue } }
+    }
 
     init(endedCapacity: Int = 500) {
-        self.endedCapacity = endedCapacity
+        state = NIOLockedValueBox(State(endedCapacity: endedCapacity))
     }
 
     // MARK: Reading
 
     func call(id: String) -> LiveCall? {
-        lock.withLock { calls[id] ?? ended[id] }
+        state.withLockedValue { state in state.calls[id] ?? state.ended[id] }
     }
 
     /// Live calls, oldest first; with `owner`, only that owner's.
     func liveCalls(owner: String? = nil) -> [LiveCall] {
-        lock.withLock {
-            calls.values.filter { owner == nil || $0.owner == owner }.sorted { ($0.createdAt, $0.callId) < ($1.createdAt, $1.callId) }
+        state.withLockedValue { state in
+            state.calls.values.filter { owner == nil || $0.owner == owner }.sorted { ($0.createdAt, $0.callId) < ($1.createdAt, $1.callId) }
         }
     }
 
@@ -51,29 +71,29 @@ final class CallTable: @unchecked Sendable {
     func subscribe() -> (snapshot: [LiveCall], changes: AsyncStream<CallChange>) {
         let (stream, continuation) = AsyncStream.makeStream(of: CallChange.self, bufferingPolicy: .bufferingNewest(1000))
         let id = UUID()
-        let snapshot = lock.withLock {
-            observers[id] = continuation
-            return calls.values.sorted { $0.createdAt < $1.createdAt }
+        let snapshot = state.withLockedValue { state in
+            state.observers[id] = continuation
+            return state.calls.values.sorted { $0.createdAt < $1.createdAt }
         }
         continuation.onTermination = { [weak self] _ in
-            _ = self?.lock.withLock { self?.observers.removeValue(forKey: id) }
+            self?.state.withLockedValue { _ = $0.observers.removeValue(forKey: id) }
         }
         return (snapshot, stream)
     }
 
     /// The live call `owner` originated with this bus idempotency key (`OWNER:KEY`), if any.
     func liveCall(owner: String, idempotencyKey: String) -> LiveCall? {
-        lock.withLock { calls.values.first { $0.owner == owner && $0.idempotencyKey == idempotencyKey } }
+        state.withLockedValue { state in state.calls.values.first { $0.owner == owner && $0.idempotencyKey == idempotencyKey } }
     }
 
     // MARK: Concurrency
 
     /// Counts an originate against `owner`'s cap before it is sent; false when the cap is reached.
     func reserve(owner: String, limit: Int) -> Bool {
-        lock.withLock {
-            let live = calls.values.count { $0.owner == owner }
-            guard live + pending[owner, default: 0] < limit else { return false }
-            pending[owner, default: 0] += 1
+        state.withLockedValue { state in
+            let live = state.calls.values.count { $0.owner == owner }
+            guard live + state.pending[owner, default: 0] < limit else { return false }
+            state.pending[owner, default: 0] += 1
             return true
         }
     }
@@ -82,19 +102,19 @@ final class CallTable: @unchecked Sendable {
     /// (its `call.originated` event may come before or after this).
     func commit(owner: String, callId: String, bridge: String, from: String, to: String, idempotencyKey: String? = nil,
                 requestedAt: ContinuousClock.Instant) {
-        let change: CallChange? = lock.withLock {
-            pending[owner, default: 1] -= 1
-            if pending[owner] == 0 { pending[owner] = nil }
-            if ended[callId] != nil { return nil }
-            self.requestedAt[callId] = requestedAt
-            if var call = calls[callId] {
+        let change: CallChange? = state.withLockedValue { state in
+            state.pending[owner, default: 1] -= 1
+            if state.pending[owner] == 0 { state.pending[owner] = nil }
+            if state.ended[callId] != nil { return nil }
+            state.requestedAt[callId] = requestedAt
+            if var call = state.calls[callId] {
                 call.idempotencyKey = call.idempotencyKey ?? idempotencyKey
-                calls[callId] = call
+                state.calls[callId] = call
                 return nil
             }
-            let call = LiveCall(callId: callId, bridge: bridge, kind: "originate", state: "dialing", owner: owner, from: from, to: to,
+            let call = LiveCall(callId: callId, bridge: bridge, kind: .originate, state: .live(.dialing), owner: owner, from: from, to: to,
                                 legs: [], createdAt: Timestamp.now(), idempotencyKey: idempotencyKey)
-            calls[callId] = call
+            state.calls[callId] = call
             return CallChange(call: call, removed: false)
         }
         if let change { broadcast(change) }
@@ -102,9 +122,9 @@ final class CallTable: @unchecked Sendable {
 
     /// The originate failed or was refused: give the reservation back.
     func release(owner: String) {
-        lock.withLock {
-            pending[owner, default: 1] -= 1
-            if pending[owner] == 0 { pending[owner] = nil }
+        state.withLockedValue { state in
+            state.pending[owner, default: 1] -= 1
+            if state.pending[owner] == 0 { state.pending[owner] = nil }
         }
     }
 
@@ -112,65 +132,65 @@ final class CallTable: @unchecked Sendable {
 
     /// Loads calls saved before a restart.
     func restore(_ saved: [LiveCall]) {
-        lock.withLock { for call in saved { calls[call.callId] = call } }
+        state.withLockedValue { state in for call in saved { state.calls[call.callId] = call } }
     }
 
     /// Applies one event's update and returns what changed (to persist), after telling observers.
     @discardableResult
     func apply(_ update: CallUpdate, bridge: String, seq: UInt64?, at timestamp: String) -> [CallChange] {
         var latency: Duration?
-        let changes: [CallChange] = lock.withLock {
+        let changes: [CallChange] = state.withLockedValue { state in
             if case .bridgeStarted = update {
-                return calls.values.filter { $0.bridge == bridge }.map { call in
+                return state.calls.values.filter { $0.bridge == bridge }.map { call in
                     var call = call
-                    call.state = "ended"
-                    call.endCause = "bridge_restart"
+                    call.state = .ended
+                    call.endCause = EndCause.bridgeRestart.rawValue
                     call.endedAt = timestamp
-                    return finish(call)
+                    return state.finish(call)
                 }
             }
             guard let callId = update.callId else { return [] }
-            var call = calls[callId] ?? LiveCall(callId: callId, bridge: bridge, kind: "inbound", state: "routing", legs: [],
+            var call = state.calls[callId] ?? LiveCall(callId: callId, bridge: bridge, kind: .inbound, state: .live(.routing), legs: [],
                                                  createdAt: timestamp)
-            if ended[callId] != nil { return [] }
+            if state.ended[callId] != nil { return [] }
             call.seq = seq ?? call.seq
             switch update {
             case .originated(_, let account, let a, let b, let idempotencyKey):
-                call.kind = "originate"
+                call.kind = .originate
                 call.idempotencyKey = call.idempotencyKey ?? idempotencyKey
                 call.owner = account ?? call.owner
                 call.from = call.from ?? a
                 call.to = call.to ?? b
-                if call.state == "routing" { call.state = "dialing" }
+                if call.state == .live(.routing) { call.state = .live(.dialing) }
             case .offered(_, let from, let to):
                 call.from = from
                 call.to = to
             case .dialing(_, let leg, let uri):
-                call.updateLeg(leg, uri: uri) { $0.state = "calling" }
-                if call.state == "routing" { call.state = "dialing" }
+                call.updateLeg(leg, uri: uri) { $0.state = .calling }
+                if call.state == .live(.routing) { call.state = .live(.dialing) }
             case .ringing(_, let leg):
-                call.updateLeg(leg) { $0.state = "ringing" }
-                if call.state != "connected" { call.state = "ringing" }
-                if leg == "a", let start = requestedAt.removeValue(forKey: callId) { latency = .now - start }
+                call.updateLeg(leg) { $0.state = .ringing }
+                if call.state != .live(.connected) { call.state = .live(.ringing) }
+                if leg == Leg.a.rawValue, let start = state.requestedAt.removeValue(forKey: callId) { latency = .now - start }
             case .answered(_, let leg, let uri):
-                call.updateLeg(leg, uri: uri) { $0.state = "answered" }
+                call.updateLeg(leg, uri: uri) { $0.state = .answered }
             case .connected:
-                call.state = "connected"
+                call.state = .live(.connected)
                 call.connectedAt = timestamp
             case .held(_, let leg, let held):
                 call.updateLeg(leg) { $0.held = held }
             case .legFailed(_, let leg, _):
-                call.updateLeg(leg) { $0.state = "ended" }
+                call.updateLeg(leg) { $0.state = .ended }
             case .ended(_, let cause):
-                call.state = "ended"
+                call.state = .ended
                 call.endCause = cause
                 call.endedAt = timestamp
-                for index in call.legs.indices { call.legs[index].state = "ended" }
-                return [finish(call)]
+                for index in call.legs.indices { call.legs[index].state = .ended }
+                return [state.finish(call)]
             case .bridgeStarted:
                 return []
             }
-            calls[callId] = call
+            state.calls[callId] = call
             return [CallChange(call: call, removed: false)]
         }
         for change in changes { broadcast(change) }
@@ -178,18 +198,8 @@ final class CallTable: @unchecked Sendable {
         return changes
     }
 
-    /// Moves an ended call out of the live table (lock held).
-    private func finish(_ call: LiveCall) -> CallChange {
-        calls[call.callId] = nil
-        requestedAt[call.callId] = nil
-        ended[call.callId] = call
-        endedOrder.append(call.callId)
-        if endedOrder.count > endedCapacity { ended[endedOrder.removeFirst()] = nil }
-        return CallChange(call: call, removed: true)
-    }
-
     private func broadcast(_ change: CallChange) {
-        let targets = lock.withLock { Array(observers.values) }
+        let targets = state.withLockedValue { state in Array(state.observers.values) }
         for continuation in targets { continuation.yield(change) }
     }
 }

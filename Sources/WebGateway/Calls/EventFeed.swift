@@ -19,7 +19,7 @@ extension CallUpdate {
             guard routed.action == .redirect else { return nil }
             self = .ended(callId: id, cause: "redirected")
         case .callRejected(let rejected):
-            self = .ended(callId: id, cause: rejected.cause ?? "rejected")
+            self = .ended(callId: id, cause: rejected.cause?.rawValue ?? "rejected")
         case .callOriginated(let originate):
             self = .originated(callId: id, account: originate.account, a: originate.a.uri, b: originate.b.uri,
                                idempotencyKey: originate.idempotencyKey)
@@ -53,7 +53,7 @@ extension CallUpdate {
 /// let feed = try EventFeed(bridges: configuration.bridges, table: table, store: store, logger: logger)
 /// try await ServiceGroup(services: [feed], ...).run()
 /// ```
-final class EventFeed: Service, @unchecked Sendable {
+final class EventFeed: Service {
     private let subscribers: [(id: String, subscriber: EventSubscriber)]
     private let logger: Logger
 
@@ -65,7 +65,7 @@ final class EventFeed: Service, @unchecked Sendable {
         subscribers = bridges.map { bridge in
             let subscriber = EventSubscriber(
                 configuration: SubscriberConfiguration(events: bridge.events, replay: bridge.replay,
-                                                       topics: ["call.", "bridge.started"], resumeAfter: cursors[bridge.id]),
+                                                       topics: ["call.", EventType.bridgeStarted.rawValue], resumeAfter: cursors[bridge.id]),
                 logger: logger)
             subscriber.onEvent { event in
                 guard let update = CallUpdate(event) else { return }
@@ -98,7 +98,7 @@ final class EventFeed: Service, @unchecked Sendable {
 
 /// Asks each bridge for its live calls every interval: the health `GET /api/v1/health` reports, and a
 /// check that ends table entries the bridge no longer has (their `call.ended` was lost).
-final class BridgeMonitor: Service, @unchecked Sendable {
+final class BridgeMonitor: Service {
     private let bridges: BridgeDirectory
     private let table: CallTable
     private let interval: Duration
@@ -125,7 +125,7 @@ final class BridgeMonitor: Service, @unchecked Sendable {
                 let live = try await client.liveCallIds()
                 bridges.record(client.id, .init(reachable: true, checkedAt: checkedAt, liveCalls: live.count))
                 reconcile(bridge: client.id, live: live)
-            } catch let error as BridgeError where !["timeout", "unreachable"].contains(error.code) {
+            } catch let error as BridgeError where ![.timeout, .unreachable].contains(error.code) {
                 // The bridge answered (a refusal, e.g. a list too large for one frame): it is up, only the
                 // reconciliation waits for the next check.
                 logger.debug("bridge refused the live-call check", metadata: ["gateway.bridge": "\(client.id)", "bus.error": "\(error)"])

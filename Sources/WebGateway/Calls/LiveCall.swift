@@ -1,21 +1,48 @@
+import BusSchema
+
+/// A call's state as the gateway shows it: the bridge's (`routing` ... `ending`), or `ended`, which only
+/// the gateway keeps (the bridge forgets an ended call).
+enum LiveCallState: Equatable, Sendable, Codable {
+    case live(CallSnapshot.State)
+    case ended
+
+    private static let endedName = "ended"
+
+    init(from decoder: any Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        if name == Self.endedName {
+            self = .ended
+        } else if let state = CallSnapshot.State(rawValue: name) {
+            self = .live(state)
+        } else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown call state \(name)"))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .live(let state): try container.encode(state.rawValue)
+        case .ended: try container.encode(Self.endedName)
+        }
+    }
+}
+
 /// One call as the gateway shows it (REST, WebSocket): built from the bridge's events.
 struct LiveCall: Codable, Equatable, Sendable {
     /// One leg of the call: `a` is the party called first (Click2Call's "from"), `b` the other.
     struct Leg: Codable, Equatable, Sendable {
         var leg: String
         var uri: String?
-        /// `calling`, `ringing`, `answered`, `ended`.
-        var state: String
+        var state: LegSnapshot.State
         var held: Bool = false
     }
 
     var callId: String
     /// The configured bridge that owns the call (hang-ups go there).
     var bridge: String
-    /// `originate` or `inbound`.
-    var kind: String
-    /// `routing`, `dialing`, `ringing`, `connected`, `ending`, `ended`.
-    var state: String
+    var kind: CallSnapshot.Kind
+    var state: LiveCallState
     /// The key id (`sbk_...`) or `user:NAME` that originated it: the bus `account`.
     var owner: String?
     var from: String?
@@ -37,14 +64,14 @@ struct LiveCall: Codable, Equatable, Sendable {
         case idempotencyKey = "idempotency_key"
     }
 
-    var isLive: Bool { state != "ended" }
+    var isLive: Bool { state != .ended }
 
     mutating func updateLeg(_ name: String, uri: String? = nil, _ change: (inout Leg) -> Void) {
         if let index = legs.firstIndex(where: { $0.leg == name }) {
             if let uri { legs[index].uri = uri }
             change(&legs[index])
         } else {
-            var leg = Leg(leg: name, uri: uri, state: "calling")
+            var leg = Leg(leg: name, uri: uri, state: .calling)
             change(&leg)
             legs.append(leg)
             legs.sort { $0.leg < $1.leg }

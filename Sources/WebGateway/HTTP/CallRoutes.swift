@@ -1,3 +1,4 @@
+import BusSchema
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -80,9 +81,10 @@ struct CallRoutes: Sendable {
             release()
             throw Problem(status: .serviceUnavailable, kind: "no-bridge", title: "No bridge", detail: "no bridge is configured")
         }
-        let command = OriginateCommand(
-            a: OriginateParty(uri: a, callerIdUri: b, callerIdName: callerIdName, ringTimeoutMs: body.ringTimeoutS.map { $0 * 1000 }),
-            b: OriginateParty(uri: b, callerIdUri: callerId ?? a, ringTimeoutMs: body.ringTimeoutS.map { $0 * 1000 }),
+        let ringTimeoutMs = body.ringTimeoutS.map { $0 * 1000 }
+        let command = Originate(
+            a: Party(uri: a, callerId: CallerID(uri: b, displayName: callerIdName), ringTimeoutMs: ringTimeoutMs),
+            b: Party(uri: b, callerId: CallerID(uri: callerId ?? a), ringTimeoutMs: ringTimeoutMs),
             idempotencyKey: busKey,
             account: principal.owner)
         let result: (callId: String, existing: Bool)
@@ -106,7 +108,7 @@ struct CallRoutes: Sendable {
                                                      "gateway.existing": "\(result.existing)"])
         let call = table.call(id: result.callId)
         let response = OriginateResponse(callId: result.callId, existing: result.existing, bridge: bridge.id,
-                                         state: call?.state ?? "dialing", location: "/api/v1/calls/\(result.callId)")
+                                         state: call?.state ?? .live(.dialing), location: "/api/v1/calls/\(result.callId)")
         return try json(response, status: result.existing ? .ok : .created, headers: [.location: response.location])
     }
 
@@ -136,7 +138,7 @@ struct CallRoutes: Sendable {
         }
         context.logger.info("hangup sent", metadata: ["gateway.call_id": "\(call.callId)"])
         var ending = call
-        ending.state = "ending"
+        ending.state = .live(.ending)
         return try json(ending, status: .accepted)
     }
 
@@ -180,27 +182,27 @@ struct CallRoutes: Sendable {
         }
         var problem: Problem
         switch error.code {
-        case "unknown_call":
+        case .unknownCall:
             problem = .notFound(error.message)
-        case "invalid_state":
+        case .invalidState:
             problem = Problem(status: .conflict, kind: "invalid-state", title: "Invalid state", detail: error.message)
-        case "account_limit":
+        case .accountLimit:
             problem = .tooManyRequests(error.message, kind: "concurrency-limit", retryAfter: .seconds(5))
-        case "limit_exceeded":
+        case .limitExceeded:
             problem = Problem(status: .serviceUnavailable, kind: "bridge-busy", title: "Bridge at capacity", detail: error.message,
                               headers: [.retryAfter: "5"])
-        case "shutting_down", "unreachable":
+        case .shuttingDown, .unreachable:
             problem = Problem(status: .serviceUnavailable, kind: "bridge-unavailable", title: "Bridge unavailable",
                               detail: "bridge \(bridge): \(error.message)", headers: [.retryAfter: "5"])
-        case "timeout":
+        case .timeout:
             problem = Problem(status: .gatewayTimeout, kind: "bridge-timeout", title: "Bridge did not answer",
                               detail: "bridge \(bridge) did not answer in time")
-        case "bad_command":
+        case .badCommand:
             problem = .badRequest("the bridge refused the command: \(error.message)")
         default:
             problem = Problem(status: .badGateway, kind: "bridge-error", title: "Bridge error", detail: "bridge \(bridge): \(error)")
         }
-        problem.extensions["bridge_code"] = error.code
+        problem.extensions["bridge_code"] = error.code.rawValue
         return problem
     }
 }
@@ -209,7 +211,7 @@ struct OriginateResponse: Codable, Sendable {
     var callId: String
     var existing: Bool
     var bridge: String
-    var state: String
+    var state: LiveCallState
     var location: String
 
     enum CodingKeys: String, CodingKey { case callId = "call_id", existing, bridge, state, location }

@@ -31,7 +31,7 @@ struct EventsSocket: Sendable {
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             guard let principal = try? principal(context.request, context.requestContext) else { return }
-            let visible = { (call: LiveCall) in principal.policy.admin || call.owner == principal.owner }
+            let visible: @Sendable (LiveCall) -> Bool = { call in principal.policy.admin || call.owner == principal.owner }
             let (snapshot, changes) = table.subscribe()
             try await outbound.write(.text(Self.encode(["type": "snapshot", "calls": snapshot.filter(visible)])))
             // Stream until the client closes (or the server shuts down): whichever ends first ends both.

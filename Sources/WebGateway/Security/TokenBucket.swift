@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// A token bucket: `capacity` requests at once, refilled at `ratePerSecond`. Pure; time is passed in.
 ///
@@ -56,9 +57,8 @@ struct TokenBucket: Sendable {
 /// let limiter = RateLimiter()
 /// if case .limited(let wait) = limiter.take("203.0.113.7", capacity: 20, ratePerSecond: 10) { ... }
 /// ```
-final class RateLimiter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var buckets: [String: TokenBucket] = [:]
+final class RateLimiter: Sendable {
+    private let buckets = NIOLockedValueBox<[String: TokenBucket]>([:])
     private let sweepThreshold: Int
 
     init(sweepThreshold: Int = 10_000) {
@@ -66,7 +66,7 @@ final class RateLimiter: @unchecked Sendable {
     }
 
     func take(_ name: String, capacity: Double, ratePerSecond: Double, now: ContinuousClock.Instant = .now) -> TokenBucket.Outcome {
-        lock.withLock {
+        buckets.withLockedValue { buckets in
             if buckets.count >= sweepThreshold {
                 buckets = buckets.filter { _, bucket in var copy = bucket; return !copy.isFull(now: now) }
             }

@@ -223,7 +223,7 @@ struct CDRStore: Sendable {
             cdr.route = String(decoding: try BusSchema.makeEncoder().encode(routed.targets), as: UTF8.self)
             cdr.workerId = routed.workerId
             cdr.fallback = routed.fallback
-            cdr.fallbackCause = routed.cause
+            cdr.fallbackCause = routed.cause?.rawValue
             cdr.decisionMs = routed.decisionMs
             try write(cdr, db)
             return .recorded
@@ -233,7 +233,7 @@ struct CDRStore: Sendable {
             cdr.reason = rejected.reason
             cdr.workerId = rejected.workerId
             cdr.fallback = rejected.fallback
-            cdr.fallbackCause = rejected.cause
+            cdr.fallbackCause = rejected.cause?.rawValue
             cdr.decisionMs = rejected.decisionMs
             try write(cdr, db)
             return .recorded
