@@ -32,10 +32,3 @@ public final class ZMQContext: @unchecked Sendable {
         assert(closed, "ZMQContext deallocated without close()")
     }
 }
-
-/// The libzmq version this process runs with, e.g. `(4, 3, 4)`.
-public var zmqVersion: (major: Int32, minor: Int32, patch: Int32) {
-    var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
-    zmq_version(&major, &minor, &patch)
-    return (major, minor, patch)
-}
