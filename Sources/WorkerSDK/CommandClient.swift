@@ -51,6 +51,8 @@ public final class CommandClient: Sendable {
         var nextId: UInt64 = 0
         /// False once ``close()`` was called or the loop stopped: `send` refuses at once.
         var accepting = true
+        /// Set by the first ``close()``, which stops the loop and closes the context.
+        var closeRequested = false
     }
 
     /// The shared ``State``, one instance for the client and its connection.
@@ -138,8 +140,8 @@ public final class CommandClient: Sendable {
     /// Idempotent.
     public func close() {
         let first = shared.state.withLock { state -> Bool in
-            defer { state.accepting = false }
-            return state.accepting
+            defer { (state.closeRequested, state.accepting) = (true, false) }
+            return !state.closeRequested
         }
         guard first else { return }
         // A failure of the loop was logged when it happened; the socket is closed either way.
