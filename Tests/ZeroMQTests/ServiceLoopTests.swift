@@ -165,4 +165,12 @@ import Testing
         try await loop.waitUntilStopped()
         try loop.stop()
     }
+
+    @Test func aLoopBoundValueTrapsOffItsLoop() async {
+        await #expect(processExitsWith: .failure) {
+            let loop = try ZMQServiceLoop(name: "test-bound")
+            let bound = try loop.submit { ZMQLoopBound([1], loop: loop) }
+            _ = bound.value
+        }
+    }
 }
