@@ -54,11 +54,8 @@ final class BusEndpoints: Sendable {
         }
 
         func runOrHold(_ work: @escaping (Owners) -> Void) {
-            if held != nil {
-                held!.append { [unowned self] in work(self) }
-            } else {
-                work(self)
-            }
+            guard held != nil else { return work(self) }
+            held?.append { [unowned self] in work(self) }
         }
     }
 
@@ -149,7 +146,7 @@ final class BusEndpoints: Sendable {
         loop.execute {
             let owners = owners.value
             owners.publisher.publish(callId: nil, announcement)
-            // Pass hooks run in this order: the broker's numbers worker events the publisher's then journals.
+            // Pass hooks run in the order added: the broker's may number worker events, the publisher's then journals them.
             owners.decisions.start(on: loop, onResolution: onResolution)
             owners.publisher.start(on: loop)
             owners.replay.start(on: loop)
