@@ -5,7 +5,7 @@ import PackageDescription
 // SIPCore and BusSchema never import each other (bus messages carry strings, not SIP types).
 let package = Package(
     name: "Switchboard",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "switchboard-bridge", targets: ["Bridge"]),
         .executable(name: "switchboard-worker", targets: ["Workers"]),
@@ -45,8 +45,7 @@ let package = Package(
                 "ZeroMQ", "BusSchema",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            ]
         ),
         .executableTarget(
             name: "Bridge",
@@ -73,8 +72,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            ]
         ),
         .executableTarget(
             name: "WebGateway",
@@ -103,8 +101,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "examples/swift/VIPWorker",
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            path: "examples/swift/VIPWorker"
         ),
         // Micro-benchmarks, run by hand: swift run -c release switchboard-bench
         .executableTarget(
@@ -116,14 +113,12 @@ let package = Package(
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BusSchemaTests", dependencies: ["BusSchema"]),
         .testTarget(name: "WorkerSDKTests", dependencies: ["WorkerSDK", "BusSchema", "ZeroMQ",
-                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
-                    swiftSettings: [.swiftLanguageMode(.v5)]),
+                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "SIPCore", "BusSchema", "ZeroMQ", "WorkerSDK",
                                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                   .product(name: "NIOEmbedded", package: "swift-nio")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema"],
-                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema"]),
         .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema",
                                                       .product(name: "GRDB", package: "GRDB.swift"),
                                                       .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,6 +1,7 @@
 import BusSchema
 import Foundation
 import Logging
+import Synchronization
 import ZeroMQ
 
 /// Why ``CommandClient/send(_:timeout:)`` got no outcome.
@@ -33,37 +34,37 @@ public enum CommandClientError: Error, Equatable, CustomStringConvertible {
 /// ```
 ///
 /// A refusal by the bridge is an outcome, ``CommandOutcome/failed(_:)``; only a missing reply throws.
-/// One DEALER socket lives on a thread of its own (ZeroMQ sockets are not thread-safe); replies are
-/// matched to requests by `request_id`, so any number of `send`s may wait at once. Reconnecting is
+/// One DEALER socket lives on a ``ZMQServiceLoop`` of its own (ZeroMQ sockets are not thread-safe); replies
+/// are matched to requests by `request_id`, so any number of `send`s may wait at once. Reconnecting is
 /// ZeroMQ's. A command is only queued to a live connection, so one that times out unsent is never
 /// sent later.
-public final class CommandClient: @unchecked Sendable {
-    private struct Pending {
-        let continuation: CheckedContinuation<CommandOutcome, Error>
+public final class CommandClient: Sendable {
+    fileprivate struct Pending {
+        let continuation: CheckedContinuation<CommandOutcome, any Error>
         let frame: [UInt8]
         let deadline: ContinuousClock.Instant
     }
 
-    /// How often a command that found no connection is tried again until its deadline.
-    private static let retryInterval = Duration.milliseconds(20)
+    /// What callers and the loop share.
+    fileprivate struct State {
+        var pending: [String: Pending] = [:]
+        var nextId: UInt64 = 0
+        /// False once ``close()`` was called or the loop stopped: `send` refuses at once.
+        var accepting = true
+        /// Set by the first ``close()``, which stops the loop and closes the context.
+        var closeRequested = false
+    }
 
-    private let endpoint: String
-    private let logger: Logger
+    /// The shared ``State``, one instance for the client and its connection.
+    fileprivate final class Shared: Sendable {
+        let state = Mutex(State())
+    }
+
     private let context: ZMQContext
-    private let wakeup: Wakeup
-    /// Signalled by the bus thread once after setting up, and once after closing its socket.
-    private let threadSignal = DispatchSemaphore(value: 0)
+    private let loop: ZMQServiceLoop
+    private let connection: ZMQLoopBound<CommandConnection>
     private let idPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-    // Guards everything below, shared by callers and the bus thread.
-    private let lock = NSLock()
-    private var pending: [String: Pending] = [:]
-    private var outbox: [String] = []
-    private var nextId: UInt64 = 0
-    /// Set by ``close()``; the bus thread then stops.
-    private var closeRequested = false
-    /// False once ``close()`` was called or the bus thread stopped: `send` refuses at once.
-    private var accepting = true
-    private var setupError: Error?
+    private let shared = Shared()
 
     /// Connects a DEALER to the bridge's commands endpoint.
     ///
@@ -74,23 +75,27 @@ public final class CommandClient: @unchecked Sendable {
     ///   the server key is ``WorkerConfiguration/Curve/serverKey(for:)`` of `endpoint`.
     /// - Throws: ``ZMQError`` when the socket cannot be made or the endpoint is malformed.
     public init(endpoint: String, curve: WorkerConfiguration.Curve? = nil, logger: Logger) throws {
-        self.endpoint = endpoint
-        self.logger = logger
-        context = try ZMQContext()
+        let context = try ZMQContext()
+        let loop: ZMQServiceLoop
         do {
-            wakeup = try Wakeup()
+            loop = try ZMQServiceLoop(name: "switchboard-command-client")
         } catch {
             context.close()
             throw error
         }
-        let thread = Thread { [self] in serve(curve: curve) }
-        thread.name = "switchboard-command-client"
-        thread.start()
-        threadSignal.wait()
-        if let setupError = lock.withLock({ setupError }) {
+        let shared = shared
+        do {
+            connection = try loop.submit {
+                ZMQLoopBound(try CommandConnection(endpoint: endpoint, curve: curve, context: context, loop: loop,
+                                                   shared: shared, logger: logger), loop: loop)
+            }
+        } catch {
+            try? loop.stop()
             context.close()
-            throw setupError
+            throw error
         }
+        self.context = context
+        self.loop = loop
     }
 
     /// Sends one command and waits for its reply; the request id is generated.
@@ -104,132 +109,129 @@ public final class CommandClient: @unchecked Sendable {
     /// - Throws: ``CommandClientError/timeout(requestId:sent:)`` when no reply came within `timeout`,
     ///   ``CommandClientError/closed`` after ``close()``, `CancellationError` when the task is cancelled.
     public func send(_ command: Command, timeout: Duration = .seconds(5)) async throws -> CommandOutcome {
-        let requestId = lock.withLock { () -> String in
-            nextId += 1
-            return "\(idPrefix)-\(nextId)"
+        let requestId = shared.state.withLock { state -> String in
+            state.nextId += 1
+            return "\(idPrefix)-\(state.nextId)"
         }
         let frame = CommandRequest(requestId: requestId, command: command).frame()
         let deadline = ContinuousClock.now + timeout
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let refusal = lock.withLock { () -> Error? in
-                    if !accepting { return CommandClientError.closed }
+                let refusal = shared.state.withLock { state -> (any Error)? in
+                    if !state.accepting { return CommandClientError.closed }
                     // Checked under the lock, so a cancellation is seen either here or by onCancel.
                     if Task.isCancelled { return CancellationError() }
-                    pending[requestId] = Pending(continuation: continuation, frame: frame, deadline: deadline)
-                    outbox.append(requestId)
+                    state.pending[requestId] = Pending(continuation: continuation, frame: frame, deadline: deadline)
                     return nil
                 }
                 if let refusal {
                     continuation.resume(throwing: refusal)
                 } else {
-                    wakeup.signal()
+                    let connection = connection
+                    loop.execute { connection.value.send(requestId) }
                 }
             }
         } onCancel: {
-            lock.withLock { pending.removeValue(forKey: requestId) }?.continuation.resume(throwing: CancellationError())
+            shared.state.withLock { $0.pending.removeValue(forKey: requestId) }?.continuation.resume(throwing: CancellationError())
         }
     }
 
-    /// Stops the bus thread and closes the socket; commands still waiting throw ``CommandClientError/closed``.
+    /// Stops the loop and closes the socket; commands still waiting throw ``CommandClientError/closed``.
     /// Idempotent.
     public func close() {
-        let first = lock.withLock { () -> Bool in
-            defer { (closeRequested, accepting) = (true, false) }
-            return !closeRequested
+        let first = shared.state.withLock { state -> Bool in
+            defer { (state.closeRequested, state.accepting) = (true, false) }
+            return !state.closeRequested
         }
         guard first else { return }
-        wakeup.signal()
-        threadSignal.wait()
+        // A failure of the loop was logged when it happened; the socket is closed either way.
+        try? loop.stop()
         context.close()
     }
+}
 
-    // MARK: The bus thread
+/// The client's DEALER on its loop: sends what callers queue, retries what found no connection, and
+/// matches replies to the waiting callers.
+private final class CommandConnection {
+    /// How often a command that found no connection is tried again until its deadline.
+    private static let retryInterval = Duration.milliseconds(20)
 
-    private func serve(curve: WorkerConfiguration.Curve?) {
-        let socket: ZMQSocket
+    private let endpoint: String
+    private let socket: ZMQSocket
+    private let shared: CommandClient.Shared
+    private let logger: Logger
+    /// Commands that found no connection yet.
+    private var unsent: [String] = []
+
+    init(endpoint: String, curve: WorkerConfiguration.Curve?, context: ZMQContext, loop: ZMQServiceLoop,
+         shared: CommandClient.Shared, logger: Logger) throws {
+        self.endpoint = endpoint
+        self.shared = shared
+        self.logger = logger
+        socket = try ZMQSocket(context: context, type: .dealer)
         do {
-            socket = try ZMQSocket(context: context, type: .dealer)
-            do {
-                try socket.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
-                // Queue only to a live connection: a command that cannot go now fails over to our own
-                // retry below, and one that times out is then never delivered late.
-                try socket.setImmediate(true)
-                if let curve { try socket.setCurveClient(keyPair: curve.keyPair, serverKey: curve.serverKey(for: endpoint)) }
-                try socket.connect(endpoint)
-            } catch {
-                socket.close()
-                throw error
-            }
+            try socket.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
+            // Queue only to a live connection: a command that cannot go now fails over to our own
+            // retry below, and one that times out is then never delivered late.
+            try socket.setImmediate(true)
+            if let curve { try socket.setCurveClient(keyPair: curve.keyPair, serverKey: curve.serverKey(for: endpoint)) }
+            try socket.connect(endpoint)
         } catch {
-            lock.withLock { setupError = error }
-            threadSignal.signal()
-            return
+            socket.close()
+            throw error
         }
-        threadSignal.signal()
         logger.debug("command client connecting", metadata: ["bus.endpoint": "\(endpoint)"])
-
-        var unsent: [String] = []
-        do {
-            while true {
-                let (newIds, stop, nextDeadline) = lock.withLock { () -> ([String], Bool, ContinuousClock.Instant?) in
-                    defer { outbox.removeAll(keepingCapacity: true) }
-                    return (outbox, closeRequested, pending.values.map(\.deadline).min())
-                }
-                if stop { break }
-                unsent += newIds
-                unsent = sendWaiting(unsent, on: socket)
-                expire(unsent: unsent)
-
-                var poller = ZMQPoller()
-                let wakeIndex = poller.add(fileDescriptor: wakeup.fileDescriptor)
-                let socketIndex = poller.add(socket)
-                var timeout = nextDeadline.map { $0 - .now }
-                if !unsent.isEmpty { timeout = min(timeout ?? Self.retryInterval, Self.retryInterval) }
-                let ready = try poller.poll(timeout: timeout)
-                if ready.contains(wakeIndex) { wakeup.drain() }
-                if ready.contains(socketIndex) {
-                    while let frames = try socket.receive(dontWait: true) { deliver(frames) }
-                }
+        loop.watch(socket) { [unowned self] in
+            while let frames = try socket.receive(dontWait: true) { deliver(frames) }
+        }
+        loop.afterEachPass { [self] now in
+            unsent = sendWaiting(unsent)
+            expire()
+            let nextDeadline = shared.state.withLock { $0.pending.values.map(\.deadline).min() }
+            return unsent.isEmpty ? nextDeadline : min(nextDeadline ?? .now + Self.retryInterval, .now + Self.retryInterval)
+        }
+        loop.onStop { [self] failure in
+            if let failure { logger.error("command client stopped", metadata: ["bus.endpoint": "\(endpoint)", "bus.error": "\(failure)"]) }
+            socket.close()
+            let waiting = shared.state.withLock { state -> [CommandClient.Pending] in
+                state.accepting = false
+                defer { state.pending.removeAll() }
+                return Array(state.pending.values)
             }
-        } catch {
-            logger.error("command client stopped", metadata: ["bus.endpoint": "\(endpoint)", "bus.error": "\(error)"])
+            for request in waiting { request.continuation.resume(throwing: CommandClientError.closed) }
         }
-        socket.close()
-        let waiting = lock.withLock { () -> [Pending] in
-            accepting = false
-            defer { pending.removeAll() }
-            return Array(pending.values)
-        }
-        for request in waiting { request.continuation.resume(throwing: CommandClientError.closed) }
-        threadSignal.signal()
+    }
+
+    /// A caller queued this command; it goes out at the end of the pass.
+    func send(_ id: String) {
+        unsent.append(id)
     }
 
     /// Sends what can go now; returns the ids still waiting for a connection. A send that fails
     /// otherwise fails its command with the ``ZMQError``.
-    private func sendWaiting(_ ids: [String], on socket: ZMQSocket) -> [String] {
+    private func sendWaiting(_ ids: [String]) -> [String] {
         var stillWaiting: [String] = []
         for id in ids {
             // Gone: answered by a timeout or a cancellation meanwhile.
-            guard let frame = lock.withLock({ pending[id]?.frame }) else { continue }
+            guard let frame = shared.state.withLock({ $0.pending[id]?.frame }) else { continue }
             do throws(ZMQError) {
                 try socket.send([frame], dontWait: true)
             } catch {
                 if error.wouldBlock {
                     stillWaiting.append(id)
                 } else {
-                    lock.withLock { pending.removeValue(forKey: id) }?.continuation.resume(throwing: error)
+                    shared.state.withLock { $0.pending.removeValue(forKey: id) }?.continuation.resume(throwing: error)
                 }
             }
         }
         return stillWaiting
     }
 
-    private func expire(unsent: [String]) {
+    private func expire() {
         let now = ContinuousClock.now
-        let expired = lock.withLock { () -> [(String, Pending)] in
-            let due = pending.filter { $0.value.deadline <= now }
-            for id in due.keys { pending[id] = nil }
+        let expired = shared.state.withLock { state -> [(String, CommandClient.Pending)] in
+            let due = state.pending.filter { $0.value.deadline <= now }
+            for id in due.keys { state.pending[id] = nil }
             return Array(due)
         }
         for (id, request) in expired {
@@ -247,7 +249,7 @@ public final class CommandClient: @unchecked Sendable {
             logger.warning("refused reply from bridge", metadata: ["bus.endpoint": "\(endpoint)", "bus.error": "\(error)"])
             return
         }
-        guard let request = lock.withLock({ pending.removeValue(forKey: reply.requestId) }) else {
+        guard let request = shared.state.withLock({ $0.pending.removeValue(forKey: reply.requestId) }) else {
             // A reply after its timeout, or to a request this client never sent.
             logger.debug("reply to no waiting command", metadata: ["bus.request_id": "\(reply.requestId)"])
             return

@@ -2,6 +2,7 @@ import BusSchema
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import ZeroMQ
 
 /// Where a subscriber listens, where it replays from, and where it starts.
@@ -88,35 +89,33 @@ public struct SubscriberStatistics: Equatable, Sendable {
 ///
 /// The handler is awaited before the next event is delivered (back-pressure). When it throws, the
 /// subscriber stops and `run()` rethrows, so the process restarts from its durable cursor rather than
-/// skip an event. The ZeroMQ sockets live on a thread of their own, as in ``Worker``.
-public final class EventSubscriber: Service, @unchecked Sendable {
+/// skip an event. The ZeroMQ sockets live on a ``ZMQServiceLoop`` of their own, as in ``Worker``.
+public final class EventSubscriber: Service, Sendable {
     public typealias EventHandler = @Sendable (Event) async throws -> Void
     public typealias LossHandler = @Sendable (EventLoss) async -> Void
 
-    private enum Delivery {
+    fileprivate enum Delivery: Sendable {
         case event(Event, replayed: Bool)
         case loss(EventLoss)
     }
 
+    private struct Handlers {
+        var event: EventHandler?
+        var loss: LossHandler?
+    }
+
     private let configuration: SubscriberConfiguration
     private let logger: Logger
-    // Guards the handlers, `stopping`, `backlog`, `stats` and `failure`, shared by the bus thread and the run task.
-    private let lock = NSLock()
-    private var eventHandler: EventHandler?
-    private var lossHandler: LossHandler?
-    private var stopping = false
-    private var backlog = 0
-    private var stats = SubscriberStatistics()
-    private var failure: Error?
-    private let wakeup: Wakeup
+    private let handlers = Mutex(Handlers())
+    /// Events handed to the run task and not yet handled; the loop stops reading the bus at `maxBacklog`.
+    fileprivate let backlog = Mutex(0)
+    fileprivate let stats = Mutex(SubscriberStatistics())
 
     /// Creates a subscriber; call ``onEvent(_:)`` and then run it.
     public init(configuration: SubscriberConfiguration, logger: Logger) {
         precondition(configuration.replayBatch > 0 && configuration.replayAttempts > 0 && configuration.maxBacklog > 0)
         self.configuration = configuration
         self.logger = logger
-        // A pipe can only fail when the process is out of descriptors.
-        self.wakeup = try! Wakeup()
     }
 
     /// Sets the function that processes each event, in sequence order, one at a time.
@@ -125,7 +124,7 @@ public final class EventSubscriber: Service, @unchecked Sendable {
     /// subscriber.onEvent { event in print(event.seq, event.type) }
     /// ```
     public func onEvent(_ handler: @escaping EventHandler) {
-        lock.withLock { eventHandler = handler }
+        handlers.withLock { $0.event = handler }
     }
 
     /// Sets the function told about events that can no longer be had (journal retention, replay
@@ -135,80 +134,117 @@ public final class EventSubscriber: Service, @unchecked Sendable {
     /// subscriber.onLoss { loss in alarms.raise("billing lost \(loss.count) events") }
     /// ```
     public func onLoss(_ handler: @escaping LossHandler) {
-        lock.withLock { lossHandler = handler }
+        handlers.withLock { $0.loss = handler }
     }
 
     /// Counters for this run.
-    public var statistics: SubscriberStatistics { lock.withLock { stats } }
+    public var statistics: SubscriberStatistics { stats.withLock { $0 } }
 
     /// Subscribes and delivers until graceful shutdown (or until the handler throws).
     public func run() async throws {
         let context = try ZMQContext()
         defer { context.close() }
         let (stream, continuation) = AsyncStream.makeStream(of: Delivery.self)
-        let thread = Thread { [self] in
-            do {
-                try serve(context: context, deliveries: continuation)
-            } catch {
-                logger.error("subscriber stopped", metadata: ["bus.error": "\(error)"])
-                lock.withLock { failure = error }
+        let loop = try ZMQServiceLoop(name: "switchboard-subscriber-bus")
+        let session: ZMQLoopBound<SubscriptionSession>
+        do {
+            session = try loop.submit { [self] in
+                ZMQLoopBound(try SubscriptionSession(subscriber: self, configuration: configuration, context: context,
+                                                     loop: loop, deliveries: continuation, logger: logger), loop: loop)
             }
-            continuation.finish()
+        } catch {
+            logger.error("subscriber stopped", metadata: ["bus.error": "\(error)"])
+            try? loop.stop()
+            throw error
         }
-        thread.name = "switchboard-subscriber-bus"
-        thread.start()
 
-        var handlerError: Error?
+        var handlerError: (any Error)?
         await withGracefulShutdownHandler {
             var iterator = stream.makeAsyncIterator()
             while let delivery = await iterator.next() {
                 do {
-                    try await self.deliver(delivery)
+                    try await self.deliver(delivery, session: session)
                 } catch {
                     handlerError = error
                     break
                 }
             }
-            self.stop()
-            // Wait for the bus thread to close its sockets before the context closes.
+            loop.requestStop()
+            // Wait for the loop to close its sockets before the context closes.
             while await iterator.next() != nil {}
-        } onGracefulShutdown: { [self] in
-            stop()
+        } onGracefulShutdown: {
+            loop.requestStop()
         }
         if let handlerError { throw handlerError }
-        if let failure = lock.withLock({ failure }) { throw failure }
+        try await loop.waitUntilStopped()
     }
 
-    private func stop() {
-        lock.withLock { stopping = true }
-        wakeup.signal()
-    }
-
-    private func deliver(_ delivery: Delivery) async throws {
+    private func deliver(_ delivery: Delivery, session: ZMQLoopBound<SubscriptionSession>) async throws {
         switch delivery {
         case .event(let event, let replayed):
-            let handler = lock.withLock { eventHandler }
+            let handler = handlers.withLock { $0.event }
             defer {
-                let resume = lock.withLock { () -> Bool in
+                let resume = backlog.withLock { backlog -> Bool in
                     backlog -= 1
-                    stats.delivered += 1
-                    if replayed { stats.replayed += 1 }
                     return backlog == configuration.maxBacklog / 2
                 }
-                if resume { wakeup.signal() }
+                stats.withLock { stats in
+                    stats.delivered += 1
+                    if replayed { stats.replayed += 1 }
+                }
+                if resume { session.loop.execute { session.value.resumeReading() } }
             }
             try await handler?(event)
         case .loss(let loss):
-            let handler = lock.withLock { lossHandler }
+            let handler = handlers.withLock { $0.loss }
             await handler?(loss)
         }
     }
+}
 
-    // MARK: The bus thread
+/// The subscriber's sockets on its loop: the SUB for live events, the DEALER for replay, and the
+/// ``SubscriptionMachine`` that orders what they bring.
+private final class SubscriptionSession {
+    private let subscriber: EventSubscriber
+    private let configuration: SubscriberConfiguration
+    private let loop: ZMQServiceLoop
+    private let deliveries: AsyncStream<EventSubscriber.Delivery>.Continuation
+    private let logger: Logger
+    private let sub: ZMQSocket
+    private let dealer: ZMQSocket
+    private var machine: SubscriptionMachine
+    private var reading = false
 
-    private func serve(context: ZMQContext, deliveries: AsyncStream<Delivery>.Continuation) throws {
-        let sub = try ZMQSocket(context: context, type: .sub)
-        defer { sub.close() }
+    init(subscriber: EventSubscriber, configuration: SubscriberConfiguration, context: ZMQContext, loop: ZMQServiceLoop,
+         deliveries: AsyncStream<EventSubscriber.Delivery>.Continuation, logger: Logger) throws {
+        self.subscriber = subscriber
+        self.configuration = configuration
+        self.loop = loop
+        self.deliveries = deliveries
+        self.logger = logger
+        sub = try ZMQSocket(context: context, type: .sub)
+        do {
+            dealer = try ZMQSocket(context: context, type: .dealer)
+        } catch {
+            sub.close()
+            throw error
+        }
+        machine = SubscriptionMachine(
+            resumeAfter: configuration.resumeAfter,
+            configuration: .init(batch: configuration.replayBatch, idleInterval: configuration.idleCheckInterval,
+                                 replayTimeout: configuration.replayTimeout, attempts: configuration.replayAttempts),
+            now: .now
+        )
+        loop.onStop { [self] failure in
+            sub.close()
+            dealer.close()
+            if let failure {
+                logger.error("subscriber stopped", metadata: ["bus.error": "\(failure)"])
+            } else {
+                logger.info("subscriber stopped", metadata: ["bus.last_seq": "\(machine.last.map(String.init) ?? "-")"])
+            }
+            deliveries.finish()
+        }
         try sub.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
         // libzmq's default of 1,000 queued messages drops silently under a burst; gaps are replayed,
         // but a deeper queue avoids most of them.
@@ -218,8 +254,6 @@ public final class EventSubscriber: Service, @unchecked Sendable {
             try sub.setCurveClient(keyPair: curve.keyPair, serverKey: curve.serverKey(for: configuration.events))
         }
         try sub.connect(configuration.events)
-        let dealer = try ZMQSocket(context: context, type: .dealer)
-        defer { dealer.close() }
         // Replay replies carry up to a batch of events.
         try dealer.setMaxMessageSize(Int64(BusSchema.maxFrameSize) * 64)
         if let curve = configuration.curve {
@@ -227,76 +261,79 @@ public final class EventSubscriber: Service, @unchecked Sendable {
         }
         try dealer.connect(configuration.replay)
 
-        var machine = SubscriptionMachine(
-            resumeAfter: configuration.resumeAfter,
-            configuration: .init(batch: configuration.replayBatch, idleInterval: configuration.idleCheckInterval,
-                                 replayTimeout: configuration.replayTimeout, attempts: configuration.replayAttempts),
-            now: .now
-        )
         logger.info("subscribing", metadata: [
             "bus.events": "\(configuration.events)", "bus.replay": "\(configuration.replay)",
             "bus.resume_after": "\(configuration.resumeAfter.map(String.init) ?? "-")",
         ])
-        perform(machine.start(now: .now), replayed: true, dealer: dealer, deliveries: deliveries)
+        perform(machine.start(now: .now), replayed: true)
+        resumeReading()
         let tickInterval = min(configuration.idleCheckInterval, configuration.replayTimeout) / 4
-
-        while true {
-            let paused = lock.withLock { backlog >= configuration.maxBacklog }
-            var poller = ZMQPoller()
-            let wakeIndex = poller.add(fileDescriptor: wakeup.fileDescriptor)
-            let subIndex = paused ? -1 : poller.add(sub)
-            let dealerIndex = paused ? -1 : poller.add(dealer)
-            let ready = try poller.poll(timeout: tickInterval)
-            if ready.contains(wakeIndex) { wakeup.drain() }
-            if lock.withLock({ stopping }) {
-                logger.info("subscriber stopped", metadata: ["bus.last_seq": "\(machine.last.map(String.init) ?? "-")"])
-                return
-            }
-            if paused { continue }
-            let now = ContinuousClock.now
-            if ready.contains(subIndex) {
-                while let frames = try sub.receive(dontWait: true) {
-                    guard let frame = frames.last, let event = parseEvent(frame) else { continue }
-                    perform(machine.receiveLive(event, now: now), replayed: false, dealer: dealer, deliveries: deliveries)
-                }
-            }
-            if ready.contains(dealerIndex) {
-                while let frames = try dealer.receive(dontWait: true) {
-                    guard let frame = frames.last else { continue }
-                    perform(handleReplayReply(frame, machine: &machine, now: now), replayed: true, dealer: dealer, deliveries: deliveries)
-                }
-            }
-            perform(machine.tick(now: .now), replayed: true, dealer: dealer, deliveries: deliveries)
+        loop.afterEachPass { [self] now in
+            // Paused, the machine's clock stops too: what it would ask for waits until reading resumes.
+            guard reading else { return nil }
+            perform(machine.tick(now: .now), replayed: true)
             let duplicates = machine.duplicates
-            lock.withLock { stats.duplicates = duplicates }
+            subscriber.stats.withLock { $0.duplicates = duplicates }
+            // A full backlog stops reading until the run task has worked it down (`resumeReading`).
+            if subscriber.backlog.withLock({ $0 >= configuration.maxBacklog }) {
+                pauseReading()
+                return nil
+            }
+            return now + tickInterval
         }
     }
 
-    private func perform(_ actions: [SubscriptionMachine.Action], replayed: Bool, dealer: ZMQSocket,
-                         deliveries: AsyncStream<Delivery>.Continuation) {
+    /// Reads the bus again once the run task has worked the backlog down.
+    func resumeReading() {
+        guard !reading else { return }
+        reading = true
+        loop.watch(sub) { [unowned self] in
+            let now = ContinuousClock.now
+            while let frames = try sub.receive(dontWait: true) {
+                guard let frame = frames.last, let event = parseEvent(frame) else { continue }
+                perform(machine.receiveLive(event, now: now), replayed: false)
+            }
+        }
+        loop.watch(dealer) { [unowned self] in
+            let now = ContinuousClock.now
+            while let frames = try dealer.receive(dontWait: true) {
+                guard let frame = frames.last else { continue }
+                perform(handleReplayReply(frame, machine: &machine, now: now), replayed: true)
+            }
+        }
+    }
+
+    private func pauseReading() {
+        guard reading else { return }
+        reading = false
+        loop.unwatch(sub)
+        loop.unwatch(dealer)
+    }
+
+    private func perform(_ actions: [SubscriptionMachine.Action], replayed: Bool) {
         for action in actions {
             switch action {
             case .deliver(let sequenced):
                 guard let event = sequenced.event else {
-                    lock.withLock { stats.unknownSkipped += 1 }
+                    subscriber.stats.withLock { $0.unknownSkipped += 1 }
                     logger.debug("skipped an event of unknown type", metadata: ["bus.type": "\(sequenced.type)", "bus.seq": "\(sequenced.seq)"])
                     continue
                 }
                 guard configuration.topics.contains(where: { sequenced.type.hasPrefix($0) }) else {
-                    lock.withLock { stats.filtered += 1 }
+                    subscriber.stats.withLock { $0.filtered += 1 }
                     continue
                 }
-                lock.withLock { backlog += 1 }
+                subscriber.backlog.withLock { $0 += 1 }
                 deliveries.yield(.event(event, replayed: replayed))
             case .loss(let loss):
-                lock.withLock { stats.lost += loss.count }
+                subscriber.stats.withLock { $0.lost += loss.count }
                 logger.error("events lost", metadata: [
                     "bridge.id": "\(loss.bridgeId ?? "-")", "bus.loss.from": "\(loss.range.lowerBound)",
                     "bus.loss.to": "\(loss.range.upperBound)", "bus.loss.reason": "\(loss.reason.rawValue)",
                 ])
                 deliveries.yield(.loss(loss))
             case .requestReplay(let requestId, let fromSeq, let max):
-                lock.withLock { stats.replayRequests += 1 }
+                subscriber.stats.withLock { $0.replayRequests += 1 }
                 do {
                     try dealer.send([ReplayRequest(requestId: requestId, fromSeq: fromSeq, max: max).encoded()], dontWait: true)
                     logger.debug("replay requested", metadata: ["bus.request_id": "\(requestId)", "bus.from_seq": "\(fromSeq)"])

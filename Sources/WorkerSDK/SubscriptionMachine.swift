@@ -92,8 +92,6 @@ struct SubscriptionMachine {
         self.lastActivity = now
     }
 
-    var replayInFlight: Bool { request != nil }
-
     /// Start: with a cursor, catch up at once rather than wait for live traffic.
     mutating func start(now: ContinuousClock.Instant) -> [Action] {
         guard let last else { return [] }

@@ -2,6 +2,7 @@ import BusSchema
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import ZeroMQ
 
 /// How a worker reaches its bridges and how much work it takes.
@@ -77,19 +78,14 @@ public struct WorkerConfiguration: Sendable {
 /// try await ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
 /// ```
 ///
-/// The ZeroMQ sockets live on one thread of their own; handlers run as Swift tasks, so a slow handler
-/// never delays heartbeats, and many offers are decided at once (up to `capacity` per bridge).
-public final class Worker: Service, @unchecked Sendable {
+/// The ZeroMQ sockets live on a ``ZMQServiceLoop`` of their own; handlers run as Swift tasks, so a slow
+/// handler never delays heartbeats, and many offers are decided at once (up to `capacity` per bridge).
+public final class Worker: Service, Sendable {
     public typealias OfferHandler = @Sendable (CallOffer) async -> Decision
 
     private let configuration: WorkerConfiguration
     private let logger: Logger
-    // Guards `handler`, `outbox` and `stopping`, which the bus thread and tasks share.
-    private let lock = NSLock()
-    private var handler: OfferHandler?
-    private var outbox: [(bridge: Int, message: WorkerMessage)] = []
-    private var stopping = false
-    private let wakeup: Wakeup
+    private let handler = Mutex<OfferHandler?>(nil)
 
     /// Creates a worker; call ``onOffer(_:)`` and then run it.
     public init(configuration: WorkerConfiguration, logger: Logger) {
@@ -97,8 +93,6 @@ public final class Worker: Service, @unchecked Sendable {
         precondition(configuration.capacity > 0, "capacity must be positive")
         self.configuration = configuration
         self.logger = logger
-        // A pipe can only fail when the process is out of descriptors, which a worker cannot recover from.
-        self.wakeup = try! Wakeup()
     }
 
     /// Sets the function that decides each offered call. Decisions may take as long as they need;
@@ -108,77 +102,75 @@ public final class Worker: Service, @unchecked Sendable {
     /// worker.onOffer { offer in .redirect([Target(uri: "sip:\(offer.to.user ?? "")@gw.example.com")]) }
     /// ```
     public func onOffer(_ handler: @escaping OfferHandler) {
-        lock.withLock { self.handler = handler }
+        self.handler.withLock { $0 = handler }
     }
 
     /// Connects to every bridge and serves until graceful shutdown, then says goodbye to each bridge.
     public func run() async throws {
         let context = try ZMQContext()
         defer { context.close() }
+        let loop = try ZMQServiceLoop(name: "switchboard-worker-bus")
+        let session: ZMQLoopBound<WorkerSession>
+        do {
+            session = try loop.submit { [self] in
+                let session = try WorkerSession(worker: self, configuration: configuration, context: context, loop: loop, logger: logger)
+                return ZMQLoopBound(session, loop: loop)
+            }
+        } catch {
+            try? loop.stop()
+            throw error
+        }
         try await withGracefulShutdownHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                let thread = Thread { [self] in
-                    do {
-                        try serve(context: context)
-                        continuation.resume()
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
-                }
-                thread.name = "switchboard-worker-bus"
-                thread.start()
-            }
-        } onGracefulShutdown: { [self] in
-            lock.withLock { stopping = true }
-            wakeup.signal()
+            try await loop.waitUntilStopped()
+        } onGracefulShutdown: {
+            loop.execute { session.value.sayGoodbye() }
+            loop.requestStop()
         }
     }
 
-    private func enqueue(_ message: WorkerMessage, to bridge: Int) {
-        // One wake-up per batch: the bus thread empties the whole outbox each time it wakes.
-        let wasEmpty = lock.withLock { () -> Bool in
-            outbox.append((bridge, message))
-            return outbox.count == 1
+    fileprivate var offerHandler: OfferHandler? { handler.withLock { $0 } }
+}
+
+/// A worker's bridges as its loop sees them: one ``BridgeLink`` each, and the offers they bring.
+private final class WorkerSession {
+    private let worker: Worker
+    private let configuration: WorkerConfiguration
+    private let loop: ZMQServiceLoop
+    private let logger: Logger
+    private let identity: String
+    private var links: [BridgeLink] = []
+
+    init(worker: Worker, configuration: WorkerConfiguration, context: ZMQContext, loop: ZMQServiceLoop, logger: Logger) throws {
+        self.worker = worker
+        self.configuration = configuration
+        self.loop = loop
+        self.logger = logger
+        identity = "\(configuration.workerId)/" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        loop.onStop { [self] _ in links.forEach { $0.socket.close() } }
+        for (index, endpoint) in configuration.bridges.enumerated() {
+            let link = try BridgeLink(index: index, endpoint: endpoint, identity: identity, configuration: configuration,
+                                      context: context, loop: loop, logger: logger)
+            links.append(link)
+            link.onFrames = { [unowned self, unowned link] frames in handle(frames, from: link) }
         }
-        if wasEmpty { wakeup.signal() }
+        loop.afterEachPass { [self] now in
+            for link in links { try link.tick(now: now) }
+            return now + configuration.heartbeatInterval / 4
+        }
     }
 
-    /// The bus thread: owns every socket, so no other thread touches ZeroMQ.
-    private func serve(context: ZMQContext) throws {
-        let identity = "\(configuration.workerId)/" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        let links = try configuration.bridges.enumerated().map { index, endpoint in
-            try BridgeLink(index: index, endpoint: endpoint, identity: identity, configuration: configuration,
-                           context: context, logger: logger)
+    /// Lets each bridge know at once that this worker is gone, rather than after its liveness runs out.
+    func sayGoodbye() {
+        for link in links {
+            // Let the goodbye reach the bridge before the socket closes.
+            try? link.socket.setLinger(.milliseconds(500))
+            link.send(.bye)
         }
-        defer { links.forEach { $0.socket.close() } }
+        logger.info("worker stopped", metadata: ["worker.id": "\(identity)"])
+    }
 
-        while true {
-            var poller = ZMQPoller()
-            let wakeIndex = poller.add(fileDescriptor: wakeup.fileDescriptor)
-            let socketIndices = links.map { poller.add($0.socket) }
-            let ready = try poller.poll(timeout: configuration.heartbeatInterval / 4)
-
-            if ready.contains(wakeIndex) { wakeup.drain() }
-            let (pending, stop) = lock.withLock { () -> ([(bridge: Int, message: WorkerMessage)], Bool) in
-                defer { outbox.removeAll(keepingCapacity: true) }
-                return (outbox, stopping)
-            }
-            for item in pending { links[item.bridge].send(item.message) }
-            if stop {
-                for link in links {
-                    // Let the goodbye reach the bridge, so it stops sending to us at once.
-                    try? link.socket.setLinger(.milliseconds(500))
-                    link.send(.bye)
-                }
-                logger.info("worker stopped", metadata: ["worker.id": "\(identity)"])
-                return
-            }
-            for (link, index) in zip(links, socketIndices) where ready.contains(index) {
-                while let frames = link.receive() { handle(frames, from: link) }
-            }
-            let now = ContinuousClock.now
-            for index in links.indices { try links[index].tick(now: now) }
-        }
+    func send(_ message: WorkerMessage, to bridge: Int) {
+        links[bridge].send(message)
     }
 
     private func handle(_ frames: [[UInt8]], from link: BridgeLink) {
@@ -204,16 +196,17 @@ public final class Worker: Service, @unchecked Sendable {
             // The bridge forgot us (it restarted): announce ourselves again.
             if reply.code == .notReady { link.send(.ready(workerId: configuration.workerId, capacity: configuration.capacity)) }
         case .decisionRequest(let requestId, let callId, _, let offer):
-            let handler = lock.withLock { self.handler }
-            let bridge = link.index
-            guard let handler else {
+            guard let handler = worker.offerHandler else {
                 logger.error("offer received but no onOffer handler is set", metadata: ["sip.call_id": "\(offer.sipCallId)"])
                 return
             }
-            Task { [self] in
+            let bridge = link.index
+            let session = ZMQLoopBound(self, loop: loop)
+            let logger = logger
+            Task {
                 let decision = await handler(offer)
                 logger.debug("decided", metadata: ["call.id": "\(callId)", "bus.request_id": "\(requestId)"])
-                enqueue(.decision(requestId: requestId, decision: decision), to: bridge)
+                session.loop.execute { session.value.send(.decision(requestId: requestId, decision: decision), to: bridge) }
             }
         }
     }
@@ -226,24 +219,29 @@ private final class BridgeLink {
     private let identity: String
     private let configuration: WorkerConfiguration
     private let context: ZMQContext
+    private let loop: ZMQServiceLoop
     private let logger: Logger
     private(set) var socket: ZMQSocket
+    /// What to do with each message from the bridge.
+    var onFrames: ([[UInt8]]) -> Void = { _ in }
     private var lastHeard: ContinuousClock.Instant
     private var lastSent: ContinuousClock.Instant
     private var backoff: Duration
 
     init(index: Int, endpoint: String, identity: String, configuration: WorkerConfiguration,
-         context: ZMQContext, logger: Logger) throws {
+         context: ZMQContext, loop: ZMQServiceLoop, logger: Logger) throws {
         self.index = index
         self.endpoint = endpoint
         self.identity = identity
         self.configuration = configuration
         self.context = context
+        self.loop = loop
         self.logger = logger
         self.socket = try BridgeLink.connect(endpoint: endpoint, identity: identity, configuration: configuration, context: context)
         self.lastHeard = .now
         self.lastSent = .now
         self.backoff = configuration.reconnectBackoff.initial
+        watch()
         send(.ready(workerId: configuration.workerId, capacity: configuration.capacity))
     }
 
@@ -261,6 +259,12 @@ private final class BridgeLink {
         return socket
     }
 
+    private func watch() {
+        loop.watch(socket) { [unowned self] in
+            while let frames = receive() { onFrames(frames) }
+        }
+    }
+
     func send(_ message: WorkerMessage) {
         do {
             try socket.send([message.encoded()], dontWait: true)
@@ -271,7 +275,7 @@ private final class BridgeLink {
         }
     }
 
-    func receive() -> [[UInt8]]? {
+    private func receive() -> [[UInt8]]? {
         do {
             return try socket.receive(dontWait: true)
         } catch {
@@ -290,8 +294,10 @@ private final class BridgeLink {
         if now - lastSent >= configuration.heartbeatInterval { send(.heartbeat) }
         guard now - lastHeard >= configuration.heartbeatInterval * configuration.liveness + backoff else { return }
         logger.warning("bridge silent, reconnecting", metadata: ["bus.endpoint": "\(endpoint)", "bus.backoff": "\(backoff)"])
+        loop.unwatch(socket)
         socket.close()
         socket = try BridgeLink.connect(endpoint: endpoint, identity: identity, configuration: configuration, context: context)
+        watch()
         lastHeard = now
         backoff = min(backoff * 2, configuration.reconnectBackoff.maximum)
         send(.ready(workerId: configuration.workerId, capacity: configuration.capacity))

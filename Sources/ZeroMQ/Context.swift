@@ -1,13 +1,15 @@
 private import CZeroMQ
+import Synchronization
 
 /// A ZeroMQ context: owns the I/O threads every socket created from it uses.
 ///
 /// Create one per process and close it after every socket. `deinit` asserts it was closed, because a
 /// context left open keeps its I/O threads alive.
 public final class ZMQContext: @unchecked Sendable {
-    // libzmq documents the context as thread-safe; the handle is only read after init.
+    // Sendable by hand for the raw handle: libzmq documents the context as thread-safe, and the handle is
+    // only read after init.
     let handle: UnsafeMutableRawPointer
-    private var closed = false
+    private let closed = Atomic(false)
 
     /// Creates a context with `ioThreads` background I/O threads.
     ///
@@ -23,19 +25,11 @@ public final class ZMQContext: @unchecked Sendable {
 
     /// Terminates the context. Blocks until every socket made from it is closed (their linger ends).
     public func close() {
-        guard !closed else { return }
-        closed = true
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         _ = try? retryingEINTR("zmq_ctx_term") { zmq_ctx_term(handle) }
     }
 
     deinit {
-        assert(closed, "ZMQContext deallocated without close()")
+        assert(closed.load(ordering: .acquiring), "ZMQContext deallocated without close()")
     }
-}
-
-/// The libzmq version this process runs with, e.g. `(4, 3, 4)`.
-public var zmqVersion: (major: Int32, minor: Int32, patch: Int32) {
-    var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
-    zmq_version(&major, &minor, &patch)
-    return (major, minor, patch)
 }

@@ -5,12 +5,12 @@ import Darwin
 #endif
 private import CZeroMQ
 
-/// Waits on several sockets, and on plain file descriptors such as a ``Wakeup``, at once.
+/// Waits on several sockets, and on plain file descriptors such as a wake-up pipe, at once. Owners of
+/// sockets use a ``ZMQServiceLoop``, which polls for them; this is its building block (and a test peer's).
 ///
 /// ```swift
 /// var poller = ZMQPoller()
 /// let events = poller.add(socket)
-/// let wake = poller.add(fileDescriptor: wakeup.fileDescriptor)
 /// let ready = try poller.poll(timeout: .milliseconds(100))
 /// if ready.contains(events) { ... }
 /// ```
@@ -46,19 +46,17 @@ public struct ZMQPoller {
     }
 }
 
-/// A self-pipe that lets another thread wake a thread blocked in ``ZMQPoller/poll(timeout:)``.
-///
-/// ZeroMQ sockets belong to one thread, so other threads hand work over through a queue and
-/// `signal()`; the polling thread `drain()`s and then empties the queue.
-public final class Wakeup: @unchecked Sendable {
+/// A self-pipe that lets another thread wake a thread blocked in ``ZMQPoller/poll(timeout:)``: the
+/// ``ZMQServiceLoop``'s inbox signals it, the loop `drain()`s it and then empties the inbox.
+final class Wakeup: Sendable {
     // Both ends are plain fds; write(2) and read(2) on a pipe are thread-safe.
     private let readEnd: Int32
     private let writeEnd: Int32
 
     /// The descriptor to add to a poller.
-    public var fileDescriptor: Int32 { readEnd }
+    var fileDescriptor: Int32 { readEnd }
 
-    public init() throws(ZMQError) {
+    init() throws(ZMQError) {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw ZMQError(call: "pipe", errno: errno) }
         readEnd = fds[0]
@@ -69,13 +67,13 @@ public final class Wakeup: @unchecked Sendable {
     }
 
     /// Wakes the poller. A full pipe already means a wake-up is pending, so that failure is ignored.
-    public func signal() {
+    func signal() {
         var byte: UInt8 = 1
         _ = write(writeEnd, &byte, 1)
     }
 
     /// Empties the pipe; call it from the polling thread when it reports readable.
-    public func drain() {
+    func drain() {
         var buffer = [UInt8](repeating: 0, count: 256)
         while read(readEnd, &buffer, buffer.count) > 0 {}
     }

@@ -1,4 +1,4 @@
-import Foundation
+import Synchronization
 
 /// A client the ``ZAPAuthenticator`` turned away: what it offered and why it was refused.
 public struct ZAPDenial: Sendable, Equatable, CustomStringConvertible {
@@ -26,8 +26,8 @@ public struct ZAPDenial: Sendable, Equatable, CustomStringConvertible {
 /// CURVE server socket of that context. Without such a handler **libzmq admits every CURVE client**, so
 /// start the authenticator before binding any CURVE server socket, and stop it only after they are closed.
 ///
-/// The handler runs on a thread of its own (`switchboard-zap`), so a busy or blocked owner never stalls
-/// handshakes. It owns its socket on that thread; the allow-list may be replaced from any thread.
+/// The handler runs on a ``ZMQServiceLoop`` of its own (`switchboard-zap`), so a busy or blocked owner never
+/// stalls handshakes. Its socket lives on that loop; the allow-list may be replaced from any thread.
 /// It stops with ``stop()``, or by itself when its context is terminated (`ETERM`).
 ///
 /// Plain (NULL-mechanism) sockets of the same context are untouched unless they set a ZAP domain; those are
@@ -46,21 +46,19 @@ public struct ZAPDenial: Sendable, Equatable, CustomStringConvertible {
 /// zap.stop()
 /// context.close()
 /// ```
-public final class ZAPAuthenticator: @unchecked Sendable {
-    // `socket` is touched by the authenticator thread only (created and bound by `init` before it starts);
-    // `allowed` and the stop flags are guarded by `condition`.
+public final class ZAPAuthenticator: Sendable {
     /// The endpoint libzmq sends ZAP requests to, in each context.
     public static let endpoint = "inproc://zeromq.zap.01"
 
     public typealias DenialHandler = @Sendable (ZAPDenial) -> Void
 
-    private let socket: ZMQSocket
-    private let wakeup: Wakeup
-    private let onDenial: DenialHandler
-    private let condition = NSCondition()
-    private var allowed: Set<CurvePublicKey>
-    private var stopRequested = false
-    private var finished = false
+    private final class AllowList: Sendable {
+        let keys: Mutex<Set<CurvePublicKey>>
+        init(_ keys: Set<CurvePublicKey>) { self.keys = Mutex(keys) }
+    }
+
+    private let loop: ZMQServiceLoop
+    private let allowed: AllowList
 
     /// Binds the ZAP endpoint in `context` and starts answering on a new thread.
     ///
@@ -68,90 +66,61 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     /// Throws ``ZMQError`` from `zmq_bind` (`EADDRINUSE`) when the context already has a ZAP handler.
     public init(context: ZMQContext, allowedKeys: Set<CurvePublicKey>,
                 onDenial: @escaping DenialHandler = { _ in }) throws(ZMQError) {
-        let wakeup = try Wakeup()
-        let socket = try ZMQSocket(context: context, type: .rep)
-        do throws(ZMQError) {
-            try socket.bind(ZAPAuthenticator.endpoint)
+        let loop = try ZMQServiceLoop(name: "switchboard-zap")
+        let allowed = AllowList(allowedKeys)
+        do {
+            try loop.submit {
+                let socket = try ZMQSocket(context: context, type: .rep)
+                loop.onStop { _ in socket.close() }
+                try socket.bind(ZAPAuthenticator.endpoint)
+                loop.watch(socket) { try ZAPAuthenticator.answerWaiting(on: socket, allowed: allowed, onDenial: onDenial) }
+            }
         } catch {
-            socket.close()
+            try? loop.stop()
+            guard let error = error as? ZMQError else { preconditionFailure("a new loop runs its first work: \(error)") }
             throw error
         }
-        self.socket = socket
-        self.wakeup = wakeup
-        self.allowed = allowedKeys
-        self.onDenial = onDenial
-        let thread = Thread { [self] in run() }
-        thread.name = "switchboard-zap"
-        thread.start()
+        self.loop = loop
+        self.allowed = allowed
     }
 
     /// The public keys admitted now.
     public var allowedKeys: Set<CurvePublicKey> {
-        condition.withLock { allowed }
+        allowed.keys.withLock { $0 }
     }
 
     /// Replaces the allow-list (after re-reading a key directory, say). Applies to handshakes from now on;
     /// connections already admitted stay up.
     public func setAllowedKeys(_ keys: Set<CurvePublicKey>) {
-        condition.withLock { allowed = keys }
+        allowed.keys.withLock { $0 = keys }
     }
 
     /// Stops answering, closes the ZAP socket and waits for the thread to end. Safe to call twice, and after
     /// the context was terminated. Close the CURVE server sockets first: afterwards libzmq admits anyone.
     public func stop() {
-        condition.withLock { stopRequested = true }
-        wakeup.signal()
-        condition.withLock {
-            while !finished { condition.wait() }
-        }
+        // The only failure is ETERM, the context terminated underneath: the socket is closed all the same.
+        try? loop.stop()
     }
 
-    deinit {
-        assert(finished, "ZAPAuthenticator deallocated without stop()")
-    }
-
-    /// The authenticator thread.
-    private func run() {
-        var poller = ZMQPoller()
-        let socketIndex = poller.add(socket)
-        let wakeIndex = poller.add(fileDescriptor: wakeup.fileDescriptor)
-        loop: while true {
-            let ready: Set<Int>
+    /// Answers every waiting request. A terminated context (`ETERM`) ends the loop; other failures
+    /// drop the one request (libzmq then refuses that handshake).
+    private static func answerWaiting(on socket: ZMQSocket, allowed: AllowList, onDenial: DenialHandler) throws(ZMQError) {
+        while true {
+            let frames: [[UInt8]]
             do {
-                ready = try poller.poll(timeout: nil)
+                guard let received = try socket.receive(dontWait: true) else { return }
+                frames = received
             } catch {
-                // ETERM: the context is being terminated and waits for this socket to close.
-                break loop
+                if error.contextTerminated { throw error }
+                return
             }
-            if ready.contains(wakeIndex) {
-                wakeup.drain()
-                if condition.withLock({ stopRequested }) { break loop }
+            let answer = ZAPAuthenticator.answer(frames, allowedKeys: allowed.keys.withLock { $0 })
+            do {
+                try socket.send(answer.reply)
+            } catch {
+                if error.contextTerminated { throw error }
             }
-            guard ready.contains(socketIndex) else { continue }
-            while true {
-                let frames: [[UInt8]]
-                do {
-                    guard let received = try socket.receive(dontWait: true) else { break }
-                    frames = received
-                } catch {
-                    if error.contextTerminated { break loop }
-                    break
-                }
-                let keys = condition.withLock { allowed }
-                let answer = ZAPAuthenticator.answer(frames, allowedKeys: keys)
-                do {
-                    try socket.send(answer.reply)
-                } catch {
-                    if error.contextTerminated { break loop }
-                }
-                if let denial = answer.denial { onDenial(denial) }
-            }
-        }
-        socket.close()
-        wakeup.drain()
-        condition.withLock {
-            finished = true
-            condition.broadcast()
+            if let denial = answer.denial { onDenial(denial) }
         }
     }
 

@@ -10,6 +10,8 @@ import ZeroMQ
     /// A stand-in for the bridge's commands socket: a ROUTER on an ephemeral port, served by a thread of
     /// its own. It collects `batch` requests and answers them newest first, so replies arrive out of
     /// order, as ``CommandClientTests/bridge(_:)`` says.
+    // Sendable by hand: the router belongs to the serving thread until `stop` has joined it; the rest is
+    // under `lock`.
     final class FakeBridge: @unchecked Sendable {
         let endpoint: String
         private let context: ZMQContext

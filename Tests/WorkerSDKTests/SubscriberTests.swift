@@ -2,6 +2,7 @@ import BusSchema
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 import ZeroMQ
 @testable import WorkerSDK
@@ -9,6 +10,8 @@ import ZeroMQ
 /// The subscriber against a fake bridge: a PUB for live events and a ROUTER answering replay requests
 /// from an in-memory journal, on a dispatch queue of its own.
 @Suite(.serialized) struct SubscriberTests {
+    // Sendable by hand: the router belongs to the serving queue until `close` has waited for it, the PUB
+    // to the test; the journal is under `lock`.
     final class FakeBridge: @unchecked Sendable {
         let context: ZMQContext
         let pub: ZMQSocket
@@ -97,14 +100,13 @@ import ZeroMQ
     }
 
     /// What the handlers saw.
-    final class Collected: @unchecked Sendable {
-        private let lock = NSLock()
-        private var seqs: [UInt64] = []
-        private var losses: [EventLoss] = []
-        var events: [UInt64] { lock.withLock { seqs } }
-        var lost: [EventLoss] { lock.withLock { losses } }
-        func add(_ seq: UInt64) { lock.withLock { seqs.append(seq) } }
-        func add(_ loss: EventLoss) { lock.withLock { losses.append(loss) } }
+    final class Collected: Sendable {
+        private let seqs = Mutex<[UInt64]>([])
+        private let losses = Mutex<[EventLoss]>([])
+        var events: [UInt64] { seqs.withLock { $0 } }
+        var lost: [EventLoss] { losses.withLock { $0 } }
+        func add(_ seq: UInt64) { seqs.withLock { $0.append(seq) } }
+        func add(_ loss: EventLoss) { losses.withLock { $0.append(loss) } }
 
         /// Waits (sleeping, not blocking) until `condition` holds or the time is up.
         func wait(timeout: Duration = .seconds(5), until condition: (Collected) -> Bool) async -> Bool {

@@ -2,6 +2,7 @@ import BusSchema
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 import ZeroMQ
 @testable import WorkerSDK
@@ -15,7 +16,9 @@ import ZeroMQ
 
     /// A fake bridge: a ROUTER bound on an ephemeral port, read from a dispatch queue.
     /// With `curveAllowing`, a CURVE server behind a ZAP allow-list, as a bridge that requires CURVE.
-    final class FakeBridge {
+    // Sendable by hand for `next`'s polling thread: one `next` reads the router at a time, and the test
+    // sends on it only between them.
+    final class FakeBridge: @unchecked Sendable {
         let context: ZMQContext
         let router: ZMQSocket
         let endpoint: String
@@ -24,11 +27,10 @@ import ZeroMQ
         private let denials = DenialLog()
 
         /// Keys the ZAP handler refused, appended on its thread.
-        final class DenialLog: @unchecked Sendable {
-            private let lock = NSLock()
-            private var keys: [CurvePublicKey?] = []
-            func append(_ key: CurvePublicKey?) { lock.withLock { keys.append(key) } }
-            var all: [CurvePublicKey?] { lock.withLock { keys } }
+        final class DenialLog: Sendable {
+            private let keys = Mutex<[CurvePublicKey?]>([])
+            func append(_ key: CurvePublicKey?) { keys.withLock { $0.append(key) } }
+            var all: [CurvePublicKey?] { keys.withLock { $0 } }
         }
 
         init(curveAllowing allowed: Set<CurvePublicKey>? = nil) throws {

@@ -1,15 +1,15 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import ZeroMQ
 
 /// CURVE over real sockets: a ROUTER server with a ZAP allow-list and DEALER clients, as bridge and workers.
 @Suite(.serialized) struct CurveTests {
     /// Denials reported on the authenticator thread, read by the test.
-    final class Denials: @unchecked Sendable {
-        private let lock = NSLock()
-        private var items: [ZAPDenial] = []
-        func record(_ denial: ZAPDenial) { lock.withLock { items.append(denial) } }
-        var all: [ZAPDenial] { lock.withLock { items } }
+    final class Denials: Sendable {
+        private let items = Mutex<[ZAPDenial]>([])
+        func record(_ denial: ZAPDenial) { items.withLock { $0.append(denial) } }
+        var all: [ZAPDenial] { items.withLock { $0 } }
 
         /// Waits up to `timeout` for at least one denial.
         func waitForFirst(timeout: Duration = .seconds(5)) -> ZAPDenial? {

@@ -1,0 +1,51 @@
+import BusSchema
+import Logging
+import Metrics
+import ZeroMQ
+
+/// What every bus socket owner shares: the context and CURVE identity its socket is made with, the loop it
+/// lives on, and the counter of refused frames.
+struct BusSocketFactory: Sendable {
+    let context: ZMQContext
+    let curve: BusEndpoints.CurveServer?
+    let loop: ZMQServiceLoop
+    let refusedFrames: Counter
+    let logger: Logger
+
+    /// Makes a server socket (a CURVE server when configured), lets `configure` set it up and binds it; call
+    /// it on the loop. The loop closes the socket when it stops, so a failure here leaves nothing open.
+    func bind(_ type: ZMQSocketType, at endpoint: String,
+              configure: (ZMQSocket) throws -> Void = { _ in }) throws -> (socket: ZMQSocket, bound: String) {
+        let socket = try ZMQSocket(context: context, type: type)
+        loop.onStop { _ in socket.close() }
+        if let curve {
+            try socket.setZAPDomain("switchboard")
+            try socket.setCurveServer(secretKey: curve.keyPair.secretKey)
+        }
+        try configure(socket)
+        return (socket, try socket.bind(endpoint))
+    }
+
+    /// Receives every message waiting on a ROUTER socket and hands each on as its envelope (the identity,
+    /// and the empty delimiter a REQ-style client adds) and its last frame, the JSON payload. A message
+    /// without both is refused: counted and logged as `refusal`.
+    func drain(_ socket: ZMQSocket, name: String, refusal: String,
+               _ handle: (_ envelope: [[UInt8]], _ payload: [UInt8]) -> Void) {
+        while true {
+            let frames: [[UInt8]]?
+            do {
+                frames = try socket.receive(dontWait: true)
+            } catch {
+                logger.error("\(name) receive failed", metadata: ["bus.error": "\(error)"])
+                return
+            }
+            guard let frames else { return }
+            guard frames.count >= 2, let payload = frames.last else {
+                refusedFrames.increment()
+                logger.warning("\(refusal)", metadata: ["bus.reason": "expected [identity, json], got \(frames.count) frame(s)"])
+                continue
+            }
+            handle(Array(frames.dropLast()), payload)
+        }
+    }
+}
