@@ -5,7 +5,7 @@ import SIPCore
 /// One leg of a call, numbered in the order the flow created it: `.first` is the first party A (the
 /// inbound caller, or the first party an originate calls), and every B attempt or transfer target gets
 /// the next number. A number, not a role: a transfer replaces A or B with a new leg, whose role
-/// (`Leg.a` / `Leg.b` on the bus) is kept in the flow's `LegInfo`.
+/// (`Leg.a` / `Leg.b` on the bus) is kept in the flow's `FlowLeg`.
 struct LegID: Hashable, Comparable, Sendable, CustomStringConvertible {
     let number: Int
 

@@ -36,22 +36,6 @@ struct CallFlow {
         case ended
     }
 
-    enum LegState: String, Sendable {
-        case calling, ringing, answered, ended
-    }
-
-    struct LegInfo: Sendable {
-        var role: Leg
-        var uri: String
-        var state: LegState = .calling
-        var startedAt: ContinuousClock.Instant
-        /// The ring timer fired and the leg was cancelled: its 487 means "no answer".
-        var timedOut = false
-        /// What this leg was last sent as SDP (offer or answer); hold rewrites it.
-        var sentSDP: [UInt8]?
-        var held = false
-    }
-
     enum Event: Sendable {
         /// Inbound: the worker (or the bridge's own decision) chose to bridge the call.
         case decided(BridgeRoute)
@@ -105,7 +89,7 @@ struct CallFlow {
 
     let kind: Kind
     private(set) var phase: Phase
-    private(set) var legs: [LegID: LegInfo] = [:]
+    private(set) var legs: [LegID: FlowLeg] = [:]
     let createdAt: ContinuousClock.Instant
     private(set) var connectedAt: ContinuousClock.Instant?
     let defaultRingTimeout: Duration
@@ -125,7 +109,7 @@ struct CallFlow {
         createdAt = now
         callerOffer = offer
         self.defaultRingTimeout = defaultRingTimeout
-        legs[.first] = LegInfo(role: .a, uri: callerURI, startedAt: now)
+        legs[.first] = FlowLeg(role: .a, uri: callerURI, startedAt: now)
     }
 
     /// A call the bridge places itself (Click2Call); nothing happens before `.originate`.
@@ -157,7 +141,7 @@ struct CallFlow {
             return startAttempts(at: now)
         case .originate(let originate):
             guard phase == .dialingA, legs.isEmpty else { return [] }
-            legs[.first] = LegInfo(role: .a, uri: originate.a.uri, startedAt: now)
+            legs[.first] = FlowLeg(role: .a, uri: originate.a.uri, startedAt: now)
             // Party B is called once A answers: the route is kept for then.
             attempts = TargetAttempts(route: BridgeRoute(targets: [BridgeTarget(uri: originate.b.uri, ringTimeoutMs: originate.b.ringTimeoutMs)],
                                                          mode: .serial, callerId: originate.b.callerId, headers: originate.headers),
@@ -252,7 +236,7 @@ struct CallFlow {
         guard let route = attempts?.route else { return [] }
         let leg = nextLeg
         nextLeg = nextLeg.next
-        legs[leg] = LegInfo(role: .b, uri: target.uri, startedAt: now)
+        legs[leg] = FlowLeg(role: .b, uri: target.uri, startedAt: now)
         // The caller's offer goes to B unchanged (media flows between the phones); a 3PCC B leg starts without one.
         let sdp: [UInt8]? = if case .answerCaller = attempts?.join { callerOffer } else { nil }
         return dial(leg, uri: target.uri, sdp: sdp, callerId: route.callerId, headers: route.headers,
@@ -261,7 +245,7 @@ struct CallFlow {
 
     private mutating func dial(_ leg: LegID, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String],
                                ringTimeout: Int?, attempt: Int) -> [Action] {
-        if legs[leg] == nil { legs[leg] = LegInfo(role: .a, uri: uri, startedAt: createdAt) }
+        if legs[leg] == nil { legs[leg] = FlowLeg(role: .a, uri: uri, startedAt: createdAt) }
         legs[leg]?.sentSDP = sdp
         return [
             .invite(leg: leg, uri: uri, sdp: sdp, callerId: callerId, headers: headers, attempt: attempt),
@@ -382,7 +366,7 @@ struct CallFlow {
         phase = .ringing
         let leg = nextLeg
         nextLeg = nextLeg.next
-        legs[leg] = LegInfo(role: replacedRole, uri: target, startedAt: now)
+        legs[leg] = FlowLeg(role: replacedRole, uri: target, startedAt: now)
         return actions + dial(leg, uri: target, sdp: nil, callerId: nil, headers: [:], ringTimeout: nil, attempt: 1)
     }
 
