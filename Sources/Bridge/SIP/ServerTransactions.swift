@@ -144,7 +144,7 @@ final class ServerTransactions: ServerResponder {
         }
     }
 
-    /// 100 Trying (RFC 3261 §17.2.1), unless the INVITE was answered anything already.
+    /// 100 Trying (RFC 3261 §17.2.1), unless the INVITE got a response already.
     func sendTrying(_ key: TransactionKey) {
         guard let entry = invites[key], let request = entry.request, entry.transaction.state == .proceeding,
               entry.transaction.lastResponse == nil else { return }
