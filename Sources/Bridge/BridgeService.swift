@@ -27,8 +27,6 @@ struct BoundAddresses {
 ///
 /// Loop-bound: built and used on the SIP event loop.
 struct SIPSide {
-    let transactions: ServerTransactions
-    let client: SIPClient
     let b2bua: B2BUA
     let gate: DecisionGate
     let edge: SIPEdge
@@ -39,8 +37,8 @@ struct SIPSide {
         let started = UInt64(NIODeadline.now().uptimeNanoseconds / 1_000_000) ^ UInt64.random(in: 0...UInt64(UInt32.max))
         let callPrefix = "\(configuration.bridgeId)-\(String(started, radix: 36))"
         self.bus = bus
-        transactions = ServerTransactions(loop: loop, timers: configuration.timers, transport: transport, logger: logger)
-        client = SIPClient(loop: loop, timers: configuration.timers, transport: transport, logger: logger)
+        let transactions = ServerTransactions(loop: loop, timers: configuration.timers, transport: transport, logger: logger)
+        let client = SIPClient(loop: loop, timers: configuration.timers, transport: transport, logger: logger)
         b2bua = B2BUA(configuration: configuration, loop: loop, bus: bus, client: client, transactions: transactions, store: store,
                       callPrefix: callPrefix, logger: logger)
         gate = DecisionGate(configuration: configuration, loop: loop, bus: bus, transactions: transactions, b2bua: b2bua,
