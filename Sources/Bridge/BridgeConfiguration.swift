@@ -68,7 +68,7 @@ struct BridgeConfiguration {
     var outboundProxy: SocketAddress? = try? SocketAddress(ipAddress: "127.0.0.1", port: 5060)
     /// The live calls' dialogs; nil means `./bridge-<bridge id>.dialogs.sqlite`.
     var dialogStorePath: String?
-    var callLimits = CallManager.Limits()
+    var callLimits = B2BUA.Limits()
     /// The event journal's file; nil means `./bridge-<bridge id>.journal.sqlite`.
     var journalPath: String?
     var journalMaxEvents = 1_000_000

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import SIPCore
 
 /// Where a running bridge actually listens (ports resolved when the configuration asked for 0 / `*`).
 struct BoundAddresses {
@@ -13,7 +14,54 @@ struct BoundAddresses {
     var commands: String
 }
 
-/// A bridge: the SIP edge on UDP and TCP, plus the bus endpoints, wired together.
+/// The bridge's SIP side, wired in the one place that knows every owner. Each owner holds only what it
+/// uses, and ownership points one way: the edge → the decision gate → the B2BUA → the server
+/// transactions (through `ServerResponder`) and the client; the bus and the wire sit behind `BridgeBus`
+/// and `SIPTransport`, so tests build the same side on an `EmbeddedEventLoop` with fakes.
+///
+/// - `ServerTransactions`: server transaction tables, their timers and reply paths, Via stamping.
+/// - `DecisionGate`: INVITEs waiting for a decision, the deadline, 100 Trying, fallback, 302/reject.
+/// - `B2BUA` (+ `UACLegs`, `UASLegs`): admission, idempotency, each call's `CallFlow`, the legs' SIP,
+///   in-dialog relay and glare, restart cleanup.
+/// - `SIPClient`: client transactions. `SIPEdge`: parsing and dispatch, stateless answers.
+///
+/// Loop-bound: built and used on the SIP event loop.
+struct SIPSide {
+    let b2bua: B2BUA
+    let gate: DecisionGate
+    let edge: SIPEdge
+    private let bus: BridgeBus
+
+    init(configuration: BridgeConfiguration, loop: EventLoop, bus: BridgeBus, transport: SIPTransport, store: DialogStore?, logger: Logger) {
+        // Call ids stay unique across restarts of the same bridge id: the prefix carries the start time.
+        let started = UInt64(NIODeadline.now().uptimeNanoseconds / 1_000_000) ^ UInt64.random(in: 0...UInt64(UInt32.max))
+        let callPrefix = "\(configuration.bridgeId)-\(String(started, radix: 36))"
+        self.bus = bus
+        let transactions = ServerTransactions(loop: loop, timers: configuration.timers, transport: transport, logger: logger)
+        let client = SIPClient(loop: loop, timers: configuration.timers, transport: transport, logger: logger)
+        b2bua = B2BUA(configuration: configuration, loop: loop, bus: bus, client: client, transactions: transactions, store: store,
+                      callPrefix: callPrefix, logger: logger)
+        gate = DecisionGate(configuration: configuration, loop: loop, bus: bus, transactions: transactions, b2bua: b2bua,
+                            callPrefix: callPrefix, logger: logger)
+        edge = SIPEdge(configuration: configuration, loop: loop, transactions: transactions, client: client, gate: gate, b2bua: b2bua,
+                       logger: logger)
+    }
+
+    /// A command from the bus, carried out and answered.
+    func command(_ request: CommandRequest, envelope: [[UInt8]]) {
+        bus.reply(CommandReply(requestId: request.requestId, outcome: b2bua.execute(request.command)), to: envelope)
+    }
+
+    /// Ends every call (BYE/CANCEL) and answers every waiting INVITE with the fallback, so a stopping bridge
+    /// leaves no caller hanging; returns how many calls it ended.
+    func drain() -> Int {
+        let ended = b2bua.shutdown()
+        gate.drain()
+        return ended
+    }
+}
+
+/// A bridge: the SIP side on UDP and TCP, plus the bus endpoints, wired together.
 ///
 /// Tests call `start()` and `stop()` directly; the executable runs it as a `Service` until SIGTERM.
 final class Bridge: Service, @unchecked Sendable {
@@ -21,7 +69,7 @@ final class Bridge: Service, @unchecked Sendable {
     private let logger: Logger
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private var bus: BusEndpoints?
-    private var edge: SIPEdge?
+    private var sip: NIOLoopBound<SIPSide>?
     private var store: DialogStore?
     private var listeners: SIPListeners?
     private var info: BridgeInfo?
@@ -60,20 +108,24 @@ final class Bridge: Service, @unchecked Sendable {
             throw error
         }
         let loop = group.next()
-        let edge = SIPEdge(configuration: configuration, loop: loop, bus: bus, store: store, logger: logger)
+        let (sip, edge, transport) = try await loop.submit { [configuration, logger] in
+            let transport = NIOSIPTransport(logger: logger)
+            let sip = SIPSide(configuration: configuration, loop: loop, bus: bus, transport: transport, store: store, logger: logger)
+            return (NIOLoopBound(sip, eventLoop: loop), NIOLoopBound(sip.edge, eventLoop: loop), NIOLoopBound(transport, eventLoop: loop))
+        }.get()
         // The bus thread starts once SIP is bound, so bridge.started (which names the SIP port) is the
         // run's first event; SIP that arrives meanwhile waits in the bus inbox.
         let listeners: SIPListeners
         do {
             listeners = try await SIPListeners.bind(host: configuration.sipHost, port: configuration.sipPort, group: group,
-                                                    edge: edge, limits: configuration.parserLimits)
+                                                    edge: edge, transport: transport, limits: configuration.parserLimits)
         } catch {
             bus.stop()
             try? await group.shutdownGracefully()
             throw error
         }
         self.bus = bus
-        self.edge = edge
+        self.sip = sip
         self.store = store
         self.listeners = listeners
         let bound = BoundAddresses(sipPort: listeners.udp.localAddress?.port ?? configuration.sipPort,
@@ -85,17 +137,14 @@ final class Bridge: Service, @unchecked Sendable {
                               decisionTimeoutMs: Int(configuration.decisionTimeout.milliseconds),
                               fallback: configuration.fallback.description)
         self.info = info
-        bus.start(announcing: .bridgeStarted(info), onResolution: { batch in edge.resolve(batch) },
-                  onCommand: { request, envelope in
-                      loop.execute {
-                          bus.reply(CommandReply(requestId: request.requestId, outcome: edge.calls.execute(request.command)), to: envelope)
-                      }
-                  })
+        // The bus thread hands decisions (a batch at a time) and commands to the SIP loop.
+        bus.start(announcing: .bridgeStarted(info), onResolution: { batch in loop.execute { sip.value.gate.resolve(batch) } },
+                  onCommand: { request, envelope in loop.execute { sip.value.command(request, envelope: envelope) } })
         let sipHost = configuration.sipHost
         try await loop.submit {
-            edge.client.attach(listeners.udp, host: sipHost, port: bound.sipPort)
+            transport.value.bound(host: sipHost, port: bound.sipPort)
             // Calls a crashed run left up end now, their events after this run's bridge.started.
-            edge.calls.endLeftovers(leftovers)
+            sip.value.b2bua.endLeftovers(leftovers)
         }.get()
         logger.info("bridge started", metadata: [
             "bridge.id": "\(configuration.bridgeId)",
@@ -111,19 +160,19 @@ final class Bridge: Service, @unchecked Sendable {
     /// Stops taking SIP, answers every waiting INVITE with the fallback, then closes the bus.
     func stop() async {
         if let bus, let info { bus.publish(callId: nil, .bridgeStopping(info)) }
-        if let edge {
+        if let sip {
             // Answer every waiting INVITE (and any that still arrives) with the fallback while the
             // sockets are open, so callers hear it instead of retransmitting to the next bridge.
-            try? await group.next().submit { edge.drain() }.get()
+            let ended = (try? await group.next().submit { sip.value.drain() }.get()) ?? 0
             // The BYEs and CANCELs of the calls just ended need a moment on the wire before the socket closes.
-            if edge.calls.endedByShutdown > 0 { try? await Task.sleep(for: .milliseconds(300)) }
+            if ended > 0 { try? await Task.sleep(for: .milliseconds(300)) }
         }
         store?.flush()
         if let listeners { await listeners.close() }
         bus?.stop()
         try? await group.shutdownGracefully()
         listeners = nil
-        edge = nil
+        sip = nil
         store = nil
         bus = nil
         info = nil

@@ -9,7 +9,7 @@ struct FlowDriver {
     var flow: CallFlow
     var now: ContinuousClock.Instant
     /// Ring timers the flow asked for: leg → when it fires.
-    var timers: [Int: ContinuousClock.Instant] = [:]
+    var timers: [LegID: ContinuousClock.Instant] = [:]
     var published: [EventBody] = []
 
     init(_ flow: CallFlow, at now: ContinuousClock.Instant) {
@@ -60,19 +60,19 @@ struct FlowDriver {
 
     @Test func inboundCallIsBridgedWithTheCallersOfferAndEndsWhenTheCallerHangsUp() {
         var (driver, actions) = inbound([BridgeTarget(uri: "sip:bob@x")])
-        #expect(actions == [.invite(leg: 1, uri: "sip:bob@x", sdp: offer, callerId: nil, headers: [:], attempt: 1),
-                            .startRingTimer(leg: 1, after: .seconds(30))])
-        #expect(driver.send(.provisional(leg: 1, status: 180, sdp: nil)) ==
+        #expect(actions == [.invite(leg: LegID(1), uri: "sip:bob@x", sdp: offer, callerId: nil, headers: [:], attempt: 1),
+                            .startRingTimer(leg: LegID(1), after: .seconds(30))])
+        #expect(driver.send(.provisional(leg: LegID(1), status: 180, sdp: nil)) ==
             [.publish(.callRinging(Ringing(leg: .b, status: 180, earlyMedia: false))), .provisionalToCaller(status: 180, sdp: nil)])
         _ = driver.advance(by: .seconds(4))
-        let answered = driver.send(.answered(leg: 1, sdp: answer))
+        let answered = driver.send(.answered(leg: LegID(1), sdp: answer))
         #expect(answered.contains(.answerCaller(sdp: answer)))
-        #expect(answered.contains(.ack(leg: 1, sdp: nil)))
+        #expect(answered.contains(.ack(leg: LegID(1), sdp: nil)))
         #expect(answered.contains(.persist))
         #expect(driver.flow.phase == .connected)
         _ = driver.advance(by: .seconds(60))
-        let hangup = driver.send(.bye(leg: 0))
-        #expect(hangup.contains(.bye(leg: 1)))
+        let hangup = driver.send(.bye(leg: LegID(0)))
+        #expect(hangup.contains(.bye(leg: LegID(1))))
         #expect(hangup.last == .finished)
         #expect(driver.types == ["call.ringing", "call.answered", "call.connected", "call.ended"])
         guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
@@ -84,9 +84,9 @@ struct FlowDriver {
 
     @Test func busyTargetMovesToTheNextOne() {
         var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x"), BridgeTarget(uri: "sip:carol@x", ringTimeoutMs: 5000)])
-        let actions = driver.send(.failed(leg: 1, status: 486, reason: "Busy Here"))
-        #expect(actions.contains(.invite(leg: 2, uri: "sip:carol@x", sdp: offer, callerId: nil, headers: [:], attempt: 2)))
-        #expect(actions.contains(.startRingTimer(leg: 2, after: .seconds(5))))
+        let actions = driver.send(.failed(leg: LegID(1), status: 486, reason: "Busy Here"))
+        #expect(actions.contains(.invite(leg: LegID(2), uri: "sip:carol@x", sdp: offer, callerId: nil, headers: [:], attempt: 2)))
+        #expect(actions.contains(.startRingTimer(leg: LegID(2), after: .seconds(5))))
         #expect(driver.types == ["call.leg_failed"])
         guard case .callLegFailed(let failed) = driver.published[0] else { return }
         #expect(failed.cause == .busy)
@@ -95,8 +95,8 @@ struct FlowDriver {
     @Test func ringTimeoutCancelsAndTheLastFailureAnswersTheCaller480() {
         var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x", ringTimeoutMs: 2000)])
         #expect(driver.advance(by: .milliseconds(1999)) == [])
-        #expect(driver.advance(by: .milliseconds(1)) == [.cancel(leg: 1)])
-        let actions = driver.send(.failed(leg: 1, status: 487, reason: "Request Terminated"))
+        #expect(driver.advance(by: .milliseconds(1)) == [.cancel(leg: LegID(1))])
+        let actions = driver.send(.failed(leg: LegID(1), status: 487, reason: "Request Terminated"))
         #expect(actions.contains(.rejectCaller(status: 480, reason: "Temporarily Unavailable")))
         #expect(actions.last == .finished)
         guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
@@ -105,8 +105,8 @@ struct FlowDriver {
 
     @Test func everySerialTargetFailingReportsTheBestStatus() {
         var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x"), BridgeTarget(uri: "sip:carol@x")])
-        driver.send(.failed(leg: 1, status: 486, reason: "Busy Here"))
-        let actions = driver.send(.failed(leg: 2, status: 503, reason: "Service Unavailable"))
+        driver.send(.failed(leg: LegID(1), status: 486, reason: "Busy Here"))
+        let actions = driver.send(.failed(leg: LegID(2), status: 503, reason: "Service Unavailable"))
         // Busy ranks above a server failure (RFC 3261 §16.7).
         #expect(actions.contains(.rejectCaller(status: 486, reason: "Busy Here")))
     }
@@ -114,30 +114,30 @@ struct FlowDriver {
     @Test func parallelFirstAnswerWinsOthersAreCancelledAndLateAnswersHungUp() {
         var (driver, actions) = inbound([BridgeTarget(uri: "sip:bob@x"), BridgeTarget(uri: "sip:carol@x")], mode: .parallel)
         #expect(actions.filter { if case .invite = $0 { true } else { false } }.count == 2)
-        let answered = driver.send(.answered(leg: 2, sdp: answer))
-        #expect(answered.contains(.cancel(leg: 1)))
-        #expect(driver.send(.answered(leg: 1, sdp: answer)) == [.ack(leg: 1, sdp: nil), .bye(leg: 1)])
+        let answered = driver.send(.answered(leg: LegID(2), sdp: answer))
+        #expect(answered.contains(.cancel(leg: LegID(1))))
+        #expect(driver.send(.answered(leg: LegID(1), sdp: answer)) == [.ack(leg: LegID(1), sdp: nil), .bye(leg: LegID(1))])
     }
 
     @Test func callerCancelWhileRingingCancelsEveryLeg() {
         var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x")])
-        driver.send(.provisional(leg: 1, status: 180, sdp: nil))
+        driver.send(.provisional(leg: LegID(1), status: 180, sdp: nil))
         let actions = driver.send(.callerCancelled)
-        #expect(actions.contains(.cancel(leg: 1)))
+        #expect(actions.contains(.cancel(leg: LegID(1))))
         #expect(actions.contains(.rejectCaller(status: 487, reason: "Request Terminated")))
         guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
         #expect(ended.cause == .callerCancelled && ended.talkMs == 0)
-        #expect(driver.flow.handle(.failed(leg: 1, status: 487, reason: ""), at: t0) == [])
+        #expect(driver.flow.handle(.failed(leg: LegID(1), status: 487, reason: ""), at: t0) == [])
     }
 
     @Test func callerWithoutOfferGetsTheOfferOfBAndItsACKAnswersB() {
         var driver = FlowDriver(CallFlow(inbound: nil, callerURI: "sip:alice@x", at: t0, defaultRingTimeout: .seconds(30)), at: t0)
         let actions = driver.send(.decided(BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@x")])))
-        #expect(actions.first == .invite(leg: 1, uri: "sip:bob@x", sdp: nil, callerId: nil, headers: [:], attempt: 1))
-        let answered = driver.send(.answered(leg: 1, sdp: offer))
+        #expect(actions.first == .invite(leg: LegID(1), uri: "sip:bob@x", sdp: nil, callerId: nil, headers: [:], attempt: 1))
+        let answered = driver.send(.answered(leg: LegID(1), sdp: offer))
         #expect(answered.contains(.answerCaller(sdp: offer)))
-        #expect(!answered.contains(.ack(leg: 1, sdp: nil)))
-        #expect(driver.send(.callerACK(sdp: answer)) == [.ack(leg: 1, sdp: answer)])
+        #expect(!answered.contains(.ack(leg: LegID(1), sdp: nil)))
+        #expect(driver.send(.callerACK(sdp: answer)) == [.ack(leg: LegID(1), sdp: answer)])
     }
 
     // MARK: - 3PCC (RFC 3725 Flow III)
@@ -150,33 +150,33 @@ struct FlowDriver {
 
     @Test func click2CallFollowsFlowIII() {
         var (driver, actions) = originate()
-        #expect(actions == [.invite(leg: 0, uri: "sip:alice@x", sdp: nil, callerId: nil, headers: [:], attempt: 1),
-                            .startRingTimer(leg: 0, after: .seconds(10))])
+        #expect(actions == [.invite(leg: LegID(0), uri: "sip:alice@x", sdp: nil, callerId: nil, headers: [:], attempt: 1),
+                            .startRingTimer(leg: LegID(0), after: .seconds(10))])
         _ = driver.advance(by: .seconds(3))
-        let aAnswered = driver.send(.answered(leg: 0, sdp: offer))
+        let aAnswered = driver.send(.answered(leg: LegID(0), sdp: offer))
         let held = SDPDirection.inactive.applied(to: offer)
         // A's 200 is ACKed at once, with its media held, and B is called without SDP.
-        #expect(aAnswered.contains(.ack(leg: 0, sdp: held)))
-        #expect(aAnswered.contains(.invite(leg: 1, uri: "sip:bob@x", sdp: nil, callerId: nil, headers: [:], attempt: 1)))
+        #expect(aAnswered.contains(.ack(leg: LegID(0), sdp: held)))
+        #expect(aAnswered.contains(.invite(leg: LegID(1), uri: "sip:bob@x", sdp: nil, callerId: nil, headers: [:], attempt: 1)))
         #expect(SDPDirection.direction(of: held) == .inactive)
         _ = driver.advance(by: .seconds(5))
-        let bAnswered = driver.send(.answered(leg: 1, sdp: answer))
-        #expect(bAnswered.contains(.reinvite(leg: 0, sdp: answer)))
+        let bAnswered = driver.send(.answered(leg: LegID(1), sdp: answer))
+        #expect(bAnswered.contains(.reinvite(leg: LegID(0), sdp: answer)))
         #expect(driver.flow.phase == .joining)
-        let joined = driver.send(.reinviteAnswered(leg: 0, sdp: offer))
-        #expect(joined.first == .ack(leg: 1, sdp: offer))
+        let joined = driver.send(.reinviteAnswered(leg: LegID(0), sdp: offer))
+        #expect(joined.first == .ack(leg: LegID(1), sdp: offer))
         #expect(driver.flow.phase == .connected)
         #expect(driver.types == ["call.answered", "call.answered", "call.connected"])
         _ = driver.advance(by: .seconds(10))
         let hangup = driver.send(.hangup)
-        #expect(hangup.contains(.bye(leg: 0)) && hangup.contains(.bye(leg: 1)))
+        #expect(hangup.contains(.bye(leg: LegID(0))) && hangup.contains(.bye(leg: LegID(1))))
         guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
         #expect(ended.cause == .hangupCommand && ended.by == .command && ended.talkMs == 10_000)
     }
 
     @Test func click2CallWhereARejectsNeverCallsB() {
         var (driver, _) = originate()
-        let actions = driver.send(.failed(leg: 0, status: 603, reason: "Decline"))
+        let actions = driver.send(.failed(leg: LegID(0), status: 603, reason: "Decline"))
         #expect(!actions.contains { if case .invite = $0 { true } else { false } })
         guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
         #expect(ended.cause == .rejected && ended.status == 603 && ended.by == .a)
@@ -184,68 +184,68 @@ struct FlowDriver {
 
     @Test func click2CallWhereANeverAnswersTimesOut() {
         var (driver, _) = originate()
-        #expect(driver.advance(by: .seconds(10)) == [.cancel(leg: 0)])
-        driver.send(.failed(leg: 0, status: 487, reason: "Request Terminated"))
+        #expect(driver.advance(by: .seconds(10)) == [.cancel(leg: LegID(0))])
+        driver.send(.failed(leg: LegID(0), status: 487, reason: "Request Terminated"))
         guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
         #expect(ended.cause == .noAnswer)
     }
 
     @Test func click2CallWhereBIsBusyHangsUpA() {
         var (driver, _) = originate()
-        driver.send(.answered(leg: 0, sdp: offer))
-        let actions = driver.send(.failed(leg: 1, status: 486, reason: "Busy Here"))
-        #expect(actions.contains(.bye(leg: 0)))
+        driver.send(.answered(leg: LegID(0), sdp: offer))
+        let actions = driver.send(.failed(leg: LegID(1), status: 486, reason: "Busy Here"))
+        #expect(actions.contains(.bye(leg: LegID(0))))
         guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
         #expect(ended.cause == .busy && ended.by == .b)
     }
 
     func connected() -> FlowDriver {
         var (driver, _) = originate()
-        driver.send(.answered(leg: 0, sdp: offer))
-        driver.send(.answered(leg: 1, sdp: answer))
-        driver.send(.reinviteAnswered(leg: 0, sdp: offer))
+        driver.send(.answered(leg: LegID(0), sdp: offer))
+        driver.send(.answered(leg: LegID(1), sdp: answer))
+        driver.send(.reinviteAnswered(leg: LegID(0), sdp: offer))
         return driver
     }
 
     @Test func holdReinvitesWithSendonlyAndResumeWithSendrecv() {
         var driver = connected()
         let hold = driver.send(.hold(leg: .b, on: true))
-        guard case .reinvite(1, let sdp?) = hold.first else { Issue.record("no re-INVITE: \(hold)"); return }
+        guard case .reinvite(LegID(1), let sdp?) = hold.first else { Issue.record("no re-INVITE: \(hold)"); return }
         #expect(SDPDirection.direction(of: sdp) == .sendonly)
         #expect(driver.send(.hold(leg: .b, on: true)) == [])  // one at a time
-        driver.send(.reinviteAnswered(leg: 1, sdp: answer))
-        #expect(driver.flow.legs[1]?.held == true)
+        driver.send(.reinviteAnswered(leg: LegID(1), sdp: answer))
+        #expect(driver.flow.legs[LegID(1)]?.held == true)
         let resume = driver.send(.hold(leg: .b, on: false))
-        guard case .reinvite(1, let resumed?) = resume.first else { Issue.record("no re-INVITE"); return }
+        guard case .reinvite(LegID(1), let resumed?) = resume.first else { Issue.record("no re-INVITE"); return }
         #expect(SDPDirection.direction(of: resumed) == .sendrecv)
-        driver.send(.reinviteAnswered(leg: 1, sdp: answer))
+        driver.send(.reinviteAnswered(leg: LegID(1), sdp: answer))
         #expect(driver.types.suffix(2) == ["call.held", "call.resumed"])
     }
 
     @Test func blindTransferReleasesTheOtherLegAndJoinsTheTarget() {
         var driver = connected()
         let actions = driver.send(.transfer(keep: .a, target: "sip:carol@x"))
-        #expect(actions.first == .bye(leg: 1))
-        #expect(actions.contains(.invite(leg: 2, uri: "sip:carol@x", sdp: nil, callerId: nil, headers: [:], attempt: 1)))
-        driver.send(.answered(leg: 2, sdp: answer))
+        #expect(actions.first == .bye(leg: LegID(1)))
+        #expect(actions.contains(.invite(leg: LegID(2), uri: "sip:carol@x", sdp: nil, callerId: nil, headers: [:], attempt: 1)))
+        driver.send(.answered(leg: LegID(2), sdp: answer))
         #expect(driver.flow.phase == .joining)
-        let joined = driver.send(.reinviteAnswered(leg: 0, sdp: offer))
-        #expect(joined.first == .ack(leg: 2, sdp: offer))
+        let joined = driver.send(.reinviteAnswered(leg: LegID(0), sdp: offer))
+        #expect(joined.first == .ack(leg: LegID(2), sdp: offer))
         #expect(driver.flow.phase == .connected)
-        #expect(driver.flow.answeredLeg(.b) == 2)
+        #expect(driver.flow.answeredLeg(.b) == LegID(2))
     }
 
     @Test func aPeerHoldReinviteIsPublished() {
         var driver = connected()
-        let actions = driver.send(.peerOffer(leg: 0, sdp: SDPDirection.sendonly.applied(to: offer)))
+        let actions = driver.send(.peerOffer(leg: LegID(0), sdp: SDPDirection.sendonly.applied(to: offer)))
         #expect(actions == [.publish(.callHeld(HoldChange(leg: .a, by: .a)))])
     }
 
     @Test func aLegLostWithoutBYEEndsTheCall() {
         var driver = connected()
-        let actions = driver.send(.lost(leg: 1))
-        #expect(actions.contains(.bye(leg: 0)))
-        #expect(!actions.contains(.bye(leg: 1)))
+        let actions = driver.send(.lost(leg: LegID(1)))
+        #expect(actions.contains(.bye(leg: LegID(0))))
+        #expect(!actions.contains(.bye(leg: LegID(1))))
         guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
         #expect(ended.cause == .failed && ended.by == .bridge)
     }
@@ -253,7 +253,7 @@ struct FlowDriver {
     @Test func theDurationLimitEndsAConnectedCall() {
         var driver = connected()
         let actions = driver.send(.durationLimit)
-        #expect(actions.contains(.bye(leg: 0)) && actions.contains(.bye(leg: 1)))
+        #expect(actions.contains(.bye(leg: LegID(0))) && actions.contains(.bye(leg: LegID(1))))
         guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
         #expect(ended.cause == .limit && ended.by == .bridge)
     }
@@ -262,6 +262,6 @@ struct FlowDriver {
         var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x")])
         let actions = driver.send(.shutdown)
         #expect(actions.contains(.rejectCaller(status: 503, reason: "Service Unavailable")))
-        #expect(actions.contains(.cancel(leg: 1)))
+        #expect(actions.contains(.cancel(leg: LegID(1))))
     }
 }

@@ -3,7 +3,7 @@ import SIPCore
 
 /// One call through the bridge as a pure state machine: the inbound bridge decision (leg A is the
 /// caller, legs B are tried in order or in parallel) and third-party call control (originate: call A,
-/// then B, and join them; transfer: replace one party). It knows legs by number and SDP as bytes; the
+/// then B, and join them; transfer: replace one party). It knows legs by `LegID` and SDP as bytes; the
 /// owner turns its actions into SIP (dialogs, transactions) and its events back into calls here.
 ///
 /// The join follows RFC 3725 Flow III: A is called without SDP and its 200 (the offer) is ACKed at
@@ -15,7 +15,7 @@ import SIPCore
 ///
 /// ```swift
 /// var flow = CallFlow(inbound: offerSDP, at: now, defaultRingTimeout: .seconds(30))
-/// owner.perform(flow.handle(.decided(route), at: now))   // → .invite(leg: 1, ...), .startRingTimer(...)
+/// owner.perform(flow.handle(.decided(route), at: now))   // → .invite(leg: LegID(1), ...), .startRingTimer(...)
 /// ```
 struct CallFlow {
     enum Kind: String, Sendable {
@@ -36,65 +36,32 @@ struct CallFlow {
         case ended
     }
 
-    enum LegState: String, Sendable {
-        case calling, ringing, answered, ended
-    }
-
-    struct LegInfo: Sendable {
-        var role: Leg
-        var uri: String
-        var state: LegState = .calling
-        var startedAt: ContinuousClock.Instant
-        /// The ring timer fired and the leg was cancelled: its 487 means "no answer".
-        var timedOut = false
-        /// What this leg was last sent as SDP (offer or answer); hold rewrites it.
-        var sentSDP: [UInt8]?
-        var held = false
-    }
-
-    /// How a B leg that answers is joined to the party waiting for it.
-    private enum Join: Sendable {
-        /// Inbound: answer the caller's INVITE with B's answer (or, for a caller without SDP, B's offer).
-        case answerCaller
-        /// 3PCC: re-INVITE this leg with B's offer; its answer goes into B's ACK.
-        case reinvite(waiting: Int)
-    }
-
-    private struct Attempts: Sendable {
-        var route: BridgeRoute
-        /// Index of the next serial target to try.
-        var next = 0
-        var join: Join
-        /// Status and reason of the failure to report when every target failed.
-        var best: (status: Int, reason: String)?
-    }
-
     enum Event: Sendable {
         /// Inbound: the worker (or the bridge's own decision) chose to bridge the call.
         case decided(BridgeRoute)
         /// Originate: place the call now.
         case originate(Originate)
-        case provisional(leg: Int, status: Int, sdp: [UInt8]?)
+        case provisional(leg: LegID, status: Int, sdp: [UInt8]?)
         /// A 2xx to the leg's initial INVITE.
-        case answered(leg: Int, sdp: [UInt8]?)
+        case answered(leg: LegID, sdp: [UInt8]?)
         /// A final failure of the leg's initial INVITE (408 when it timed out).
-        case failed(leg: Int, status: Int, reason: String)
+        case failed(leg: LegID, status: Int, reason: String)
         /// The 2xx to a re-INVITE the flow sent (join or hold).
-        case reinviteAnswered(leg: Int, sdp: [UInt8]?)
-        case reinviteFailed(leg: Int, status: Int)
+        case reinviteAnswered(leg: LegID, sdp: [UInt8]?)
+        case reinviteFailed(leg: LegID, status: Int)
         /// Inbound: the caller's ACK for the 2xx; carries the answer when the caller sent no offer.
         case callerACK(sdp: [UInt8]?)
         case callerCancelled
-        case bye(leg: Int)
-        case ringTimeout(leg: Int)
+        case bye(leg: LegID)
+        case ringTimeout(leg: LegID)
         /// The leg is gone without a BYE: no ACK for its 2xx, or its requests time out.
-        case lost(leg: Int)
+        case lost(leg: LegID)
         /// A `hangup` command: for a two-party call one leg or both end it alike.
         case hangup
         case transfer(keep: Leg, target: String)
         case hold(leg: Leg, on: Bool)
         /// A party re-INVITEd with this SDP (relayed to the other leg): tracks hold by the phones.
-        case peerOffer(leg: Int, sdp: [UInt8]?)
+        case peerOffer(leg: LegID, sdp: [UInt8]?)
         case shutdown
         /// The call reached the bridge's maximum duration.
         case durationLimit
@@ -102,17 +69,17 @@ struct CallFlow {
 
     enum Action: Sendable, Equatable {
         /// Call the leg (the owner publishes `call.dialing`, which names the leg's SIP Call-ID).
-        case invite(leg: Int, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String], attempt: Int)
-        case reinvite(leg: Int, sdp: [UInt8]?)
+        case invite(leg: LegID, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String], attempt: Int)
+        case reinvite(leg: LegID, sdp: [UInt8]?)
         /// ACK the 2xx of the leg's initial INVITE, with the answer when the INVITE had no offer.
-        case ack(leg: Int, sdp: [UInt8]?)
-        case cancel(leg: Int)
-        case bye(leg: Int)
+        case ack(leg: LegID, sdp: [UInt8]?)
+        case cancel(leg: LegID)
+        case bye(leg: LegID)
         case provisionalToCaller(status: Int, sdp: [UInt8]?)
         case answerCaller(sdp: [UInt8]?)
         case rejectCaller(status: Int, reason: String)
-        case startRingTimer(leg: Int, after: Duration)
-        case cancelRingTimer(leg: Int)
+        case startRingTimer(leg: LegID, after: Duration)
+        case cancelRingTimer(leg: LegID)
         case publish(EventBody)
         /// The call's answered legs changed: persist them (so a restart can end them with BYE).
         case persist
@@ -122,27 +89,27 @@ struct CallFlow {
 
     let kind: Kind
     private(set) var phase: Phase
-    private(set) var legs: [Int: LegInfo] = [:]
+    private(set) var legs: [LegID: FlowLeg] = [:]
     let createdAt: ContinuousClock.Instant
     private(set) var connectedAt: ContinuousClock.Instant?
     let defaultRingTimeout: Duration
     /// The inbound caller's offer (nil for a caller that sent none).
     private let callerOffer: [UInt8]?
-    private var attempts: Attempts?
+    private var attempts: TargetAttempts?
     /// Inbound: B answered a caller that sent no offer; B's ACK waits for the caller's answer.
-    private var ackAwaitingCaller: Int?
+    private var ackAwaitingCaller: LegID?
     /// Legs with a hold/unhold re-INVITE in flight, and what it asked for.
-    private var holdPending: [Int: Bool] = [:]
-    private var nextLeg = 1
+    private var holdPending: [LegID: Bool] = [:]
+    private var nextLeg = LegID(1)
 
-    /// An inbound call: leg 0 is the caller, already offering `offer`.
+    /// An inbound call: leg `.first` is the caller, already offering `offer`.
     init(inbound offer: [UInt8]?, callerURI: String, at now: ContinuousClock.Instant, defaultRingTimeout: Duration) {
         kind = .inbound
         phase = .routing
         createdAt = now
         callerOffer = offer
         self.defaultRingTimeout = defaultRingTimeout
-        legs[0] = LegInfo(role: .a, uri: callerURI, startedAt: now)
+        legs[.first] = FlowLeg(role: .a, uri: callerURI, startedAt: now)
     }
 
     /// A call the bridge places itself (Click2Call); nothing happens before `.originate`.
@@ -155,12 +122,12 @@ struct CallFlow {
     }
 
     /// The answered leg playing `role`, if any.
-    func answeredLeg(_ role: Leg) -> Int? {
+    func answeredLeg(_ role: Leg) -> LegID? {
         legs.first { $0.value.role == role && $0.value.state == .answered }?.key
     }
 
     /// The leg that most recently took `role` (for `get`, whatever its state).
-    func currentLeg(_ role: Leg) -> Int? {
+    func currentLeg(_ role: Leg) -> LegID? {
         legs.filter { $0.value.role == role }.max { $0.key < $1.key }?.key
     }
 
@@ -169,17 +136,17 @@ struct CallFlow {
         switch event {
         case .decided(let route):
             guard phase == .routing else { return [] }
-            attempts = Attempts(route: route, join: .answerCaller)
+            attempts = TargetAttempts(route: route, join: .answerCaller)
             phase = .ringing
             return startAttempts(at: now)
         case .originate(let originate):
             guard phase == .dialingA, legs.isEmpty else { return [] }
-            legs[0] = LegInfo(role: .a, uri: originate.a.uri, startedAt: now)
+            legs[.first] = FlowLeg(role: .a, uri: originate.a.uri, startedAt: now)
             // Party B is called once A answers: the route is kept for then.
-            attempts = Attempts(route: BridgeRoute(targets: [BridgeTarget(uri: originate.b.uri, ringTimeoutMs: originate.b.ringTimeoutMs)],
-                                                   mode: .serial, callerId: originate.b.callerId, headers: originate.headers),
-                                join: .reinvite(waiting: 0))
-            return dial(0, uri: originate.a.uri, sdp: nil, callerId: originate.a.callerId, headers: originate.headers,
+            attempts = TargetAttempts(route: BridgeRoute(targets: [BridgeTarget(uri: originate.b.uri, ringTimeoutMs: originate.b.ringTimeoutMs)],
+                                                         mode: .serial, callerId: originate.b.callerId, headers: originate.headers),
+                                      join: .reinvite(waiting: .first))
+            return dial(.first, uri: originate.a.uri, sdp: nil, callerId: originate.a.callerId, headers: originate.headers,
                         ringTimeout: originate.a.ringTimeoutMs, attempt: 1)
         case .provisional(let leg, let status, let sdp):
             return provisional(leg, status: status, sdp: sdp)
@@ -256,40 +223,29 @@ struct CallFlow {
     // MARK: - Dialing
 
     private mutating func startAttempts(at now: ContinuousClock.Instant) -> [Action] {
-        guard let route = attempts?.route else { return [] }
-        switch route.mode {
-        case .parallel:
-            attempts?.next = route.targets.count
-            var actions: [Action] = []
-            for (index, target) in route.targets.enumerated() {
-                actions += dialB(target, attempt: index + 1, at: now)
-            }
-            return actions
-        case .serial:
-            return nextSerialAttempt(at: now) ?? []
-        }
+        guard let targets = attempts?.start() else { return [] }
+        return targets.flatMap { dialB($0.target, attempt: $0.attempt, at: now) }
     }
 
     private mutating func nextSerialAttempt(at now: ContinuousClock.Instant) -> [Action]? {
-        guard let current = attempts, current.next < current.route.targets.count else { return nil }
-        attempts?.next += 1
-        return dialB(current.route.targets[current.next], attempt: current.next + 1, at: now)
+        guard let next = attempts?.nextSerial() else { return nil }
+        return dialB(next.target, attempt: next.attempt, at: now)
     }
 
     private mutating func dialB(_ target: BridgeTarget, attempt: Int, at now: ContinuousClock.Instant) -> [Action] {
         guard let route = attempts?.route else { return [] }
         let leg = nextLeg
-        nextLeg += 1
-        legs[leg] = LegInfo(role: .b, uri: target.uri, startedAt: now)
+        nextLeg = nextLeg.next
+        legs[leg] = FlowLeg(role: .b, uri: target.uri, startedAt: now)
         // The caller's offer goes to B unchanged (media flows between the phones); a 3PCC B leg starts without one.
         let sdp: [UInt8]? = if case .answerCaller = attempts?.join { callerOffer } else { nil }
         return dial(leg, uri: target.uri, sdp: sdp, callerId: route.callerId, headers: route.headers,
                     ringTimeout: target.ringTimeoutMs, attempt: attempt)
     }
 
-    private mutating func dial(_ leg: Int, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String],
+    private mutating func dial(_ leg: LegID, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String],
                                ringTimeout: Int?, attempt: Int) -> [Action] {
-        if legs[leg] == nil { legs[leg] = LegInfo(role: .a, uri: uri, startedAt: createdAt) }
+        if legs[leg] == nil { legs[leg] = FlowLeg(role: .a, uri: uri, startedAt: createdAt) }
         legs[leg]?.sentSDP = sdp
         return [
             .invite(leg: leg, uri: uri, sdp: sdp, callerId: callerId, headers: headers, attempt: attempt),
@@ -297,7 +253,7 @@ struct CallFlow {
         ]
     }
 
-    private mutating func provisional(_ leg: Int, status: Int, sdp: [UInt8]?) -> [Action] {
+    private mutating func provisional(_ leg: LegID, status: Int, sdp: [UInt8]?) -> [Action] {
         guard status > 100, let info = legs[leg], info.state == .calling || info.state == .ringing else { return [] }
         let first = info.state == .calling
         legs[leg]?.state = .ringing
@@ -311,7 +267,7 @@ struct CallFlow {
         return actions
     }
 
-    private mutating func answered(_ leg: Int, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
+    private mutating func answered(_ leg: LegID, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
         guard let info = legs[leg], info.state == .calling || info.state == .ringing, phase == .dialingA || phase == .ringing else {
             // A second parallel 2xx, or one that raced its CANCEL: take it and hang it up.
             return [.ack(leg: leg, sdp: nil), .bye(leg: leg)]
@@ -338,8 +294,8 @@ struct CallFlow {
         }
         switch attempts?.join {
         case .answerCaller, nil:
-            legs[0]?.state = .answered
-            legs[0]?.sentSDP = sdp
+            legs[.first]?.state = .answered
+            legs[.first]?.sentSDP = sdp
             if callerOffer == nil {
                 // The caller made no offer: B's offer goes to the caller and its answer comes in the ACK.
                 ackAwaitingCaller = leg
@@ -355,7 +311,7 @@ struct CallFlow {
         }
     }
 
-    private mutating func reinviteAnswered(_ leg: Int, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
+    private mutating func reinviteAnswered(_ leg: LegID, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
         if let on = holdPending.removeValue(forKey: leg), let info = legs[leg] {
             legs[leg]?.held = on
             let change = HoldChange(leg: info.role, by: .command)
@@ -376,7 +332,7 @@ struct CallFlow {
         return [.publish(.callConnected(Connected(a: a, b: b))), .persist]
     }
 
-    private mutating func failed(_ leg: Int, status: Int, reason: String, at now: ContinuousClock.Instant) -> [Action] {
+    private mutating func failed(_ leg: LegID, status: Int, reason: String, at now: ContinuousClock.Instant) -> [Action] {
         guard let info = legs[leg], info.state == .calling || info.state == .ringing else { return [] }
         legs[leg]?.state = .ended
         let cause = info.timedOut ? EndCause.noAnswer : EndCause(status: status)
@@ -386,9 +342,7 @@ struct CallFlow {
             return actions + end(cause: cause, status: status, by: .a, at: now)
         }
         let reported = info.timedOut ? (480, "Temporarily Unavailable") : (status, reason)
-        if attempts?.best == nil || Self.rank(reported.0) > Self.rank(attempts!.best!.status) {
-            attempts?.best = (reported.0, reported.1)
-        }
+        attempts?.failed(status: reported.0, reason: reported.1)
         if let next = nextSerialAttempt(at: now) { return actions + next }
         // Parallel: wait for the other forks.
         if legs.values.contains(where: { $0.role == .b && ($0.state == .calling || $0.state == .ringing) }) { return actions }
@@ -396,16 +350,6 @@ struct CallFlow {
         let finalCause = legs.values.contains { $0.role == .b && $0.timedOut } && best.status == 480 ? EndCause.noAnswer : EndCause(status: best.status)
         actions += end(cause: finalCause, status: best.status, reason: best.reason, by: .b, at: now)
         return actions
-    }
-
-    /// RFC 3261 §16.7 in short: a 6xx beats everything, busy beats other refusals, a 5xx comes last.
-    private static func rank(_ status: Int) -> Int {
-        switch status {
-        case 600...699: 4
-        case 486: 3
-        case 400...499: 2
-        default: 1
-        }
     }
 
     private mutating func transfer(keep role: Leg, to target: String, at now: ContinuousClock.Instant) -> [Action] {
@@ -417,12 +361,12 @@ struct CallFlow {
             actions.append(.bye(leg: replaced))
         }
         actions.append(.publish(.callTransferred(Transferred(leg: role, target: target))))
-        attempts = Attempts(route: BridgeRoute(targets: [BridgeTarget(uri: target)], mode: .serial), join: .reinvite(waiting: kept))
+        attempts = TargetAttempts(route: BridgeRoute(targets: [BridgeTarget(uri: target)], mode: .serial), join: .reinvite(waiting: kept),
+                                  dialled: 1)
         phase = .ringing
         let leg = nextLeg
-        nextLeg += 1
-        legs[leg] = LegInfo(role: replacedRole, uri: target, startedAt: now)
-        attempts?.next = 1
+        nextLeg = nextLeg.next
+        legs[leg] = FlowLeg(role: replacedRole, uri: target, startedAt: now)
         return actions + dial(leg, uri: target, sdp: nil, callerId: nil, headers: [:], ringTimeout: nil, attempt: 1)
     }
 
@@ -435,7 +379,7 @@ struct CallFlow {
         for (leg, info) in legs.sorted(by: { $0.key < $1.key }) {
             switch info.state {
             case .calling, .ringing:
-                if leg == 0, kind == .inbound {
+                if leg == .first, kind == .inbound {
                     let final = status ?? 480
                     actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final)))
                 } else {

@@ -4,9 +4,9 @@ import NIOCore
 import SIPCore
 
 /// The bridge's client side of SIP: runs the client transactions of the requests the B2BUA sends
-/// (RFC 3261 §17.1) over the UDP socket, retransmitting and timing them out, and hands each
-/// response to the request's owner. Loop-bound like `SIPEdge`, which gives it every response.
-final class SIPClient: @unchecked Sendable {
+/// (RFC 3261 §17.1) over UDP, retransmitting and timing them out, and hands each response to the
+/// request's owner. Loop-bound like `SIPEdge`, which gives it every response.
+final class SIPClient {
     /// What a request's owner hears back.
     enum Outcome {
         case response(SIPResponse)
@@ -22,7 +22,7 @@ final class SIPClient: @unchecked Sendable {
         case nonInvite(ClientNonInviteTransaction)
     }
 
-    /// A class, as in `SIPEdge`'s tables: the dictionary then holds a reference, not the whole transaction.
+    /// A class, as in `ServerTransactions`' tables: the dictionary then holds a reference, not the whole transaction.
     private final class Entry {
         var machine: Machine
         let destination: SocketAddress
@@ -38,31 +38,24 @@ final class SIPClient: @unchecked Sendable {
 
     private let loop: EventLoop
     private let timers: SIPTimers
+    private let transport: SIPTransport
     private let logger: Logger
-    private var channel: Channel?
     private var entries: [TransactionKey: Entry] = [:]
     private lazy var linger = LingerTimers<TransactionKey, ClientTimerID>(loop: loop) { [unowned self] key, timer, owner in
         if let entry = entries[key], entry === owner { timerFired(key, timer) }
     }
-    /// The address in our Via and Contact headers.
-    private(set) var localHost = "127.0.0.1"
-    private(set) var localPort = 5060
     private let timeouts = Counter(label: "switchboard_sip_client_timeouts_total")
 
-    init(loop: EventLoop, timers: SIPTimers, logger: Logger) {
+    init(loop: EventLoop, timers: SIPTimers, transport: SIPTransport, logger: Logger) {
         self.loop = loop
         self.timers = timers
+        self.transport = transport
         self.logger = logger
     }
 
-    /// Set once the UDP socket is bound: requests leave (and responses return) through it.
-    func attach(_ channel: Channel, host: String, port: Int) {
-        self.channel = channel
-        localHost = host
-        localPort = port
-    }
-
-    var pending: Int { entries.count }
+    /// The address in our Via and Contact headers.
+    var localHost: String { transport.localHost }
+    var localPort: Int { transport.localPort }
 
     /// A Via for a new request: a fresh branch, rport so responses come back to the sending port (RFC 3581).
     func makeVia() -> Via {
@@ -112,12 +105,6 @@ final class SIPClient: @unchecked Sendable {
         return step(key, invite: { $0.receive(response) }, nonInvite: { $0.receive(response) })
     }
 
-    /// Ends every transaction without telling the owners (shutdown).
-    func close() {
-        for entry in entries.values { entry.timers.values.forEach { $0.cancel() } }
-        entries.removeAll()
-    }
-
     private func timerFired(_ key: TransactionKey, _ timer: ClientTimerID) {
         _ = step(key, invite: { $0.timerFired(timer) }, nonInvite: { $0.timerFired(timer) })
     }
@@ -151,7 +138,7 @@ final class SIPClient: @unchecked Sendable {
                 linger.start(timer, for: key, owner: entry, after: delay)
             case .startTimer(let timer, let delay):
                 entries[key]?.timers[timer]?.cancel()
-                entries[key]?.timers[timer] = loop.scheduleTask(in: TimeAmount(delay)) { [self] in timerFired(key, timer) }
+                entries[key]?.timers[timer] = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in timerFired(key, timer) }
             case .cancelTimer(let timer):
                 entries[key]?.timers.removeValue(forKey: timer)?.cancel()
             case .terminated(let reason):
@@ -170,13 +157,6 @@ final class SIPClient: @unchecked Sendable {
     }
 
     private func write(_ request: SIPRequest, to destination: SocketAddress) {
-        guard let channel else {
-            logger.error("SIP request before the socket is bound", metadata: ["sip.method": "\(request.method)"])
-            return
-        }
-        let bytes = request.serialized()
-        var buffer = channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: buffer), promise: nil)
+        transport.send(request.serialized(), on: .udp(destination))
     }
 }

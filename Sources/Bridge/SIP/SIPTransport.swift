@@ -13,8 +13,64 @@ struct InboundPacket {
     var bytes: [UInt8]
     var remote: SocketAddress
     var transport: SIPTransportKind
-    /// The UDP socket or the TCP connection it arrived on; answers go back through it.
-    var channel: Channel
+    /// The TCP connection it arrived on (answers go back through it); nil for a UDP datagram.
+    var connection: Channel?
+}
+
+/// Where an outgoing SIP message goes: a datagram to an address, or the TCP connection a request came in on.
+enum SIPPath {
+    case udp(SocketAddress)
+    case tcp(Channel)
+}
+
+/// The wire under the bridge's SIP side: the NIO sockets when running, a recorder in tests, so the edge
+/// and the B2BUA run on an `EmbeddedEventLoop` without sockets. Used on the SIP loop only.
+protocol SIPTransport: AnyObject {
+    /// Where our Via and Contact headers say we are (the UDP socket's address).
+    var localHost: String { get }
+    var localPort: Int { get }
+    func send(_ bytes: [UInt8], on path: SIPPath)
+}
+
+/// The bridge's sockets as a ``SIPTransport``: datagrams leave through the one UDP socket, TCP answers
+/// through their connection. Loop-bound: the listeners attach the socket on the SIP loop.
+final class NIOSIPTransport: SIPTransport {
+    private let logger: Logger
+    private var udp: Channel?
+    private(set) var localHost = "127.0.0.1"
+    private(set) var localPort = 5060
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// The UDP socket, from its channel initializer: it is set before the first datagram is read.
+    func attach(_ udp: Channel) {
+        self.udp = udp
+    }
+
+    /// The address the socket got (port 0 binds any), for our Via and Contact headers.
+    func bound(host: String, port: Int) {
+        localHost = host
+        localPort = port
+    }
+
+    func send(_ bytes: [UInt8], on path: SIPPath) {
+        switch path {
+        case .tcp(let connection):
+            var buffer = connection.allocator.buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            connection.writeAndFlush(buffer, promise: nil)
+        case .udp(let destination):
+            guard let udp else {
+                logger.error("SIP message before the socket is bound", metadata: ["sip.remote": "\(destination)"])
+                return
+            }
+            var buffer = udp.allocator.buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            udp.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: buffer), promise: nil)
+        }
+    }
 }
 
 /// Hands UDP datagrams to the edge: one datagram is one message (RFC 3261 §18.3).
@@ -29,7 +85,7 @@ final class SIPDatagramHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         let bytes = Array(envelope.data.readableBytesView)
-        edge.receive(InboundPacket(bytes: bytes, remote: envelope.remoteAddress, transport: .udp, channel: context.channel))
+        edge.receive(InboundPacket(bytes: bytes, remote: envelope.remoteAddress, transport: .udp, connection: nil))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -76,7 +132,7 @@ final class SIPStreamHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let remote = context.remoteAddress else { return }
-        edge.receive(InboundPacket(bytes: unwrapInboundIn(data), remote: remote, transport: .tcp, channel: context.channel))
+        edge.receive(InboundPacket(bytes: unwrapInboundIn(data), remote: remote, transport: .tcp, connection: context.channel))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -94,21 +150,28 @@ struct SIPListeners {
     let udp: Channel
     let tcp: Channel
 
-    static func bind(host: String, port: Int, group: EventLoopGroup, edge: SIPEdge, limits: SIPParserLimits) async throws -> SIPListeners {
+    /// `edge` and `transport` live on `group`'s one event loop, where the channel initializers run.
+    static func bind(host: String, port: Int, group: EventLoopGroup, edge: NIOLoopBound<SIPEdge>,
+                     transport: NIOLoopBound<NIOSIPTransport>, limits: SIPParserLimits) async throws -> SIPListeners {
         // With port 0 the system picks UDP's port, and that port may be taken for TCP: pick again.
         for _ in 1..<(port == 0 ? 8 : 1) {
-            if let listeners = try? await bindOnce(host: host, port: port, group: group, edge: edge, limits: limits) { return listeners }
+            if let listeners = try? await bindOnce(host: host, port: port, group: group, edge: edge, transport: transport,
+                                                   limits: limits) { return listeners }
         }
-        return try await bindOnce(host: host, port: port, group: group, edge: edge, limits: limits)
+        return try await bindOnce(host: host, port: port, group: group, edge: edge, transport: transport, limits: limits)
     }
 
-    private static func bindOnce(host: String, port: Int, group: EventLoopGroup, edge: SIPEdge, limits: SIPParserLimits) async throws -> SIPListeners {
+    private static func bindOnce(host: String, port: Int, group: EventLoopGroup, edge: NIOLoopBound<SIPEdge>,
+                                 transport: NIOLoopBound<NIOSIPTransport>, limits: SIPParserLimits) async throws -> SIPListeners {
         let udp = try await DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 * 1024 * 1024)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(SIPDatagramHandler(edge: edge)) }
+                channel.eventLoop.makeCompletedFuture {
+                    transport.value.attach(channel)
+                    try channel.pipeline.syncOperations.addHandler(SIPDatagramHandler(edge: edge.value))
+                }
             }
             .bind(host: host, port: port).get()
         // Port 0 means "any": TCP takes the port UDP got, so both transports share one address.
@@ -120,7 +183,7 @@ struct SIPListeners {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SIPStreamDecoder(limits: limits)))
-                        try channel.pipeline.syncOperations.addHandler(SIPStreamHandler(edge: edge))
+                        try channel.pipeline.syncOperations.addHandler(SIPStreamHandler(edge: edge.value))
                     }
                 }
                 .bind(host: host, port: boundPort).get()

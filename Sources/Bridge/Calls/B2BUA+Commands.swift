@@ -2,7 +2,7 @@ import BusSchema
 import Foundation
 
 /// The commands socket's requests, carried out on the SIP loop: every reply names the call or the problem.
-extension CallManager {
+extension B2BUA {
     func execute(_ command: Command) -> CommandOutcome {
         if let problem = command.problem {
             return .failed(ErrorReply(code: .badCommand, message: problem))

@@ -1,0 +1,307 @@
+import BusSchema
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import SIPCore
+
+/// The B2BUA: admits bridged and originated calls, runs each one's `CallFlow` and dispatches its actions
+/// to the legs' SIP (`UACLegs` for the legs it places, `UASLegs` for its answers as UAS), routes the
+/// requests that arrive in its dialogs, and ends the calls a previous run left up. It answers the caller
+/// only through the server transactions' narrow `ServerResponder`.
+///
+/// Loop-bound: everything runs on the SIP event loop; commands arrive there through `execute(_:)`.
+final class B2BUA {
+    struct Limits {
+        /// Calls the bridge holds at once (inbound bridged and originated); beyond it new ones are refused.
+        var maxCalls = 10_000
+        /// Originated calls one account may have live at once; 0 means no limit.
+        var maxOriginatesPerAccount = 10
+        var defaultRingTimeout: Duration = .seconds(30)
+        var maxRingTimeout: Duration = .seconds(300)
+        /// A connected call is ended (cause `limit`) after this long: a party that vanished without a
+        /// BYE (a crash, a lost packet) must not hold a call, and its billing, for ever.
+        var maxCallDuration: Duration = .seconds(4 * 3600)
+    }
+
+    /// A dialog of ours by Call-ID and our tag: two strings shared with the leg's, where a joined key would
+    /// be a new allocation per leg.
+    struct DialogKey: Hashable {
+        let callID: String
+        let localTag: String
+    }
+
+    private let configuration: BridgeConfiguration
+    private let loop: EventLoop
+    private let bus: BridgeBus
+    private let client: SIPClient
+    private let transactions: ServerResponder
+    private let store: DialogStore?
+    private let logger: Logger
+    let limits: Limits
+    private(set) var calls: [String: Call] = [:]
+    /// Call-ID + our tag → the call and leg of that dialog.
+    private var dialogs: [DialogKey: (call: String, leg: LegID)] = [:]
+    private var idempotency = IdempotencyCache()
+    private var nextOriginate: UInt64 = 0
+    private let callPrefix: String
+    private var stopping = false
+    private lazy var uac = UACLegs(configuration: configuration, client: client, bus: bus, logger: logger,
+                                   report: { [unowned self] call, event in drive(call, event) },
+                                   register: { [unowned self] leg, call, index in
+                                       dialogs[DialogKey(callID: leg.sipCallId, localTag: leg.localTag)] = (call.id, index)
+                                   })
+    private lazy var uas = UASLegs(loop: loop, timers: configuration.timers, transactions: transactions, client: client, uac: uac,
+                                   logger: logger, report: { [unowned self] call, event in drive(call, event) })
+
+    private let callsGauge = Gauge(label: "switchboard_calls_active")
+    private let callsEnded = Counter(label: "switchboard_calls_ended_total")
+    private let refused = Counter(label: "switchboard_calls_refused_total")
+
+    init(configuration: BridgeConfiguration, loop: EventLoop, bus: BridgeBus, client: SIPClient, transactions: ServerResponder,
+         store: DialogStore?, callPrefix: String, logger: Logger) {
+        self.configuration = configuration
+        self.loop = loop
+        self.bus = bus
+        self.client = client
+        self.transactions = transactions
+        self.store = store
+        self.callPrefix = callPrefix
+        self.logger = logger
+        limits = configuration.callLimits
+        // One sweep ends the calls past the maximum duration, rather than a timer per call that would sit
+        // in the loop's queue (and memory) for hours.
+        sweepOverlongCalls(every: min(TimeAmount(limits.maxCallDuration), .seconds(10)))
+    }
+
+    private func sweepOverlongCalls(every interval: TimeAmount) {
+        loop.assumeIsolated().scheduleTask(in: interval) { [weak self] in
+            guard let self else { return }
+            let now = ContinuousClock.now
+            let maximum = limits.maxCallDuration
+            for call in calls.values where call.flow.connectedAt.map({ now - $0 >= maximum }) ?? false {
+                drive(call, .durationLimit)
+            }
+            sweepOverlongCalls(every: interval)
+        }
+    }
+
+    // MARK: - Admission
+
+    /// Whether a new call may start now; logs and counts the refusal when not.
+    func admits() -> Bool {
+        guard calls.count < limits.maxCalls, !stopping else {
+            refused.increment()
+            logger.warning("call refused: bridge at its call limit", metadata: ["calls.active": "\(calls.count)", "calls.max": "\(limits.maxCalls)"])
+            return false
+        }
+        return true
+    }
+
+    func ringTimeoutProblem(_ milliseconds: Int?) -> String? {
+        guard let milliseconds else { return nil }
+        let maximum = Int(limits.maxRingTimeout.components.seconds * 1000)
+        return milliseconds > maximum ? "ring_timeout_ms \(milliseconds) exceeds this bridge's maximum of \(maximum)" : nil
+    }
+
+    /// A worker decided to bridge the caller's INVITE (already answered 100 by the decision gate).
+    func startInbound(callId: String, invite: SIPRequest, serverKey: TransactionKey, toTag: String, route: BridgeRoute) {
+        let flow = CallFlow(inbound: invite.body.isEmpty ? nil : invite.body, callerURI: invite.from?.uri.description ?? "",
+                            at: .now, defaultRingTimeout: limits.defaultRingTimeout)
+        let call = Call(id: callId, flow: flow, account: invite.headers["X-Switchboard-Auth-User"])
+        let dialog = Dialog(uas: invite, localTag: toTag, localContact: uac.localContact)
+        // Requests to the caller follow its route set (Kamailio's Record-Route), else its Contact.
+        guard let dialog, let destination = uac.destination(in: dialog) else {
+            transactions.respond(serverKey, SIPResponse(replyingTo: invite, status: 400, reason: "Missing Contact", toTag: toTag))
+            return
+        }
+        let leg = LegSIP(sipCallId: invite.callID ?? "", localTag: toTag, serverKey: serverKey, destination: destination)
+        leg.dialog = dialog
+        call.sip[.first] = leg
+        calls[callId] = call
+        dialogs[DialogKey(callID: leg.sipCallId, localTag: toTag)] = (callId, .first)
+        callsGauge.record(calls.count)
+        drive(call, .decided(route))
+    }
+
+    /// Originates a Click2Call; returns the call id (an earlier one for a repeated idempotency key).
+    func originate(_ originate: Originate) -> CommandOutcome {
+        let scopedKey = originate.idempotencyKey.map { "\(originate.account ?? "")|\($0)" }
+        if let scopedKey, let existing = idempotency.call(for: scopedKey) {
+            return .originated(callId: existing, existing: true)
+        }
+        if stopping { return .failed(ErrorReply(code: .shuttingDown, message: "the bridge is shutting down")) }
+        if let problem = ringTimeoutProblem(originate.a.ringTimeoutMs) ?? ringTimeoutProblem(originate.b.ringTimeoutMs) {
+            return .failed(ErrorReply(code: .badCommand, message: problem))
+        }
+        guard admits() else {
+            return .failed(ErrorReply(code: .limitExceeded, message: "the bridge holds its maximum of \(limits.maxCalls) calls"))
+        }
+        if let account = originate.account, limits.maxOriginatesPerAccount > 0 {
+            let live = calls.values.filter { $0.flow.kind == .originate && $0.account == account }.count
+            if live >= limits.maxOriginatesPerAccount {
+                refused.increment()
+                return .failed(ErrorReply(code: .accountLimit,
+                                           message: "account \(account) has \(live) originated calls live, its limit is \(limits.maxOriginatesPerAccount)"))
+            }
+        }
+        nextOriginate += 1
+        let callId = "\(callPrefix)-o\(nextOriginate)"
+        if let scopedKey { idempotency.remember(scopedKey, call: callId) }
+        let call = Call(id: callId, flow: CallFlow(originateAt: .now, defaultRingTimeout: limits.defaultRingTimeout), account: originate.account)
+        calls[callId] = call
+        callsGauge.record(calls.count)
+        bus.publish(callId: callId, .callOriginated(originate))
+        drive(call, .originate(originate))
+        return .originated(callId: callId, existing: false)
+    }
+
+    // MARK: - Driving the flow
+
+    func drive(_ call: Call, _ event: CallFlow.Event) {
+        let actions = call.flow.handle(event, at: .now)
+        for action in actions { perform(action, in: call) }
+    }
+
+    private func perform(_ action: CallFlow.Action, in call: Call) {
+        switch action {
+        case .invite(let leg, let uri, let sdp, let callerId, let headers, let attempt):
+            uac.invite(call, leg: leg, uri: uri, sdp: sdp, callerId: callerId, headers: headers, attempt: attempt)
+        case .reinvite(let leg, let sdp):
+            uac.reinvite(call, leg: leg, sdp: sdp)
+        case .ack(let leg, let sdp):
+            uac.ack(call, leg: leg, sdp: sdp)
+        case .cancel(let leg):
+            // The inbound caller's INVITE is ours to answer, not to cancel (the flow rejects it).
+            if leg == .first, call.flow.kind == .inbound { return }
+            uac.cancel(call, leg: leg)
+        case .bye(let leg):
+            uas.stopRetransmitting(call, leg: leg)
+            uac.bye(call, leg: leg)
+        case .provisionalToCaller(let status, let sdp):
+            uas.provisionalToCaller(call, status: status, sdp: sdp)
+        case .answerCaller(let sdp):
+            uas.answerCaller(call, sdp: sdp)
+        case .rejectCaller(let status, let reason):
+            uas.rejectCaller(call, status: status, reason: reason)
+        case .startRingTimer(let leg, let delay):
+            call.sip[leg]?.ringTimer?.cancel()
+            call.sip[leg]?.ringTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in drive(call, .ringTimeout(leg: leg)) }
+        case .cancelRingTimer(let leg):
+            call.sip[leg]?.ringTimer?.cancel()
+            call.sip[leg]?.ringTimer = nil
+        case .publish(let body):
+            if case .callConnected = body, call.connectedWall == nil { call.connectedWall = Date() }
+            bus.publish(callId: call.id, body)
+        case .persist:
+            store?.save(record(of: call))
+        case .finished:
+            finish(call)
+        }
+    }
+
+    private func finish(_ call: Call) {
+        calls[call.id] = nil
+        callsEnded.increment()
+        callsGauge.record(calls.count)
+        store?.delete(callId: call.id)
+        // Dialog lookups stay a little while, so a late BYE or retransmitted 2xx still finds its leg.
+        let keys = call.sip.values.map { DialogKey(callID: $0.sipCallId, localTag: $0.localTag) }
+        for leg in call.sip.values {
+            leg.ringTimer?.cancel()
+            leg.unacknowledged?.timer?.cancel()
+        }
+        loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.timers.t1 * 64)) { [self] in
+            for key in keys where dialogs[key].map({ calls[$0.call] == nil }) ?? false { dialogs[key] = nil }
+        }
+    }
+
+    // MARK: - Requests inside dialogs
+
+    /// An in-dialog request (it has a To tag) from either side; false when no dialog of ours matches, so
+    /// the edge answers 481.
+    func inDialog(_ request: SIPRequest, key: TransactionKey) -> Bool {
+        guard let callID = request.callID, let tag = request.to?.tag, let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)] else {
+            return false
+        }
+        guard let call = calls[callId], let leg = call.sip[index], var dialog = leg.dialog else {
+            // The call just ended: a crossing BYE still gets its 200.
+            if request.method == .bye { transactions.respond(key, SIPResponse(replyingTo: request, status: 200)) }
+            return request.method == .bye || request.method == .ack
+        }
+        if request.method == .ack {
+            uas.acknowledged(call, leg: index, ack: request)
+            return true
+        }
+        if case .outOfOrder = dialog.receive(request) {
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 500, reason: "Server Internal Error - CSeq Out Of Order"))
+            return true
+        }
+        leg.dialog = dialog
+        switch request.method {
+        case .bye:
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+            drive(call, .bye(leg: index))
+        case .invite, .update, .info:
+            uas.relay(request, key: key, from: index, in: call)
+        case .options:
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+        default:
+            var response = SIPResponse(replyingTo: request, status: 405)
+            response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
+            transactions.respond(key, response)
+        }
+        return true
+    }
+
+    /// The caller CANCELled the INVITE `serverKey` names (the edge answered the CANCEL 200); false when that
+    /// INVITE is no live call's leg A.
+    func callerCancelled(serverKey: TransactionKey) -> Bool {
+        guard let request = transactions.request(for: serverKey), let callID = request.callID,
+              let tag = transactions.toTag(for: serverKey), let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)],
+              index == .first, let call = calls[callId] else { return false }
+        drive(call, .callerCancelled)
+        return true
+    }
+
+    // MARK: - Shutdown and restart
+
+    /// Ends every call with BYE/CANCEL (cause `shutdown`) and refuses new ones; returns how many it ended.
+    func shutdown() -> Int {
+        stopping = true
+        let ended = calls.count
+        for call in Array(calls.values) { drive(call, .shutdown) }
+        return ended
+    }
+
+    /// Ends the legs a previous run of this bridge left up: BYE in each dialog, `call.ended` with cause
+    /// `bridge_restart`.
+    func endLeftovers(_ records: [DialogStore.Record]) {
+        for record in records {
+            for leg in record.legs {
+                var dialog = leg.dialog
+                let request = dialog.makeRequest(.bye, via: client.makeVia())
+                guard let address = uac.destination(in: dialog) ?? uac.outboundDestination(for: dialog.remoteTarget) else { continue }
+                client.send(request, to: address) { [logger] outcome in
+                    if case .response(let response) = outcome, !response.isProvisional {
+                        logger.info("leftover leg ended", metadata: ["call.id": "\(record.callId)", "sip.status": "\(response.status)"])
+                    }
+                }
+            }
+            let now = Date()
+            let talk = record.connectedAt.map { now.timeIntervalSince($0) * 1000 } ?? 0
+            bus.publish(callId: record.callId, .callEnded(Ended(cause: .bridgeRestart, by: .bridge,
+                                                                durationMs: now.timeIntervalSince(record.createdAt) * 1000, talkMs: talk)))
+            store?.delete(callId: record.callId)
+        }
+        if !records.isEmpty { logger.notice("ended calls left up by the previous run", metadata: ["calls.count": "\(records.count)"]) }
+    }
+
+    func record(of call: Call) -> DialogStore.Record {
+        let legs = call.sip.compactMap { index, leg -> DialogStore.Record.AnsweredLeg? in
+            guard let dialog = leg.dialog, call.flow.legs[index]?.state == .answered else { return nil }
+            return DialogStore.Record.AnsweredLeg(role: call.flow.legs[index]?.role ?? .a, dialog: dialog)
+        }
+        return DialogStore.Record(callId: call.id, createdAt: call.createdWall, connectedAt: call.connectedWall, legs: legs)
+    }
+}

@@ -1,0 +1,223 @@
+import BusSchema
+import Logging
+import NIOCore
+import SIPCore
+
+/// The SIP of the legs the bridge places as UAC (every B leg, and both legs of an originate): the INVITE
+/// and what answers it, a second fork's 2xx, the ACK, CANCEL, BYE and re-INVITE, and where in-dialog
+/// requests go. Client transactions run in `SIPClient`; what the phones answer goes back to the call's
+/// flow through `report`. Loop-bound, owned by the `B2BUA`.
+final class UACLegs {
+    private let configuration: BridgeConfiguration
+    private let client: SIPClient
+    private let bus: BridgeBus
+    private let logger: Logger
+    /// Hands a leg's news to its call's flow (the B2BUA drives it).
+    private let report: (Call, CallFlow.Event) -> Void
+    /// Called when a leg's dialog is known by Call-ID and tag, so requests in it find the call.
+    private let register: (LegSIP, Call, LegID) -> Void
+
+    init(configuration: BridgeConfiguration, client: SIPClient, bus: BridgeBus, logger: Logger,
+         report: @escaping (Call, CallFlow.Event) -> Void, register: @escaping (LegSIP, Call, LegID) -> Void) {
+        self.configuration = configuration
+        self.client = client
+        self.bus = bus
+        self.logger = logger
+        self.report = report
+        self.register = register
+    }
+
+    /// Built on first use, once the socket is bound; every dialog then shares its storage.
+    private(set) lazy var localContact = NameAddress(uri: SIPAnyURI("sip:switchboard@\(client.localHost):\(client.localPort)")!)
+
+    // MARK: - The INVITE (RFC 3261 §13.2)
+
+    func invite(_ call: Call, leg index: LegID, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String], attempt: Int) {
+        guard let target = SIPAnyURI(uri) else {
+            report(call, .failed(leg: index, status: 416, reason: "Unsupported URI Scheme"))
+            return
+        }
+        let sipCallId = "\(call.id)-\(index)@\(client.localHost)"
+        let tag = SIPEdge.makeTag()
+        let from = fromAddress(call, callerId: callerId)
+        var request = SIPRequest(method: .invite, uri: target)
+        request.headers.add("Via", client.makeVia().description)
+        request.headers.add("Max-Forwards", "70")
+        request.headers.add("From", NameAddress(displayName: from.displayName, uri: from.uri, parameters: [SIPParameter("tag", tag)]).description)
+        request.headers.add("To", NameAddress(uri: target).description)
+        request.headers.add("Call-ID", sipCallId)
+        request.headers.add("CSeq", "1 INVITE")
+        request.headers.add("Contact", localContact.description)
+        request.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
+        request.headers.add("X-Switchboard-Call-Id", call.id)
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { request.headers.add(name, value) }
+        if let sdp {
+            request.headers.add("Content-Type", "application/sdp")
+            request.body = sdp
+        }
+        guard let destination = outboundDestination(for: target) else {
+            logger.error("no route for leg", metadata: ["call.id": "\(call.id)", "sip.ruri": "\(uri)"])
+            report(call, .failed(leg: index, status: 503, reason: "No Route"))
+            return
+        }
+        let leg = LegSIP(sipCallId: sipCallId, localTag: tag, invite: request, destination: destination)
+        call.sip[index] = leg
+        register(leg, call, index)
+        if let role = call.flow.legs[index]?.role {
+            bus.publish(callId: call.id, .callDialing(Dialing(leg: role, uri: uri, sipCallId: sipCallId, attempt: attempt)))
+        }
+        client.send(request, to: destination) { [self] outcome in inviteOutcome(call, leg: index, outcome) }
+    }
+
+    /// Caller id for a leg: the one asked for, else (inbound) the caller's own From, else the bridge.
+    private func fromAddress(_ call: Call, callerId: CallerID?) -> NameAddress {
+        let original = call.sip[.first]?.dialog?.remoteURI
+        let uri = callerId?.uri.flatMap(SIPAnyURI.init) ?? original?.uri ?? SIPAnyURI("sip:switchboard@\(client.localHost)")!
+        return NameAddress(displayName: callerId?.displayName ?? (callerId?.uri == nil ? original?.displayName : nil), uri: uri)
+    }
+
+    /// What the callee answered: a provisional (and a CANCEL that waited for one), the 2xx that makes the
+    /// leg's dialog, or a failure.
+    private func inviteOutcome(_ call: Call, leg index: LegID, _ outcome: SIPClient.Outcome) {
+        switch outcome {
+        case .timeout:
+            report(call, .failed(leg: index, status: 408, reason: "Request Timeout"))
+        case .transportError:
+            report(call, .failed(leg: index, status: 503, reason: "Transport Error"))
+        case .response(let response):
+            guard let leg = call.sip[index] else { return }
+            if response.isProvisional {
+                leg.gotProvisional = true
+                if leg.cancelWanted { sendCancel(leg) }
+                report(call, .provisional(leg: index, status: response.status, sdp: response.body.isEmpty ? nil : response.body))
+            } else if response.isSuccess {
+                if let dialog = leg.dialog {
+                    repeated2xx(response, leg: leg, dialog: dialog, call: call)
+                    return
+                }
+                guard let invite = leg.invite, let dialog = Dialog(uac: invite, response: response) else {
+                    logger.warning("2xx without To tag or Contact", metadata: ["call.id": "\(call.id)"])
+                    return
+                }
+                leg.dialog = dialog
+                // Answered: no CANCEL can follow, and another fork's 2xx is handled from the dialog.
+                leg.setup = .answered(response)
+                leg.destination = destination(in: dialog) ?? leg.destination
+                report(call, .answered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
+            } else {
+                report(call, .failed(leg: index, status: response.status, reason: response.reason))
+            }
+        }
+    }
+
+    /// A 2xx after the leg's first one (RFC 3261 §13.2.2.4): the same dialog's retransmission gets our ACK
+    /// again (or waits for it: in the 3PCC join B's ACK carries A's answer, which may still be on its way);
+    /// another fork's answer is ACKed and hung up, as one call has one B.
+    private func repeated2xx(_ response: SIPResponse, leg: LegSIP, dialog: Dialog, call: Call) {
+        if dialog.matches(response) {
+            if leg.acked { sendACK(for: response, leg: leg, body: leg.ackBody) }
+            return
+        }
+        guard var fork = Dialog(forkOf: dialog, response: response) else { return }
+        let address = destination(in: fork) ?? leg.destination
+        client.sendStateless(fork.makeACK(for: response, via: client.makeVia()), to: address)
+        client.send(fork.makeRequest(.bye, via: client.makeVia()), to: address) { _ in }
+        logger.info("second fork answered: hung up", metadata: ["call.id": "\(call.id)", "sip.call_id": "\(leg.sipCallId)"])
+    }
+
+    /// ACKs the 2xx of the leg's INVITE, with the answer when the INVITE carried no offer.
+    func ack(_ call: Call, leg index: LegID, sdp: [UInt8]?) {
+        guard let leg = call.sip[index], case .answered(let answer)? = leg.setup else { return }
+        leg.setup = nil
+        leg.acked = true
+        leg.ackBody = sdp ?? []
+        sendACK(for: answer, leg: leg, body: leg.ackBody)
+    }
+
+    /// The ACK for a 2xx in the leg's dialog, each time with a new branch (RFC 3261 §13.2.2.4): for the
+    /// initial INVITE's 2xx (or its retransmission) with the leg's ACK body, for a re-INVITE's without one.
+    func sendACK(for answer: SIPResponse, leg: LegSIP, body: [UInt8] = []) {
+        guard let dialog = leg.dialog else { return }
+        let ack = dialog.makeACK(for: answer, via: client.makeVia(), body: body, contentType: body.isEmpty ? nil : "application/sdp")
+        client.sendStateless(ack, to: leg.destination)
+    }
+
+    // MARK: - CANCEL (RFC 3261 §9.1)
+
+    func cancel(_ call: Call, leg index: LegID) {
+        guard let leg = call.sip[index] else { return }
+        guard leg.gotProvisional else {
+            // RFC 3261 §9.1: no CANCEL before a provisional response; it goes out when one comes.
+            leg.cancelWanted = true
+            return
+        }
+        sendCancel(leg)
+    }
+
+    private func sendCancel(_ leg: LegSIP) {
+        guard let invite = leg.invite else { return }
+        leg.cancelWanted = false
+        client.cancel(invite, to: leg.destination)
+    }
+
+    // MARK: - In the dialog
+
+    /// BYE in the leg's dialog, if it has one.
+    func bye(_ call: Call, leg index: LegID) {
+        guard let leg = call.sip[index], var dialog = leg.dialog else { return }
+        let request = dialog.makeRequest(.bye, via: client.makeVia())
+        leg.dialog = dialog
+        sendInDialog(request, leg: leg) { [logger] outcome in
+            if case .response(let response) = outcome, !response.isSuccess, !response.isProvisional {
+                logger.info("BYE refused", metadata: ["call.id": "\(call.id)", "sip.status": "\(response.status)"])
+            }
+        }
+    }
+
+    /// A re-INVITE of the flow's (the 3PCC join, hold); the leg is busy until it is answered, so a peer's
+    /// crossing re-INVITE gets 491 (RFC 3261 §14.2).
+    func reinvite(_ call: Call, leg index: LegID, sdp: [UInt8]?) {
+        guard let leg = call.sip[index], var dialog = leg.dialog else { return }
+        let request = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
+        leg.dialog = dialog
+        leg.busy = true
+        sendInDialog(request, leg: leg) { [self] outcome in
+            call.sip[index]?.busy = false
+            switch outcome {
+            case .response(let response) where response.isProvisional:
+                call.sip[index]?.busy = true
+            case .response(let response) where response.isSuccess:
+                if let leg = call.sip[index] { sendACK(for: response, leg: leg) }
+                report(call, .reinviteAnswered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
+            case .response(let response):
+                report(call, .reinviteFailed(leg: index, status: response.status))
+            case .timeout, .transportError:
+                report(call, .lost(leg: index))
+            }
+        }
+    }
+
+    func sendInDialog(_ request: SIPRequest, leg: LegSIP, handler: @escaping SIPClient.Handler) {
+        let address = leg.dialog.flatMap { destination(in: $0) } ?? leg.destination
+        client.send(request, to: address, handler: handler)
+    }
+
+    // MARK: - Addresses
+
+    /// Where an in-dialog request goes: the first route (a loose router) or the remote target (RFC 3261 §12.2.1.1).
+    func destination(in dialog: Dialog) -> SocketAddress? {
+        if let first = dialog.routeSet.first, let uri = first.uri.sipURI { return Self.address(of: uri) }
+        return dialog.remoteTarget.sipURI.flatMap(Self.address(of:))
+    }
+
+    /// New calls go through the outbound proxy (Kamailio, which finds registered users), else straight to the target.
+    func outboundDestination(for target: SIPAnyURI) -> SocketAddress? {
+        if let proxy = configuration.outboundProxy { return proxy }
+        return target.sipURI.flatMap(Self.address(of:))
+    }
+
+    static func address(of uri: SIPURI) -> SocketAddress? {
+        let host = uri.host.hasPrefix("[") ? String(uri.host.dropFirst().dropLast()) : uri.host
+        return try? SocketAddress(ipAddress: host, port: Int(uri.port ?? 5060))
+    }
+}

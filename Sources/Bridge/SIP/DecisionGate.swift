@@ -1,0 +1,210 @@
+import BusSchema
+import Logging
+import Metrics
+import NIOCore
+import SIPCore
+
+/// Where a new INVITE waits for a worker's decision: offers it on the bus, sends 100 Trying if no answer
+/// came within the trying delay, answers the fallback at the deadline (or at once when the bus says no
+/// worker can take it), and turns a decision into a 302, a reject, or a call handed to the B2BUA.
+/// Loop-bound: used on the SIP event loop only; the bus thread reaches it through `resolve`.
+final class DecisionGate {
+    /// An INVITE waiting for its decision. A class: the table then holds a reference (see `ServerTransactions`).
+    private final class Waiting {
+        let callId: String
+        let key: TransactionKey
+        let offeredAt: NIODeadline
+        var deadline: Scheduled<Void>?
+        var trying: Scheduled<Void>?
+
+        init(callId: String, key: TransactionKey, offeredAt: NIODeadline) {
+            self.callId = callId
+            self.key = key
+            self.offeredAt = offeredAt
+        }
+
+        /// Cancels and lets go of the timers: a cancelled task still holds its promise.
+        func stopTimers() {
+            deadline?.cancel()
+            trying?.cancel()
+            deadline = nil
+            trying = nil
+        }
+    }
+
+    private enum Outcome {
+        case decided(Decision, workerId: String)
+        case fallback(cause: DecisionCause)
+    }
+
+    private let configuration: BridgeConfiguration
+    private let loop: EventLoop
+    private let bus: BridgeBus
+    private let transactions: ServerTransactions
+    private let b2bua: B2BUA
+    private let logger: Logger
+    /// Decision request id (the call id) → the INVITE waiting for it.
+    private var waiting: [String: Waiting] = [:]
+    /// The INVITE transaction → its request id, for a CANCEL.
+    private var byTransaction: [TransactionKey: String] = [:]
+    private var nextCall: UInt64 = 0
+    private let callPrefix: String
+    /// Set by `drain()`: new INVITEs are answered with the fallback rather than offered to workers.
+    private var stopping = false
+
+    private let offered = Counter(label: "switchboard_calls_offered_total")
+    private let fallbacks = Counter(label: "switchboard_decision_fallbacks_total")
+    private let decisionLatency = Timer(label: "switchboard_decision_latency_seconds")
+
+    init(configuration: BridgeConfiguration, loop: EventLoop, bus: BridgeBus, transactions: ServerTransactions, b2bua: B2BUA,
+         callPrefix: String, logger: Logger) {
+        self.configuration = configuration
+        self.loop = loop
+        self.bus = bus
+        self.transactions = transactions
+        self.b2bua = b2bua
+        self.callPrefix = callPrefix
+        self.logger = logger
+    }
+
+    /// A new INVITE with its server transaction open (RFC 3261 §17.2.1): offered to the workers, with the
+    /// trying delay and the decision deadline running.
+    func offer(_ request: SIPRequest, key: TransactionKey, packet: InboundPacket) {
+        nextCall += 1
+        let callId = "\(callPrefix)-\(nextCall)"
+        let requestId = callId
+        let offer = OfferNormalizer.offer(for: request, from: packet)
+        offered.increment()
+        logger.debug("call offered", metadata: ["call.id": "\(callId)", "sip.call_id": "\(offer.sipCallId)", "sip.ruri": "\(offer.requestUri.uri)"])
+
+        let entry = Waiting(callId: callId, key: key, offeredAt: .now())
+        entry.trying = loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.tryingDelay)) { [self] in transactions.sendTrying(key) }
+        entry.deadline = loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.decisionTimeout)) { [self] in
+            decide(requestId: requestId, outcome: .fallback(cause: .timeout))
+        }
+        waiting[requestId] = entry
+        byTransaction[key] = requestId
+        guard !stopping else {
+            bus.publish(callId: callId, .callOffered(offer))
+            decide(requestId: requestId, outcome: .fallback(cause: .shutdown))
+            return
+        }
+        bus.requestDecision(requestId: requestId, callId: callId, offer: offer, deadline: .now + configuration.decisionTimeout)
+    }
+
+    /// The bus' answers, a batch at a time, on the SIP loop.
+    func resolve(_ batch: [(requestId: String, resolution: BusEndpoints.Resolution)]) {
+        for (requestId, resolution) in batch {
+            switch resolution {
+            case .decided(let decision, let workerId): decide(requestId: requestId, outcome: .decided(decision, workerId: workerId))
+            case .fallback(let cause): decide(requestId: requestId, outcome: .fallback(cause: cause))
+            }
+        }
+    }
+
+    /// Answers a waiting INVITE with a worker's decision or the fallback. The first answer wins; a later
+    /// one (a decision racing the deadline) finds nothing waiting and is ignored.
+    private func decide(requestId: String, outcome: Outcome) {
+        guard let entry = waiting.removeValue(forKey: requestId) else { return }
+        let key = entry.key
+        byTransaction[key] = nil
+        entry.stopTimers()
+        guard let request = transactions.request(for: key), let toTag = transactions.toTag(for: key) else { return }
+        let elapsed = NIODeadline.now() - entry.offeredAt
+        decisionLatency.recordNanoseconds(elapsed.nanoseconds)
+        let decisionMs = Double(elapsed.nanoseconds) / 1_000_000
+
+        let decision: Decision
+        let workerId: String?
+        let cause: DecisionCause?
+        switch outcome {
+        case .decided(let workerDecision, let id):
+            (decision, workerId, cause) = (workerDecision, id, nil)
+        case .fallback(let why):
+            fallbacks.increment()
+            (decision, workerId, cause) = (configuration.fallback.decision, nil, why)
+            logger.notice("fallback answered call", metadata: ["call.id": "\(entry.callId)", "decision.cause": "\(why)", "decision.fallback": "\(configuration.fallback)"])
+        }
+        let response = Self.response(for: decision, to: request, toTag: toTag)
+        switch decision {
+        case .redirect(let targets):
+            bus.publish(callId: entry.callId, .callRouted(Routed(targets: targets, workerId: workerId, fallback: cause != nil,
+                                                                cause: cause, decisionMs: decisionMs)))
+        case .reject:
+            bus.publish(callId: entry.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
+                                                                      fallback: cause != nil, cause: cause, decisionMs: decisionMs)))
+        case .bridge(let route):
+            if let problem = b2bua.ringTimeoutProblem(route.targets.compactMap(\.ringTimeoutMs).max()) {
+                logger.warning("bridge decision refused", metadata: ["call.id": "\(entry.callId)", "decision.problem": "\(problem)"])
+            } else if b2bua.admits() {
+                bus.publish(callId: entry.callId, .callRouted(Routed(action: .bridge, targets: route.targets.map { Target(uri: $0.uri) },
+                                                                    workerId: workerId, fallback: cause != nil, cause: cause,
+                                                                    decisionMs: decisionMs)))
+                // Legs B take seconds to answer: the caller hears 100 Trying now, not after the decision delay.
+                transactions.sendTrying(key)
+                b2bua.startInbound(callId: entry.callId, invite: request, serverKey: key, toTag: toTag, route: route)
+                return
+            }
+            bus.publish(callId: entry.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
+                                                                      fallback: cause != nil, cause: .limit, decisionMs: decisionMs)))
+        }
+        transactions.respond(key, response)
+    }
+
+    /// RFC 3261 §9.2: a CANCEL for a pending INVITE ends it with 487 (the CANCEL itself was answered 200).
+    /// A bridged call's legs are the B2BUA's to end.
+    func cancel(_ key: TransactionKey) {
+        guard transactions.isProceeding(key), let request = transactions.request(for: key) else { return }
+        if let requestId = byTransaction.removeValue(forKey: key), let entry = waiting.removeValue(forKey: requestId) {
+            entry.stopTimers()
+            let decisionMs = Double((NIODeadline.now() - entry.offeredAt).nanoseconds) / 1_000_000
+            bus.publish(callId: entry.callId, .callRejected(Rejected(status: 487, reason: "Request Terminated", workerId: nil,
+                                                                      fallback: false, cause: .callerCancelled, decisionMs: decisionMs)))
+        } else if b2bua.callerCancelled(serverKey: key) {
+            return
+        }
+        transactions.respond(key, SIPResponse(replyingTo: request, status: 487, toTag: transactions.toTag(for: key)))
+    }
+
+    /// Answers every INVITE still waiting with the fallback, so a stopping bridge leaves no caller
+    /// hanging; INVITEs that arrive from now on get the fallback at once.
+    func drain() {
+        stopping = true
+        for requestId in Array(waiting.keys) {
+            decide(requestId: requestId, outcome: .fallback(cause: .shutdown))
+        }
+    }
+
+    // MARK: - Responses
+
+    static func response(for decision: Decision, to request: SIPRequest, toTag: String) -> SIPResponse {
+        switch decision {
+        case .redirect(let targets):
+            var response = SIPResponse(replyingTo: request, status: 302, toTag: toTag)
+            let contacts = targets.map { target in
+                target.q.map { "<\(target.uri)>;q=\(formatQ($0))" } ?? "<\(target.uri)>"
+            }
+            response.headers.add("Contact", contacts.joined(separator: ", "))
+            return response
+        case .reject(let status, let reason, let headers):
+            var response = SIPResponse(replyingTo: request, status: status, reason: reason, toTag: toTag)
+            for (name, value) in headers.sorted(by: { $0.key < $1.key }) { response.headers.add(name, value) }
+            return response
+        case .bridge:
+            // Only when the bridge cannot take the call (its call limit, a ring timeout beyond its maximum).
+            var response = SIPResponse(replyingTo: request, status: 503, toTag: toTag)
+            response.headers.add("Retry-After", "5")
+            return response
+        }
+    }
+
+    /// q-values have at most three decimals (RFC 3261 §20.10).
+    static func formatQ(_ q: Double) -> String {
+        let thousandths = Int((min(max(q, 0), 1) * 1000).rounded())
+        if thousandths == 1000 { return "1.0" }
+        var digits = String(thousandths)
+        while digits.count < 3 { digits = "0" + digits }
+        while digits.count > 1, digits.hasSuffix("0") { digits.removeLast() }
+        return "0.\(digits)"
+    }
+}

@@ -1,0 +1,131 @@
+import BusSchema
+import NIOCore
+import SIPCore
+import Testing
+@testable import Bridge
+
+/// The B2BUA's SIP behaviour on an embedded event loop, a fake bus and a fake wire: the clock moves only
+/// when the test says, so retransmission schedules are checked to the millisecond without waiting.
+@Suite struct B2BUATests {
+    typealias Harness = SIPSideHarness
+
+    @Test func the2xxToTheCallerIsRetransmittedUntilItsACK() throws {
+        let harness = Harness()
+        let (_, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        // RFC 3261 §13.3.1.4: again after T1, then 2·T1 later.
+        harness.advance(by: .milliseconds(499))
+        #expect(harness.wire.take().isEmpty)
+        harness.advance(by: .milliseconds(1))
+        #expect(harness.wire.take().compactMap(\.response).map(\.status) == [200])
+        harness.advance(by: .milliseconds(1000))
+        let again = harness.wire.take().compactMap(\.response)
+        #expect(again.map(\.status) == [200])
+        #expect(again.first?.to?.tag == toTag)
+
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.advance(by: .seconds(40))
+        #expect(harness.wire.take().compactMap(\.response).isEmpty)
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    @Test func noACKBy64T1EndsTheCallWithBYE() throws {
+        let harness = Harness()
+        let (invite, _) = try harness.answeredCall()
+        // Sent at 0.5, 1.5, 3.5, 7.5 s and every 4 s after up to 31.5 s: 10 retransmissions.
+        harness.advance(by: .milliseconds(31_600))
+        #expect(harness.wire.take().compactMap(\.response).filter { $0.status == 200 }.count == 10)
+        harness.advance(by: .seconds(4))
+        let sent = harness.wire.take()
+        let byes = sent.compactMap(\.request).filter { $0.method == .bye }
+        #expect(byes.contains { $0.callID == invite.callID })
+        #expect(sent.compactMap(\.response).isEmpty)
+        guard case .callEnded(let ended)? = harness.bus.events.last?.body else {
+            Issue.record("no call.ended: \(harness.bus.types)")
+            return
+        }
+        #expect(ended.cause == .failed)
+    }
+
+    @Test func aSecondForksAnswerIsACKedAndHungUp() throws {
+        let harness = Harness()
+        let (invite, _) = try harness.answeredCall()
+        // The same INVITE answered again by another fork (another To tag), e.g. through a forking proxy.
+        harness.receive(.response(Harness.calleeResponse(to: invite, status: 200, toTag: "bob-fork2", sdp: Harness.answer)), from: Harness.callee)
+        let requests = harness.wire.take().compactMap(\.request)
+        #expect(requests.map(\.method) == [.ack, .bye])
+        #expect(requests.allSatisfy { $0.to?.tag == "bob-fork2" && $0.callID == invite.callID })
+        // The answered call goes on: nothing was sent in its dialog and it is still connected.
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    @Test func aRetransmittedTwoHundredOfTheAnsweredDialogGetsTheSameACKAgain() throws {
+        let harness = Harness()
+        let (invite, _) = try harness.answeredCall()
+        harness.receive(.response(Harness.calleeResponse(to: invite, status: 200, sdp: Harness.answer)), from: Harness.callee)
+        let requests = harness.wire.take().compactMap(\.request)
+        #expect(requests.map(\.method) == [.ack])
+        #expect(requests.first?.to?.tag == "bob1")
+    }
+
+    @Test func aCANCELWaitsForTheCalleesFirstProvisional() throws {
+        let harness = Harness()
+        let invite = try harness.bridgeToCallee()
+        let callerInvite = harness.callerInvite()
+        harness.receive(.request(SIPRequest(cancelling: callerInvite)), from: Harness.caller)
+        let answers = harness.wire.take()
+        // RFC 3261 §9.2: 200 for the CANCEL, 487 for the INVITE; §9.1: no CANCEL to B before a provisional.
+        #expect(answers.compactMap(\.response).map(\.status) == [200, 487])
+        #expect(answers.compactMap(\.request).isEmpty)
+        #expect(harness.bus.types.contains("call.ended"))
+
+        harness.receive(.response(Harness.calleeResponse(to: invite, status: 180)), from: Harness.callee)
+        let cancels = harness.wire.take().compactMap(\.request)
+        #expect(cancels.map(\.method) == [.cancel])
+        #expect(cancels.first?.topVia?.branch == invite.topVia?.branch)
+    }
+
+    @Test func aRingTimeoutCANCELAlsoWaitsForAProvisional() throws {
+        let harness = Harness()
+        let invite = try harness.bridgeToCallee(ringTimeoutMs: 1000)
+        harness.wire.take()
+        harness.advance(by: .milliseconds(1000))
+        #expect(harness.wire.take().compactMap(\.request).filter { $0.method == .cancel }.isEmpty)
+        harness.receive(.response(Harness.calleeResponse(to: invite, status: 183)), from: Harness.callee)
+        #expect(harness.wire.take().compactMap(\.request).map(\.method).contains(.cancel))
+    }
+
+    @Test func aReINVITECrossingOneOfOursGets491() throws {
+        let harness = Harness()
+        let (invite, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.wire.take()
+        let callId = try #require(harness.bus.events.last?.callId)
+
+        // Hold A: the bridge re-INVITEs the caller, and that re-INVITE is unanswered ...
+        harness.side.command(CommandRequest(requestId: "r1", command: .hold(callId: callId, leg: .a)), envelope: [])
+        #expect(harness.bus.replies.map(\.outcome) == [.done(callId: callId)])
+        #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.invite])
+        // ... when B re-INVITEs towards A: RFC 3261 §14.2 glare, 491 and nothing relayed.
+        let reinvite = Harness.calleeRequest(.invite, in: invite, cseq: 2, branch: "z9hG4bKbre1", body: Harness.answer)
+        harness.receive(.request(reinvite), from: Harness.callee)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [491])
+        #expect(sent.compactMap(\.request).isEmpty)
+    }
+
+    @Test func aReINVITEInTheCallIsRelayedAndItsAnswerBroughtBack() throws {
+        let harness = Harness()
+        let (invite, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.wire.take()
+        let reinvite = Harness.calleeRequest(.invite, in: invite, cseq: 2, branch: "z9hG4bKbre2", body: Harness.answer)
+        harness.receive(.request(reinvite), from: Harness.callee)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(relayed.method == .invite)
+        #expect(relayed.callID == "caller-call-1")
+        #expect(relayed.body == Array(Harness.answer.utf8))
+    }
+}
