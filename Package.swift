@@ -61,8 +61,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            ]
         ),
         .executableTarget(
             name: "Workers",
@@ -116,8 +115,7 @@ let package = Package(
                                                      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "SIPCore", "BusSchema", "ZeroMQ", "WorkerSDK",
                                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                                                  .product(name: "NIOEmbedded", package: "swift-nio")],
-                    swiftSettings: [.swiftLanguageMode(.v5)]),
+                                                  .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema"]),
         .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema",
                                                       .product(name: "GRDB", package: "GRDB.swift"),

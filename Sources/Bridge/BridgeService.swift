@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import SIPCore
 
 /// Where a running bridge actually listens (ports resolved when the configuration asked for 0 / `*`).
@@ -64,15 +65,20 @@ struct SIPSide {
 /// A bridge: the SIP side on UDP and TCP, plus the bus endpoints, wired together.
 ///
 /// Tests call `start()` and `stop()` directly; the executable runs it as a `Service` until SIGTERM.
-final class Bridge: Service, @unchecked Sendable {
+final class Bridge: Service, Sendable {
+    /// What a started bridge holds until `stop`.
+    private struct Running: Sendable {
+        var bus: BusEndpoints
+        var sip: NIOLoopBound<SIPSide>
+        var store: DialogStore
+        var listeners: SIPListeners
+        var info: BridgeInfo
+    }
+
     let configuration: BridgeConfiguration
     private let logger: Logger
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    private var bus: BusEndpoints?
-    private var sip: NIOLoopBound<SIPSide>?
-    private var store: DialogStore?
-    private var listeners: SIPListeners?
-    private var info: BridgeInfo?
+    private let running = Mutex<Running?>(nil)
 
     init(configuration: BridgeConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -80,7 +86,7 @@ final class Bridge: Service, @unchecked Sendable {
     }
 
     /// Workers connected to this bridge's decisions socket.
-    var workerCount: Int { bus?.workerCount ?? 0 }
+    var workerCount: Int { running.withLock { $0?.bus.workerCount } ?? 0 }
 
     /// Binds everything; throws (and leaves nothing open) when an address is unusable.
     func start() async throws -> BoundAddresses {
@@ -124,10 +130,6 @@ final class Bridge: Service, @unchecked Sendable {
             try? await group.shutdownGracefully()
             throw error
         }
-        self.bus = bus
-        self.sip = sip
-        self.store = store
-        self.listeners = listeners
         let bound = BoundAddresses(sipPort: listeners.udp.localAddress?.port ?? configuration.sipPort,
                                    events: bus.boundEvents, decisions: bus.boundDecisions, replay: bus.boundReplay,
                                    commands: bus.boundCommands)
@@ -136,7 +138,7 @@ final class Bridge: Service, @unchecked Sendable {
                               journal: configuration.resolvedJournalPath,
                               decisionTimeoutMs: Int(configuration.decisionTimeout.milliseconds),
                               fallback: configuration.fallback.description)
-        self.info = info
+        running.withLock { $0 = Running(bus: bus, sip: sip, store: store, listeners: listeners, info: info) }
         // The bus thread hands decisions (a batch at a time) and commands to the SIP loop.
         bus.start(announcing: .bridgeStarted(info), onResolution: { batch in loop.execute { sip.value.gate.resolve(batch) } },
                   onCommand: { request, envelope in loop.execute { sip.value.command(request, envelope: envelope) } })
@@ -159,23 +161,19 @@ final class Bridge: Service, @unchecked Sendable {
 
     /// Stops taking SIP, answers every waiting INVITE with the fallback, then closes the bus.
     func stop() async {
-        if let bus, let info { bus.publish(callId: nil, .bridgeStopping(info)) }
-        if let sip {
+        if let running = running.withLock({ running in defer { running = nil }; return running }) {
+            running.bus.publish(callId: nil, .bridgeStopping(running.info))
             // Answer every waiting INVITE (and any that still arrives) with the fallback while the
             // sockets are open, so callers hear it instead of retransmitting to the next bridge.
+            let sip = running.sip
             let ended = (try? await group.next().submit { sip.value.drain() }.get()) ?? 0
             // The BYEs and CANCELs of the calls just ended need a moment on the wire before the socket closes.
             if ended > 0 { try? await Task.sleep(for: .milliseconds(300)) }
+            running.store.flush()
+            await running.listeners.close()
+            running.bus.stop()
         }
-        store?.flush()
-        if let listeners { await listeners.close() }
-        bus?.stop()
         try? await group.shutdownGracefully()
-        listeners = nil
-        sip = nil
-        store = nil
-        bus = nil
-        info = nil
         logger.info("bridge stopped", metadata: ["bridge.id": "\(configuration.bridgeId)"])
     }
 

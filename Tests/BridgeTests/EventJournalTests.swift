@@ -1,6 +1,7 @@
 import BusSchema
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import Bridge
 
@@ -121,17 +122,16 @@ import Testing
 }
 
 /// A value shared with a callback on another thread.
-final class LockedBox<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Value
+final class LockedBox<Value: Sendable>: Sendable {
+    private let stored: Mutex<Value>
 
     init(_ value: Value) {
-        stored = value
+        stored = Mutex(value)
     }
 
-    var value: Value { lock.withLock { stored } }
+    var value: Value { stored.withLock { $0 } }
 
     func mutate(_ body: (inout Value) -> Void) {
-        lock.withLock { body(&stored) }
+        stored.withLock { body(&$0) }
     }
 }

@@ -3,7 +3,9 @@ import Foundation
 import ZeroMQ
 
 /// A SUB socket on the bridge's events endpoint, connected before the test sends anything.
-final class EventTap {
+// Unchecked: a test drives it one awaited call at a time; each blocking call runs on a dispatch queue
+// while the test waits for it, so no two threads touch it at once.
+final class EventTap: @unchecked Sendable {
     private let context: ZMQContext
     private let socket: ZMQSocket
 

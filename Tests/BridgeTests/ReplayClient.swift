@@ -3,7 +3,9 @@ import Foundation
 import ZeroMQ
 
 /// A DEALER on a bridge's replay endpoint, as a subscriber catching up would use it.
-final class ReplayClient {
+// Unchecked: a test drives it one awaited call at a time; each blocking call runs on a dispatch queue
+// while the test waits for it, so no two threads touch it at once.
+final class ReplayClient: @unchecked Sendable {
     private let context: ZMQContext
     private let socket: ZMQSocket
 

@@ -4,7 +4,9 @@ import Glibc
 #endif
 
 /// A phone in a test: plain blocking sockets, so the bridge is exercised over its real transport.
-final class SIPTestClient {
+// Unchecked: a test drives it one awaited call at a time; each blocking call runs on a dispatch queue
+// while the test waits for it, so no two threads touch it at once.
+final class SIPTestClient: @unchecked Sendable {
     enum Transport { case udp, tcp }
     let fd: Int32
     let port: Int
@@ -128,7 +130,7 @@ extension String {
 }
 
 /// Runs blocking test I/O on a dispatch queue and awaits it.
-func offload<T>(_ work: @escaping () -> T) async -> T {
+func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         DispatchQueue.global().async { continuation.resume(returning: work()) }
     }

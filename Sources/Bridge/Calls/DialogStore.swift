@@ -4,6 +4,7 @@ import GRDB
 import Logging
 import Metrics
 import SIPCore
+import Synchronization
 
 /// The dialogs of the calls that are up, in a SQLite file, so a bridge that crashed can end them
 /// cleanly when it comes back (BYE on every leg, `call.ended` with cause `bridge_restart`).
@@ -12,7 +13,7 @@ import SIPCore
 /// the store's own writes whatever has gathered in one transaction. A crash can lose the last few
 /// milliseconds of changes; the worst case is a call that ended just then getting one BYE too many,
 /// which its phone answers 481.
-final class DialogStore: @unchecked Sendable {
+final class DialogStore: Sendable {
     /// One call's answered legs.
     struct Record: Codable, Equatable, Sendable {
         struct AnsweredLeg: Codable, Equatable, Sendable {
@@ -26,7 +27,7 @@ final class DialogStore: @unchecked Sendable {
         var legs: [AnsweredLeg]
     }
 
-    private enum Change {
+    private enum Change: Sendable {
         case save(Record)
         case delete(String)
     }
@@ -34,8 +35,8 @@ final class DialogStore: @unchecked Sendable {
     private let database: DatabaseQueue
     private let logger: Logger
     private let queue = DispatchQueue(label: "switchboard-dialog-store")
-    private let lock = NSLock()
-    private var pending: [Change] = []
+    /// Changes not yet handed to a write; the SIP loop appends, the store's queue takes them all.
+    private let pending = Mutex<[Change]>([])
     private let errors = Counter(label: "switchboard_dialog_store_errors_total")
 
     static let migrator: DatabaseMigrator = {
@@ -90,7 +91,7 @@ final class DialogStore: @unchecked Sendable {
     }
 
     private func enqueue(_ change: Change) {
-        let first = lock.withLock { () -> Bool in
+        let first = pending.withLock { pending in
             pending.append(change)
             return pending.count == 1
         }
@@ -98,7 +99,7 @@ final class DialogStore: @unchecked Sendable {
     }
 
     private func writePending() {
-        let changes = lock.withLock { () -> [Change] in
+        let changes = pending.withLock { pending in
             defer { pending.removeAll(keepingCapacity: true) }
             return pending
         }

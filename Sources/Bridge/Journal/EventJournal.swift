@@ -14,6 +14,8 @@ import Metrics
 /// When a commit fails (disk full, I/O error) the batch is still handed back: a live subscriber losing
 /// events would be worse than a replay missing them. The failure is logged and counted
 /// (`switchboard_journal_errors_total`), and a later replay shows the hole as missing sequence numbers.
+// Unchecked: the mutable state is guarded by `condition`, an NSCondition, because the writer thread
+// waits on it for work, which Mutex cannot do.
 final class EventJournal: @unchecked Sendable {
     struct Configuration {
         var path: String
