@@ -83,9 +83,21 @@ public struct WorkerConfiguration: Sendable {
 public final class Worker: Service, Sendable {
     public typealias OfferHandler = @Sendable (CallOffer) async -> Decision
 
+    /// Thrown by ``run()`` when no ``onOffer(_:)`` handler was set: such a worker would take offers and
+    /// never answer them, leaving every call to the bridge's fallback.
+    public struct NoOfferHandler: Error, CustomStringConvertible {
+        public var description: String { "Worker.run() called before onOffer(_:): nothing would answer the offers" }
+    }
+
     private let configuration: WorkerConfiguration
     private let logger: Logger
-    private let handler = Mutex<OfferHandler?>(nil)
+    /// The closure sits in a struct: a function value read through `Mutex`'s generic `inout` is wrapped
+    /// in reabstraction thunks that are written back, so every read would make the next call longer.
+    private struct Handler {
+        var decide: OfferHandler?
+    }
+
+    private let handler = Mutex(Handler())
 
     /// Creates a worker; call ``onOffer(_:)`` and then run it.
     public init(configuration: WorkerConfiguration, logger: Logger) {
@@ -95,25 +107,29 @@ public final class Worker: Service, Sendable {
         self.logger = logger
     }
 
-    /// Sets the function that decides each offered call. Decisions may take as long as they need;
-    /// past the bridge's deadline the bridge applies its fallback and ignores a late answer.
+    /// Sets the function that decides each offered call; call it before ``run()``, which reads it once.
+    /// Decisions may take as long as they need; past the bridge's deadline the bridge applies its
+    /// fallback and ignores a late answer.
     ///
     /// ```swift
     /// worker.onOffer { offer in .redirect([Target(uri: "sip:\(offer.to.user ?? "")@gw.example.com")]) }
     /// ```
     public func onOffer(_ handler: @escaping OfferHandler) {
-        self.handler.withLock { $0 = handler }
+        self.handler.withLock { $0.decide = handler }
     }
 
     /// Connects to every bridge and serves until graceful shutdown, then says goodbye to each bridge.
+    ///
+    /// - Throws: ``NoOfferHandler`` when ``onOffer(_:)`` was not called first.
     public func run() async throws {
+        guard let decide = handler.withLock({ $0.decide }) else { throw NoOfferHandler() }
         let context = try ZMQContext()
         defer { context.close() }
         let loop = try ZMQServiceLoop(name: "switchboard-worker-bus")
         let session: ZMQLoopBound<WorkerSession>
         do {
             session = try loop.submit { [self] in
-                let session = try WorkerSession(worker: self, configuration: configuration, context: context, loop: loop, logger: logger)
+                let session = try WorkerSession(decide: decide, configuration: configuration, context: context, loop: loop, logger: logger)
                 return ZMQLoopBound(session, loop: loop)
             }
         } catch {
@@ -127,21 +143,20 @@ public final class Worker: Service, Sendable {
             loop.requestStop()
         }
     }
-
-    fileprivate var offerHandler: OfferHandler? { handler.withLock { $0 } }
 }
 
 /// A worker's bridges as its loop sees them: one ``BridgeLink`` each, and the offers they bring.
 private final class WorkerSession {
-    private let worker: Worker
+    private let decide: Worker.OfferHandler
     private let configuration: WorkerConfiguration
     private let loop: ZMQServiceLoop
     private let logger: Logger
     private let identity: String
     private var links: [BridgeLink] = []
 
-    init(worker: Worker, configuration: WorkerConfiguration, context: ZMQContext, loop: ZMQServiceLoop, logger: Logger) throws {
-        self.worker = worker
+    init(decide: @escaping Worker.OfferHandler, configuration: WorkerConfiguration, context: ZMQContext, loop: ZMQServiceLoop,
+         logger: Logger) throws {
+        self.decide = decide
         self.configuration = configuration
         self.loop = loop
         self.logger = logger
@@ -196,15 +211,12 @@ private final class WorkerSession {
             // The bridge forgot us (it restarted): announce ourselves again.
             if reply.code == .notReady { link.send(.ready(workerId: configuration.workerId, capacity: configuration.capacity)) }
         case .decisionRequest(let requestId, let callId, _, let offer):
-            guard let handler = worker.offerHandler else {
-                logger.error("offer received but no onOffer handler is set", metadata: ["sip.call_id": "\(offer.sipCallId)"])
-                return
-            }
+            let decide = decide
             let bridge = link.index
             let session = ZMQLoopBound(self, loop: loop)
             let logger = logger
             Task {
-                let decision = await handler(offer)
+                let decision = await decide(offer)
                 logger.debug("decided", metadata: ["call.id": "\(callId)", "bus.request_id": "\(requestId)"])
                 session.loop.execute { session.value.send(.decision(requestId: requestId, decision: decision), to: bridge) }
             }

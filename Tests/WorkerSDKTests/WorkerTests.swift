@@ -127,6 +127,12 @@ import ZeroMQ
         #expect(bye.identity == identity)
     }
 
+    @Test func refusesToRunWithoutAnOfferHandler() async throws {
+        let bridge = try FakeBridge()
+        defer { bridge.close() }
+        await #expect(throws: Worker.NoOfferHandler.self) { try await Self.makeWorker(bridge.endpoint).run() }
+    }
+
     @Test func heartbeatsWhileIdle() async throws {
         let bridge = try FakeBridge()
         defer { bridge.close() }
