@@ -26,7 +26,7 @@ public enum Decision: Equatable, Sendable {
             }
         case .reject(let status, let reason, let headers):
             if !(400...699).contains(status) { return "reject status \(status) is not a 4xx–6xx final response" }
-            if let reason, reason.hasLineBreak { return "reason contains a line break" }
+            if let reason, reason.hasControlCharacter { return "reason contains a control character" }
             return SIPText.headersProblem(headers)
         case .bridge(let route):
             return route.problem
@@ -61,7 +61,7 @@ public struct CallerID: Equatable, Sendable {
     var problem: String? {
         if let uri, let problem = SIPText.uriProblem(uri, what: "caller_id uri") { return problem }
         // A quote would end the quoted display name early; CR/LF would end the header.
-        if let displayName, displayName.hasLineBreak || displayName.contains("\"") {
+        if let displayName, displayName.hasControlCharacter || displayName.contains("\"") {
             return "display_name \(displayName.debugDescription) contains a line break or a quote"
         }
         return nil
@@ -121,8 +121,9 @@ public struct BridgeRoute: Equatable, Sendable {
 }
 
 extension String {
-    /// CR or LF anywhere: either would let a value break out of its SIP header line.
-    var hasLineBreak: Bool { unicodeScalars.contains { $0 == "\r" || $0 == "\n" } }
+    /// A C0 control other than HTAB, or DEL: CR and LF would let a value break out of its SIP header
+    /// line, and peers split lines on a bare CR or stop at a NUL, so none of them is relayed.
+    var hasControlCharacter: Bool { unicodeScalars.contains { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F } }
 }
 
 /// The checks that keep worker- and client-supplied text from breaking the SIP the bridge writes with it.
@@ -135,7 +136,7 @@ enum SIPText {
         if !(uri.hasPrefix("sip:") || uri.hasPrefix("sips:") || uri.hasPrefix("tel:")) {
             return "\(what) \(uri.debugDescription) is not a sip:, sips: or tel: URI"
         }
-        if uri.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == ">" || $0 == "<" || $0 == " " }) {
+        if uri.hasControlCharacter || uri.unicodeScalars.contains(where: { $0 == ">" || $0 == "<" || $0 == " " }) {
             return "\(what) \(uri.debugDescription) contains forbidden characters"
         }
         return nil
@@ -146,13 +147,33 @@ enum SIPText {
         return "ring_timeout_ms \(milliseconds) is outside \(ringTimeoutRange.lowerBound)...\(ringTimeoutRange.upperBound)"
     }
 
-    /// Header names must be tokens and values single lines, or a header could inject others.
+    /// Headers a worker or client may not set, lower-cased, compact forms included: the bridge writes
+    /// them itself (routing, the dialog, the body, the extensions it runs), or they assert an identity
+    /// or credentials that only the proxy may vouch for. Caller identity goes through `caller_id`.
+    static let reservedHeaders: Set<String> = [
+        "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "contact", "m", "max-forwards", "route",
+        "record-route", "content-length", "l", "content-type", "c", "content-encoding", "e", "content-disposition",
+        "mime-version", "allow", "supported", "k", "require", "proxy-require", "unsupported", "session-expires", "x",
+        "min-se", "rseq", "rack", "event", "o", "allow-events", "u", "refer-to", "r", "referred-by", "b", "replaces",
+        "authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate", "authentication-info",
+        "p-asserted-identity", "p-preferred-identity", "remote-party-id", "identity", "y", "privacy",
+    ]
+
+    /// The prefix of the headers Kamailio uses to tell the bridge what it checked (`X-Switchboard-Auth-User`).
+    static let reservedPrefix = "x-switchboard-"
+
+    /// Header names must be tokens outside the reserved set, and values single lines without controls,
+    /// or a header could inject others or take over what the bridge or the proxy asserts.
     static func headersProblem(_ headers: [String: String]) -> String? {
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
             if name.isEmpty || name.unicodeScalars.contains(where: { !($0.properties.isASCIIHexDigit || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || $0 == "-" || $0 == "_" || $0 == ".") }) {
                 return "header name \(name.debugDescription) is not a SIP token"
             }
-            if value.hasLineBreak { return "header \(name) contains a line break" }
+            let lowered = name.lowercased()
+            if reservedHeaders.contains(lowered) || lowered.hasPrefix(reservedPrefix) {
+                return "header \(name) is reserved: the bridge or the proxy writes it"
+            }
+            if value.hasControlCharacter { return "header \(name) contains a control character" }
         }
         return nil
     }

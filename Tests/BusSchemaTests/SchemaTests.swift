@@ -75,7 +75,9 @@ import Testing
         (.redirect([Target(uri: "sip:a@b>\r\nX: y")]), "forbidden"),
         (.redirect([Target(uri: "sip:a@b", q: 2)]), "q-value"),
         (.reject(status: 200), "not a 4xx"),
-        (.reject(status: 486, reason: "a\r\nb"), "line break"),
+        (.reject(status: 486, reason: "a\r\nb"), "control character"),
+        (.reject(status: 486, reason: "a\rb"), "control character"),
+        (.reject(status: 486, headers: ["contact": "<sip:evil@x>"]), "header contact is reserved"),
         (.reject(status: 486, headers: ["Bad Name": "x"]), "not a SIP token"),
     ])
     func unusableDecisionsAreNamed(decision: Decision, problem: String) {
@@ -85,6 +87,8 @@ import Testing
     @Test func validDecisionHasNoProblem() {
         #expect(Decision.redirect([Target(uri: "sip:1@gw", q: 1), Target(uri: "tel:+1202")]).problem == nil)
         #expect(Decision.reject(status: 603, reason: "Decline", headers: ["Retry-After": "5"]).problem == nil)
+        // HTAB is the one control a header value may hold (RFC 3261 §25.1: LWS).
+        #expect(Decision.reject(status: 603, headers: ["Warning": "399 pbx\t\"closed\""]).problem == nil)
         #expect(Decision.bridge(Self.route).problem == nil)
         let edges = BridgeRoute(targets: (1...16).map { BridgeTarget(uri: "sips:\($0)@pbx", ringTimeoutMs: $0 == 1 ? 1000 : 600_000) })
         #expect(Decision.bridge(edges).problem == nil)
@@ -105,7 +109,14 @@ import Testing
         (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], callerId: CallerID(displayName: "Sup\"port")), "display_name"),
         (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], callerId: CallerID(displayName: "Sup\r\nport")), "display_name"),
         (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["X:Bad": "v"]), "not a SIP token"),
-        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["X-Ok": "v\r\nVia: evil"]), "line break"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["X-Ok": "v\r\nVia: evil"]), "control character"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["X-Ok": "v\rVia: evil"]), "control character"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["X-Ok": "v\u{7F}"]), "control character"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["X-Ok": "v\u{0}"]), "control character"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["Via": "SIP/2.0/UDP evil"]), "header Via is reserved"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["v": "SIP/2.0/UDP evil"]), "header v is reserved"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["TO": "<sip:x@y>"]), "header TO is reserved"),
+        (BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@b")], headers: ["x-switchboard-source": "trusted"]), "reserved"),
     ])
     func unusableBridgesAreNamed(route: BridgeRoute, problem: String) {
         #expect(Decision.bridge(route).problem?.contains(problem) == true, "\(Decision.bridge(route).problem ?? "no problem")")
