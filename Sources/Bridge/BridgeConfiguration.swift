@@ -66,6 +66,14 @@ struct BridgeConfiguration {
     var commandsEndpoint = "tcp://127.0.0.1:5573"
     /// Where new calls the bridge places go first (Kamailio finds registered users); nil: to each target.
     var outboundProxy: SocketAddress? = try? SocketAddress(ipAddress: "127.0.0.1", port: 5060)
+    /// Who may send the bridge SIP; nil: the outbound proxy's address (see `resolvedTrustedSources`).
+    var trustedSources: TrustedSources?
+    /// INVITEs one source may have waiting for a decision at once; beyond it they get 503 at once.
+    var maxPendingOffersPerSource = 2_000
+    /// TCP connections the SIP listener keeps at once; a new one beyond it is closed.
+    var tcpMaxConnections = 1_024
+    /// A TCP connection with no traffic either way for this long is closed (Kamailio reconnects as needed).
+    var tcpIdleTimeout: Duration = .seconds(300)
     /// The live calls' dialogs; nil means `./bridge-<bridge id>.dialogs.sqlite`.
     var dialogStorePath: String?
     var callLimits = B2BUA.Limits()
@@ -89,6 +97,9 @@ struct BridgeConfiguration {
     var curveKeyFile: String?
     /// The directory of admitted client public keys (`curve_clients`).
     var curveClientsDirectory: String?
+    /// Lets the bus bind beyond loopback without CURVE (`bus_allow_insecure`), for a network the
+    /// operator secures by other means; off, such a bridge refuses to start.
+    var busAllowInsecure = false
     /// Where Prometheus `/metrics` is served; nil serves none.
     var metricsListen: HostPort? = HostPort(host: "127.0.0.1", port: 9091)
     var logLevel: Logger.Level = .info
@@ -103,6 +114,10 @@ struct BridgeConfiguration {
 
     var resolvedJournalPath: String { journalPath ?? "./bridge-\(bridgeId).journal.sqlite" }
     var resolvedDialogStorePath: String { dialogStorePath ?? "./bridge-\(bridgeId).dialogs.sqlite" }
+    /// The configured sources, else the outbound proxy; with neither, nobody (`validate()` refuses that).
+    var resolvedTrustedSources: TrustedSources {
+        trustedSources ?? TrustedSources.defaultSources(outboundProxy: outboundProxy) ?? TrustedSources(networks: [])
+    }
 
     /// The rules that tie settings together; each setting's own range is checked where it is read.
     func validate() throws(BridgeSettingsError) {
@@ -112,7 +127,13 @@ struct BridgeConfiguration {
         if (curveKeyFile == nil) != (curveClientsDirectory == nil) {
             throw BridgeSettingsError(key: curveKeyFile == nil ? "curve_key" : "curve_clients", "curve_key and curve_clients go together")
         }
+        if trustedSources == nil, outboundProxy == nil {
+            throw BridgeSettingsError(key: "sip_trusted_sources", "without an outbound_proxy there is no proxy to trust by default: name the proxies' addresses, or any")
+        }
         let endpoints = [eventsEndpoint, decisionsEndpoint, replayEndpoint, commandsEndpoint]
+        if curveKeyFile == nil, !busAllowInsecure, let exposed = endpoints.first(where: { !BusEndpoints.isLocal($0) }) {
+            throw BridgeSettingsError(key: "curve_key", "\(exposed) is reachable beyond this host, and without CURVE anyone who reaches it can route, follow and place calls: set curve_key and curve_clients, bind to loopback, or set bus_allow_insecure")
+        }
         if let repeated = endpoints.first(where: { endpoint in endpoints.filter { $0 == endpoint }.count > 1 && !endpoint.hasSuffix(":0") && !endpoint.hasSuffix(":*") }) {
             throw BridgeSettingsError("bus_events, bus_decisions, bus_replay and bus_commands must differ: \(repeated) is given twice")
         }

@@ -114,17 +114,19 @@ final class Bridge: Service, Sendable {
             throw error
         }
         let loop = group.next()
-        let (sip, edge, transport) = try await loop.submit { [configuration, logger] in
+        let (sip, edge, transport, connections) = try await loop.submit { [configuration, logger] in
             let transport = NIOSIPTransport(logger: logger)
             let sip = SIPSide(configuration: configuration, loop: loop, bus: bus, transport: transport, store: store, logger: logger)
-            return (NIOLoopBound(sip, eventLoop: loop), NIOLoopBound(sip.edge, eventLoop: loop), NIOLoopBound(transport, eventLoop: loop))
+            return (NIOLoopBound(sip, eventLoop: loop), NIOLoopBound(sip.edge, eventLoop: loop), NIOLoopBound(transport, eventLoop: loop),
+                    NIOLoopBound(SIPConnectionGate(configuration: configuration), eventLoop: loop))
         }.get()
         // The bus thread starts once SIP is bound, so bridge.started (which names the SIP port) is the
         // run's first event; SIP that arrives meanwhile waits in the bus inbox.
         let listeners: SIPListeners
         do {
             listeners = try await SIPListeners.bind(host: configuration.sipHost, port: configuration.sipPort, group: group,
-                                                    edge: edge, transport: transport, limits: configuration.parserLimits)
+                                                    edge: edge, transport: transport, connections: connections,
+                                                    limits: configuration.parserLimits, logger: logger)
         } catch {
             bus.stop()
             try? await group.shutdownGracefully()
@@ -153,6 +155,7 @@ final class Bridge: Service, Sendable {
             "sip.listen": "\(configuration.sipHost):\(bound.sipPort) udp+tcp",
             "bus.events": "\(bound.events)", "bus.decisions": "\(bound.decisions)", "bus.replay": "\(bound.replay)",
             "bus.commands": "\(bound.commands)", "sip.outbound_proxy": "\(configuration.outboundProxy.map { "\($0)" } ?? "none")",
+            "sip.trusted_sources": "\(configuration.resolvedTrustedSources)",
             "journal.path": "\(configuration.resolvedJournalPath)", "journal.next_seq": "\(bus.nextSeqAtStart)",
             "decision.timeout": "\(configuration.decisionTimeout)", "decision.fallback": "\(configuration.fallback)",
         ])

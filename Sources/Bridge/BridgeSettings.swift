@@ -127,6 +127,16 @@ extension BridgeSetting {
             guard let address = try? SocketAddress(ipAddress: host, port: port) else { throw .init("needs an IP address, got \"\(value)\"") }
             configuration.outboundProxy = address
         },
+        text("sip_trusted_sources", "Addresses and networks the bridge takes SIP from (comma-separated, CIDR allowed), or any; others get 403.",
+             unset: "outbound_proxy", { $0.trustedSources.map(\.description) }) { configuration, value throws(BridgeSettingProblem) in
+            configuration.trustedSources = try TrustedSources(parsing: value)
+        },
+        integer("max_pending_offers_per_source", "INVITEs one source may have waiting for a decision at once; more get 503 at once.", minimum: 1,
+                { $0.maxPendingOffersPerSource }) { $0.maxPendingOffersPerSource = $1 },
+        integer("sip_tcp_max_connections", "TCP connections the SIP listener keeps at once; a new one beyond it is closed.", minimum: 1,
+                { $0.tcpMaxConnections }) { $0.tcpMaxConnections = $1 },
+        integer("sip_tcp_idle_timeout", "Seconds without traffic after which a SIP TCP connection is closed.", minimum: 1,
+                { Int($0.tcpIdleTimeout.components.seconds) }) { $0.tcpIdleTimeout = .seconds($1) },
         text("dialogs", "Dialogs of live calls, a SQLite file, so a restart can end them with BYE.", unset: "./bridge-<bridge_id>.dialogs.sqlite",
              { $0.dialogStorePath }) { configuration, value throws(BridgeSettingProblem) in
             configuration.dialogStorePath = try path(value)
@@ -183,6 +193,14 @@ extension BridgeSetting {
         text("curve_clients", "With curve_key: directory of the client public keys (*.pub) admitted on the bus.",
              { $0.curveClientsDirectory }) { configuration, value throws(BridgeSettingProblem) in
             configuration.curveClientsDirectory = value.isEmpty ? nil : value
+        },
+        text("bus_allow_insecure", "yes: let the bus bind beyond loopback without CURVE (the network is secured otherwise).",
+             { $0.busAllowInsecure ? "yes" : "no" }) { configuration, value throws(BridgeSettingProblem) in
+            switch value {
+            case "yes": configuration.busAllowInsecure = true
+            case "no": configuration.busAllowInsecure = false
+            default: throw .init("must be yes or no, got \"\(value)\"")
+            }
         },
         text("metrics_listen", "Prometheus /metrics address (host:port); empty to serve none.", unset: "",
              { $0.metricsListen.map { hostPort($0.host, $0.port) } }) { configuration, value throws(BridgeSettingProblem) in

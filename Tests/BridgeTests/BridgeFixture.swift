@@ -23,6 +23,8 @@ struct BridgeFixture {
         configuration.journalPath = temporaryJournalPath()
         configuration.dialogStorePath = temporaryJournalPath().replacingOccurrences(of: ".journal.", with: ".dialogs.")
         configuration.outboundProxy = nil
+        // The tests' peers are all on loopback; the harness' callee is 127.0.0.2.
+        configuration.trustedSources = try! TrustedSources(parsing: "127.0.0.0/8, ::1")
         configuration.decisionTimeout = decisionTimeout
         configuration.tryingDelay = .milliseconds(100)
         configuration.heartbeatInterval = .milliseconds(200)

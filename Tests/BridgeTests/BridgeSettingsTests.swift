@@ -73,11 +73,13 @@ import Testing
 
     @Test func valuesOfEveryKindFromTheFile() async throws {
         let configuration = try await load(file: ["journal_max_age_hours": 1.5, "sip_listen": "[::1]:5090", "outbound_proxy": "",
+                                                  "sip_trusted_sources": "10.0.0.0/8, [2001:db8::1]",
                                                   "fallback": "redirect:sip:operator@example.com", "metrics_listen": "",
                                                   "log_level": "debug", "decision_timeout_ms": 250])
         #expect(configuration.journalMaxAge == .seconds(5400))
         #expect(configuration.sipHost == "::1" && configuration.sipPort == 5090)
         #expect(configuration.outboundProxy == nil)
+        #expect(configuration.trustedSources?.description == "10.0.0.0/8, [2001:db8::1]")
         #expect(configuration.fallback == .redirect([.init(uri: "sip:operator@example.com", q: 1.0)]))
         #expect(configuration.metricsListen == nil)
         #expect(configuration.logLevel == .debug)

@@ -2,6 +2,7 @@
 Needs the Swift binaries in SWITCHBOARD_BIN (default <repo>/.build/debug); these
 tests fail (they are not skipped) until the binaries exist."""
 import json
+import socket
 import time
 
 import pytest
@@ -140,5 +141,35 @@ def test_events_offered_then_routed(switchboard, sipp):
         assert offered["offer"]["request_uri"]["user"] == "12025550100", offered
         assert routed["routed"]["fallback"] is False and routed["routed"]["worker_id"], routed
         assert routed["routed"]["targets"][0]["uri"].startswith("sip:12025550100@"), routed
+    finally:
+        sub.close()
+
+
+def test_sip_from_a_stranger_gets_403_and_places_no_call(switchboard):
+    """Only the proxy may send the bridge SIP: a stranger's INVITE, even one that claims
+    Kamailio's X-Switchboard-Auth-User, is refused before any worker hears of it."""
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"call.offered")
+    sub.connect(f"tcp://{LOCAL}:{switchboard.events}")
+    try:
+        switchboard.start_worker()
+        time.sleep(0.2)      # ZeroMQ slow joiner
+        while sub.poll(300):     # the readiness probe's events
+            sub.recv_multipart()
+        uri = f"sip:12025550100@{LOCAL}:{switchboard.sip_port}"
+        claim = "X-Switchboard-Auth-User: alice\r\nX-Switchboard-Source: 127.0.0.1:5060;transport=udp\r\n"
+        assert harness.sip_request(switchboard.sip_port, "INVITE", uri, headers=claim, source="127.0.0.2") == 403
+        assert not sub.poll(1000), sub.recv_multipart()
+        # A TCP connection from the stranger is closed before it can say anything.
+        with socket.create_connection((LOCAL, switchboard.sip_port), timeout=2, source_address=("127.0.0.2", 0)) as tcp:
+            tcp.settimeout(2)
+            try:
+                assert tcp.recv(1) == b""
+            except ConnectionResetError:
+                pass
+        # The same INVITE from the proxy's address is offered and routed.
+        assert harness.sip_request(switchboard.sip_port, "INVITE", uri, headers=claim) == 302
+        assert sub.poll(2000)
     finally:
         sub.close()

@@ -20,20 +20,21 @@ def header_values(message, *names):
     return [line.split(":", 1)[1].strip() for line in header_lines(message, *names)]
 
 
-def sip_request(port, method="OPTIONS", uri=None, user=None, timeout=1.0, headers="", timing=None):
-    """Sends one SIP request over UDP to 127.0.0.1:port; returns the first final response's
-    status (int) or None. Provisional responses are skipped; an INVITE's final answer is
-    ACKed, as a phone would. The Request-URI is `uri`, else sip:[user@]127.0.0.1:port.
-    With a list as `timing`, appends the ms from sending the request to the final answer."""
+def sip_request(port, method="OPTIONS", uri=None, user=None, timeout=1.0, headers="", timing=None, source=LOCAL):
+    """Sends one SIP request over UDP to 127.0.0.1:port from `source` (another loopback address
+    plays a stranger); returns the first final response's status (int) or None. Provisional
+    responses are skipped; an INVITE's final answer is ACKed, as a phone would. The Request-URI
+    is `uri`, else sip:[user@]127.0.0.1:port. With a list as `timing`, appends the ms from
+    sending the request to the final answer."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        s.bind((LOCAL, 0))
+        s.bind((source, 0))
         lport = s.getsockname()[1]
         uri = uri or f"sip:{user + '@' if user else ''}{LOCAL}:{port}"
         tag, branch, callid = uuid.uuid4().hex[:8], uuid.uuid4().hex, uuid.uuid4().hex
         msg = (f"{method} {uri} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP {LOCAL}:{lport};rport;branch=z9hG4bK{branch}\r\n"
-               f"From: <sip:probe@{LOCAL}>;tag={tag}\r\nTo: <{uri}>\r\n"
+               f"Via: SIP/2.0/UDP {source}:{lport};rport;branch=z9hG4bK{branch}\r\n"
+               f"From: <sip:probe@{source}>;tag={tag}\r\nTo: <{uri}>\r\n"
                f"Call-ID: {callid}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
                f"{headers}Content-Length: 0\r\n\r\n")
         sent = time.perf_counter()
@@ -52,8 +53,8 @@ def sip_request(port, method="OPTIONS", uri=None, user=None, timeout=1.0, header
                 if method == "INVITE":
                     to = (header_lines(data, "To", "t") or [f"To: <{uri}>"])[0]
                     s.sendto((f"ACK {uri} SIP/2.0\r\n"
-                              f"Via: SIP/2.0/UDP {LOCAL}:{lport};rport;branch=z9hG4bK{branch}\r\n"
-                              f"From: <sip:probe@{LOCAL}>;tag={tag}\r\n{to}\r\nCall-ID: {callid}\r\n"
+                              f"Via: SIP/2.0/UDP {source}:{lport};rport;branch=z9hG4bK{branch}\r\n"
+                              f"From: <sip:probe@{source}>;tag={tag}\r\n{to}\r\nCall-ID: {callid}\r\n"
                               f"CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode(),
                              (LOCAL, port))
                 return status

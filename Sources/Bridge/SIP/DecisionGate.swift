@@ -13,13 +13,16 @@ final class DecisionGate {
     private final class Waiting {
         let callId: String
         let key: TransactionKey
+        /// The sending proxy's address, for the per-source cap.
+        let source: String
         let offeredAt: NIODeadline
         var deadline: Scheduled<Void>?
         var trying: Scheduled<Void>?
 
-        init(callId: String, key: TransactionKey, offeredAt: NIODeadline) {
+        init(callId: String, key: TransactionKey, source: String, offeredAt: NIODeadline) {
             self.callId = callId
             self.key = key
+            self.source = source
             self.offeredAt = offeredAt
         }
 
@@ -47,6 +50,8 @@ final class DecisionGate {
     private var waiting: [String: Waiting] = [:]
     /// The INVITE transaction → its request id, for a CANCEL.
     private var byTransaction: [TransactionKey: String] = [:]
+    /// Offers waiting per source address: one proxy (or one flood through it) cannot take every slot.
+    private var waitingBySource: [String: Int] = [:]
     private var nextCall: UInt64 = 0
     private let callPrefix: String
     /// Set by `drain()`: new INVITEs are answered with the fallback rather than offered to workers.
@@ -54,6 +59,7 @@ final class DecisionGate {
 
     private let offered = Counter(label: "switchboard_calls_offered_total")
     private let fallbacks = Counter(label: "switchboard_decision_fallbacks_total")
+    private let shed = Counter(label: "switchboard_offers_shed_total")
     private let decisionLatency = Timer(label: "switchboard_decision_latency_seconds")
 
     init(configuration: BridgeConfiguration, loop: EventLoop, bus: BridgeBus, transactions: ServerTransactions, b2bua: B2BUA,
@@ -70,6 +76,19 @@ final class DecisionGate {
     /// A new INVITE with its server transaction open (RFC 3261 §17.2.1): offered to the workers, with the
     /// trying delay and the decision deadline running.
     func offer(_ request: SIPRequest, key: TransactionKey, packet: InboundPacket) {
+        let source = packet.remote.ipAddress ?? "\(packet.remote)"
+        guard waitingBySource[source, default: 0] < configuration.maxPendingOffersPerSource else {
+            // No call yet, so no event: the INVITE is answered before anything is offered or journaled.
+            shed.increment()
+            logger.warning("INVITE refused: its source has max_pending_offers_per_source waiting", metadata: [
+                "sip.remote": "\(packet.remote)", "sip.call_id": "\(request.callID ?? "-")",
+                "offers.waiting": "\(waitingBySource[source, default: 0])",
+            ])
+            var response = SIPResponse(replyingTo: request, status: 503, toTag: transactions.toTag(for: key))
+            response.headers.add("Retry-After", "5")
+            transactions.respond(key, response)
+            return
+        }
         nextCall += 1
         let callId = "\(callPrefix)-\(nextCall)"
         let requestId = callId
@@ -77,12 +96,13 @@ final class DecisionGate {
         offered.increment()
         logger.debug("call offered", metadata: ["call.id": "\(callId)", "sip.call_id": "\(offer.sipCallId)", "sip.ruri": "\(offer.requestUri.uri)"])
 
-        let entry = Waiting(callId: callId, key: key, offeredAt: .now())
+        let entry = Waiting(callId: callId, key: key, source: source, offeredAt: .now())
         entry.trying = loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.tryingDelay)) { [self] in transactions.sendTrying(key) }
         entry.deadline = loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.decisionTimeout)) { [self] in
             decide(requestId: requestId, outcome: .fallback(cause: .timeout))
         }
         waiting[requestId] = entry
+        waitingBySource[source, default: 0] += 1
         byTransaction[key] = requestId
         guard !stopping else {
             bus.publish(callId: callId, .callOffered(offer))
@@ -105,10 +125,9 @@ final class DecisionGate {
     /// Answers a waiting INVITE with a worker's decision or the fallback. The first answer wins; a later
     /// one (a decision racing the deadline) finds nothing waiting and is ignored.
     private func decide(requestId: String, outcome: Outcome) {
-        guard let entry = waiting.removeValue(forKey: requestId) else { return }
+        guard let entry = removeWaiting(requestId) else { return }
         let key = entry.key
         byTransaction[key] = nil
-        entry.stopTimers()
         guard let request = transactions.request(for: key), let toTag = transactions.toTag(for: key) else { return }
         let elapsed = NIODeadline.now() - entry.offeredAt
         decisionLatency.recordNanoseconds(elapsed.nanoseconds)
@@ -155,8 +174,7 @@ final class DecisionGate {
     /// A bridged call's legs are the B2BUA's to end.
     func cancel(_ key: TransactionKey) {
         guard transactions.isProceeding(key), let request = transactions.request(for: key) else { return }
-        if let requestId = byTransaction.removeValue(forKey: key), let entry = waiting.removeValue(forKey: requestId) {
-            entry.stopTimers()
+        if let requestId = byTransaction.removeValue(forKey: key), let entry = removeWaiting(requestId) {
             let decisionMs = Double((NIODeadline.now() - entry.offeredAt).nanoseconds) / 1_000_000
             bus.publish(callId: entry.callId, .callRejected(Rejected(status: 487, reason: "Request Terminated", workerId: nil,
                                                                       fallback: false, cause: .callerCancelled, decisionMs: decisionMs)))
@@ -164,6 +182,14 @@ final class DecisionGate {
             return
         }
         transactions.respond(key, SIPResponse(replyingTo: request, status: 487, toTag: transactions.toTag(for: key)))
+    }
+
+    private func removeWaiting(_ requestId: String) -> Waiting? {
+        guard let entry = waiting.removeValue(forKey: requestId) else { return nil }
+        entry.stopTimers()
+        let left = waitingBySource[entry.source, default: 1] - 1
+        waitingBySource[entry.source] = left > 0 ? left : nil
+        return entry
     }
 
     /// Answers every INVITE still waiting with the fallback, so a stopping bridge leaves no caller

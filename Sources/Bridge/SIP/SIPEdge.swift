@@ -21,10 +21,15 @@ final class SIPEdge {
     private let client: SIPClient
     private let gate: DecisionGate
     private let b2bua: B2BUA
+    private let trusted: TrustedSources
 
     private let received = Counter(label: "switchboard_sip_messages_received_total")
     private let malformed = Counter(label: "switchboard_sip_malformed_total")
     private let dropped = Counter(label: "switchboard_sip_dropped_total")
+    private let untrustedCounter = Counter(label: "switchboard_sip_untrusted_total")
+    /// Messages from untrusted sources so far; logged at the first and then at each power of two, so a
+    /// flood shows in the log without filling it.
+    private var untrusted = 0
 
     init(configuration: BridgeConfiguration, loop: EventLoop, transactions: ServerTransactions, client: SIPClient,
          gate: DecisionGate, b2bua: B2BUA, logger: Logger) {
@@ -35,6 +40,7 @@ final class SIPEdge {
         self.client = client
         self.gate = gate
         self.b2bua = b2bua
+        trusted = configuration.resolvedTrustedSources
     }
 
     // MARK: - Inbound
@@ -42,6 +48,10 @@ final class SIPEdge {
     func receive(_ packet: InboundPacket) {
         loop.preconditionInEventLoop()
         received.increment()
+        guard trusted.admits(packet.remote) else {
+            refuseUntrusted(packet)
+            return
+        }
         let message: SIPMessage
         do {
             message = try parser.parse(packet.bytes)
@@ -63,6 +73,30 @@ final class SIPEdge {
     /// A TCP stream that could not be framed: answer 400 if the broken message names enough to reply.
     func framingFailed(_ error: SIPParseError, remote: SocketAddress, channel: Channel) {
         rejectMalformed(error, packet: InboundPacket(bytes: [], remote: remote, transport: .tcp, connection: channel))
+    }
+
+    /// Counts and logs SIP from a source outside `sip_trusted_sources` (a TCP peer is refused at connect).
+    func noteUntrusted(_ remote: SocketAddress, transport: SIPTransportKind, answer: String) {
+        untrustedCounter.increment()
+        untrusted += 1
+        guard untrusted & (untrusted - 1) == 0 else { return }
+        logger.warning("SIP from an untrusted source refused", metadata: [
+            "sip.remote": "\(remote)", "sip.transport": "\(transport.rawValue)", "sip.answer": "\(answer)",
+            "sip.untrusted_total": "\(untrusted)", "sip.trusted_sources": "\(trusted)",
+        ])
+    }
+
+    /// RFC 3261 §8.2: 403 to a request from a source that is not one of our proxies, nothing to a
+    /// response or an ACK (neither takes an answer), and no state kept either way.
+    private func refuseUntrusted(_ packet: InboundPacket) {
+        guard case .request(let original) = try? parser.parse(packet.bytes), original.method != .ack else {
+            noteUntrusted(packet.remote, transport: packet.transport, answer: "dropped")
+            return
+        }
+        noteUntrusted(packet.remote, transport: packet.transport, answer: "403")
+        let request = ServerTransactions.stampingReceived(original, from: packet.remote)
+        let response = SIPResponse(replyingTo: request, status: 403, reason: "Forbidden (untrusted source)", toTag: Self.makeTag())
+        transactions.sendStateless(response, via: ReplyPath(remote: packet.remote, connection: packet.connection))
     }
 
     func transportError(_ error: Error, transport: SIPTransportKind) {

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import SIPCore
@@ -145,24 +146,77 @@ final class SIPStreamHandler: ChannelInboundHandler {
     }
 }
 
+/// Closes a TCP connection that has been idle (no read, no write) for the listener's idle timeout.
+final class SIPIdleCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is IdleStateHandler.IdleStateEvent else { return context.fireUserInboundEventTriggered(event) }
+        context.close(promise: nil)
+    }
+}
+
+/// Who may open a SIP TCP connection, how many stay open at once, and for how long idle. Loop-bound: the
+/// child channel initializers run on the SIP loop, the only one the listener's group has.
+final class SIPConnectionGate {
+    private let trusted: TrustedSources
+    private let maxConnections: Int
+    private let idleTimeout: TimeAmount
+    private var open = 0
+    private let refused = Counter(label: "switchboard_sip_tcp_refused_total")
+
+    init(configuration: BridgeConfiguration) {
+        trusted = configuration.resolvedTrustedSources
+        maxConnections = configuration.tcpMaxConnections
+        idleTimeout = TimeAmount(configuration.tcpIdleTimeout)
+    }
+
+    /// Sets up a new connection's pipeline, or refuses it (the failed future closes it) before it is read.
+    func admit(_ channel: Channel, edge: SIPEdge, limits: SIPParserLimits, logger: Logger) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            guard let remote = channel.remoteAddress, trusted.admits(remote) else {
+                if let remote = channel.remoteAddress { edge.noteUntrusted(remote, transport: .tcp, answer: "connection closed") }
+                throw ChannelError.inappropriateOperationForState
+            }
+            guard open < maxConnections else {
+                refused.increment()
+                logger.warning("SIP TCP connection refused: at sip_tcp_max_connections", metadata: [
+                    "sip.remote": "\(remote)", "sip.tcp_connections": "\(open)",
+                ])
+                throw ChannelError.inappropriateOperationForState
+            }
+            open += 1
+            channel.closeFuture.assumeIsolated().whenComplete { [self] _ in open -= 1 }
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+            try pipeline.addHandler(SIPIdleCloser())
+            try pipeline.addHandler(ByteToMessageHandler(SIPStreamDecoder(limits: limits)))
+            try pipeline.addHandler(SIPStreamHandler(edge: edge))
+        }
+    }
+}
+
 /// Binds the UDP socket and the TCP listener on the same address and wires them to the edge.
 struct SIPListeners {
     let udp: Channel
     let tcp: Channel
 
-    /// `edge` and `transport` live on `group`'s one event loop, where the channel initializers run.
+    /// `edge`, `transport` and `connections` live on `group`'s one event loop, where the channel initializers run.
     static func bind(host: String, port: Int, group: EventLoopGroup, edge: NIOLoopBound<SIPEdge>,
-                     transport: NIOLoopBound<NIOSIPTransport>, limits: SIPParserLimits) async throws -> SIPListeners {
+                     transport: NIOLoopBound<NIOSIPTransport>, connections: NIOLoopBound<SIPConnectionGate>,
+                     limits: SIPParserLimits, logger: Logger) async throws -> SIPListeners {
         // With port 0 the system picks UDP's port, and that port may be taken for TCP: pick again.
         for _ in 1..<(port == 0 ? 8 : 1) {
             if let listeners = try? await bindOnce(host: host, port: port, group: group, edge: edge, transport: transport,
-                                                   limits: limits) { return listeners }
+                                                   connections: connections, limits: limits, logger: logger) { return listeners }
         }
-        return try await bindOnce(host: host, port: port, group: group, edge: edge, transport: transport, limits: limits)
+        return try await bindOnce(host: host, port: port, group: group, edge: edge, transport: transport, connections: connections,
+                                  limits: limits, logger: logger)
     }
 
     private static func bindOnce(host: String, port: Int, group: EventLoopGroup, edge: NIOLoopBound<SIPEdge>,
-                                 transport: NIOLoopBound<NIOSIPTransport>, limits: SIPParserLimits) async throws -> SIPListeners {
+                                 transport: NIOLoopBound<NIOSIPTransport>, connections: NIOLoopBound<SIPConnectionGate>,
+                                 limits: SIPParserLimits, logger: Logger) async throws -> SIPListeners {
         let udp = try await DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 * 1024 * 1024)
@@ -181,10 +235,7 @@ struct SIPListeners {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SIPStreamDecoder(limits: limits)))
-                        try channel.pipeline.syncOperations.addHandler(SIPStreamHandler(edge: edge.value))
-                    }
+                    connections.value.admit(channel, edge: edge.value, limits: limits, logger: logger)
                 }
                 .bind(host: host, port: boundPort).get()
             return SIPListeners(udp: udp, tcp: tcp)
