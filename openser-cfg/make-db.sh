@@ -1,12 +1,14 @@
 #!/bin/sh
 # Create (if missing) the SQLite database used by openser-cfg/kamailio.cfg and
-# add or update subscribers and trusted gateways.
+# add or update subscribers, trusted gateways and trunks.
 #   make-db.sh DBPATH [user password]...
-#   make-db.sh DBPATH --trusted IP[:PORT] [user password]...
+#   make-db.sh DBPATH --trusted IP[:PORT] --trunk IP[:PORT] [user password]...
+# --trusted: a gateway whose calls Kamailio takes without credentials (group 1);
+# --trunk: where a bridge's legs may go besides local users (group 2).
 # Domain of the subscribers: $SIP_DOMAIN (default switchboard.local); with
 # modparam("auth_db","use_domain",0) only the username is matched.
 set -eu
-[ $# -ge 1 ] || { echo "usage: $0 DBPATH [--trusted IP[:PORT]]... [user password]..." >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 DBPATH [--trusted IP[:PORT]]... [--trunk IP[:PORT]]... [user password]..." >&2; exit 2; }
 DB=$1; shift
 DOMAIN=${SIP_DOMAIN:-switchboard.local}
 SQLDIR=${KAMAILIO_SQL_DIR:-/usr/share/kamailio/db_sqlite}
@@ -39,10 +41,12 @@ fi
 
 q() { printf "%s" "$1" | sed "s/'/''/g"; }
 while [ $# -gt 0 ]; do
-    if [ "$1" = "--trusted" ]; then
-        [ $# -ge 2 ] || { echo "--trusted needs IP[:PORT]" >&2; exit 2; }
+    if [ "$1" = "--trusted" ] || [ "$1" = "--trunk" ]; then
+        [ $# -ge 2 ] || { echo "$1 needs IP[:PORT]" >&2; exit 2; }
         ip=${2%%:*}; port=0; case $2 in *:*) port=${2##*:};; esac
-        sqlite3 "$DB" "INSERT INTO address (grp, ip_addr, mask, port, tag) VALUES (1, '$(q "$ip")', 32, $port, 'gateway');"
+        case $port in ''|*[!0-9]*) echo "$1 $2: the port must be a number" >&2; exit 2;; esac
+        if [ "$1" = "--trusted" ]; then grp=1; tag=gateway; else grp=2; tag=trunk; fi
+        sqlite3 "$DB" "INSERT INTO address (grp, ip_addr, mask, port, tag) VALUES ($grp, '$(q "$ip")', 32, $port, '$tag');"
         shift 2; continue
     fi
     [ $# -ge 2 ] || { echo "user '$1' has no password" >&2; exit 2; }

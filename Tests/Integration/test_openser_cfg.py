@@ -1,4 +1,7 @@
 """openser-cfg/kamailio.cfg against a real Kamailio 5.6 and sipp (no Swift code)."""
+import socket
+import uuid
+
 import harness
 from harness import DOMAIN, LOCAL
 
@@ -130,3 +133,40 @@ def test_redirect_back_to_a_bridge_is_not_followed(start_kamailio, sipp):
     assert res.code == 0, res.report()
     assert bridge.finish() == 0, bridge.report()
     assert len(bridge.received("INVITE")) == 1
+
+
+def test_bridge_legs_go_only_to_local_users_and_trunks(start_kamailio):
+    """A bridge's leg to a host that is neither a local user nor a configured trunk is
+    refused with 403 (no free relay to whatever host a worker or a command names); a
+    trunk gets the INVITE."""
+    bridge, trunk, stranger = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3))
+    try:
+        for s in (bridge, trunk, stranger):
+            s.bind((LOCAL, 0))
+            s.settimeout(3)
+        bport, tport, sport = (s.getsockname()[1] for s in (bridge, trunk, stranger))
+        k = start_kamailio(subscribers=USERS, bridge_ports=[bport], trunks=[f"{LOCAL}:{tport}"])
+
+        def leg(port):
+            uri = f"sip:19005551234@{LOCAL}:{port}"
+            bridge.sendto((f"INVITE {uri} SIP/2.0\r\n"
+                           f"Via: SIP/2.0/UDP {LOCAL}:{bport};rport;branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+                           f"From: <sip:alice@{DOMAIN}>;tag={uuid.uuid4().hex[:8]}\r\nTo: <{uri}>\r\n"
+                           f"Call-ID: {uuid.uuid4().hex}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+                           f"Contact: <sip:switchboard@{LOCAL}:{bport}>\r\nContent-Length: 0\r\n\r\n").encode(),
+                          (LOCAL, k.port))
+
+        leg(sport)
+        refusal = bridge.recv(65535).decode()
+        assert refusal.startswith("SIP/2.0 403 Not A Trunk"), refusal
+        try:
+            stranger.recv(65535)
+            raise AssertionError("the stranger got the bridge's leg")
+        except socket.timeout:
+            pass
+        leg(tport)
+        relayed = trunk.recv(65535).decode()
+        assert relayed.startswith(f"INVITE sip:19005551234@{LOCAL}:{tport}"), relayed
+    finally:
+        for s in (bridge, trunk, stranger):
+            s.close()

@@ -17,10 +17,11 @@ KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 
 class Kamailio:
     """subscribers: {user: password}; bridge_ports: the bridges of dispatcher set 1, the first
-    preferred; trusted: "ip[:port]" gateways; defines: more -A defines (over the listen
-    address, domain and files set here; the cfg's defaults for the rest)."""
+    preferred; trusted: "ip[:port]" gateways; trunks: "ip[:port]" hosts the bridges' legs may
+    go to besides local users; defines: more -A defines (over the listen address, domain and
+    files set here; the cfg's defaults for the rest)."""
 
-    def __init__(self, workdir, subscribers=None, bridge_ports=(), trusted=(), defines=None):
+    def __init__(self, workdir, subscribers=None, bridge_ports=(), trusted=(), trunks=(), defines=None):
         self.dir = Path(workdir) / "kamailio"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -28,6 +29,8 @@ class Kamailio:
         args = [str(CFG_DIR / "make-db.sh"), str(self.db)]
         for t in trusted:
             args += ["--trusted", t]
+        for t in trunks:
+            args += ["--trunk", t]
         for user, password in (subscribers or {}).items():
             args += [user, password]
         res = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "SIP_DOMAIN": DOMAIN})
