@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "WebGateway",
             dependencies: [
-                "WorkerSDK", "BusSchema",
+                "WorkerSDK", "BusSchema", "ZeroMQ",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

@@ -39,7 +39,7 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
     let table = dependencies.table
     table.onRinging = { metrics.originateToRinging.record($0) }
     let clients = try dependencies.bridges ?? configuration.bridges.map {
-        try BusBridgeClient(bridge: $0, timeout: configuration.commandTimeout, logger: logger)
+        try BusBridgeClient(bridge: $0, timeout: configuration.commandTimeout, curve: configuration.curve, logger: logger)
     }
     let bridges = BridgeDirectory(clients: clients)
     let limiter = RateLimiter()
@@ -75,7 +75,7 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
 
     var services: [any Service] = []
     if dependencies.followBus {
-        services.append(try EventFeed(bridges: configuration.bridges, table: table, store: store, metrics: metrics, logger: logger))
+        services.append(try EventFeed(bridges: configuration.bridges, curve: configuration.curve, table: table, store: store, metrics: metrics, logger: logger))
         services.append(BridgeMonitor(bridges: bridges, table: table, interval: configuration.healthInterval, logger: logger))
     }
     logger.info("gateway configured", metadata: [

@@ -5,6 +5,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 import harness
 from harness import LOCAL
 
@@ -33,14 +35,26 @@ def invite(port, number, timeout=3.0):
         s.close()
 
 
-def test_python_worker_and_subscriber_serve_a_swift_bridge(tmp_path, swift):
+@pytest.mark.parametrize("secured", [False, True], ids=["plain", "curve"])
+def test_python_worker_and_subscriber_serve_a_swift_bridge(tmp_path, swift, secured):
     sip_port, events, decisions = harness.free_port(), harness.free_port(), harness.free_port()
+    bridge_curve, client_curve = [], []
+    if secured:
+        keys, clients = tmp_path / "keys", tmp_path / "keys" / "clients"
+        clients.mkdir(parents=True)
+        for name in ("bridge", "python"):
+            swift.run("switchboard-worker", "keygen", "--out", keys / f"{name}.key")
+        (clients / "python.pub").write_bytes((keys / "python.key.pub").read_bytes())
+        bridge_curve = ["--curve-key", keys / "bridge.key", "--curve-clients", clients]
+        client_curve = ["--curve-key", keys / "python.key", "--bridge-key", keys / "bridge.key.pub"]
     bridge = swift.start("bridge", "switchboard-bridge", "--sip-listen", f"{LOCAL}:{sip_port}",
                          "--bus-events", f"tcp://{LOCAL}:{events}", "--bus-decisions", f"tcp://{LOCAL}:{decisions}",
-                         "--decision-timeout-ms", "1000", "--metrics-listen", "")
+                         "--decision-timeout-ms", "1000", "--metrics-listen", "", *bridge_curve)
     harness.wait_until(lambda: harness.sip_request(sip_port) == 200, 15, "the bridge", bridge.tail)
-    subscriber = harness.Process("subscriber", [sys.executable, EXAMPLES / "subscriber.py", f"tcp://{LOCAL}:{events}"], tmp_path)
-    worker = harness.Process("worker", [sys.executable, EXAMPLES / "worker.py", f"tcp://{LOCAL}:{decisions}", "sip:gw.example.com"], tmp_path)
+    subscriber = harness.Process("subscriber", [sys.executable, EXAMPLES / "subscriber.py", *client_curve,
+                                                f"tcp://{LOCAL}:{events}"], tmp_path)
+    worker = harness.Process("worker", [sys.executable, EXAMPLES / "worker.py", *client_curve,
+                                        f"tcp://{LOCAL}:{decisions}", "sip:gw.example.com"], tmp_path)
     try:
         harness.wait_until(lambda: "joined" in worker.log.read_text(), 10, "the Python worker to join",
                            lambda: worker.tail() + bridge.tail())

@@ -2,19 +2,23 @@
 """Prints every call event a Switchboard bridge publishes, one line each.
 
     /usr/bin/python3 examples/python/subscriber.py tcp://127.0.0.1:5570 [topic-prefix]
+    /usr/bin/python3 examples/python/subscriber.py --curve-key py.key --bridge-key bridge.key.pub tcp://...
 
 Events are [topic, json] frames on a PUB socket; the topic is the event type, so a prefix such
 as "call.rejected" takes only what you need. A gap in `seq` means events were missed; the
 bridge's replay endpoint (see ARCHITECTURE.md) returns them from its journal.
 """
+import argparse
 import json
-import sys
 
 import zmq
 
+import curve
 
-def main(endpoint, prefix):
+
+def main(endpoint, prefix, args):
     sock = zmq.Context.instance().socket(zmq.SUB)
+    curve.secure(sock, args)
     sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
     sock.connect(endpoint)
     last_seq = {}
@@ -32,7 +36,12 @@ def main(endpoint, prefix):
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Prints a Switchboard bridge's events.")
+    parser.add_argument("endpoint", help="the bridge's events endpoint")
+    parser.add_argument("prefix", nargs="?", default="", help="only events whose type starts with this")
+    curve.add_arguments(parser)
+    args = parser.parse_args()
     try:
-        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
+        main(args.endpoint, args.prefix, args)
     except KeyboardInterrupt:
         pass

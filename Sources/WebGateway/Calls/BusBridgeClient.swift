@@ -14,9 +14,9 @@ final class BusBridgeClient: BridgeClient {
     private let client: CommandClient
     private let timeout: Duration
 
-    init(bridge: GatewayConfiguration.Bridge, timeout: Duration, logger: Logger) throws {
+    init(bridge: GatewayConfiguration.Bridge, timeout: Duration, curve: WorkerConfiguration.Curve? = nil, logger: Logger) throws {
         id = bridge.id
-        client = try CommandClient(endpoint: bridge.commands, logger: logger)
+        client = try CommandClient(endpoint: bridge.commands, curve: curve, logger: logger)
         self.timeout = timeout
     }
 

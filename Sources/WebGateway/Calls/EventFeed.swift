@@ -57,7 +57,8 @@ final class EventFeed: Service {
     private let subscribers: [(id: String, subscriber: EventSubscriber)]
     private let logger: Logger
 
-    init(bridges: [GatewayConfiguration.Bridge], table: CallTable, store: GatewayStore, metrics: GatewayMetrics, logger: Logger) throws {
+    init(bridges: [GatewayConfiguration.Bridge], curve: WorkerConfiguration.Curve? = nil, table: CallTable, store: GatewayStore,
+         metrics: GatewayMetrics, logger: Logger) throws {
         let (saved, cursors) = try store.liveCalls()
         table.restore(saved)
         metrics.liveCalls.set(Int64(table.liveCalls().count))
@@ -65,7 +66,8 @@ final class EventFeed: Service {
         subscribers = bridges.map { bridge in
             let subscriber = EventSubscriber(
                 configuration: SubscriberConfiguration(events: bridge.events, replay: bridge.replay,
-                                                       topics: ["call.", EventType.bridgeStarted.rawValue], resumeAfter: cursors[bridge.id]),
+                                                       topics: ["call.", EventType.bridgeStarted.rawValue], resumeAfter: cursors[bridge.id],
+                                                       curve: curve),
                 logger: logger)
             subscriber.onEvent { event in
                 guard let update = CallUpdate(event) else { return }

@@ -1,6 +1,8 @@
 import Configuration
 import Foundation
 import Logging
+import WorkerSDK
+import ZeroMQ
 
 /// Everything the gateway needs to start. `switchboard-gateway serve` fills it from a JSON file and
 /// `SWITCHBOARD_GATEWAY_*` environment variables (see ``load(file:environment:)``); tests build it
@@ -33,6 +35,8 @@ struct GatewayConfiguration: Sendable {
     var tls: TLS?
     var bridges = [Bridge(id: "bridge-1", commands: "tcp://127.0.0.1:5573", events: "tcp://127.0.0.1:5570",
                           replay: "tcp://127.0.0.1:5572")]
+    /// CURVE on the bus connections (`bus.curve_key`, `bus.bridge_key`, `bridges.<id>.bridge_key`); nil: plain.
+    var curve: WorkerConfiguration.Curve?
     /// How long a command waits for the bridge's reply.
     var commandTimeout: Duration = .seconds(5)
     /// Keys, users, sessions, the live-call table and its event cursors.
@@ -108,6 +112,7 @@ struct GatewayConfiguration: Sendable {
             return Bridge(id: id, commands: try endpoint("commands", fallback?.commands),
                           events: try endpoint("events", fallback?.events), replay: try endpoint("replay", fallback?.replay))
         }
+        curve = try Self.curve(reader: reader, bridges: bridges)
         commandTimeout = .milliseconds(reader.int(forKey: "bus.command_timeout_ms", default: 5000))
         database = reader.string(forKey: "database", default: defaults.database)
         cdrDatabase = reader.string(forKey: "cdr_database")
@@ -127,6 +132,37 @@ struct GatewayConfiguration: Sendable {
         let level = reader.string(forKey: "log_level", default: "info")
         guard let parsed = Logger.Level(rawValue: level) else { throw GatewayConfigurationError.invalid("log_level", level) }
         logLevel = parsed
+    }
+}
+
+extension GatewayConfiguration {
+    /// The gateway's key pair and each bridge's public key, read from their files; nil without `bus.curve_key`.
+    private static func curve(reader: ConfigReader, bridges: [Bridge]) throws -> WorkerConfiguration.Curve? {
+        guard let keyFile = reader.string(forKey: "bus.curve_key") else {
+            if reader.string(forKey: "bus.bridge_key") != nil { throw GatewayConfigurationError.invalid("bus.bridge_key", "needs bus.curve_key") }
+            return nil
+        }
+        func load<Key>(_ key: String, _ read: () throws -> Key) throws -> Key {
+            do {
+                return try read()
+            } catch {
+                throw GatewayConfigurationError.invalid(key, "\(error)")
+            }
+        }
+        let keyPair = try load("bus.curve_key") { try CurveKeyFile.loadKeyPair(from: keyFile) }
+        let common = try reader.string(forKey: "bus.bridge_key").map { file in try load("bus.bridge_key") { try CurveKeyFile.loadPublicKey(from: file) } }
+        var perEndpoint: [String: CurvePublicKey] = [:]
+        for bridge in bridges {
+            let name = "bridges.\(bridge.id).bridge_key"
+            guard let file = reader.string(forKey: ConfigKey(["bridges", bridge.id, "bridge_key"])) else {
+                if common == nil { throw GatewayConfigurationError.invalid(name, "missing: with bus.curve_key, each bridge needs its public key (or bus.bridge_key for all)") }
+                continue
+            }
+            let key = try load(name) { try CurveKeyFile.loadPublicKey(from: file) }
+            for endpoint in [bridge.commands, bridge.events, bridge.replay] { perEndpoint[endpoint] = key }
+        }
+        // Every endpoint has a key of its own when there is no common one, so the fallback is never used.
+        return WorkerConfiguration.Curve(keyPair: keyPair, bridgeKey: common ?? keyPair.publicKey, bridgeKeys: perEndpoint)
     }
 }
 
