@@ -95,8 +95,10 @@ struct BridgeConfiguration {
     var curve: BusEndpoints.CurveServer?
     /// This bridge's CURVE key pair file (`curve_key`).
     var curveKeyFile: String?
-    /// The directory of admitted client public keys (`curve_clients`).
+    /// The directory of client public keys admitted on every bus socket (`curve_clients`).
     var curveClientsDirectory: String?
+    /// Directories of keys admitted on one role's sockets only (`curve_workers`, `curve_subscribers`, `curve_commanders`).
+    var curveRoleDirectories: [BusEndpoints.Role: String] = [:]
     /// Lets the bus bind beyond loopback without CURVE (`bus_allow_insecure`), for a network the
     /// operator secures by other means; off, such a bridge refuses to start.
     var busAllowInsecure = false
@@ -124,8 +126,12 @@ struct BridgeConfiguration {
         if callLimits.maxRingTimeout < callLimits.defaultRingTimeout {
             throw BridgeSettingsError(key: "ring_timeout", "must be at most max_ring_timeout (\(callLimits.maxRingTimeout.components.seconds) s)")
         }
-        if (curveKeyFile == nil) != (curveClientsDirectory == nil) {
-            throw BridgeSettingsError(key: curveKeyFile == nil ? "curve_key" : "curve_clients", "curve_key and curve_clients go together")
+        let hasClients = curveClientsDirectory != nil || !curveRoleDirectories.isEmpty
+        if curveKeyFile == nil, hasClients {
+            throw BridgeSettingsError(key: "curve_key", "curve_clients, curve_workers, curve_subscribers and curve_commanders need curve_key")
+        }
+        if curveKeyFile != nil, !hasClients {
+            throw BridgeSettingsError(key: "curve_clients", "curve_key needs the keys to admit: curve_clients, or curve_workers, curve_subscribers, curve_commanders")
         }
         if trustedSources == nil, outboundProxy == nil {
             throw BridgeSettingsError(key: "sip_trusted_sources", "without an outbound_proxy there is no proxy to trust by default: name the proxies' addresses, or any")
@@ -139,13 +145,14 @@ struct BridgeConfiguration {
         }
     }
 
-    /// Reads the CURVE files named by `curveKeyFile` and `curveClientsDirectory`, if any.
+    /// Reads the CURVE files named by `curveKeyFile`, `curveClientsDirectory` and `curveRoleDirectories`, if any.
     mutating func loadCurveKeys() throws {
-        guard let keyFile = curveKeyFile, let clientsDirectory = curveClientsDirectory else { return }
-        let clients = try CurveKeyFile.loadPublicKeys(directory: clientsDirectory)
-        guard !clients.isEmpty else {
-            throw BridgeSettingsError(key: "curve_clients", "\(clientsDirectory) holds no *.pub key: no worker could connect")
+        guard let keyFile = curveKeyFile else { return }
+        let clients = try curveClientsDirectory.map { try CurveKeyFile.loadPublicKeys(directory: $0) } ?? []
+        let roles = try curveRoleDirectories.mapValues { try CurveKeyFile.loadPublicKeys(directory: $0) }
+        guard !clients.isEmpty || roles.values.contains(where: { !$0.isEmpty }) else {
+            throw BridgeSettingsError(key: "curve_clients", "no *.pub key in \(([curveClientsDirectory].compactMap { $0 } + curveRoleDirectories.values.sorted()).joined(separator: ", ")): no client could connect")
         }
-        curve = .init(keyPair: try CurveKeyFile.loadKeyPair(from: keyFile), allowedClients: clients)
+        curve = .init(keyPair: try CurveKeyFile.loadKeyPair(from: keyFile), allowedClients: clients, roleClients: roles)
     }
 }

@@ -190,10 +190,13 @@ extension BridgeSetting {
              { $0.curveKeyFile }) { configuration, value throws(BridgeSettingProblem) in
             configuration.curveKeyFile = value.isEmpty ? nil : value
         },
-        text("curve_clients", "With curve_key: directory of the client public keys (*.pub) admitted on the bus.",
+        text("curve_clients", "With curve_key: directory of the client public keys (*.pub) admitted on every bus socket.",
              { $0.curveClientsDirectory }) { configuration, value throws(BridgeSettingProblem) in
             configuration.curveClientsDirectory = value.isEmpty ? nil : value
         },
+        curveRole(.workers, "curve_workers", "With curve_key: keys (*.pub) admitted on the decisions socket only."),
+        curveRole(.subscribers, "curve_subscribers", "With curve_key: keys (*.pub) admitted on the events and replay sockets only."),
+        curveRole(.commanders, "curve_commanders", "With curve_key: keys (*.pub) admitted on the commands socket only."),
         text("bus_allow_insecure", "yes: let the bus bind beyond loopback without CURVE (the network is secured otherwise).",
              { $0.busAllowInsecure ? "yes" : "no" }) { configuration, value throws(BridgeSettingProblem) in
             switch value {
@@ -218,6 +221,12 @@ extension BridgeSetting {
             configuration.logLevel = level
         },
     ]
+
+    private static func curveRole(_ role: BusEndpoints.Role, _ key: String, _ help: String) -> Self {
+        text(key, help, { $0.curveRoleDirectories[role] }) { configuration, value throws(BridgeSettingProblem) in
+            configuration.curveRoleDirectories[role] = value.isEmpty ? nil : value
+        }
+    }
 
     static func named(_ key: String) -> BridgeSetting? {
         all.first { $0.key == key }

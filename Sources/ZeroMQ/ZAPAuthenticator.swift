@@ -20,7 +20,8 @@ public struct ZAPDenial: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The context's ZAP handler (ZeroMQ RFC 27): admits only CURVE clients whose public key is allowed.
+/// The context's ZAP handler (ZeroMQ RFC 27): admits only CURVE clients whose public key is allowed, on
+/// every socket (`allowedKeys`) or on the sockets of one ZAP domain (`domainKeys`).
 ///
 /// libzmq asks the REP socket bound at `inproc://zeromq.zap.01` in a context about every client of every
 /// CURVE server socket of that context. Without such a handler **libzmq admits every CURVE client**, so
@@ -54,7 +55,11 @@ public final class ZAPAuthenticator: Sendable {
 
     private final class AllowList: Sendable {
         let keys: Mutex<Set<CurvePublicKey>>
-        init(_ keys: Set<CurvePublicKey>) { self.keys = Mutex(keys) }
+        let domainKeys: [String: Set<CurvePublicKey>]
+        init(_ keys: Set<CurvePublicKey>, domainKeys: [String: Set<CurvePublicKey>]) {
+            self.keys = Mutex(keys)
+            self.domainKeys = domainKeys
+        }
     }
 
     private let loop: ZMQServiceLoop
@@ -62,12 +67,13 @@ public final class ZAPAuthenticator: Sendable {
 
     /// Binds the ZAP endpoint in `context` and starts answering on a new thread.
     ///
-    /// `onDenial` runs on the authenticator thread for every refused client; keep it short (log, count).
-    /// Throws ``ZMQError`` from `zmq_bind` (`EADDRINUSE`) when the context already has a ZAP handler.
-    public init(context: ZMQContext, allowedKeys: Set<CurvePublicKey>,
+    /// `domainKeys` admits more keys on the sockets of one ZAP domain only (a worker's key on the decisions
+    /// socket, say). `onDenial` runs on the authenticator thread for every refused client; keep it short
+    /// (log, count). Throws ``ZMQError`` from `zmq_bind` (`EADDRINUSE`) when the context already has a ZAP handler.
+    public init(context: ZMQContext, allowedKeys: Set<CurvePublicKey>, domainKeys: [String: Set<CurvePublicKey>] = [:],
                 onDenial: @escaping DenialHandler = { _ in }) throws(ZMQError) {
         let loop = try ZMQServiceLoop(name: "switchboard-zap")
-        let allowed = AllowList(allowedKeys)
+        let allowed = AllowList(allowedKeys, domainKeys: domainKeys)
         do {
             try loop.submit {
                 let socket = try ZMQSocket(context: context, type: .rep)
@@ -114,7 +120,7 @@ public final class ZAPAuthenticator: Sendable {
                 if error.contextTerminated { throw error }
                 return
             }
-            let answer = ZAPAuthenticator.answer(frames, allowedKeys: allowed.keys.withLock { $0 })
+            let answer = ZAPAuthenticator.answer(frames, allowedKeys: allowed.keys.withLock { $0 }, domainKeys: allowed.domainKeys)
             do {
                 try socket.send(answer.reply)
             } catch {
@@ -128,7 +134,8 @@ public final class ZAPAuthenticator: Sendable {
     ///
     /// Request: version "1.0", request id, domain, address, routing id, mechanism, credentials...
     /// Reply: version "1.0", request id, status code, status text, user id, metadata.
-    static func answer(_ frames: [[UInt8]], allowedKeys: Set<CurvePublicKey>) -> (reply: [[UInt8]], denial: ZAPDenial?) {
+    static func answer(_ frames: [[UInt8]], allowedKeys: Set<CurvePublicKey>,
+                       domainKeys: [String: Set<CurvePublicKey>] = [:]) -> (reply: [[UInt8]], denial: ZAPDenial?) {
         let requestId = frames.count > 1 ? frames[1] : []
         func text(_ index: Int) -> String { frames.count > index ? String(decoding: frames[index], as: UTF8.self) : "" }
         let mechanism = text(5), address = text(3), domain = text(2)
@@ -146,7 +153,9 @@ public final class ZAPAuthenticator: Sendable {
         guard frames.count == 7, let key = try? CurvePublicKey(bytes: frames[6]) else {
             return deny(500, "malformed CURVE credentials")
         }
-        guard allowedKeys.contains(key) else { return deny(400, "public key not allowed", key: key) }
+        guard allowedKeys.contains(key) || domainKeys[domain]?.contains(key) == true else {
+            return deny(400, domainKeys[domain] == nil ? "public key not allowed" : "public key not allowed on \(domain) sockets", key: key)
+        }
         // The user id becomes each message's "User-Id" property: the key, in its printable form.
         return (reply(200, "OK", userId: key.z85), nil)
     }

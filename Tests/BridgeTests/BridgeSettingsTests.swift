@@ -121,7 +121,9 @@ import Testing
         #expect(ring.contains("ring_timeout") && ring.contains("max_ring_timeout"))
 
         let curve = try #require(await refusal(arguments: ["--curve-key", "/nonexistent/bridge.key"]))
-        #expect(curve.contains("curve_clients") && curve.contains("go together"))
+        #expect(curve.contains("curve_clients") && curve.contains("curve_key needs the keys to admit"))
+        let roleWithoutKey = try #require(await refusal(arguments: ["--curve-workers", "/etc/switchboard/workers"]))
+        #expect(roleWithoutKey.contains("curve_key") && roleWithoutKey.contains("need curve_key"))
 
         let twice = try #require(await refusal(arguments: ["--bus-replay", "tcp://127.0.0.1:5570"]))
         #expect(twice.contains("tcp://127.0.0.1:5570") && twice.contains("must differ"))

@@ -1,5 +1,6 @@
 import BusSchema
 import Foundation
+import Logging
 import Testing
 import WorkerSDK
 import ZeroMQ
@@ -47,6 +48,38 @@ import ZeroMQ
         try await BridgeFixture.with(Self.configuration(admitting: [listed.publicKey], bridgeKeys: bridgeKeys),
                                      handler: { _ in .reject(status: 486) }) { bridge, _ in
             #expect(bridge.workerCount == 0)
+        }
+    }
+
+    @Test func aKeyAdmittedForOneRoleIsRefusedOnTheOthers() async throws {
+        let bridgeKeys = try CurveKeyPair.generate()
+        let workerKeys = try CurveKeyPair.generate()
+        let crmKeys = try CurveKeyPair.generate()
+        var configuration = BridgeFixture.configuration()
+        configuration.curve = .init(keyPair: bridgeKeys, allowedClients: [],
+                                    roleClients: [.workers: [workerKeys.publicKey], .commanders: [crmKeys.publicKey]])
+        let curve = WorkerConfiguration.Curve(keyPair: workerKeys, bridgeKey: bridgeKeys.publicKey)
+        try await BridgeFixture.with(configuration, handler: { _ in .reject(status: 486, reason: "Busy Here") },
+                                     workerCurve: curve) { bridge, bound in
+            // On the decisions socket the worker's key is admitted: it routes the call.
+            #expect(bridge.workerCount == 1)
+            let phone = try SIPTestClient(bridgePort: bound.sipPort)
+            phone.send(phone.request("INVITE", branch: "role1"))
+            #expect(await phone.receiveFinal()?.status == 486)
+            // On the commands socket the same key is refused: a worker cannot place or end calls.
+            var logger = Logger(label: "test.commands")
+            logger.logLevel = .critical
+            let worker = try CommandClient(endpoint: bound.commands, curve: curve, logger: logger)
+            defer { worker.close() }
+            await #expect(throws: CommandClientError.self) { try await worker.send(.list, timeout: .milliseconds(700)) }
+            // A key admitted for commands gets its answer there.
+            let crm = try CommandClient(endpoint: bound.commands, curve: .init(keyPair: crmKeys, bridgeKey: bridgeKeys.publicKey),
+                                        logger: logger)
+            defer { crm.close() }
+            guard case .calls = try await crm.send(.list, timeout: .seconds(5)) else {
+                Issue.record("no call list for the commands key")
+                return
+            }
         }
     }
 

@@ -201,6 +201,14 @@ import Testing
         #expect(answer.denial == nil)
     }
 
+    @Test func aDomainKeyIsAdmittedOnItsDomainOnly() throws {
+        let key = try CurveKeyPair.generate().publicKey
+        let request = Self.request(mechanism: "CURVE", credentials: [key.bytes])   // domain "decisions"
+        #expect(ZAPAuthenticator.answer(request, allowedKeys: [], domainKeys: ["decisions": [key]]).denial == nil)
+        let elsewhere = ZAPAuthenticator.answer(request, allowedKeys: [], domainKeys: ["commands": [key], "decisions": []])
+        #expect(elsewhere.denial?.statusText == "public key not allowed on decisions sockets")
+    }
+
     @Test func refusalsCarryTheirStatus() throws {
         let key = try CurveKeyPair.generate().publicKey
         let unknown = ZAPAuthenticator.answer(Self.request(mechanism: "CURVE", credentials: [key.bytes]), allowedKeys: [])

@@ -25,10 +25,21 @@ final class BusEndpoints: Sendable {
         var curve: CurveServer?
     }
 
-    /// The bridge's CURVE identity and the clients (workers, subscribers) it admits.
+    /// Who uses a bus socket; its name is the socket's ZAP domain, so a key can be admitted for one role only.
+    enum Role: String, CaseIterable {
+        /// The decisions socket.
+        case workers
+        /// The events and replay sockets.
+        case subscribers
+        /// The commands socket.
+        case commanders
+    }
+
+    /// The bridge's CURVE identity and the clients it admits: on every socket, or on one role's.
     struct CurveServer {
         var keyPair: CurveKeyPair
         var allowedClients: Set<CurvePublicKey>
+        var roleClients: [Role: Set<CurvePublicKey>] = [:]
     }
 
     /// How a decision request ended, as the pool saw it.
@@ -83,7 +94,8 @@ final class BusEndpoints: Sendable {
             let zap = try configuration.curve.map { curve in
                 // The ZAP handler must run before a CURVE socket binds: without one libzmq admits any key.
                 let denied = Counter(label: "switchboard_bus_clients_refused_total")
-                return try ZAPAuthenticator(context: context, allowedKeys: curve.allowedClients) { [logger] denial in
+                let domainKeys = Dictionary(uniqueKeysWithValues: curve.roleClients.map { ($0.key.rawValue, $0.value) })
+                return try ZAPAuthenticator(context: context, allowedKeys: curve.allowedClients, domainKeys: domainKeys) { [logger] denial in
                     denied.increment()
                     logger.warning("bus client refused", metadata: ["bus.peer_key": "\(denial.publicKey.map(\.z85) ?? "-")",
                                                                     "bus.peer": "\(denial.address)", "bus.reason": "\(denial.statusText)"])

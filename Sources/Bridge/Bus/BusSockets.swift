@@ -14,12 +14,12 @@ struct BusSocketFactory: Sendable {
 
     /// Makes a server socket (a CURVE server when configured), lets `configure` set it up and binds it; call
     /// it on the loop. The loop closes the socket when it stops, so a failure here leaves nothing open.
-    func bind(_ type: ZMQSocketType, at endpoint: String,
+    func bind(_ type: ZMQSocketType, at endpoint: String, for role: BusEndpoints.Role,
               configure: (ZMQSocket) throws -> Void = { _ in }) throws -> (socket: ZMQSocket, bound: String) {
         let socket = try ZMQSocket(context: context, type: type)
         loop.onStop { _ in socket.close() }
         if let curve {
-            try socket.setZAPDomain("switchboard")
+            try socket.setZAPDomain(role.rawValue)
             try socket.setCurveServer(secretKey: curve.keyPair.secretKey)
         }
         try configure(socket)

@@ -13,7 +13,7 @@ final class CommandServer {
     private var logger: Logger { sockets.logger }
 
     init(endpoint: String, sockets: BusSocketFactory) throws {
-        (socket, bound) = try sockets.bind(.router, at: endpoint) { socket in
+        (socket, bound) = try sockets.bind(.router, at: endpoint, for: .commanders) { socket in
             try socket.setRouterMandatory(true)
             try socket.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
         }

@@ -31,7 +31,7 @@ final class DecisionBroker {
 
     init(endpoint: String, pool: DecisionPool.Configuration, publisher: EventPublisher, workerCount: WorkerCount,
          sockets: BusSocketFactory) throws {
-        (socket, bound) = try sockets.bind(.router, at: endpoint) { socket in
+        (socket, bound) = try sockets.bind(.router, at: endpoint, for: .workers) { socket in
             try socket.setRouterMandatory(true)
             try socket.setRouterHandover(true)
             try socket.setMaxMessageSize(Int64(BusSchema.maxFrameSize))

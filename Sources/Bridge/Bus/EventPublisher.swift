@@ -41,7 +41,7 @@ final class EventPublisher {
     private let publishedEvents = Counter(label: "switchboard_bus_events_published_total")
 
     init(endpoint: String, bridgeId: String, journal: EventJournal, committed: Committed, sockets: BusSocketFactory) throws {
-        (socket, bound) = try sockets.bind(.pub, at: endpoint) { socket in
+        (socket, bound) = try sockets.bind(.pub, at: endpoint, for: .subscribers) { socket in
             // Let the last events (bridge.stopping, the shutdown fallbacks) leave before the socket closes.
             try socket.setLinger(.seconds(1))
             // A PUB drops silently past its high-water mark (libzmq's default is 1,000 per subscriber),

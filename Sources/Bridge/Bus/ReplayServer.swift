@@ -13,7 +13,7 @@ final class ReplayServer {
     private var logger: Logger { sockets.logger }
 
     init(endpoint: String, bridgeId: String, journal: EventJournal, sockets: BusSocketFactory) throws {
-        (socket, bound) = try sockets.bind(.router, at: endpoint) { socket in
+        (socket, bound) = try sockets.bind(.router, at: endpoint, for: .subscribers) { socket in
             try socket.setRouterMandatory(true)
             try socket.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
         }
