@@ -1,4 +1,5 @@
 import BusSchema
+import Foundation
 import Logging
 import NIOCore
 import SIPCore
@@ -153,6 +154,29 @@ struct BridgeConfiguration {
         guard !clients.isEmpty || roles.values.contains(where: { !$0.isEmpty }) else {
             throw BridgeSettingsError(key: "curve_clients", "no *.pub key in \(([curveClientsDirectory].compactMap { $0 } + curveRoleDirectories.values.sorted()).joined(separator: ", ")): no client could connect")
         }
-        curve = .init(keyPair: try CurveKeyFile.loadKeyPair(from: keyFile), allowedClients: clients, roleClients: roles)
+        var commandAccounts: [CurvePublicKey: Set<String>] = [:]
+        for directory in [curveClientsDirectory, curveRoleDirectories[.commanders]].compactMap({ $0 }) {
+            commandAccounts.merge(try Self.commandAccounts(in: directory)) { $0.union($1) }
+        }
+        curve = .init(keyPair: try CurveKeyFile.loadKeyPair(from: keyFile), allowedClients: clients, roleClients: roles,
+                      commandAccounts: commandAccounts)
+    }
+
+    /// `NAME.accounts` beside `NAME.pub`: the accounts that key may act for on the commands socket, one per
+    /// line (`#` comments); a key without such a file acts for every account.
+    static func commandAccounts(in directory: String) throws -> [CurvePublicKey: Set<String>] {
+        var scopes: [CurvePublicKey: Set<String>] = [:]
+        let base = URL(fileURLWithPath: directory)
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasSuffix(".accounts") && !name.hasPrefix(".") {
+            let keyFile = base.appendingPathComponent(String(name.dropLast(".accounts".count)) + ".pub").path
+            guard FileManager.default.fileExists(atPath: keyFile) else {
+                throw BridgeSettingsError("\(base.appendingPathComponent(name).path): no \(keyFile) beside it, so no key to limit")
+            }
+            let text = try String(contentsOfFile: base.appendingPathComponent(name).path, encoding: .utf8)
+            let accounts = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            scopes[try CurveKeyFile.loadPublicKey(from: keyFile)] = Set(accounts)
+        }
+        return scopes
     }
 }

@@ -49,8 +49,8 @@ struct SIPSide {
     }
 
     /// A command from the bus, carried out and answered.
-    func command(_ request: CommandRequest, envelope: [[UInt8]]) {
-        bus.reply(CommandReply(requestId: request.requestId, outcome: b2bua.execute(request.command)), to: envelope)
+    func command(_ request: CommandRequest, envelope: [[UInt8]], scope: CommandScope = .everyAccount) {
+        bus.reply(CommandReply(requestId: request.requestId, outcome: b2bua.execute(request.command, scope: scope)), to: envelope)
     }
 
     /// Ends every call (BYE/CANCEL) and answers every waiting INVITE with the fallback, so a stopping bridge
@@ -143,7 +143,7 @@ final class Bridge: Service, Sendable {
         running.withLock { $0 = Running(bus: bus, sip: sip, store: store, listeners: listeners, info: info) }
         // The bus thread hands decisions (a batch at a time) and commands to the SIP loop.
         bus.start(announcing: .bridgeStarted(info), onResolution: { batch in loop.execute { sip.value.gate.resolve(batch) } },
-                  onCommand: { request, envelope in loop.execute { sip.value.command(request, envelope: envelope) } })
+                  onCommand: { request, envelope, scope in loop.execute { sip.value.command(request, envelope: envelope, scope: scope) } })
         let sipHost = configuration.sipHost
         try await loop.submit {
             transport.value.bound(host: sipHost, port: bound.sipPort)

@@ -148,6 +148,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let limitExceeded = ErrorCode(rawValue: "limit_exceeded")
     /// The account holds its maximum of originated calls.
     public static let accountLimit = ErrorCode(rawValue: "account_limit")
+    /// The command client's key may not act for that account (or any, for a command without one).
+    public static let accountDenied = ErrorCode(rawValue: "account_denied")
     public static let shuttingDown = ErrorCode(rawValue: "shutting_down")
 }
 

@@ -97,7 +97,14 @@ public final class ZMQSocket {
 
     /// Receives one multipart message, or nil when `dontWait` is set and none is queued.
     public func receive(dontWait: Bool = false) throws(ZMQError) -> [[UInt8]]? {
+        try receiveWithUserId(dontWait: dontWait)?.frames
+    }
+
+    /// Like ``receive(dontWait:)``, with the message's `User-Id` property: the user id the ZAP handler
+    /// gave its sender (``ZAPAuthenticator`` gives the CURVE public key in Z85), nil on a plain socket.
+    public func receiveWithUserId(dontWait: Bool = false) throws(ZMQError) -> (frames: [[UInt8]], userId: String?)? {
         var frames: [[UInt8]] = []
+        var userId: String?
         var message = zmq_msg_t()
         zmq_msg_init(&message)
         defer { zmq_msg_close(&message) }
@@ -107,10 +114,12 @@ public final class ZMQSocket {
             } catch where error.wouldBlock && frames.isEmpty {
                 return nil
             }
+            // A ROUTER's identity frame is made by the socket and carries no metadata; the peer's frames do.
+            if userId == nil, let property = zmq_msg_gets(&message, "User-Id") { userId = String(cString: property) }
             let size = zmq_msg_size(&message)
             let data = zmq_msg_data(&message)
             frames.append(size == 0 ? [] : Array(UnsafeRawBufferPointer(start: data, count: size)))
-            if zmq_msg_more(&message) == 0 { return frames }
+            if zmq_msg_more(&message) == 0 { return (frames, userId) }
         }
     }
 

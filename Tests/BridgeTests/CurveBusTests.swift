@@ -83,6 +83,29 @@ import ZeroMQ
         }
     }
 
+    @Test func aCommandKeyActsForItsAccountsOnly() async throws {
+        let bridgeKeys = try CurveKeyPair.generate()
+        let crmKeys = try CurveKeyPair.generate()
+        var configuration = BridgeFixture.configuration()
+        configuration.curve = .init(keyPair: bridgeKeys, allowedClients: [], roleClients: [.commanders: [crmKeys.publicKey]],
+                                    commandAccounts: [crmKeys.publicKey: ["acme"]])
+        try await BridgeFixture.with(configuration, handler: { _ in .reject(status: 486) }) { _, bound in
+            var logger = Logger(label: "test.commands")
+            logger.logLevel = .critical
+            let crm = try CommandClient(endpoint: bound.commands, curve: .init(keyPair: crmKeys, bridgeKey: bridgeKeys.publicKey),
+                                        logger: logger)
+            defer { crm.close() }
+            // The bridge knows the sender by the key it presented (ZAP's User-Id), not by anything it says.
+            let other = Command.originate(Originate(a: Party(uri: "sip:alice@127.0.0.1"), b: Party(uri: "sip:bob@127.0.0.1"),
+                                                    account: "globex"))
+            guard case .failed(let error) = try await crm.send(other, timeout: .seconds(5)) else {
+                Issue.record("an originate for another account was carried out")
+                return
+            }
+            #expect(error.code == .accountDenied)
+        }
+    }
+
     @Test(arguments: [
         ("tcp://127.0.0.1:5571", true), ("tcp://localhost:5571", true), ("tcp://[::1]:5571", true), ("ipc:///run/sb", true),
         ("tcp://0.0.0.0:5571", false), ("tcp://*:5571", false), ("tcp://10.1.2.3:5571", false),

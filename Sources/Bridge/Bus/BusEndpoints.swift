@@ -40,6 +40,8 @@ final class BusEndpoints: Sendable {
         var keyPair: CurveKeyPair
         var allowedClients: Set<CurvePublicKey>
         var roleClients: [Role: Set<CurvePublicKey>] = [:]
+        /// Command clients limited to some accounts (`NAME.accounts` beside `NAME.pub`); other keys act for every account.
+        var commandAccounts: [CurvePublicKey: Set<String>] = [:]
     }
 
     /// How a decision request ended, as the pool saw it.
@@ -149,7 +151,7 @@ final class BusEndpoints: Sendable {
     /// well-formed command, to be answered with `reply(_:to:)`.
     func start(announcing announcement: EventBody,
                onResolution: @escaping @Sendable ([(requestId: String, resolution: Resolution)]) -> Void,
-               onCommand: @escaping @Sendable (_ request: CommandRequest, _ envelope: [[UInt8]]) -> Void) {
+               onCommand: @escaping CommandServer.Handler) {
         let (loop, owners, committed) = (loop, owners, committed)
         journal.start { batch in
             committed.append(batch)

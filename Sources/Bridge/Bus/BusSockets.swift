@@ -27,25 +27,26 @@ struct BusSocketFactory: Sendable {
     }
 
     /// Receives every message waiting on a ROUTER socket and hands each on as its envelope (the identity,
-    /// and the empty delimiter a REQ-style client adds) and its last frame, the JSON payload. A message
-    /// without both is refused: counted and logged as `refusal`.
+    /// and the empty delimiter a REQ-style client adds), its last frame, the JSON payload, and the sender's
+    /// CURVE key (Z85; nil without CURVE). A message without envelope and payload is refused: counted and
+    /// logged as `refusal`.
     func drain(_ socket: ZMQSocket, name: String, refusal: String,
-               _ handle: (_ envelope: [[UInt8]], _ payload: [UInt8]) -> Void) {
+               _ handle: (_ envelope: [[UInt8]], _ payload: [UInt8], _ clientKey: String?) -> Void) {
         while true {
-            let frames: [[UInt8]]?
+            let received: (frames: [[UInt8]], userId: String?)?
             do {
-                frames = try socket.receive(dontWait: true)
+                received = try socket.receiveWithUserId(dontWait: true)
             } catch {
                 logger.error("\(name) receive failed", metadata: ["bus.error": "\(error)"])
                 return
             }
-            guard let frames else { return }
+            guard let (frames, clientKey) = received else { return }
             guard frames.count >= 2, let payload = frames.last else {
                 refusedFrames.increment()
                 logger.warning("\(refusal)", metadata: ["bus.reason": "expected [identity, json], got \(frames.count) frame(s)"])
                 continue
             }
-            handle(Array(frames.dropLast()), payload)
+            handle(Array(frames.dropLast()), payload, clientKey)
         }
     }
 }

@@ -2,17 +2,33 @@ import BusSchema
 import Logging
 import ZeroMQ
 
-/// The commands ROUTER socket, on the bus loop: decodes each command for the SIP side, answers a
-/// malformed one itself, and sends the SIP side's replies back to their clients.
+/// The accounts a command client may act for, from its CURVE key.
+enum CommandScope: Sendable, Equatable {
+    case everyAccount
+    case accounts(Set<String>)
+
+    func permits(_ account: String?) -> Bool {
+        switch self {
+        case .everyAccount: true
+        case .accounts(let accounts): account.map(accounts.contains) ?? false
+        }
+    }
+}
+
+/// The commands ROUTER socket, on the bus loop: decodes each command for the SIP side with the accounts
+/// its sender may act for, answers a malformed one itself, and sends the SIP side's replies back.
 final class CommandServer {
-    typealias Handler = @Sendable (_ request: CommandRequest, _ envelope: [[UInt8]]) -> Void
+    typealias Handler = @Sendable (_ request: CommandRequest, _ envelope: [[UInt8]], _ scope: CommandScope) -> Void
 
     let bound: String
     private let socket: ZMQSocket
     private let sockets: BusSocketFactory
+    /// By the key's Z85 form, as the ZAP handler names the sender.
+    private let accountsByKey: [String: Set<String>]
     private var logger: Logger { sockets.logger }
 
     init(endpoint: String, sockets: BusSocketFactory) throws {
+        accountsByKey = Dictionary(uniqueKeysWithValues: (sockets.curve?.commandAccounts ?? [:]).map { ($0.key.z85, $0.value) })
         (socket, bound) = try sockets.bind(.router, at: endpoint, for: .commanders) { socket in
             try socket.setRouterMandatory(true)
             try socket.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
@@ -23,7 +39,7 @@ final class CommandServer {
     /// Reads commands from now on; `onCommand` gets each well-formed one, on the loop.
     func start(on loop: ZMQServiceLoop, onCommand: @escaping Handler) {
         loop.watch(socket) { [self] in
-            sockets.drain(socket, name: "commands", refusal: "refused command") { envelope, payload in
+            sockets.drain(socket, name: "commands", refusal: "refused command") { envelope, payload, clientKey in
                 let request: CommandRequest
                 do throws(BusDecodingError) {
                     request = try CommandRequest.decode(payload)
@@ -35,7 +51,7 @@ final class CommandServer {
                     send(reply.frame(), to: envelope)
                     return
                 }
-                onCommand(request, envelope)
+                onCommand(request, envelope, clientKey.flatMap { accountsByKey[$0] }.map(CommandScope.accounts) ?? .everyAccount)
             }
         }
     }

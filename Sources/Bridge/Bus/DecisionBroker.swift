@@ -46,7 +46,7 @@ final class DecisionBroker {
     func start(on loop: ZMQServiceLoop, onResolution: @escaping ResolutionHandler) {
         self.onResolution = onResolution
         loop.watch(socket) { [self] in
-            sockets.drain(socket, name: "decisions", refusal: "refused decisions message") { envelope, payload in
+            sockets.drain(socket, name: "decisions", refusal: "refused decisions message") { envelope, payload, _ in
                 // ROUTER gives [identity, payload]; a DEALER that adds an empty delimiter gives three frames.
                 perform(pool.receive(payload, from: envelope[0], now: .now))
             }

@@ -2,16 +2,25 @@ import BusSchema
 import Foundation
 
 /// The commands socket's requests, carried out on the SIP loop: every reply names the call or the problem.
+/// A client limited to some accounts sees and acts on their calls only; another account's call is to it
+/// as if it did not exist.
 extension B2BUA {
-    func execute(_ command: Command) -> CommandOutcome {
+    func execute(_ command: Command, scope: CommandScope = .everyAccount) -> CommandOutcome {
         if let problem = command.problem {
             return .failed(ErrorReply(code: .badCommand, message: problem))
         }
+        func live(_ callId: String) -> Call? {
+            calls[callId].flatMap { scope.permits($0.account) ? $0 : nil }
+        }
         switch command {
         case .originate(let originate):
+            guard scope.permits(originate.account) else {
+                return .failed(ErrorReply(code: .accountDenied, message: originate.account.map { "this client may not originate for account \($0)" }
+                                          ?? "this client may originate only with an account it may act for"))
+            }
             return self.originate(originate)
         case .list:
-            return .calls(calls.values.sorted { $0.createdWall < $1.createdWall }.map(snapshot))
+            return .calls(calls.values.filter { scope.permits($0.account) }.sorted { $0.createdWall < $1.createdWall }.map(snapshot))
         case .get(let callId):
             return live(callId).map { .call(snapshot($0)) } ?? unknown(callId)
         case .hangup(let callId, let leg):
@@ -43,10 +52,6 @@ extension B2BUA {
             drive(call, .hold(leg: leg, on: on))
             return .done(callId: callId)
         }
-    }
-
-    private func live(_ callId: String) -> Call? {
-        calls[callId]
     }
 
     private func unknown(_ callId: String) -> CommandOutcome {
