@@ -128,4 +128,45 @@ import Testing
         #expect(relayed.callID == "caller-call-1")
         #expect(relayed.body == Array(Harness.answer.utf8))
     }
+
+    /// RFC 6086 INFO (DTMF as `application/dtmf-relay`) in a call: relayed to the other leg with its body
+    /// and type, and the other leg's answer brought back, instead of 415.
+    @Test func anINFOWithDTMFIsRelayedWithItsBody() throws {
+        let harness = Harness()
+        let (_, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.wire.take()
+        var info = harness.callerRequest(.info, cseq: 2, toTag: toTag, branch: "z9hG4bKinfo1")
+        info.headers.add("Content-Type", "application/dtmf-relay")
+        info.body = Array("Signal=5\r\nDuration=160\r\n".utf8)
+        harness.receive(.request(info), from: Harness.caller)
+        let sent = harness.wire.take()
+        #expect(!sent.compactMap(\.response).contains { $0.status == 415 })
+        let relayed = try #require(sent.compactMap(\.request).first { $0.method == .info })
+        #expect(relayed.contentType == "application/dtmf-relay")
+        #expect(relayed.body == info.body)
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 200, toTag: relayed.to?.tag)), from: Harness.callee)
+        #expect(harness.wire.take().compactMap(\.response).map(\.status) == [200])
+    }
+
+    /// A SIP-I trunk's BYE carries an ISUP REL in multipart/mixed: it still ends the call (RFC 3261 §15.1.1).
+    @Test func aBYEWithAMultipartBodyEndsTheCall() throws {
+        let harness = Harness()
+        let (_, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.wire.take()
+        var bye = harness.callerRequest(.bye, cseq: 2, toTag: toTag, branch: "z9hG4bKbye1")
+        bye.headers.add("Content-Type", "multipart/mixed;boundary=unique-boundary-1")
+        bye.body = Array("--unique-boundary-1\r\nContent-Type: application/ISUP;version=itu-t92+\r\n\r\n\u{0C}\u{02}\u{00}\u{02}\u{80}\u{90}\r\n--unique-boundary-1--\r\n".utf8)
+        harness.receive(.request(bye), from: Harness.caller)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [200])
+        #expect(sent.compactMap(\.request).map(\.method) == [.bye])
+        guard case .callEnded? = harness.bus.events.last?.body else {
+            Issue.record("no call.ended: \(harness.bus.types)")
+            return
+        }
+    }
 }

@@ -141,7 +141,8 @@ final class SIPEdge {
 
     private func answerNonInvite(_ request: SIPRequest, key: TransactionKey, reply: ReplyPath) {
         transactions.openNonInvite(key: key, reply: reply)
-        if request.method != .cancel, request.to?.tag != nil, validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: ["application/sdp"]) == nil,
+        if request.method != .cancel, request.to?.tag != nil,
+           validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: Self.contentTypes(for: request)) == nil,
            b2bua.inDialog(request, key: key) {
             return
         }
@@ -155,7 +156,7 @@ final class SIPEdge {
 
     private func nonInviteAnswer(_ request: SIPRequest) -> SIPResponse {
         let tag = Self.makeTag()
-        if let problem = validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: ["application/sdp"]) {
+        if let problem = validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: Self.contentTypes(for: request)) {
             return errorResponse(problem, to: request, toTag: tag)
         }
         switch request.method {
@@ -186,7 +187,7 @@ final class SIPEdge {
 
     private func startInvite(_ request: SIPRequest, key: TransactionKey, reply: ReplyPath, packet: InboundPacket) {
         let toTag = transactions.openInvite(request, key: key, reply: reply)
-        if let problem = validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: ["application/sdp"]) {
+        if let problem = validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: Self.contentTypes(for: request)) {
             transactions.respond(key, errorResponse(problem, to: request, toTag: toTag))
             return
         }
@@ -198,6 +199,14 @@ final class SIPEdge {
             return
         }
         gate.offer(request, key: key, packet: packet)
+    }
+
+    /// What the bridge takes in a body: SDP to start a call; in a dialog, whatever the request carries,
+    /// since it relays the body end to end (DTMF over INFO, a SIP-I trunk's multipart) and the far end
+    /// judges it, and a BYE ends the session whatever its body (RFC 3261 §15.1.1).
+    static func contentTypes(for request: SIPRequest) -> Set<String> {
+        guard request.to?.tag != nil, let type = request.contentType else { return ["application/sdp"] }
+        return ["application/sdp", type]
     }
 
     private func errorResponse(_ problem: SIPStatusError, to request: SIPRequest, toTag: String) -> SIPResponse {
