@@ -18,6 +18,8 @@ struct GatewayDependencies: Sendable {
     var table = CallTable()
     var registry = PrometheusCollectorRegistry()
     var logger: Logger?
+    /// Nil: ``PasswordHash/verify(_:against:)``; tests count the calls.
+    var verifyPassword: PasswordChecker.Verify?
 }
 
 /// Builds the gateway: the REST API under `/api/v1`, the events WebSocket, the page's static files,
@@ -51,22 +53,34 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
     if let publicFolder = configuration.staticDirectory ?? Bundle.module.resourceURL?.appendingPathComponent("Public").path {
         router.add(middleware: FileMiddleware(publicFolder, searchForIndexHtml: true, logger: logger))
     }
+    let proxies = TrustedProxies(networks: configuration.trustedProxies.compactMap(IPNetwork.init))
     let api = router.group("api/v1")
         .add(middleware: SourceRateLimitMiddleware(limiter: limiter, ratePerSecond: configuration.sourceRatePerSecond,
-                                                   burst: configuration.sourceBurst, metrics: metrics))
+                                                   burst: configuration.sourceBurst, proxies: proxies, metrics: metrics))
     let authenticated = api.group().add(middleware: authenticator)
     let openAPI = Bundle.module.url(forResource: "openapi", withExtension: "yaml").flatMap { try? Data(contentsOf: $0) }
-    SystemRoutes(bridges: bridges, table: table, metrics: metrics, openAPI: openAPI.map { ByteBuffer(bytes: $0) })
+    SystemRoutes(bridges: bridges, table: table, metrics: metrics, authenticator: authenticator,
+                 openAPI: openAPI.map { ByteBuffer(bytes: $0) })
         .register(root: router, api: api)
-    SessionRoutes(store: store, lifetime: configuration.sessionLifetime, secureCookies: configuration.tls != nil, metrics: metrics)
+    let backoff = LoginBackoff(freeFailures: configuration.loginFreeFailures, base: configuration.loginLockout,
+                               maximum: configuration.loginLockoutMaximum)
+    let checker = dependencies.verifyPassword.map { PasswordChecker(limit: configuration.loginConcurrentHashes, backoff: backoff, verify: $0) }
+        ?? PasswordChecker(limit: configuration.loginConcurrentHashes, backoff: backoff)
+    SessionRoutes(store: store, lifetime: configuration.sessionLifetime, secureCookies: configuration.cookiesAreSecure, checker: checker,
+                  metrics: metrics)
         .register(public: api, authenticated: authenticated)
     CallRoutes(table: table, bridges: bridges, metrics: metrics, rules: configuration.destinationRules,
                sipDomain: configuration.sipDomain, callerIdName: configuration.callerIdName)
         .register(on: authenticated)
     CDRRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:))).register(on: authenticated)
 
-    let webSocket = EventsSocket(table: table, authenticator: authenticator).router()
-    var server: HTTPServerBuilder = .http1WebSocketUpgrade(webSocketRouter: webSocket)
+    let webSocket = EventsSocket(table: table, authenticator: authenticator, limit: configuration.webSocketsPerPrincipal,
+                                 recheck: configuration.webSocketRecheckInterval).router().buildResponder()
+    let origins = OriginPolicy(allowed: configuration.webSocketAllowedOrigins)
+    var server = HTTPServerBuilder { responder in
+        OriginCheckedChannel(base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocket, configuration: .init()),
+                             policy: origins)
+    }
     if let tls = configuration.tls {
         let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChain).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)

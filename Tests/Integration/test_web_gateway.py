@@ -6,6 +6,7 @@ appear in order, hangs up from the page and finds the call among the operator vi
 screenshot of the connected state is saved to artifacts/click2call-connected.png. The REST API is
 driven with urllib: a denied destination is a 403 with no SIP sent, a key over its concurrency cap
 gets a 429, and a repeated Idempotency-Key places one call."""
+import http.client
 import json
 import sqlite3
 import subprocess
@@ -84,11 +85,11 @@ def stack(tmp_path, swift, start_kamailio):
                 "--events", bus["events"], "--replay", bus["replay"])
 
     add_user = subprocess.run([str(swift.binary("switchboard-gateway")), "users", "add", "--db", str(gateway_db),
-                               "--name", OPERATOR, "--password-stdin", "--rate", "50", "--burst", "100"],
+                               "--name", OPERATOR, "--number", "alice", "--password-stdin", "--rate", "50", "--burst", "100"],
                               input=OPERATOR_PASSWORD + "\n", capture_output=True, text=True, timeout=60)
     assert add_user.returncode == 0, add_user.stderr
     created = swift.run("switchboard-gateway", "keys", "create", "--db", gateway_db, "--name", "crm",
-                        "--max-concurrent", "1", "--rate", "50", "--burst", "100")
+                        "--number", "alice", "--number", "carol", "--max-concurrent", "1", "--rate", "50", "--burst", "100")
     key = created.strip().splitlines()[-1]
     assert key.startswith("sbk_"), created
 
@@ -275,3 +276,58 @@ def test_idempotency_key_places_one_call_and_the_cap_is_429(stack, sipp):
     bob.wait_for("BYE")
     stack.wait_call(first["call_id"], "ended")
     assert stack.request("GET", "/api/v1/calls")[2] == {"calls": []}  # the cap is free again
+
+
+# --- hardening (issue 11 part 5), against the real process ---
+
+def raw_request(stack, method, path, headers, body=None):
+    """(status, headers, body bytes) over a fresh connection, whatever the status (101 included)."""
+    host, port = stack.base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read() if response.status != 101 else b""
+    finally:
+        connection.close()
+
+
+def test_gateway_hardening_health_origin_caller_and_login_lockout(stack):
+    # Health: anyone learns the status; the tenants' live calls only with an admin's credentials.
+    with urllib.request.urlopen(stack.base + "/api/v1/health", timeout=5) as response:
+        assert json.loads(response.read()) == {"status": "ok"}
+    status, _, body = stack.request("GET", "/api/v1/health")  # the crm key is no admin
+    assert status == 200 and body == {"status": "ok"}, body
+
+    # The events WebSocket with the operator's cookie: from the gateway's own page, not another site's.
+    status, headers, _ = raw_request(stack, "POST", "/api/v1/session", {"Content-Type": "application/json"},
+                                     json.dumps({"username": OPERATOR, "password": OPERATOR_PASSWORD}))
+    assert status == 200, status
+    cookie = headers["Set-Cookie"].split(";")[0]
+    assert "Secure" not in headers["Set-Cookie"]  # plain HTTP on loopback: a Secure cookie would never come back
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Cookie": cookie}
+    status, headers, body = raw_request(stack, "GET", "/api/v1/events", {**upgrade, "Origin": "https://evil.example"})
+    assert status == 403 and headers["Content-Type"] == "application/problem+json", (status, body)
+    assert json.loads(body)["type"].endswith("/origin-denied")
+    status, _, _ = raw_request(stack, "GET", "/api/v1/events", {**upgrade, "Origin": stack.base})
+    assert status == 101, status
+
+    # from and caller_id: only what the key owns (alice, carol); nothing reaches the bridge otherwise.
+    for body, rule in (({"from": "bob", "to": "alice"}, "from_not_owned"),
+                       ({"from": "alice", "to": "bob", "caller_id": "+18005550100"}, "caller_id_not_allowed")):
+        status, headers, problem = stack.request("POST", "/api/v1/calls", body)
+        assert status == 403 and headers["Content-Type"].startswith("application/problem+json"), (status, problem)
+        assert problem["type"].endswith("/caller-denied") and problem["rule"] == rule, problem
+    assert stack.journaled("call.originated") == []
+
+    # A user name that keeps failing is locked out (counted per name, known or not), with Retry-After.
+    def login(name, password):
+        return raw_request(stack, "POST", "/api/v1/session", {"Content-Type": "application/json"},
+                           json.dumps({"username": name, "password": password}))
+    assert [login("mallory", "guess")[0] for _ in range(4)] == [401, 401, 401, 401]
+    status, headers, body = login("mallory", "guess")
+    assert status == 429 and int(headers["Retry-After"]) >= 1, (status, body)
+    assert json.loads(body)["type"].endswith("/login-locked")
+    assert login(OPERATOR, OPERATOR_PASSWORD)[0] == 200  # another name is not affected
+

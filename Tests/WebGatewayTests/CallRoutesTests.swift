@@ -90,7 +90,7 @@ import Testing
 
     @Test func aKeysDenyPatternRefusesAndItsAllowPatternLiftsTheDefault() async throws {
         let fixture = try GatewayFixture()
-        let key = try fixture.key(AccessPolicy(allow: ["+44", "+1"], deny: ["+1202555"], ratePerSecond: 100, burst: 100))
+        let key = try fixture.key(AccessPolicy(allow: ["+44", "+1"], deny: ["+1202555"], ratePerSecond: 100, burst: 100, numbers: ["+1"]))
         try await fixture.test { client async throws in
             let denied = try await client.send(.post, "/api/v1/calls", key: key.secret,
                                                json: #"{"from":"+12025550100","to":"+13125550100"}"#)
@@ -149,7 +149,7 @@ import Testing
 
     @Test func aRepeatedIdempotencyKeyOfALiveCallIsNotCountedAgainstTheCap() async throws {
         let fixture = try GatewayFixture()
-        let key = try fixture.key(AccessPolicy(maxConcurrent: 1, ratePerSecond: 100, burst: 100))
+        let key = try fixture.key(AccessPolicy(maxConcurrent: 1, ratePerSecond: 100, burst: 100, numbers: ["+1"]))
         try await fixture.test { client async throws in
             let headers: HTTPFields = [.idempotencyKey: "order-7"]
             let first = try await client.send(.post, "/api/v1/calls", key: key.secret, json: body, headers: headers)
@@ -170,7 +170,7 @@ import Testing
 
     @Test func overTheConcurrencyCapIs429UntilACallEnds() async throws {
         let fixture = try GatewayFixture()
-        let key = try fixture.key(AccessPolicy(maxConcurrent: 2, ratePerSecond: 100, burst: 100))
+        let key = try fixture.key(AccessPolicy(maxConcurrent: 2, ratePerSecond: 100, burst: 100, numbers: ["+1"]))
         try await fixture.test { client async throws in
             let first = try await client.send(.post, "/api/v1/calls", key: key.secret, json: body)
             #expect(try await client.send(.post, "/api/v1/calls", key: key.secret, json: body).status == .created)
@@ -224,7 +224,7 @@ import Testing
             #expect(CallRoutes.problem(for: error, bridge: "b").extensions["bridge_code"] == code)
         }
         let fixture = try GatewayFixture()
-        let key = try fixture.key(AccessPolicy(maxConcurrent: 1, ratePerSecond: 100, burst: 100))
+        let key = try fixture.key(AccessPolicy(maxConcurrent: 1, ratePerSecond: 100, burst: 100, numbers: ["+1"]))
         fixture.bridge.failure = BridgeError(code: .timeout, message: "no reply")
         try await fixture.test { client async throws in
             #expect(try await client.send(.post, "/api/v1/calls", key: key.secret, json: body).status == .gatewayTimeout)
@@ -238,7 +238,7 @@ import Testing
         let fixture = try GatewayFixture()
         let owner = try fixture.key()
         let stranger = try fixture.key()
-        let admin = try fixture.key(AccessPolicy(ratePerSecond: 100, burst: 100, admin: true))
+        let admin = try fixture.key(AccessPolicy(ratePerSecond: 100, burst: 100, admin: true, numbers: ["+1"]))
         try await fixture.test { client async throws in
             let created = try await client.send(.post, "/api/v1/calls", key: owner.secret, json: body)
             let callId = try #require(created.object["call_id"] as? String)

@@ -69,6 +69,8 @@ struct GatewayFixture {
     let bridge = RecordingBridge()
     let table = CallTable()
     let store: GatewayStore
+    /// Replaces the password hash check (to count calls or hold it).
+    var verifyPassword: PasswordChecker.Verify?
 
     init(_ adjust: (inout GatewayConfiguration) -> Void = { _ in }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-test-\(UUID().uuidString)")
@@ -81,14 +83,15 @@ struct GatewayFixture {
         store = try GatewayStore(path: configuration.database)
     }
 
-    func key(_ policy: AccessPolicy = AccessPolicy(ratePerSecond: 100, burst: 100)) throws -> (id: String, secret: String) {
+    func key(_ policy: AccessPolicy = AccessPolicy(ratePerSecond: 100, burst: 100, numbers: ["+1"])) throws -> (id: String, secret: String) {
         let (record, secret) = try store.createKey(name: "test", policy: policy)
         return (record.id, secret)
     }
 
     func application() throws -> some ApplicationProtocol {
         try buildApplication(configuration: configuration,
-                             dependencies: GatewayDependencies(bridges: [bridge], followBus: false, table: table))
+                             dependencies: GatewayDependencies(bridges: [bridge], followBus: false, table: table,
+                                                               verifyPassword: verifyPassword))
     }
 
     func test(_ body: @Sendable @escaping (any TestClientProtocol) async throws -> Void) async throws {

@@ -16,7 +16,7 @@ import Testing
 
     func fixture() throws -> GatewayFixture {
         let fixture = try GatewayFixture()
-        try fixture.store.addUser(name: "alice", password: "correct horse", policy: AccessPolicy(ratePerSecond: 100, burst: 100, admin: true),
+        try fixture.store.addUser(name: "alice", password: "correct horse", policy: AccessPolicy(ratePerSecond: 100, burst: 100, admin: true, numbers: ["+1"]),
                                   iterations: 1000)
         return fixture
     }
@@ -83,5 +83,17 @@ import Testing
         #expect(PasswordHash.verify("correct horse", against: stored))
         #expect(!PasswordHash.verify("correct horsE", against: stored))
         #expect(!PasswordHash.verify("correct horse", against: "sha256$abc"))
+    }
+
+    @Test func secureCookiesSetsSecureOnTheSessionCookieWithoutTLS() async throws {
+        var fixture = try fixture()
+        fixture.configuration.secureCookies = true  // TLS ends at a proxy in front
+        try await fixture.test { client async throws in
+            let response = try await client.send(.post, "/api/v1/session", json: #"{"username":"alice","password":"correct horse"}"#)
+            #expect(response.headers[.setCookie]?.contains("Secure") == true)
+            let session = try #require(try await login(client))
+            let logout = try await client.send(.delete, "/api/v1/session", headers: [.cookie: session.cookie, .csrfToken: session.csrf])
+            #expect(logout.headers[.setCookie]?.contains("Secure") == true)
+        }
     }
 }

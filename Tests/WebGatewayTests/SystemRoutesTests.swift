@@ -32,14 +32,25 @@ import Testing
         }
     }
 
-    @Test func healthReportsEachBridge() async throws {
+    @Test func healthReportsEachBridgeToAdminsAndOnlyTheStatusToOthers() async throws {
         let fixture = try GatewayFixture()
+        let admin = try fixture.key(AccessPolicy(ratePerSecond: 100, burst: 100, admin: true))
+        let tenant = try fixture.key()
+        fixture.table.apply(.originated(callId: "c1", account: "sbk_other", a: "sip:a@x", b: "sip:b@x"), bridge: "bridge-1", seq: 1, at: "t1")
         try await fixture.test { client async throws in
             #expect(try await client.send(.get, "/health").object["status"] as? String == "ok")
-            let health = try await client.send(.get, "/api/v1/health")
+            let health = try await client.send(.get, "/api/v1/health", key: admin.secret)
             #expect(health.status == .ok)
+            #expect(health.object["live_calls"] as? Int == 1)
             let bridges = try #require(health.object["bridges"] as? [[String: Any]])
             #expect(bridges.map { $0["id"] as? String } == ["bridge-1"])
+            // Anyone else: whether the gateway works, not how many calls every tenant has.
+            for key in [nil, tenant.secret, "sbk_00000000_wrong"] {
+                let anonymous = try await client.send(.get, "/api/v1/health", key: key)
+                #expect(anonymous.status == .ok)
+                #expect(anonymous.object.keys.sorted() == ["status"], "\(key ?? "no key")")
+                #expect(anonymous.object["status"] as? String == "ok")
+            }
         }
     }
 
@@ -103,5 +114,42 @@ import Testing
         let defaults = try await GatewayConfiguration.load(file: nil, environment: [:])
         #expect(defaults.bridges == GatewayConfiguration().bridges)
         #expect(defaults.port == 8080)
+        #expect(defaults.trustedProxies.isEmpty && defaults.secureCookies == nil && defaults.webSocketsPerPrincipal == 8)
+    }
+
+    @Test func theHardeningSettingsLoad() async throws {
+        let configuration = try await GatewayConfiguration.load(file: nil, environment: [
+            "SWITCHBOARD_GATEWAY_PROXY_TRUSTED": "10.0.0.0/8,::1",
+            "SWITCHBOARD_GATEWAY_SESSION_SECURE_COOKIES": "false",
+            "SWITCHBOARD_GATEWAY_LOGIN_MAX_CONCURRENT_HASHES": "4",
+            "SWITCHBOARD_GATEWAY_LOGIN_LOCKOUT_AFTER_FAILURES": "5",
+            "SWITCHBOARD_GATEWAY_LOGIN_LOCKOUT_BASE_MS": "500",
+            "SWITCHBOARD_GATEWAY_LOGIN_LOCKOUT_MAX_S": "60",
+            "SWITCHBOARD_GATEWAY_WEBSOCKET_ALLOWED_ORIGINS": "https://crm.example.com",
+            "SWITCHBOARD_GATEWAY_WEBSOCKET_MAX_PER_PRINCIPAL": "3",
+            "SWITCHBOARD_GATEWAY_WEBSOCKET_RECHECK_MS": "2000",
+        ])
+        #expect(configuration.trustedProxies == ["10.0.0.0/8", "::1"])
+        #expect(configuration.secureCookies == false)
+        #expect(configuration.loginConcurrentHashes == 4 && configuration.loginFreeFailures == 5)
+        #expect(configuration.loginLockout == .milliseconds(500) && configuration.loginLockoutMaximum == .seconds(60))
+        #expect(configuration.webSocketAllowedOrigins == ["https://crm.example.com"])
+        #expect(configuration.webSocketsPerPrincipal == 3 && configuration.webSocketRecheckInterval == .seconds(2))
+        #expect(throws: Never.self) { try configuration.validate() }
+    }
+
+    @Test func cookiesAreSecureUnderTLSBehindAProxyOrWhenSaidSo() {
+        var configuration = GatewayConfiguration()
+        #expect(!configuration.cookiesAreSecure)
+        configuration.allowInsecurePublic = true  // plain HTTP here, HTTPS at the proxy
+        #expect(configuration.cookiesAreSecure)
+        configuration.secureCookies = false
+        #expect(!configuration.cookiesAreSecure)
+        configuration = GatewayConfiguration()
+        configuration.tls = .init(certificateChain: "cert.pem", privateKey: "key.pem")
+        #expect(configuration.cookiesAreSecure)
+        configuration.tls = nil
+        configuration.secureCookies = true
+        #expect(configuration.cookiesAreSecure)
     }
 }

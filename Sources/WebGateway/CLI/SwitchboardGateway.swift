@@ -80,17 +80,23 @@ struct PolicyOptions: ParsableArguments {
     var burst = 10
     @Flag(help: "May see every call and all CDRs.")
     var admin = false
+    @Option(name: .customLong("number"),
+            help: "A number or SIP account this principal owns, which `from` may be (repeatable; pattern syntax as --allow).")
+    var numbers: [String] = []
+    @Option(name: .customLong("caller-id"), help: "A caller id this principal may show (repeatable); default: its numbers.")
+    var callerIds: [String] = []
 
     func validate() throws {
         if maxConcurrent < 1 { throw ValidationError("--max-concurrent must be at least 1") }
         if rate <= 0 || burst < 1 { throw ValidationError("--rate must be positive and --burst at least 1") }
-        for pattern in allow + deny where !DialPattern.validate(pattern) {
+        for pattern in allow + deny + numbers + callerIds where !DialPattern.validate(pattern) {
             throw ValidationError(GatewayStoreError.invalidPattern(pattern).description)
         }
     }
 
     var policy: AccessPolicy {
-        AccessPolicy(allow: allow, deny: deny, maxConcurrent: maxConcurrent, ratePerSecond: rate, burst: burst, admin: admin)
+        AccessPolicy(allow: allow, deny: deny, maxConcurrent: maxConcurrent, ratePerSecond: rate, burst: burst, admin: admin,
+                     numbers: numbers, callerIds: callerIds)
     }
 }
 
@@ -141,7 +147,8 @@ struct KeysCommand: AsyncParsableCommand {
                 let p = key.policy
                 return [key.id, key.name, key.revokedAt.map { "revoked \($0)" } ?? "active", "max_concurrent=\(p.maxConcurrent)",
                         "rate=\(p.ratePerSecond)/s burst=\(p.burst)", "allow=\(p.allow.joined(separator: ","))",
-                        "deny=\(p.deny.joined(separator: ","))", p.admin ? "admin" : ""].joined(separator: "  ")
+                        "deny=\(p.deny.joined(separator: ","))", "numbers=\(p.numbers.joined(separator: ","))",
+                        "caller_ids=\(p.callerIds.joined(separator: ","))", p.admin ? "admin" : ""].joined(separator: "  ")
             }.joined(separator: "\n")
         }
     }

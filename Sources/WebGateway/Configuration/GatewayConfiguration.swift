@@ -53,7 +53,25 @@ struct GatewayConfiguration: Sendable {
     /// Per source address, over every `/api` request (before authentication).
     var sourceRatePerSecond = 20.0
     var sourceBurst = 40
+    /// Proxies (addresses or CIDR blocks) whose `Forwarded`/`X-Forwarded-For` headers name the client
+    /// that rate limits key on; from any other peer those headers are ignored.
+    var trustedProxies: [String] = []
     var sessionLifetime: Duration = .seconds(12 * 3600)
+    /// Whether the session cookie is `Secure`; nil: when the browser talks HTTPS, that is with TLS
+    /// configured here or behind the TLS-terminating proxy that `allowInsecurePublic` is for.
+    var secureCookies: Bool?
+    /// Password hashes computed at once (each costs ~600,000 PBKDF2 rounds); logins beyond get 503.
+    var loginConcurrentHashes = 2
+    /// Failed logins per user name before lock-outs start; the first lock-out, doubled per further
+    /// failure up to the maximum.
+    var loginFreeFailures = 3
+    var loginLockout: Duration = .seconds(1)
+    var loginLockoutMaximum: Duration = .seconds(900)
+    /// Origins (`https://crm.example.com`) besides the gateway's own whose pages may open the events WebSocket.
+    var webSocketAllowedOrigins: [String] = []
+    var webSocketsPerPrincipal = 8
+    /// How often an open events WebSocket re-checks its key or session, closing it once revoked, logged out or expired.
+    var webSocketRecheckInterval: Duration = .seconds(5)
     /// How often each bridge is asked for its live calls (health, reconciliation).
     var healthInterval: Duration = .seconds(5)
     var logLevel: Logger.Level = .info
@@ -63,6 +81,10 @@ struct GatewayConfiguration: Sendable {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
+    var cookiesAreSecure: Bool {
+        secureCookies ?? (tls != nil || allowInsecurePublic)
+    }
+
     /// Refuses a configuration that would serve the API in the clear beyond loopback.
     func validate() throws(GatewayConfigurationError) {
         if !isLoopback && tls == nil && !allowInsecurePublic {
@@ -70,6 +92,15 @@ struct GatewayConfiguration: Sendable {
         }
         if bridges.isEmpty { throw .invalid("bridges.ids", "at least one bridge is needed") }
         if sourceRatePerSecond <= 0 || sourceBurst < 1 { throw .invalid("limits.source", "rate and burst must be positive") }
+        for proxy in trustedProxies where IPNetwork(proxy) == nil {
+            throw .invalid("proxy.trusted", "\(proxy) is not an IP address or CIDR block")
+        }
+        if loginConcurrentHashes < 1 { throw .invalid("login.max_concurrent_hashes", "must be at least 1") }
+        if loginFreeFailures < 0 || loginLockout <= .zero || loginLockoutMaximum < loginLockout {
+            throw .invalid("login.lockout", "lockout_after_failures >= 0 and 0 < lockout_base_ms <= lockout_max_s")
+        }
+        if webSocketsPerPrincipal < 1 { throw .invalid("websocket.max_per_principal", "must be at least 1") }
+        if webSocketRecheckInterval <= .zero { throw .invalid("websocket.recheck_ms", "must be positive") }
     }
 
     /// Reads `file` (JSON; optional) with the environment on top: a key `listen.host` is
@@ -127,7 +158,16 @@ struct GatewayConfiguration: Sendable {
         )
         sourceRatePerSecond = reader.double(forKey: "limits.source.rate_per_second", default: defaults.sourceRatePerSecond)
         sourceBurst = reader.int(forKey: "limits.source.burst", default: defaults.sourceBurst)
+        trustedProxies = reader.stringArray(forKey: "proxy.trusted", default: [])
         sessionLifetime = .seconds(reader.int(forKey: "session.lifetime_hours", default: 12) * 3600)
+        secureCookies = reader.bool(forKey: "session.secure_cookies")
+        loginConcurrentHashes = reader.int(forKey: "login.max_concurrent_hashes", default: defaults.loginConcurrentHashes)
+        loginFreeFailures = reader.int(forKey: "login.lockout_after_failures", default: defaults.loginFreeFailures)
+        loginLockout = .milliseconds(reader.int(forKey: "login.lockout_base_ms", default: 1000))
+        loginLockoutMaximum = .seconds(reader.int(forKey: "login.lockout_max_s", default: 900))
+        webSocketAllowedOrigins = reader.stringArray(forKey: "websocket.allowed_origins", default: [])
+        webSocketsPerPrincipal = reader.int(forKey: "websocket.max_per_principal", default: defaults.webSocketsPerPrincipal)
+        webSocketRecheckInterval = .milliseconds(reader.int(forKey: "websocket.recheck_ms", default: 5000))
         healthInterval = .milliseconds(reader.int(forKey: "bus.health_interval_ms", default: 5000))
         let level = reader.string(forKey: "log_level", default: "info")
         guard let parsed = Logger.Level(rawValue: level) else { throw GatewayConfigurationError.invalid("log_level", level) }

@@ -53,12 +53,13 @@ struct CDRRoutes: Sendable {
 }
 
 /// Page login: `POST /session` (JSON username + password) sets an HttpOnly, SameSite=Strict cookie
-/// (Secure under TLS) and returns the CSRF token; `GET /session` returns it again; `DELETE /session`
-/// logs out (with the token).
+/// (Secure per `session.secure_cookies`) and returns the CSRF token; `GET /session` returns it again;
+/// `DELETE /session` logs out (with the token). Passwords go through the ``PasswordChecker``.
 struct SessionRoutes: Sendable {
     let store: GatewayStore
     let lifetime: Duration
     let secureCookies: Bool
+    let checker: PasswordChecker
     let metrics: GatewayMetrics
 
     struct Login: Decodable {
@@ -88,11 +89,26 @@ struct SessionRoutes: Sendable {
         }
         let body = try await decode(Login.self, from: request, context: context)
         let name = body.username
-        let password = body.password
-        let result = try await Task.detached { try store.login(name: name, password: password, lifetime: lifetime) }.value
-        guard let (cookie, session) = result else {
+        let store = store
+        switch try await checker.check(name: name, password: body.password, storedHash: { try store.user(name: name)?.passwordHash }) {
+        case .accepted:
+            break
+        case .refused:
             metrics.authenticationFailed(reason: "bad_password")
-            context.logger.notice("login refused", metadata: ["gateway.user": "\(body.username)"])
+            context.logger.notice("login refused", metadata: ["gateway.user": "\(name)"])
+            throw Problem.unauthorized("wrong user name or password")
+        case .locked(let wait):
+            metrics.authenticationFailed(reason: "login_locked")
+            context.logger.notice("login locked out", metadata: ["gateway.user": "\(name)"])
+            throw Problem.tooManyRequests("too many failed logins for this user name; try again later", kind: "login-locked",
+                                          retryAfter: wait)
+        case .busy:
+            metrics.rateLimited(scope: "login")
+            throw Problem(status: .serviceUnavailable, kind: "login-busy", title: "Login busy",
+                          detail: "the gateway is checking as many passwords as it may at once; try again shortly",
+                          headers: [.retryAfter: "1"])
+        }
+        guard let (cookie, session) = try store.openSession(user: name, lifetime: lifetime) else {
             throw Problem.unauthorized("wrong user name or password")
         }
         context.logger.info("logged in", metadata: ["gateway.user": "\(session.user)"])

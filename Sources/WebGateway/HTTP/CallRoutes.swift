@@ -66,6 +66,17 @@ struct CallRoutes: Sendable {
                 throw problem
             }
         }
+        let user: String? = if case .session = principal.kind { principal.name } else { nil }
+        let callers = CallerPolicy(policy: principal.policy, user: user, sipDomain: sipDomain,
+                                   internationalPrefixes: rules.internationalPrefixes)
+        if let denial = callers.check(from: body.from, callerId: body.callerId) {
+            metrics.denied(rule: denial.rule)
+            metrics.originate("denied")
+            context.logger.notice("originate denied", metadata: ["gateway.rule": "\(denial.rule)", "gateway.field": "\(denial.field)"])
+            var problem = Problem.forbidden("`\(denial.field)`: " + denial.message, kind: "caller-denied", title: "Caller not allowed")
+            problem.extensions = ["rule": denial.rule, "field": denial.field]
+            throw problem
+        }
         let busKey = idempotencyKey.map { "\(principal.owner):\($0)" }
         // A repeat of an originate whose call is live (a client retrying after a lost response) is the same
         // call, not a new one: it does not count against the cap, and goes to the bridge that has the key.

@@ -7,17 +7,20 @@ import Logging
 let sessionCookieName = "sb_session"
 
 /// A token bucket per source address over every `/api` request, before authentication, so guessing
-/// keys or passwords is as slow as everything else.
+/// keys or passwords is as slow as everything else. Behind a trusted proxy the source is the client
+/// it forwards for (``TrustedProxies``), not the proxy.
 struct SourceRateLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
     let ratePerSecond: Double
     let burst: Int
+    let proxies: TrustedProxies
     let metrics: GatewayMetrics
 
     func handle(_ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
-        if case .limited(let wait) = limiter.take("source:" + context.sourceAddress, capacity: Double(burst), ratePerSecond: ratePerSecond) {
+        let source = proxies.client(peer: context.sourceAddress, headers: request.headers)
+        if case .limited(let wait) = limiter.take("source:" + source, capacity: Double(burst), ratePerSecond: ratePerSecond) {
             metrics.rateLimited(scope: "source")
-            throw Problem.tooManyRequests("too many requests from \(context.sourceAddress); slow down", retryAfter: wait)
+            throw Problem.tooManyRequests("too many requests from \(source); slow down", retryAfter: wait)
         }
         return try await next(request, context)
     }

@@ -9,6 +9,8 @@ struct SystemRoutes: Sendable {
     let bridges: BridgeDirectory
     let table: CallTable
     let metrics: GatewayMetrics
+    /// Tells an admin, who gets the health detail, from anyone else, who gets only the status.
+    let authenticator: AuthenticationMiddleware
     /// The OpenAPI document's bytes, read once at start.
     let openAPI: ByteBuffer?
 
@@ -25,8 +27,9 @@ struct SystemRoutes: Sendable {
     struct HealthBody: Encodable {
         /// `ok`: every bridge answered its last check; `degraded`: some did not; `down`: none did.
         var status: String
-        var liveCalls: Int
-        var bridges: [BridgeStatus]
+        /// Admins only: every tenant's calls and the bridges' errors are not for anyone who can reach the port.
+        var liveCalls: Int?
+        var bridges: [BridgeStatus]?
 
         enum CodingKeys: String, CodingKey { case status, liveCalls = "live_calls", bridges }
     }
@@ -39,15 +42,18 @@ struct SystemRoutes: Sendable {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
-        api.get("health") { _, _ in
+        api.get("health") { request, context in
             let statuses = bridges.status().map { id, health in
                 BridgeStatus(id: id, reachable: health.reachable, checkedAt: health.checkedAt, error: health.error,
                              liveCalls: health.liveCalls)
             }
             let down = statuses.filter { $0.reachable == false }.count
             let status = down == 0 ? "ok" : down == statuses.count ? "down" : "degraded"
-            return try json(HealthBody(status: status, liveCalls: table.liveCalls().count, bridges: statuses),
-                            status: status == "down" ? .serviceUnavailable : .ok)
+            // Anonymous polls are the normal case here, not failed authentications: only credentials are checked.
+            let hasCredentials = AuthenticationMiddleware.apiKey(in: request.headers) != nil || request.cookies[sessionCookieName] != nil
+            let admin = hasCredentials && (try? authenticator.authenticate(request, logger: context.logger))?.policy.admin == true
+            let body = admin ? HealthBody(status: status, liveCalls: table.liveCalls().count, bridges: statuses) : HealthBody(status: status)
+            return try json(body, status: status == "down" ? .serviceUnavailable : .ok)
         }
         api.get("openapi.yaml") { _, _ in
             guard let openAPI else { throw Problem.notFound("the OpenAPI document is not bundled with this build") }

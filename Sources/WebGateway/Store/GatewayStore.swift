@@ -13,9 +13,38 @@ struct AccessPolicy: Codable, Equatable, Sendable {
     var burst: Int = 10
     /// Sees every call and the CDRs, not only its own calls.
     var admin: Bool = false
+    /// ``DialPattern``s of the numbers and SIP accounts this principal owns: what `from` may be. A
+    /// user also owns the account of its own name.
+    var numbers: [String] = []
+    /// ``DialPattern``s a `caller_id` may match; empty: the principal's numbers.
+    var callerIds: [String] = []
 
     enum CodingKeys: String, CodingKey {
-        case allow, deny, maxConcurrent = "max_concurrent", ratePerSecond = "rate_per_second", burst, admin
+        case allow, deny, maxConcurrent = "max_concurrent", ratePerSecond = "rate_per_second", burst, admin, numbers,
+             callerIds = "caller_ids"
+    }
+
+    init(allow: [String] = [], deny: [String] = [], maxConcurrent: Int = 2, ratePerSecond: Double = 5, burst: Int = 10,
+         admin: Bool = false, numbers: [String] = [], callerIds: [String] = []) {
+        self.allow = allow
+        self.deny = deny
+        self.maxConcurrent = maxConcurrent
+        self.ratePerSecond = ratePerSecond
+        self.burst = burst
+        self.admin = admin
+        self.numbers = numbers
+        self.callerIds = callerIds
+    }
+
+    // Rows written before `numbers` and `caller_ids` existed lack them: they read as owning nothing.
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(allow: try container.decode([String].self, forKey: .allow), deny: try container.decode([String].self, forKey: .deny),
+                  maxConcurrent: try container.decode(Int.self, forKey: .maxConcurrent),
+                  ratePerSecond: try container.decode(Double.self, forKey: .ratePerSecond),
+                  burst: try container.decode(Int.self, forKey: .burst), admin: try container.decode(Bool.self, forKey: .admin),
+                  numbers: try container.decodeIfPresent([String].self, forKey: .numbers) ?? [],
+                  callerIds: try container.decodeIfPresent([String].self, forKey: .callerIds) ?? [])
     }
 }
 
@@ -142,7 +171,7 @@ final class GatewayStore: Sendable {
 
     /// Creates a key and returns its record and the full secret, which is stored nowhere.
     func createKey(name: String, policy: AccessPolicy) throws -> (APIKeyRecord, String) {
-        for pattern in policy.allow + policy.deny where !DialPattern.validate(pattern) {
+        for pattern in policy.allow + policy.deny + policy.numbers + policy.callerIds where !DialPattern.validate(pattern) {
             throw GatewayStoreError.invalidPattern(pattern)
         }
         let id = "sbk_" + (0..<4).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max)) }.joined()
@@ -205,9 +234,9 @@ final class GatewayStore: Sendable {
         try database.read { db in try UserRecord.fetchOne(db, key: name) }
     }
 
-    /// Checks the password; on success opens a session and returns its cookie value and record.
-    func login(name: String, password: String, lifetime: Duration) throws -> (cookie: String, session: SessionRecord)? {
-        guard let user = try user(name: name), PasswordHash.verify(password, against: user.passwordHash) else { return nil }
+    /// Opens a session for `name`, whose password ``PasswordChecker`` has accepted; returns its cookie value and record.
+    func openSession(user name: String, lifetime: Duration) throws -> (cookie: String, session: SessionRecord)? {
+        guard let user = try user(name: name) else { return nil }
         let cookie = Secrets.randomToken()
         let seconds = TimeInterval(lifetime.components.seconds)
         let session = SessionRecord(idHash: Secrets.sha256Hex(cookie), user: user.name, csrfToken: Secrets.randomToken(),

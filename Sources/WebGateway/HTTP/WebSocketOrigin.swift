@@ -1,0 +1,107 @@
+import Foundation
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Which pages may open the events WebSocket with the session cookie. A browser attaches the cookie
+/// whatever page opens the socket and sends that page's `Origin`, so this is what keeps another
+/// site's page from reading a logged-in operator's calls (cross-site WebSocket hijacking). Allowed:
+/// the gateway's own origin (its host and port equal the request's `Host`, whatever the scheme, so
+/// it holds behind a TLS proxy that keeps `Host`) and the configured origins; no `Origin` (no
+/// browser) is refused. A request with an API key header is not checked: a browser's WebSocket
+/// cannot send one, so its sender holds the key and chose to use it (WebSocket clients send all
+/// kinds of `Origin`, or none).
+///
+/// ```swift
+/// let policy = OriginPolicy(allowed: ["https://crm.example.com"])
+/// policy.refusal(origin: "http://127.0.0.1:8080", host: "127.0.0.1:8080", hasAPIKey: false)   // nil: allowed
+/// policy.refusal(origin: "https://evil.example", host: "127.0.0.1:8080", hasAPIKey: false)    // why not
+/// ```
+struct OriginPolicy: Sendable {
+    let allowed: Set<String>
+
+    init(allowed: [String]) {
+        self.allowed = Set(allowed.map(Self.normalize))
+    }
+
+    /// Why the upgrade is refused; nil: allowed.
+    func refusal(origin: String?, host: String?, hasAPIKey: Bool) -> String? {
+        if hasAPIKey { return nil }
+        guard let origin else { return "a WebSocket without Origin needs an API key (a browser always sends Origin)" }
+        let normalized = Self.normalize(origin)
+        if allowed.contains(normalized) { return nil }
+        if let host, let separator = normalized.range(of: "://"), normalized[separator.upperBound...] == host.lowercased() {
+            return nil
+        }
+        return "origin \(origin) may not open this WebSocket (see websocket.allowed_origins)"
+    }
+
+    private static func normalize(_ origin: String) -> String {
+        var text = origin.trimmingCharacters(in: .whitespaces).lowercased()
+        while text.hasSuffix("/") { text.removeLast() }
+        return text
+    }
+}
+
+/// Answers a WebSocket upgrade from a refused origin with 403 problem+json before Hummingbird's
+/// upgrader sees it (which can only answer a refusal with a bare 400). It reads the first request
+/// head of a connection, then steps out of the pipeline.
+final class WebSocketOriginHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let policy: OriginPolicy
+    private var refused = false
+
+    init(policy: OriginPolicy) {
+        self.policy = policy
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // The refused request's body and end, if any, go nowhere: the connection is closing.
+        guard !refused else { return }
+        guard case .head(let head) = unwrapInboundIn(data),
+              head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" }),
+              let reason = policy.refusal(origin: head.headers.first(name: "origin"), host: head.headers.first(name: "host"),
+                                          hasAPIKey: head.headers.contains(name: "x-api-key")
+                                              || head.headers.first(name: "authorization")?.lowercased().hasPrefix("bearer ") == true)
+        else {
+            context.fireChannelRead(data)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        refused = true
+        let body = try? JSONSerialization.data(withJSONObject: [
+            "type": Problem.typeBase + "origin-denied", "title": "Origin not allowed", "status": 403, "detail": reason,
+            "instance": head.uri,
+        ], options: [.sortedKeys])
+        let buffer = context.channel.allocator.buffer(bytes: body ?? Data())
+        let headers = HTTPHeaders([("Content-Type", "application/problem+json"), ("Content-Length", "\(buffer.readableBytes)"),
+                                   ("Connection", "close")])
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .forbidden, headers: headers))),
+                      promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// The HTTP/1 + WebSocket child channel with ``WebSocketOriginHandler`` right after the request decoder.
+struct OriginCheckedChannel<Base: ServerChildChannel>: ServerChildChannel {
+    let base: Base
+    let policy: OriginPolicy
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Base.Value> {
+        base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try channel.pipeline.syncOperations.addHandler(WebSocketOriginHandler(policy: policy), position: .after(decoder))
+            return value
+        }
+    }
+
+    func handle(value: Base.Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
