@@ -61,6 +61,9 @@ struct BridgeConfiguration {
     var bridgeId = "bridge-1"
     var sipHost = "127.0.0.1"
     var sipPort = 5080
+    /// Where the bridge's Via and Contact say it is, when that is not `sipHost:sipPort` (a wildcard
+    /// listen address, NAT); nil: the listen address. Port 0: the listen port.
+    var advertisedAddress: HostPort?
     var eventsEndpoint = "tcp://127.0.0.1:5570"
     var decisionsEndpoint = "tcp://127.0.0.1:5571"
     var replayEndpoint = "tcp://127.0.0.1:5572"
@@ -133,6 +136,9 @@ struct BridgeConfiguration {
         }
         if curveKeyFile != nil, !hasClients {
             throw BridgeSettingsError(key: "curve_clients", "curve_key needs the keys to admit: curve_clients, or curve_workers, curve_subscribers, curve_commanders")
+        }
+        if advertisedAddress == nil, ["0.0.0.0", "::"].contains(sipHost) {
+            throw BridgeSettingsError(key: "sip_advertised_address", "sip_listen \(sipHost) is every address, so the Via and Contact need one the proxy can reach: set sip_advertised_address")
         }
         if trustedSources == nil, outboundProxy == nil {
             throw BridgeSettingsError(key: "sip_trusted_sources", "without an outbound_proxy there is no proxy to trust by default: name the proxies' addresses, or any")

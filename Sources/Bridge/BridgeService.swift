@@ -135,7 +135,7 @@ final class Bridge: Service, Sendable {
         let bound = BoundAddresses(sipPort: listeners.udp.localAddress?.port ?? configuration.sipPort,
                                    events: bus.boundEvents, decisions: bus.boundDecisions, replay: bus.boundReplay,
                                    commands: bus.boundCommands)
-        let info = BridgeInfo(version: BridgeConfiguration.version, sipListen: "\(configuration.sipHost):\(bound.sipPort)",
+        let info = BridgeInfo(version: BridgeConfiguration.version, sipListen: BridgeSetting.hostPort(configuration.sipHost, bound.sipPort),
                               events: bound.events, decisions: bound.decisions, replay: bound.replay,
                               journal: configuration.resolvedJournalPath,
                               decisionTimeoutMs: Int(configuration.decisionTimeout.milliseconds),
@@ -144,9 +144,10 @@ final class Bridge: Service, Sendable {
         // The bus thread hands decisions (a batch at a time) and commands to the SIP loop.
         bus.start(announcing: .bridgeStarted(info), onResolution: { batch in loop.execute { sip.value.gate.resolve(batch) } },
                   onCommand: { request, envelope, scope in loop.execute { sip.value.command(request, envelope: envelope, scope: scope) } })
-        let sipHost = configuration.sipHost
+        let advertised = configuration.advertisedAddress
+        let (sipHost, sipPort) = (advertised?.host ?? configuration.sipHost, advertised.map { $0.port == 0 ? bound.sipPort : $0.port } ?? bound.sipPort)
         try await loop.submit {
-            transport.value.bound(host: sipHost, port: bound.sipPort)
+            transport.value.bound(host: sipHost, port: sipPort)
             // Calls a crashed run left up end now, their events after this run's bridge.started.
             sip.value.b2bua.endLeftovers(leftovers)
         }.get()

@@ -105,6 +105,16 @@ extension BridgeSetting {
         text("sip_listen", "SIP address, UDP and TCP (host:port).", { hostPort($0.sipHost, $0.sipPort) }) { configuration, value throws(BridgeSettingProblem) in
             (configuration.sipHost, configuration.sipPort) = try parseHostPort(value)
         },
+        text("sip_advertised_address", "Address for the bridge's Via and Contact (host or host:port) when not sip_listen's: a wildcard listen address, NAT.",
+             unset: "sip_listen", { $0.advertisedAddress.map { hostPort($0.host, $0.port) } }) { configuration, value throws(BridgeSettingProblem) in
+            if let (host, port) = try? parseHostPort(value) {
+                configuration.advertisedAddress = .init(host: host, port: port)
+            } else {
+                let host = value.hasPrefix("[") && value.hasSuffix("]") ? String(value.dropFirst().dropLast()) : value
+                guard !host.isEmpty, !host.contains(" ") else { throw .init("must be host or host:port, got \"\(value)\"") }
+                configuration.advertisedAddress = .init(host: host, port: 0)
+            }
+        },
         text("bus_events", "Events PUB endpoint to bind.", { $0.eventsEndpoint }) { configuration, value throws(BridgeSettingProblem) in
             configuration.eventsEndpoint = try endpoint(value)
         },

@@ -46,7 +46,7 @@ final class FakeTransport: SIPTransport {
         }
     }
 
-    let localHost = "127.0.0.1"
+    var localHost = "127.0.0.1"
     let localPort = 5080
     private var sent: [Sent] = []
 
@@ -75,7 +75,9 @@ final class SIPSideHarness {
     let wire = FakeTransport()
     let side: SIPSide
 
-    init(configuration: BridgeConfiguration = BridgeFixture.configuration()) {
+    /// `localHost` is what the transport reports for our Via and Contact (bracketed for IPv6).
+    init(configuration: BridgeConfiguration = BridgeFixture.configuration(), localHost: String = "127.0.0.1") {
+        wire.localHost = localHost
         var logger = Logger(label: "test.sip")
         logger.logLevel = .critical
         side = SIPSide(configuration: configuration, loop: loop, bus: bus, transport: wire, store: nil, logger: logger)

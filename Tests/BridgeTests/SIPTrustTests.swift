@@ -1,4 +1,5 @@
 import BusSchema
+import Logging
 import NIOCore
 import SIPCore
 import Testing
@@ -124,5 +125,48 @@ import Testing
         configuration.busAllowInsecure = false
         (configuration.curveKeyFile, configuration.curveClientsDirectory) = ("bridge.key", "clients")
         try configuration.validate()
+    }
+}
+
+/// The address the bridge gives in its Via and Contact.
+@Suite struct AdvertisedAddressTests {
+    @Test func anIPv6BridgeDialsWithABracketedViaAndContact() throws {
+        let harness = SIPSideHarness(localHost: "[::1]")
+        let invite = try harness.bridgeToCallee()
+        #expect(invite.topVia?.host == "[::1]")
+        #expect(invite.headers["Contact"] == "<sip:switchboard@[::1]:5080>")
+    }
+
+    @Test func theTransportBracketsAnIPv6Host() {
+        let transport = NIOSIPTransport(logger: Logger(label: "test.transport"))
+        transport.bound(host: "::1", port: 5080)
+        #expect(transport.localHost == "[::1]")
+        transport.bound(host: "[2001:db8::1]", port: 5080)
+        #expect(transport.localHost == "[2001:db8::1]")
+        transport.bound(host: "sbc.example.net", port: 5080)
+        #expect(transport.localHost == "sbc.example.net")
+    }
+
+    @Test func aWildcardListenAddressNeedsAnAdvertisedOne() throws {
+        var configuration = BridgeConfiguration()
+        configuration.sipHost = "0.0.0.0"
+        #expect {
+            try configuration.validate()
+        } throws: { error in
+            "\(error)".contains("sip_advertised_address")
+        }
+        configuration.advertisedAddress = .init(host: "192.0.2.10", port: 0)
+        try configuration.validate()
+    }
+
+    @Test(arguments: [
+        ("sbc.example.net", "sbc.example.net", 0), ("192.0.2.10:5090", "192.0.2.10", 5090),
+        ("[2001:db8::5]:5060", "2001:db8::5", 5060), ("[2001:db8::5]", "2001:db8::5", 0), ("2001:db8::5", "2001:db8::5", 0),
+    ])
+    func advertisedAddressesAreRead(text: String, host: String, port: Int) async throws {
+        let setting = try #require(BridgeSetting.named("sip_advertised_address"))
+        var configuration = BridgeConfiguration()
+        try setting.apply(&configuration, .text(text))
+        #expect(configuration.advertisedAddress == .init(host: host, port: port))
     }
 }

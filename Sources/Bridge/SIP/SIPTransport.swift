@@ -50,9 +50,10 @@ final class NIOSIPTransport: SIPTransport {
         self.udp = udp
     }
 
-    /// The address the socket got (port 0 binds any), for our Via and Contact headers.
+    /// The address our Via and Contact headers give (the socket's, or the advertised one); an IPv6
+    /// address is bracketed, as a SIP host must be (RFC 3261 §25.1 `IPv6reference`).
     func bound(host: String, port: Int) {
-        localHost = host
+        localHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         localPort = port
     }
 
