@@ -169,4 +169,28 @@ import Testing
             return
         }
     }
+
+    /// RFC 5057: the far end answers a relayed request 481 (its dialog is gone): the requester gets the 481
+    /// and the call ends with BYE to it, instead of staying half up.
+    @Test func a481FromTheFarEndEndsTheCall() throws {
+        let harness = Harness()
+        let (_, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.wire.take()
+        var info = harness.callerRequest(.info, cseq: 2, toTag: toTag, branch: "z9hG4bKinfo2")
+        info.headers.add("Content-Type", "application/dtmf-relay")
+        info.body = Array("Signal=1\r\nDuration=100\r\n".utf8)
+        harness.receive(.request(info), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .info })
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 481, toTag: relayed.to?.tag)), from: Harness.callee)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [481])
+        #expect(sent.compactMap(\.request).map(\.method) == [.bye])
+        guard case .callEnded(let ended)? = harness.bus.events.last?.body else {
+            Issue.record("no call.ended: \(harness.bus.types)")
+            return
+        }
+        #expect(ended.cause == .failed)
+    }
 }

@@ -140,11 +140,15 @@ final class UASLegs {
         uac.sendInDialog(relayed, leg: otherLeg) { [self] outcome in
             if request.method == .invite { call.sip[other]?.busy = false }
             var response: SIPResponse
+            // RFC 5057 §5.1: a 481 or 408 (or no answer) to a request in the dialog means the far end's
+            // dialog is gone; the call ends rather than stay half up until its duration limit.
+            var farEndGone = false
             switch outcome {
             case .response(let answer) where answer.isProvisional:
                 if request.method == .invite { call.sip[other]?.busy = true }
                 return
             case .response(let answer):
+                farEndGone = answer.status == 481 || answer.status == 408
                 response = SIPResponse(replyingTo: request, status: answer.status, reason: answer.reason, toTag: toTag)
                 if answer.isSuccess, request.method == .invite { uac.sendACK(for: answer, leg: otherLeg) }
                 if answer.isSuccess {
@@ -155,6 +159,7 @@ final class UASLegs {
                     }
                 }
             case .timeout:
+                farEndGone = true
                 response = SIPResponse(replyingTo: request, status: 408, toTag: toTag)
             case .transportError:
                 response = SIPResponse(replyingTo: request, status: 503, toTag: toTag)
@@ -164,6 +169,7 @@ final class UASLegs {
             } else {
                 transactions.respond(key, response)
             }
+            if farEndGone { report(call, .lost(leg: other)) }
         }
     }
 }
