@@ -39,6 +39,8 @@ let package = Package(
         ),
         .target(name: "SIPCore"),
         .target(name: "BusSchema"),
+        // Where calls may go: the gateway's early 403 and the bridge's last word share it.
+        .target(name: "CallPolicy", dependencies: ["SIPCore"]),
         .target(
             name: "WorkerSDK",
             dependencies: [
@@ -111,6 +113,7 @@ let package = Package(
         .testTarget(name: "SIPCoreTests", dependencies: ["SIPCore"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BusSchemaTests", dependencies: ["BusSchema"]),
+        .testTarget(name: "CallPolicyTests", dependencies: ["CallPolicy"]),
         .testTarget(name: "WorkerSDKTests", dependencies: ["WorkerSDK", "BusSchema", "ZeroMQ",
                                                      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "SIPCore", "BusSchema", "ZeroMQ", "WorkerSDK",
