@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "WebGateway",
             dependencies: [
-                "WorkerSDK", "BusSchema",
+                "WorkerSDK", "BusSchema", "CallPolicy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -120,7 +120,7 @@ let package = Package(
                                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema"]),
-        .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema",
+        .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema", "CallPolicy",
                                                       .product(name: "GRDB", package: "GRDB.swift"),
                                                       .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                       .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

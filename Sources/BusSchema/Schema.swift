@@ -149,6 +149,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     /// The account holds its maximum of originated calls.
     public static let accountLimit = ErrorCode(rawValue: "account_limit")
     public static let shuttingDown = ErrorCode(rawValue: "shutting_down")
+    /// The destination policy refused a URI; the message starts with the rule (`premium_rate: ...`).
+    public static let policyDenied = ErrorCode(rawValue: "policy_denied")
 }
 
 /// Why a bus frame was refused; the text goes back to the sender in an ``ErrorReply``.

@@ -60,7 +60,10 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
         .register(root: router, api: api)
     SessionRoutes(store: store, lifetime: configuration.sessionLifetime, secureCookies: configuration.tls != nil, metrics: metrics)
         .register(public: api, authenticated: authenticated)
-    CallRoutes(table: table, bridges: bridges, metrics: metrics, rules: configuration.destinationRules,
+    // The gateway's own SIP domain is the one host a destination may name besides the trunks.
+    var rules = configuration.destinationRules
+    rules.sipDomains = [configuration.sipDomain]
+    CallRoutes(table: table, bridges: bridges, metrics: metrics, rules: rules,
                sipDomain: configuration.sipDomain, callerIdName: configuration.callerIdName)
         .register(on: authenticated)
     CDRRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:))).register(on: authenticated)
