@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point down: executables → WorkerSDK/Bridge internals → BusSchema, ZeroMQ, SIPCore → CZeroMQ.
+// Dependencies point down: executables → WorkerSDK/Bridge internals → BusSchema, ZeroMQ, CallPolicy → SIPCore; ZeroMQ → CZeroMQ.
 // SIPCore and BusSchema never import each other (bus messages carry strings, not SIP types).
 let package = Package(
     name: "Switchboard",
@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "Bridge",
             dependencies: [
-                "SIPCore", "BusSchema", "ZeroMQ",
+                "SIPCore", "BusSchema", "ZeroMQ", "CallPolicy",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(name: "CallPolicyTests", dependencies: ["CallPolicy"]),
         .testTarget(name: "WorkerSDKTests", dependencies: ["WorkerSDK", "BusSchema", "ZeroMQ",
                                                      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
-        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "SIPCore", "BusSchema", "ZeroMQ", "WorkerSDK",
+        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "SIPCore", "BusSchema", "CallPolicy", "ZeroMQ", "WorkerSDK",
                                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema"]),
