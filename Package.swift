@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point down: executables → WorkerSDK/Bridge internals → BusSchema, ZeroMQ, SIPCore → CZeroMQ.
+// Dependencies point down: executables → WorkerSDK/Bridge internals → BusSchema, ZeroMQ, CallPolicy → SIPCore; ZeroMQ → CZeroMQ.
 // SIPCore and BusSchema never import each other (bus messages carry strings, not SIP types).
 let package = Package(
     name: "Switchboard",
@@ -39,6 +39,8 @@ let package = Package(
         ),
         .target(name: "SIPCore"),
         .target(name: "BusSchema"),
+        // Where calls may go: the gateway's early 403 and the bridge's last word share it.
+        .target(name: "CallPolicy", dependencies: ["SIPCore"]),
         .target(
             name: "WorkerSDK",
             dependencies: [
@@ -50,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "Bridge",
             dependencies: [
-                "SIPCore", "BusSchema", "ZeroMQ",
+                "SIPCore", "BusSchema", "ZeroMQ", "CallPolicy",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -76,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "WebGateway",
             dependencies: [
-                "WorkerSDK", "BusSchema", "ZeroMQ",
+                "WorkerSDK", "BusSchema", "CallPolicy", "ZeroMQ",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -111,13 +113,14 @@ let package = Package(
         .testTarget(name: "SIPCoreTests", dependencies: ["SIPCore"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BusSchemaTests", dependencies: ["BusSchema"]),
+        .testTarget(name: "CallPolicyTests", dependencies: ["CallPolicy"]),
         .testTarget(name: "WorkerSDKTests", dependencies: ["WorkerSDK", "BusSchema", "ZeroMQ",
                                                      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
-        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "SIPCore", "BusSchema", "ZeroMQ", "WorkerSDK",
+        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "SIPCore", "BusSchema", "CallPolicy", "ZeroMQ", "WorkerSDK",
                                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema"]),
-        .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema",
+        .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema", "CallPolicy",
                                                       .product(name: "GRDB", package: "GRDB.swift"),
                                                       .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                       .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

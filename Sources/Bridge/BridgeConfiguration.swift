@@ -1,4 +1,5 @@
 import BusSchema
+import CallPolicy
 import Foundation
 import Logging
 import NIOCore
@@ -108,6 +109,10 @@ struct BridgeConfiguration {
     var busAllowInsecure = false
     /// Where Prometheus `/metrics` is served; nil serves none.
     var metricsListen: HostPort? = HostPort(host: "127.0.0.1", port: 9091)
+    /// Where the bridge may send SIP: the rules the gateway checks with (SIP domains, trunks, home numbers).
+    var destinationRules = DestinationRules()
+    /// Commands are always checked; worker targets unless this is `off`.
+    var policyWorkerTargets = DestinationGuard.WorkerTargets.enforce
     var logLevel: Logger.Level = .info
 
     struct HostPort: Equatable {

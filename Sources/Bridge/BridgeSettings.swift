@@ -1,3 +1,4 @@
+import CallPolicy
 import Configuration
 import Foundation
 import Logging
@@ -215,6 +216,35 @@ extension BridgeSetting {
             default: throw .init("must be yes or no, got \"\(value)\"")
             }
         },
+        text("sip_domains", "SIP domains destinations may name (comma-separated); their users and numbers go through the outbound proxy.",
+             { $0.destinationRules.sipDomains.joined(separator: ",") }) { configuration, value throws(BridgeSettingProblem) in
+            configuration.destinationRules.sipDomains = try hosts(value)
+            guard !configuration.destinationRules.sipDomains.isEmpty else { throw .init("needs at least one domain") }
+        },
+        text("policy_trunks", "Further hosts destinations may name: trunks, gateways, internal hosts workers route to (host or host:port, comma-separated).",
+             unset: "", { $0.destinationRules.trunkHosts.isEmpty ? nil : $0.destinationRules.trunkHosts.joined(separator: ",") }) { configuration, value throws(BridgeSettingProblem) in
+            configuration.destinationRules.trunkHosts = try hosts(value)
+        },
+        text("policy_home_country_code", "Home country calling code; numbers with another are international (denied).",
+             { $0.destinationRules.homeCountryCode }) { configuration, value throws(BridgeSettingProblem) in
+            guard (1...3).contains(value.count), value.allSatisfy({ $0.isASCII && $0.isNumber }), !value.hasPrefix("0") else {
+                throw .init("must be a country calling code of 1 to 3 digits, got \"\(value)\"")
+            }
+            configuration.destinationRules.homeCountryCode = value
+        },
+        text("policy_home_area_codes", "With home country 1: US+CA, or the home area codes (comma-separated); other +1 numbers are nanp_foreign.",
+             { $0.destinationRules.homeAreaCodes.values.joined(separator: ",") }) { configuration, value throws(BridgeSettingProblem) in
+            let codes = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let home = DestinationRules.HomeAreaCodes(codes) else {
+                throw .init("must be US+CA or three-digit area codes separated by commas, got \"\(value)\"")
+            }
+            configuration.destinationRules.homeAreaCodes = home
+        },
+        text("policy_worker_targets", "enforce: the destination policy checks worker redirect and bridge targets too; off: commands only.",
+             { $0.policyWorkerTargets.rawValue }) { configuration, value throws(BridgeSettingProblem) in
+            guard let mode = DestinationGuard.WorkerTargets(rawValue: value) else { throw .init("must be enforce or off, got \"\(value)\"") }
+            configuration.policyWorkerTargets = mode
+        },
         text("metrics_listen", "Prometheus /metrics address (host:port); empty to serve none.", unset: "",
              { $0.metricsListen.map { hostPort($0.host, $0.port) } }) { configuration, value throws(BridgeSettingProblem) in
             if value.isEmpty {
@@ -266,6 +296,13 @@ extension BridgeSetting {
             throw .init("must be a ZeroMQ endpoint such as tcp://127.0.0.1:5570, got \"\(value)\"")
         }
         return value
+    }
+
+    /// Comma-separated hosts (`host`, `host:port`, `[v6]:port`), lower-cased; empty text is none.
+    private static func hosts(_ value: String) throws(BridgeSettingProblem) -> [String] {
+        let entries = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if let problem = entries.lazy.compactMap(DestinationRules.hostProblem).first { throw .init(problem) }
+        return entries
     }
 
     private static func path(_ value: String) throws(BridgeSettingProblem) -> String {

@@ -226,8 +226,9 @@ public enum CommandOutcome: Equatable, Sendable {
     case call(CallSnapshot)
     /// Refused, with code `bad_json`, `unsupported_version`, `too_large`, `bad_message` (names the field),
     /// `bad_command` (see ``Command/problem``), `unknown_call`, `invalid_state`, `limit_exceeded`,
-    /// `account_limit`, `account_denied` or `shutting_down`. The reply's `request_id` is the outer one, so the
-    /// ``ErrorReply/requestId`` here is not written and decodes as nil.
+    /// `account_limit`, `account_denied`, `shutting_down` or `policy_denied` (the message starts with the
+    /// rule). The reply's `request_id` is the outer one, so the ``ErrorReply/requestId`` here is not written
+    /// and decodes as nil.
     case failed(ErrorReply)
 }
 

@@ -221,6 +221,8 @@ public enum DecisionCause: String, Equatable, Sendable, CaseIterable {
     case callerCancelled = "caller_cancelled"
     /// A bridge decision the bridge could not take on: its call limit, or a ring timeout over its maximum.
     case limit
+    /// The destination policy refused every target of a worker's decision (the caller got 403).
+    case policyDenied = "policy_denied"
 }
 
 /// The type of an event, which is also its topic on the events socket.

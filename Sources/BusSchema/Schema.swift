@@ -151,6 +151,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     /// The command client's key may not act for that account (or any, for a command without one).
     public static let accountDenied = ErrorCode(rawValue: "account_denied")
     public static let shuttingDown = ErrorCode(rawValue: "shutting_down")
+    /// The destination policy refused a URI; the message starts with the rule (`premium_rate: ...`).
+    public static let policyDenied = ErrorCode(rawValue: "policy_denied")
 }
 
 /// Why a bus frame was refused; the text goes back to the sender in an ``ErrorReply``.

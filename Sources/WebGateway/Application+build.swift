@@ -69,7 +69,10 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
     SessionRoutes(store: store, lifetime: configuration.sessionLifetime, secureCookies: configuration.cookiesAreSecure, checker: checker,
                   metrics: metrics)
         .register(public: api, authenticated: authenticated)
-    CallRoutes(table: table, bridges: bridges, metrics: metrics, rules: configuration.destinationRules,
+    // The gateway's own SIP domain is the one host a destination may name besides the trunks.
+    var rules = configuration.destinationRules
+    rules.sipDomains = [configuration.sipDomain]
+    CallRoutes(table: table, bridges: bridges, metrics: metrics, rules: rules,
                sipDomain: configuration.sipDomain, callerIdName: configuration.callerIdName)
         .register(on: authenticated)
     CDRRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:))).register(on: authenticated)

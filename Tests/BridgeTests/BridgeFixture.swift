@@ -28,6 +28,8 @@ struct BridgeFixture {
         configuration.decisionTimeout = decisionTimeout
         configuration.tryingDelay = .milliseconds(100)
         configuration.heartbeatInterval = .milliseconds(200)
+        // The hosts the tests' workers route to are this deployment's trunks.
+        configuration.destinationRules.trunkHosts = ["127.0.0.2", "gw1.example.com", "gw2.example.com"]
         return configuration
     }
 

@@ -1,3 +1,4 @@
+import CallPolicy
 import Foundation
 import Testing
 @testable import Bridge
@@ -114,6 +115,20 @@ import Testing
 
         let endpoint = try #require(await refusal(arguments: ["--bus-events", "127.0.0.1:5570"]))
         #expect(endpoint.contains("bus_events") && endpoint.contains("tcp://"))
+    }
+
+    @Test func destinationPolicySettingsAreReadAndChecked() async throws {
+        let configuration = try await load(file: ["sip_domains": "pbx.example.com, Voice.Example.com", "policy_trunks": "sbc.example.com:5070,[2001:db8::1]"],
+                                           arguments: ["--policy-home-area-codes", "212,646", "--policy-worker-targets", "off"])
+        #expect(configuration.destinationRules.sipDomains == ["pbx.example.com", "voice.example.com"])
+        #expect(configuration.destinationRules.trunkHosts == ["sbc.example.com:5070", "[2001:db8::1]"])
+        #expect(configuration.destinationRules.homeAreaCodes == .only(["212", "646"]))
+        #expect(configuration.policyWorkerTargets == .off)
+        #expect(await refusal(arguments: ["--policy-worker-targets", "warn"])?.contains("must be enforce or off") == true)
+        #expect(await refusal(arguments: ["--policy-home-area-codes", "2125"])?.contains("policy_home_area_codes") == true)
+        #expect(await refusal(arguments: ["--policy-trunks", "evil example"])?.contains("not a host") == true)
+        #expect(await refusal(arguments: ["--sip-domains", ""])?.contains("at least one domain") == true)
+        #expect(await refusal(arguments: ["--policy-home-country-code", "+1"]) != nil)
     }
 
     @Test func rulesBetweenSettingsAreChecked() async throws {

@@ -56,6 +56,10 @@ class Swift:
         if name == "switchboard-bridge" and "--bus-commands" not in args:
             # Tests choose every port: several bridges may run at once.
             args += ["--bus-commands", f"tcp://{LOCAL}:{free_port()}"]
+        if name == "switchboard-bridge" and "--policy-trunks" not in args:
+            # The hosts the tests' workers route to are the tests' trunks (the destination policy
+            # allows a worker target at the SIP domain and these hosts only).
+            args += ["--policy-trunks", f"{LOCAL},gw.example.com,gw1.example.com,gw2.example.com"]
         proc = Process(label, [self.binary(name), *args], self.dir)
         self.procs.append(proc)
         return proc

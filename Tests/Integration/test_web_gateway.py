@@ -107,7 +107,9 @@ def stack(tmp_path, swift, start_kamailio):
     base = f"http://{LOCAL}:{http_port}"
     harness.wait_until(lambda: gateway_healthy(http_port), 20, "the gateway to reach the bridge", gateway.tail, gateway)
     time.sleep(0.5)  # the gateway's and the accounting worker's SUB subscriptions reach the bridge
-    return Stack(kamailio, bridge, gateway, base, key, journal, cdr_db)
+    stack = Stack(kamailio, bridge, gateway, base, key, journal, cdr_db)
+    stack.bus = bus  # the bridge's endpoints, for tests that bypass the gateway
+    return stack
 
 
 # --- the page, in a real browser ---

@@ -88,6 +88,33 @@ import Testing
         #expect(fixture.bridge.sent.isEmpty)
     }
 
+    /// Issue 11: a password hid the number from the text check and the host was never checked; and with
+    /// home country 1 every NANP number passed, the Caribbean's revenue-share codes included.
+    @Test func theIssuesTwoAttacksAre403NamingTheRule() async throws {
+        let fixture = try GatewayFixture()
+        let key = try fixture.key()
+        try await fixture.test { client async throws in
+            let password = try await client.send(.post, "/api/v1/calls", key: key.secret,
+                                                 json: #"{"from":"+12025550100","to":"sip:19005551234:x@anyhost"}"#)
+            #expect(password.status == .forbidden)
+            #expect(password.object["rule"] as? String == "password_in_uri")
+            #expect(password.object["field"] as? String == "to")
+            let caribbean = try await client.send(.post, "/api/v1/calls", key: key.secret,
+                                                  json: #"{"from":"+12025550100","to":"+18095551234"}"#)
+            #expect(caribbean.status == .forbidden)
+            #expect(caribbean.object["rule"] as? String == "nanp_foreign")
+            #expect(caribbean.object["pattern"] as? String == "+1809")
+            let host = try await client.send(.post, "/api/v1/calls", key: key.secret,
+                                             json: #"{"from":"+12025550100","to":"sip:bob@evil.example"}"#)
+            #expect(host.object["rule"] as? String == "host_not_allowed")
+            // The gateway has no trunk by default: not even loopback may be named.
+            let loopback = try await client.send(.post, "/api/v1/calls", key: key.secret,
+                                                 json: #"{"from":"+12025550100","to":"sip:bob@127.0.0.1:5060"}"#)
+            #expect(loopback.object["rule"] as? String == "host_not_allowed")
+        }
+        #expect(fixture.bridge.sent.isEmpty)
+    }
+
     @Test func aKeysDenyPatternRefusesAndItsAllowPatternLiftsTheDefault() async throws {
         let fixture = try GatewayFixture()
         let key = try fixture.key(AccessPolicy(allow: ["+44", "+1"], deny: ["+1202555"], ratePerSecond: 100, burst: 100, numbers: ["+1"]))
@@ -216,13 +243,17 @@ import Testing
         let cases: [(String, HTTPResponse.Status)] = [
             ("unknown_call", .notFound), ("invalid_state", .conflict), ("account_limit", .tooManyRequests),
             ("limit_exceeded", .serviceUnavailable), ("shutting_down", .serviceUnavailable), ("timeout", .gatewayTimeout),
-            ("unreachable", .serviceUnavailable), ("bad_command", .badRequest), ("something_new", .badGateway),
+            ("unreachable", .serviceUnavailable), ("bad_command", .badRequest), ("policy_denied", .forbidden),
+            ("something_new", .badGateway),
         ]
         for (code, status) in cases {
             let error = BridgeError(code: ErrorCode(rawValue: code), message: "m")
             #expect(CallRoutes.problem(for: error, bridge: "b").status == status, "\(code)")
             #expect(CallRoutes.problem(for: error, bridge: "b").extensions["bridge_code"] == code)
         }
+        // The bridge's own policy check: its rule reaches the client like the gateway's.
+        let bridgeDenial = CallRoutes.problem(for: BridgeError(code: .policyDenied, message: "nanp_foreign: +18095551234 is ..."), bridge: "b")
+        #expect(bridgeDenial.extensions["rule"] == "nanp_foreign")
         let fixture = try GatewayFixture()
         let key = try fixture.key(AccessPolicy(maxConcurrent: 1, ratePerSecond: 100, burst: 100, numbers: ["+1"]))
         fixture.bridge.failure = BridgeError(code: .timeout, message: "no reply")

@@ -1,3 +1,4 @@
+import CallPolicy
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -6,7 +7,7 @@ import Testing
 
 @Suite struct CallerPolicyTests {
     func policy(_ access: AccessPolicy, user: String? = nil) -> CallerPolicy {
-        CallerPolicy(policy: access, user: user, sipDomain: "switchboard.local", internationalPrefixes: ["00", "011"])
+        CallerPolicy(policy: access, user: user, sipDomain: "switchboard.local", rules: DestinationRules())
     }
 
     @Test func fromMustBeOneOfTheNumbers() {

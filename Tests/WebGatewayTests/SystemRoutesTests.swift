@@ -1,3 +1,4 @@
+import CallPolicy
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -100,7 +101,8 @@ import Testing
              "bridges": {"ids": ["east", "west"],
                          "east": {"commands": "tcp://10.0.0.1:5573", "events": "tcp://10.0.0.1:5570", "replay": "tcp://10.0.0.1:5572"},
                          "west": {"commands": "tcp://10.0.0.2:5573", "events": "tcp://10.0.0.2:5570", "replay": "tcp://10.0.0.2:5572"}},
-             "policy": {"home_country_code": "49", "premium_prefixes": ["0900"]}}
+             "policy": {"home_country_code": "49", "premium_prefixes": ["0900"], "home_area_codes": ["212", "646"],
+                        "trunk_hosts": ["sbc.example.com:5060"]}}
             """.utf8).write(to: file)
         let configuration = try await GatewayConfiguration.load(
             file: file.path, environment: ["SWITCHBOARD_GATEWAY_LISTEN_PORT": "9100", "SWITCHBOARD_GATEWAY_CDR_DATABASE": "/var/cdr.sqlite"])
@@ -110,7 +112,9 @@ import Testing
         #expect(configuration.bridges.map(\.id) == ["east", "west"])
         #expect(configuration.bridges[1].commands == "tcp://10.0.0.2:5573")
         #expect(configuration.destinationRules.homeCountryCode == "49")
-        #expect(configuration.destinationRules.premiumPrefixes == ["0900"])
+        #expect(configuration.destinationRules.extraDeniedPrefixes == ["0900"])
+        #expect(configuration.destinationRules.homeAreaCodes == .only(["212", "646"]))
+        #expect(configuration.destinationRules.trunkHosts == ["sbc.example.com:5060"])
         let defaults = try await GatewayConfiguration.load(file: nil, environment: [:])
         #expect(defaults.bridges == GatewayConfiguration().bridges)
         #expect(defaults.port == 8080)

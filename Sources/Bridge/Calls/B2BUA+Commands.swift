@@ -35,6 +35,9 @@ extension B2BUA {
             guard call.flow.phase == .connected, call.flow.answeredLeg(leg) != nil else {
                 return .failed(ErrorReply(code: .invalidState, message: "call \(callId) is \(call.flow.phase.rawValue): only a connected call can be transferred"))
             }
+            if let denial = destinations.check(target, place: .transfer, callId: callId) {
+                return .failed(destinations.commandError(denial, field: "target"))
+            }
             drive(call, .transfer(keep: leg, target: target))
             return .done(callId: callId)
         case .hold(let callId, let leg), .unhold(let callId, let leg):

@@ -39,6 +39,8 @@ final class B2BUA {
     private let store: DialogStore?
     private let logger: Logger
     let limits: Limits
+    /// Every URI a command or a worker decision names passes it before the bridge dials or redirects.
+    let destinations: DestinationGuard
     private(set) var calls: [String: Call] = [:]
     /// Call-ID + our tag → the call and leg of that dialog.
     private var dialogs: [DialogKey: (call: String, leg: LegID)] = [:]
@@ -69,6 +71,7 @@ final class B2BUA {
         self.callPrefix = callPrefix
         self.logger = logger
         limits = configuration.callLimits
+        destinations = DestinationGuard(configuration: configuration, logger: logger)
         // One sweep ends the calls past the maximum duration, rather than a timer per call that would sit
         // in the loop's queue (and memory) for hours.
         sweepOverlongCalls(every: min(TimeAmount(limits.maxCallDuration), .seconds(10)))
@@ -133,6 +136,11 @@ final class B2BUA {
         if stopping { return .failed(ErrorReply(code: .shuttingDown, message: "the bridge is shutting down")) }
         if let problem = ringTimeoutProblem(originate.a.ringTimeoutMs) ?? ringTimeoutProblem(originate.b.ringTimeoutMs) {
             return .failed(ErrorReply(code: .badCommand, message: problem))
+        }
+        for (field, party) in [("a.uri", originate.a), ("b.uri", originate.b)] {
+            if let denial = destinations.check(party.uri, place: .originate, callId: nil) {
+                return .failed(destinations.commandError(denial, field: field))
+            }
         }
         guard admits() else {
             return .failed(ErrorReply(code: .limitExceeded, message: "the bridge holds its maximum of \(limits.maxCalls) calls"))

@@ -1,4 +1,5 @@
 import BusSchema
+import CallPolicy
 import Logging
 import Metrics
 import NIOCore
@@ -133,7 +134,7 @@ final class DecisionGate {
         decisionLatency.recordNanoseconds(elapsed.nanoseconds)
         let decisionMs = Double(elapsed.nanoseconds) / 1_000_000
 
-        let decision: Decision
+        var decision: Decision
         let workerId: String?
         let cause: DecisionCause?
         switch outcome {
@@ -143,6 +144,19 @@ final class DecisionGate {
             fallbacks.increment()
             (decision, workerId, cause) = (configuration.fallback.decision, nil, why)
             logger.notice("fallback answered call", metadata: ["call.id": "\(entry.callId)", "decision.cause": "\(why)", "decision.fallback": "\(configuration.fallback)"])
+        }
+        // A worker's targets pass the destination policy; the operator's own fallback does not need to.
+        switch workerId == nil ? Result<Decision, PolicyDenial>.success(decision) : screen(decision, callId: entry.callId) {
+        case .success(let allowed):
+            decision = allowed
+        case .failure(let denial):
+            var response = SIPResponse(replyingTo: request, status: 403, toTag: toTag)
+            // Only the rule's name: the denied URI is a worker's (or a caller's) text, not header material.
+            response.headers.add("Warning", "399 switchboard \"destination policy: \(denial.rule.rawValue)\"")
+            bus.publish(callId: entry.callId, .callRejected(Rejected(status: 403, reason: response.reason, workerId: workerId,
+                                                                      fallback: false, cause: .policyDenied, decisionMs: decisionMs)))
+            transactions.respond(key, response)
+            return
         }
         let response = Self.response(for: decision, to: request, toTag: toTag)
         switch decision {
@@ -168,6 +182,25 @@ final class DecisionGate {
                                                                       fallback: cause != nil, cause: .limit, decisionMs: decisionMs)))
         }
         transactions.respond(key, response)
+    }
+
+    /// A worker's decision with the targets the destination policy refuses dropped (each logged and
+    /// counted); the first denial when none is left.
+    private func screen(_ decision: Decision, callId: String) -> Result<Decision, PolicyDenial> {
+        let destinations = b2bua.destinations
+        switch decision {
+        case .reject:
+            return .success(decision)
+        case .redirect(let targets):
+            let (kept, denial) = destinations.allowed(targets, uri: \.uri, place: .redirect, callId: callId)
+            if kept.isEmpty, let denial { return .failure(denial) }
+            return .success(.redirect(kept))
+        case .bridge(var route):
+            let (kept, denial) = destinations.allowed(route.targets, uri: \.uri, place: .bridge, callId: callId)
+            if kept.isEmpty, let denial { return .failure(denial) }
+            route.targets = kept
+            return .success(.bridge(route))
+        }
     }
 
     /// RFC 3261 §9.2: a CANCEL for a pending INVITE ends it with 487 (the CANCEL itself was answered 200).

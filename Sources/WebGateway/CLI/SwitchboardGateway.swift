@@ -1,4 +1,5 @@
 import ArgumentParser
+import CallPolicy
 import Foundation
 import Hummingbird
 import Logging

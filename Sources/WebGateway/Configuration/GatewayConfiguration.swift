@@ -1,3 +1,4 @@
+import CallPolicy
 import Configuration
 import Foundation
 import Logging
@@ -45,11 +46,17 @@ struct GatewayConfiguration: Sendable {
     var cdrDatabase: String?
     /// The page's files; nil: the ones bundled with the executable.
     var staticDirectory: String?
-    /// Numbers and user names become `sip:USER@domain`.
+    /// Numbers and user names become `sip:USER@domain`; the destination policy allows this host.
     var sipDomain = "switchboard.local"
     /// The display name party A's phone shows for a Click2Call.
     var callerIdName = "Click2Call"
-    var destinationRules = DefaultDestinationRules()
+    /// The destination policy's shared half; its `sipDomains` is `sipDomain` (set where the routes are built).
+    /// No trunk by default: a Click2Call user names numbers and users, not hosts.
+    var destinationRules: DestinationRules = {
+        var rules = DestinationRules()
+        rules.trunkHosts = []
+        return rules
+    }()
     /// Per source address, over every `/api` request (before authentication).
     var sourceRatePerSecond = 20.0
     var sourceBurst = 40
@@ -150,12 +157,20 @@ struct GatewayConfiguration: Sendable {
         staticDirectory = reader.string(forKey: "static_dir")
         sipDomain = reader.string(forKey: "sip.domain", default: defaults.sipDomain)
         callerIdName = reader.string(forKey: "sip.caller_id_name", default: defaults.callerIdName)
-        destinationRules = DefaultDestinationRules(
-            homeCountryCode: reader.string(forKey: "policy.home_country_code", default: defaults.destinationRules.homeCountryCode),
-            internationalPrefixes: reader.stringArray(forKey: "policy.international_prefixes",
-                                                      default: defaults.destinationRules.internationalPrefixes),
-            premiumPrefixes: reader.stringArray(forKey: "policy.premium_prefixes", default: defaults.destinationRules.premiumPrefixes)
-        )
+        let rules = defaults.destinationRules
+        destinationRules.homeCountryCode = reader.string(forKey: "policy.home_country_code", default: rules.homeCountryCode)
+        destinationRules.internationalPrefixes = reader.stringArray(forKey: "policy.international_prefixes",
+                                                                    default: rules.internationalPrefixes)
+        destinationRules.extraDeniedPrefixes = reader.stringArray(forKey: "policy.premium_prefixes", default: rules.extraDeniedPrefixes)
+        let areaCodes = reader.stringArray(forKey: "policy.home_area_codes", default: rules.homeAreaCodes.values)
+        guard let homeAreaCodes = DestinationRules.HomeAreaCodes(areaCodes) else {
+            throw GatewayConfigurationError.invalid("policy.home_area_codes", "[\"US+CA\"] or a list of three-digit area codes")
+        }
+        destinationRules.homeAreaCodes = homeAreaCodes
+        destinationRules.trunkHosts = reader.stringArray(forKey: "policy.trunk_hosts", default: rules.trunkHosts)
+        if let problem = destinationRules.trunkHosts.lazy.compactMap(DestinationRules.hostProblem).first {
+            throw GatewayConfigurationError.invalid("policy.trunk_hosts", problem)
+        }
         sourceRatePerSecond = reader.double(forKey: "limits.source.rate_per_second", default: defaults.sourceRatePerSecond)
         sourceBurst = reader.int(forKey: "limits.source.burst", default: defaults.sourceBurst)
         trustedProxies = reader.stringArray(forKey: "proxy.trusted", default: [])

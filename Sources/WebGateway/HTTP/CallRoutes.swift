@@ -1,4 +1,5 @@
 import BusSchema
+import CallPolicy
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -25,7 +26,7 @@ struct CallRoutes: Sendable {
     let table: CallTable
     let bridges: BridgeDirectory
     let metrics: GatewayMetrics
-    let rules: DefaultDestinationRules
+    let rules: DestinationRules
     let sipDomain: String
     let callerIdName: String
 
@@ -51,24 +52,23 @@ struct CallRoutes: Sendable {
             throw Problem.badRequest("`Idempotency-Key` must be 1 to 128 visible ASCII characters", field: "Idempotency-Key")
         }
 
-        // Both legs cost money: both are destinations. A denial sends nothing to the bridge.
-        let policy = DestinationPolicy(allow: principal.policy.allow, deny: principal.policy.deny, defaults: rules)
-        for (field, value) in [("from", body.from), ("to", body.to)] {
-            if let denial = policy.check(value) {
-                metrics.denied(rule: denial.rule)
+        // Both legs cost money: both are destinations. The URIs checked are the ones the bridge gets (and
+        // checks again); a denial here is the friendly early answer and sends nothing to the bridge.
+        let policy = DestinationPolicy(rules: rules, allow: principal.policy.allow, deny: principal.policy.deny)
+        for (field, uri) in [("from", a), ("to", b)] {
+            do throws(PolicyDenial) {
+                try policy.check(uri)
+            } catch {
+                metrics.denied(rule: error.rule.rawValue)
                 metrics.originate("denied")
                 context.logger.notice("originate denied", metadata: [
-                    "gateway.rule": "\(denial.rule)", "gateway.field": "\(field)", "gateway.destination": "\(denial.destination)",
+                    "gateway.rule": "\(error.rule)", "gateway.field": "\(field)", "gateway.destination": "\(error.destination)",
                 ])
-                var problem = Problem.forbidden("`\(field)`: " + denial.message, kind: "destination-denied", title: "Destination denied")
-                problem.extensions = ["rule": denial.rule, "field": field]
-                if let pattern = denial.pattern { problem.extensions["pattern"] = pattern }
-                throw problem
+                throw Self.denied(error.rule.rawValue, pattern: error.pattern, field: field, message: "`\(field)`: " + error.message)
             }
         }
         let user: String? = if case .session = principal.kind { principal.name } else { nil }
-        let callers = CallerPolicy(policy: principal.policy, user: user, sipDomain: sipDomain,
-                                   internationalPrefixes: rules.internationalPrefixes)
+        let callers = CallerPolicy(policy: principal.policy, user: user, sipDomain: sipDomain, rules: rules)
         if let denial = callers.check(from: body.from, callerId: body.callerId) {
             metrics.denied(rule: denial.rule)
             metrics.originate("denied")
@@ -186,6 +186,15 @@ struct CallRoutes: Sendable {
         return "sip:\(text)@\(sipDomain)"
     }
 
+    /// 403 `destination-denied` naming the rule (and the field and pattern when known).
+    static func denied(_ rule: String, pattern: String?, field: String?, message: String) -> Problem {
+        var problem = Problem.forbidden(message, kind: "destination-denied", title: "Destination denied")
+        problem.extensions = ["rule": rule]
+        if let field { problem.extensions["field"] = field }
+        if let pattern { problem.extensions["pattern"] = pattern }
+        return problem
+    }
+
     /// Bus error codes as HTTP.
     static func problem(for error: any Error, bridge: String) -> Problem {
         guard let error = error as? BridgeError else {
@@ -210,6 +219,10 @@ struct CallRoutes: Sendable {
                               detail: "bridge \(bridge) did not answer in time")
         case .badCommand:
             problem = .badRequest("the bridge refused the command: \(error.message)")
+        case .policyDenied:
+            // The bridge's message is `rule: sentence`; the rule is what clients match on.
+            let rule = error.message.prefix { $0 != ":" }
+            problem = denied(String(rule), pattern: nil, field: nil, message: "the bridge refused the destination: \(error.message)")
         default:
             problem = Problem(status: .badGateway, kind: "bridge-error", title: "Bridge error", detail: "bridge \(bridge): \(error)")
         }

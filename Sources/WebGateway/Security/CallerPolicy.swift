@@ -1,11 +1,14 @@
+import CallPolicy
+
 /// Who an originate may say it comes from. `from` is party A, the principal's own phone: it must be
 /// one of the principal's `numbers` (a user also owns the SIP account of its name). `caller_id` is
 /// what party B's phone shows: it must match the principal's `caller_ids`, or, when it has none, its
-/// numbers. A SIP URI on another domain than ours is never owned. Pure, like ``DestinationPolicy``.
+/// numbers. A SIP URI on another domain than ours is never owned. Pure, like ``DestinationPolicy``,
+/// whose reading of a URI or number (``DestinationPolicy/read(_:)``) it shares.
 ///
 /// ```swift
 /// let policy = CallerPolicy(policy: AccessPolicy(numbers: ["+1202555"]), user: nil, sipDomain: "switchboard.local",
-///                           internationalPrefixes: ["00", "011"])
+///                           rules: DestinationRules())
 /// policy.check(from: "+12025550100", callerId: nil)         // nil: allowed
 /// policy.check(from: "+13125550100", callerId: nil)?.rule   // "from_not_owned"
 /// ```
@@ -22,14 +25,16 @@ struct CallerPolicy: Sendable {
     /// The login name of a user principal, which owns the SIP account of that name.
     let user: String?
     let sipDomain: String
-    let internationalPrefixes: [String]
+    private let reader: DestinationPolicy
 
-    init(policy: AccessPolicy, user: String?, sipDomain: String, internationalPrefixes: [String]) {
+    init(policy: AccessPolicy, user: String?, sipDomain: String, rules: DestinationRules) {
         numbers = policy.numbers.map(DialPattern.init)
         callerIds = (policy.callerIds.isEmpty ? policy.numbers : policy.callerIds).map(DialPattern.init)
         self.user = user
         self.sipDomain = sipDomain.lowercased()
-        self.internationalPrefixes = internationalPrefixes
+        var rules = rules
+        rules.sipDomains = [sipDomain]
+        reader = DestinationPolicy(rules: rules)
     }
 
     func check(from: String, callerId: String?) -> Denial? {
@@ -45,7 +50,7 @@ struct CallerPolicy: Sendable {
     }
 
     private func owns(_ value: String, patterns: [DialPattern]) -> Bool {
-        guard isOurDomain(value), let party = Destination.normalize(value, internationalPrefixes: internationalPrefixes) else {
+        guard isOurDomain(value), let party = try? reader.read(value) else {
             return false
         }
         // A user's own account is compared whole: `alice` does not own `alice2`.
