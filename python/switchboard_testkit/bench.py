@@ -142,6 +142,13 @@ def results_file(out, kind, now):
     return path
 
 
+def write_results(path, lines):
+    """Writes the results file with the repository's own paths made relative, so a committed file
+    names no folder of the machine it was measured on."""
+    text = "\n".join(lines) + "\n"
+    path.write_text(text.replace(str(REPO) + "/", ""))
+
+
 def host_line():
     """The results file's line on the machine and the commit measured."""
     try:
