@@ -1,3 +1,4 @@
+import Foundation
 import SIPCore
 import Testing
 
@@ -228,6 +229,30 @@ struct ParserControlCharacterTests {
         framer.append(withField(Array("Subject: a\rb\r\nContent-Length: 0".utf8)))
         let error = try #require(throws: SIPParseError.self) { try framer.nextMessage() }
         #expect(error.reason.hasPrefix("bare CR"))
+    }
+}
+
+@Suite("Parser: inputs scripts/fuzz found")
+struct ParserFuzzRegressionTests {
+    private func load(_ name: String) throws -> [UInt8] {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        return Array(try Data(contentsOf: folder.appendingPathComponent("Fixtures/fuzz-regressions/\(name)")))
+    }
+
+    /// A request with exactly `maxHeaderCount` fields and no Content-Length is accepted; serialised, it has one
+    /// field more (the Content-Length that `serialized()` adds), which the same limits refuse. The fuzz target
+    /// reported that as a relayed message its parser refuses; it now re-reads with room for that one line.
+    @Test func serialisingAddsAContentLengthBeyondTheHeaderCount() throws {
+        let message = try SIPParser().parse(try load("sip-parser-128-fields-no-content-length.dat"))
+        #expect(message.headers.count == SIPParserLimits().maxHeaderCount)
+        #expect(message.contentLength == nil)
+        let wire = message.serialized()
+        let error = try #require(throws: SIPParseError.self) { try SIPParser().parse(wire) }
+        #expect(error.kind == .tooManyHeaders)
+        let roomy = SIPParser(limits: SIPParserLimits(maxHeaderCount: SIPParserLimits().maxHeaderCount + 1))
+        let again = try roomy.parse(wire)
+        #expect(again.contentLength == message.body.count)
+        #expect(Array(again.headers.dropLast()) == Array(message.headers))
     }
 }
 
