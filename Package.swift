@@ -110,6 +110,12 @@ let package = Package(
             dependencies: ["SIPCore", "BusSchema"],
             path: "bench/swift/SwitchboardBench"
         ),
+        // libFuzzer targets, built and run by scripts/fuzz (--sanitize=fuzzer -DFUZZING). In a normal build each
+        // replays the files named on its command line, so a finding reproduces without the fuzzer runtime.
+        .target(name: "FuzzReplay", path: "Fuzz/FuzzReplay"),
+        .executableTarget(name: "fuzz-sip-parser", dependencies: ["SIPCore", "FuzzReplay"], path: "Fuzz/SIPParser"),
+        .executableTarget(name: "fuzz-sip-framer", dependencies: ["SIPCore", "FuzzReplay"], path: "Fuzz/SIPStreamFramer"),
+        .executableTarget(name: "fuzz-bus-json", dependencies: ["BusSchema", "FuzzReplay"], path: "Fuzz/BusJSON"),
         .testTarget(name: "SIPCoreTests", dependencies: ["SIPCore"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BusSchemaTests", dependencies: ["BusSchema"]),

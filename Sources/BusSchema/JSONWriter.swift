@@ -141,9 +141,14 @@ struct JSONWriter {
 /// ISO 8601 in UTC with milliseconds (`2026-11-26T21:08:17.123Z`), the bus' timestamp format.
 enum BusTimestamp {
     static func format(_ date: Date) -> String {
-        let interval = date.timeIntervalSince1970
-        var seconds = time_t(interval.rounded(.down))
-        let milliseconds = min(999, Int(((interval - Double(seconds)) * 1000).rounded(.down)))
+        // Truncated to the millisecond. A date read from a timestamp lies a rounding error off its millisecond,
+        // often below it: truncating that would move every re-encoded timestamp 1 ms back, so within a
+        // microsecond of a whole millisecond counts as on it.
+        let exact = date.timeIntervalSince1970 * 1000
+        let nearest = exact.rounded()
+        let total = abs(exact - nearest) < 0.001 ? nearest : exact.rounded(.down)
+        var seconds = time_t((total / 1000).rounded(.down))
+        let milliseconds = Int(total - Double(seconds) * 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {
@@ -154,13 +159,16 @@ enum BusTimestamp {
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds), 3))Z"
     }
 
+    /// Nil unless ISO 8601 from 1970 on: no clock on the bus stamps an earlier time, and before 1582 Foundation
+    /// reads the Julian calendar where ``format(_:)``'s gmtime writes the Gregorian one, so such a date would
+    /// change each time it is re-encoded.
     static func parse(_ text: String) -> Date? {
         let styles: [Date.ISO8601FormatStyle] = [
             .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted),
             .iso8601,
         ]
         for style in styles {
-            if let date = try? style.parse(text) { return date }
+            if let date = try? style.parse(text) { return date.timeIntervalSince1970 >= 0 ? date : nil }
         }
         return nil
     }

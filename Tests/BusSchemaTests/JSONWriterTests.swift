@@ -109,4 +109,26 @@ import Testing
         #expect(BusTimestamp.parse("2026-11-26T20:49:27.042Z").map { abs($0.timeIntervalSince1970 - 1_795_726_167.042) < 0.0005 } == true)
         #expect(BusTimestamp.parse("yesterday") == nil)
     }
+
+    /// scripts/fuzz: half the millisecond values came back 1 ms earlier each time a decoded message was encoded
+    /// again, since the Date read for `.001` lies just below it.
+    @Test func everyMillisecondSurvivesReencoding() {
+        for millisecond in 0..<1000 {
+            let text = "2026-11-26T20:49:27.\(String(millisecond + 1000).dropFirst())Z"
+            #expect(BusTimestamp.parse(text).map(BusTimestamp.format) == text)
+        }
+    }
+
+    /// scripts/fuzz (Tests/Fixtures/fuzz-regressions/bus-json-ts-year-1013.json): an event stamped in 1013 read
+    /// in the Julian calendar and was written in the Gregorian one, 6 days later, so it never round-tripped.
+    @Test func timestampsBefore1970AreRefused() throws {
+        let frame = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fixtures/fuzz-regressions/bus-json-ts-year-1013.json"))
+        let error = #expect(throws: BusDecodingError.self) { try Event.decode(Array(frame)) }
+        #expect(error?.message == "invalid call.originated: ts must be an ISO 8601 timestamp")
+        let modern = String(decoding: frame, as: UTF8.self).replacingOccurrences(of: "\"1013-", with: "\"2013-")
+        #expect(throws: Never.self) { try Event.decode(Array(modern.utf8)) }
+        #expect(BusTimestamp.parse("1969-12-31T23:59:59.999Z") == nil)
+        #expect(BusTimestamp.parse("1970-01-01T00:00:00.000Z") == Date(timeIntervalSince1970: 0))
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import SIPCore
 import Testing
 
@@ -90,7 +91,7 @@ struct ParserTests {
         ("OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n", .badHeader),
         ("OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: ten\r\n\r\n", .badHeader),
         ("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: a b\r\n\r\n", .badHeader),
-        ("\u{0}\u{FF}\u{1}", .unterminatedHeaders),
+        ("\u{0}\u{FF}\u{1}", .badStartLine),  // NUL, a control, refused before the missing line end
     ])
     func malformedInputThrowsTheRightKind(_ text: String, _ kind: SIPParseError.Kind) throws {
         let error = try #require(throws: SIPParseError.self) { try SIPParser().parse(Array(text.utf8)) }
@@ -151,6 +152,107 @@ struct ParserTests {
         request.body = [1]
         request.headers.add("Content-Type", "Application/SDP; charset=x")
         #expect(validateForEndpoint(request, supportedExtensions: ["100rel"], supportedContentTypes: ["application/sdp"]) == nil)
+    }
+}
+
+@Suite("Parser: line ends and control characters")
+struct ParserControlCharacterTests {
+    /// The OPTIONS request with `extra` (raw header-line bytes, without their final line end) as its last field.
+    private func withField(_ extra: [UInt8]) -> [UInt8] {
+        Array((optionsLines.joined(separator: "\r\n") + "\r\n").utf8) + extra + Array("\r\n\r\n".utf8)
+    }
+
+    @Test func bareCRInAHeaderValueIsRefusedAtItsPosition() throws {
+        // Relayed, `\r` would end the field for a peer that splits lines on CR, and inject a Via.
+        let message = withField(Array("Subject: a\rVia: SIP/2.0/UDP evil.example.com".utf8))
+        let position = Array((optionsLines.joined(separator: "\r\n") + "\r\nSubject: a").utf8).count
+        let error = try #require(throws: SIPParseError.self) { try SIPParser().parse(message) }
+        #expect(error.kind == .badHeader)
+        #expect(error.status == 400)
+        #expect(error.reason == "bare CR (not followed by LF) at byte \(position)")
+        #expect(error.errorResponse()?.status == 400)
+    }
+
+    @Test(arguments: ["OPTIONS sip:bob@example.com\rX SIP/2.0", "\rOPTIONS sip:bob@example.com SIP/2.0"])
+    func bareCRInOrBeforeTheStartLineIsRefused(_ startLine: String) throws {
+        let error = try #require(throws: SIPParseError.self) {
+            try SIPParser().parse(bytes([startLine] + optionsLines.dropFirst()))
+        }
+        #expect(error.kind == .badStartLine)
+        #expect(error.reason.hasPrefix("bare CR"), "\(error)")
+    }
+
+    @Test(arguments: [UInt8(0x00), 0x01, 0x07, 0x0B, 0x0C, 0x1B, 0x1F, 0x7F])
+    func controlCharacterInAHeaderValueIsRefused(_ control: UInt8) throws {
+        let error = try #require(throws: SIPParseError.self) {
+            try SIPParser().parse(withField(Array("Subject: a".utf8) + [control] + Array("b".utf8)))
+        }
+        #expect(error.kind == .badHeader)
+        #expect(error.reason.hasPrefix("control character 0x"), "\(error)")
+    }
+
+    // The last: the start line has no quoted strings, so `\` escapes nothing there.
+    @Test(arguments: ["SIP/2.0 200 O\u{0}K", "OPTIONS sip:bob@example.com\u{7F} SIP/2.0", "SIP/2.0 200 \"\\\u{7}\""])
+    func controlCharacterInTheStartLineIsRefused(_ startLine: String) throws {
+        let error = try #require(throws: SIPParseError.self) {
+            try SIPParser().parse(bytes([startLine] + optionsLines.dropFirst()))
+        }
+        #expect(error.kind == .badStartLine)
+        #expect(error.reason.hasPrefix("control character"), "\(error)")
+    }
+
+    @Test func tabsFoldingAndBareLFStayValid() throws {
+        let message = withField(Array("Subject: a\tb\r\n\tc\n d".utf8))
+        #expect(try SIPParser().parse(message).headers["Subject"] == "a\tb c d")
+    }
+
+    @Test func aQuotedPairMayEscapeAControlButNotCR() throws {
+        // RFC 4475 §3.1.1.2 (intmeth): `\` NUL in a quoted display name is a valid quoted-pair.
+        let escaped = withField(Array(#"Subject: "x\"#.utf8) + [0x00] + Array(#"y""#.utf8))
+        #expect(try SIPParser().parse(escaped).headers["Subject"] == "\"x\\\u{0}y\"")
+        let unquoted = withField(Array(#"Subject: x\"#.utf8) + [0x00])
+        #expect(throws: SIPParseError.self) { try SIPParser().parse(unquoted) }
+        let escapedCR = withField(Array(#"Subject: "x\"#.utf8) + [0x0D] + Array(#"y""#.utf8))
+        let error = try #require(throws: SIPParseError.self) { try SIPParser().parse(escapedCR) }
+        #expect(error.reason.hasPrefix("bare CR"))
+    }
+
+    @Test func aQuotedStringDoesNotRunIntoTheNextField() throws {
+        let folded = withField(Array("Subject: \"x\r\n \\".utf8) + [0x07] + Array("\"".utf8))
+        #expect(try SIPParser().parse(folded).headers["Subject"] == "\"x \\\u{7}\"")
+        let nextField = withField(Array("Subject: \"x\r\nOrganization: \\".utf8) + [0x07])
+        #expect(throws: SIPParseError.self) { try SIPParser().parse(nextField) }
+    }
+
+    @Test func streamFramerRefusesABareCRInTheHeaders() throws {
+        var framer = SIPStreamFramer()
+        framer.append(withField(Array("Subject: a\rb\r\nContent-Length: 0".utf8)))
+        let error = try #require(throws: SIPParseError.self) { try framer.nextMessage() }
+        #expect(error.reason.hasPrefix("bare CR"))
+    }
+}
+
+@Suite("Parser: inputs scripts/fuzz found")
+struct ParserFuzzRegressionTests {
+    private func load(_ name: String) throws -> [UInt8] {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        return Array(try Data(contentsOf: folder.appendingPathComponent("Fixtures/fuzz-regressions/\(name)")))
+    }
+
+    /// A request with exactly `maxHeaderCount` fields and no Content-Length is accepted; serialised, it has one
+    /// field more (the Content-Length that `serialized()` adds), which the same limits refuse. The fuzz target
+    /// reported that as a relayed message its parser refuses; it now re-reads with room for that one line.
+    @Test func serialisingAddsAContentLengthBeyondTheHeaderCount() throws {
+        let message = try SIPParser().parse(try load("sip-parser-128-fields-no-content-length.dat"))
+        #expect(message.headers.count == SIPParserLimits().maxHeaderCount)
+        #expect(message.contentLength == nil)
+        let wire = message.serialized()
+        let error = try #require(throws: SIPParseError.self) { try SIPParser().parse(wire) }
+        #expect(error.kind == .tooManyHeaders)
+        let roomy = SIPParser(limits: SIPParserLimits(maxHeaderCount: SIPParserLimits().maxHeaderCount + 1))
+        let again = try roomy.parse(wire)
+        #expect(again.contentLength == message.body.count)
+        #expect(Array(again.headers.dropLast()) == Array(message.headers))
     }
 }
 

@@ -41,6 +41,12 @@ enum Grammar {
         byte == ASCII.space || byte == ASCII.tab
     }
 
+    /// The controls no start line or header value may carry raw: 0x00-0x1F but HTAB, and DEL. CR and LF are
+    /// among them, so a value holding one cannot add a line to the message it is written into.
+    static func isForbiddenControl(_ byte: UInt8) -> Bool {
+        (byte < 0x20 && byte != ASCII.tab) || byte == 0x7F
+    }
+
     static func isDigit(_ byte: UInt8) -> Bool {
         byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
     }

@@ -22,8 +22,10 @@ public struct SIPParser: Sendable {
     }
 
     /// Parses `bytes` as one message. CRLFs before the start line are skipped (RFC 3261 §7.5); folded header
-    /// lines are unfolded; bare LF line ends are tolerated. Without Content-Length the body is the rest of the
-    /// bytes (allowed on datagrams, §18.3); with it, bytes after the body are ignored.
+    /// lines are unfolded; bare LF line ends are tolerated, a bare CR is not, nor any other control byte but
+    /// HTAB in the start line or a header outside a quoted-pair (400, the reason names the byte and its
+    /// offset). Without Content-Length the body is the rest of the bytes (allowed on datagrams, §18.3); with
+    /// it, bytes after the body are ignored.
     public func parse(_ bytes: [UInt8]) throws(SIPParseError) -> SIPMessage {
         guard bytes.count <= limits.maxMessageSize else {
             var reader = HeadReader(bytes: bytes[..<limits.maxMessageSize], limits: limits)
@@ -192,24 +194,26 @@ struct HeadReader {
     /// Reads the start line and header lines of `bytes`; returns where the body starts.
     private mutating func read(_ bytes: UnsafeBufferPointer<UInt8>) throws(SIPParseError) -> Int {
         var index = 0
-        while index < bytes.count, bytes[index] == ASCII.cr || bytes[index] == ASCII.lf { index += 1 }
+        // Only whole line ends are skipped: a bare CR here would start the start line, and is refused there.
+        while index < bytes.count, bytes[index] == ASCII.lf || (bytes[index] == ASCII.cr && index + 1 < bytes.count
+            && bytes[index + 1] == ASCII.lf)
+        {
+            index += 1
+        }
         guard index < bytes.count else {
             throw SIPParseError(kind: .badStartLine, reason: "empty message")
         }
+        var quoting = QuotingState()
         while true {
-            guard let lineFeed = bytes[index...].firstIndex(of: ASCII.lf) else {
-                if bytes.count - index > limits.maxLineLength { throw lineTooLong() }
-                throw SIPParseError(kind: .unterminatedHeaders, reason: "header section does not end with an empty line")
-            }
-            var lineEnd = lineFeed
-            if lineEnd > index, bytes[lineEnd - 1] == ASCII.cr { lineEnd -= 1 }
-            guard lineEnd - index <= limits.maxLineLength else { throw lineTooLong() }
+            let isContinuation = startLine != nil && index < bytes.count && Grammar.isWhitespace(bytes[index])
+            if !isContinuation { quoting = QuotingState() }
+            let (lineEnd, next) = try scanLine(bytes, from: index, quoting: &quoting)
             let line = bytes[index..<lineEnd]
-            index = lineFeed + 1
-            guard let first = line.first else { return index }
+            index = next
+            guard !line.isEmpty else { return index }
             if startLine == nil {
                 startLine = String(decoding: line, as: UTF8.self)
-            } else if Grammar.isWhitespace(first) {
+            } else if isContinuation {
                 guard let last = fields.indices.last else {
                     throw SIPParseError(kind: .badHeader, reason: "continuation line before the first header")
                 }
@@ -220,6 +224,43 @@ struct HeadReader {
                 try appendField(line)
             }
         }
+    }
+
+    /// Finds the end of the line starting at `start` (before its CRLF or LF) and where the next line starts.
+    ///
+    /// Refuses a CR not followed by LF: we split on LF, a peer splitting on CR would read another message than
+    /// the one we relay. Refuses the other controls but HTAB (RFC 3261 §25.1: no TEXT or LWS carries them),
+    /// except as a quoted-pair in a quoted string, which RFC 4475 §3.1.1.2 (intmeth) keeps valid.
+    private func scanLine(
+        _ bytes: UnsafeBufferPointer<UInt8>, from start: Int, quoting: inout QuotingState
+    ) throws(SIPParseError) -> (end: Int, next: Int) {
+        var index = start
+        while index < bytes.count {
+            guard index - start <= limits.maxLineLength else { throw lineTooLong() }
+            let byte = bytes[index]
+            if byte == ASCII.lf { return (index, index + 1) }
+            if byte == ASCII.cr {
+                // A CR ending the bytes is a truncated line end: the headers are unterminated.
+                guard index + 1 < bytes.count else { break }
+                guard bytes[index + 1] == ASCII.lf else {
+                    throw refusal("bare CR (not followed by LF) at byte \(index)")
+                }
+                return (index, index + 2)
+            }
+            // The start line has no quoted strings.
+            if Grammar.isForbiddenControl(byte), startLine == nil || !quoting.escapes {
+                throw refusal("\(SIPHeaderValue.ValidationError.controlCharacter(byte, offset: index))")
+            }
+            quoting.advance(over: byte)
+            index += 1
+        }
+        guard index - start <= limits.maxLineLength else { throw lineTooLong() }
+        throw SIPParseError(kind: .unterminatedHeaders, reason: "header section does not end with an empty line")
+    }
+
+    /// A forbidden byte in the line being read: the start line's or a header's fault.
+    private func refusal(_ reason: String) -> SIPParseError {
+        SIPParseError(kind: startLine == nil ? .badStartLine : .badHeader, reason: reason)
     }
 
     private mutating func appendField(_ line: UnsafeBufferPointer<UInt8>.SubSequence) throws(SIPParseError) {
@@ -241,5 +282,25 @@ struct HeadReader {
 
     private func lineTooLong() -> SIPParseError {
         SIPParseError(kind: .lineTooLong, reason: "a line exceeds \(limits.maxLineLength) bytes")
+    }
+}
+
+/// Where a header field's bytes stand in its quoted strings, carried across continuation lines, so a
+/// quoted-pair (`\` and any byte but CR and LF, RFC 3261 §25.1) is told from a control byte in the open.
+private struct QuotingState {
+    private var inQuotes = false
+    private var afterBackslash = false
+
+    /// Whether the next byte is escaped by a quoted-pair.
+    var escapes: Bool { afterBackslash }
+
+    mutating func advance(over byte: UInt8) {
+        if afterBackslash {
+            afterBackslash = false
+        } else if inQuotes, byte == ASCII.backslash {
+            afterBackslash = true
+        } else if byte == ASCII.quote {
+            inQuotes.toggle()
+        }
     }
 }
