@@ -1,12 +1,7 @@
-/// Checks on header values that come from outside the SIP stack — a worker's decision, a command — before they
-/// are written into a message we send.
-///
-/// ```swift
-/// for (name, value) in decision.headers {
-///     try SIPHeaderValue.validate(value)
-///     request.headers.add(name, value)
-/// }
-/// ```
+/// What may not appear in a header value: a CR or LF would end the field early and let the value add header
+/// lines of its own (header injection); NUL and the other controls but HTAB are not SIP text (RFC 3261 §25.1).
+/// The parser refuses such a message naming the byte; values from the bus are refused by BusSchema before they
+/// reach SIP.
 public enum SIPHeaderValue {
     /// Why a value cannot be a header value.
     public enum ValidationError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -21,15 +16,6 @@ public enum SIPHeaderValue {
                 let hex = String(byte, radix: 16, uppercase: true)
                 return "control character 0x\(byte < 0x10 ? "0" : "")\(hex)\(names[byte] ?? "") at byte \(offset)"
             }
-        }
-    }
-
-    /// Refuses a value the parser would refuse in a received message: a CR or LF would end the field early and
-    /// let the value add header lines of its own (header injection); NUL and the other controls but HTAB are
-    /// not SIP text (RFC 3261 §25.1). The first offending byte is reported, by its UTF-8 offset.
-    public static func validate(_ value: String) throws(ValidationError) {
-        for (offset, byte) in value.utf8.enumerated() where Grammar.isForbiddenControl(byte) {
-            throw .controlCharacter(byte, offset: offset)
         }
     }
 }
