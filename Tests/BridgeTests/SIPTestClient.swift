@@ -69,6 +69,21 @@ final class SIPTestClient: @unchecked Sendable {
         }
     }
 
+    /// Whether the bridge closes the connection within `timeout`: a read returns end of file (or a reset).
+    /// Whatever arrives before that is discarded.
+    func closedByPeer(within timeout: Double) async -> Bool {
+        await offload {
+            let deadline = Date().addingTimeInterval(timeout)
+            while deadline.timeIntervalSinceNow > 0 {
+                var pollFD = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&pollFD, 1, Int32(deadline.timeIntervalSinceNow * 1000)) > 0 else { return false }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                if recv(self.fd, &buffer, buffer.count, 0) <= 0 { return true }
+            }
+            return false
+        }
+    }
+
     private func receiveBlocking(timeout: Double) -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
