@@ -150,6 +150,61 @@ import Testing
         #expect(harness.wire.take().compactMap(\.response).map(\.status) == [200])
     }
 
+    /// A SIP-I trunk's INVITE: SDP beside an ISUP IAM (`multipart/mixed`, RFC 3204).
+    static func sipIInvite(_ harness: Harness, isupHandling: String = "optional", closing: Bool = true) -> SIPRequest {
+        var invite = harness.callerInvite()
+        invite.headers.set("Content-Type", "multipart/mixed;boundary=unique-boundary-1")
+        invite.body = Array(("--unique-boundary-1\r\nContent-Type: application/sdp\r\n\r\n\(Harness.offer)\r\n"
+            + "--unique-boundary-1\r\nContent-Type: application/ISUP;version=itu-t92+\r\n"
+            + "Content-Disposition: signal;handling=\(isupHandling)\r\n\r\n\u{01}\u{00}\u{49}\u{00}\r\n"
+            + (closing ? "--unique-boundary-1--\r\n" : "")).utf8)
+        return invite
+    }
+
+    /// The bridge offers the SDP part alone (to workers and to the callee) and drops the optional ISUP part,
+    /// as an SBC between a SIP-I trunk and SIP phones does.
+    @Test func aSIPIInviteIsOfferedWithItsSDPAlone() throws {
+        let harness = Harness()
+        harness.receive(.request(Self.sipIInvite(harness)), from: Harness.caller)
+        #expect(harness.bus.decisionRequests.first?.offer.sdp?.media.map(\.port) == [4000])
+        let route = BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@127.0.0.2:5070")], mode: .serial)
+        harness.resolveAll(.decided(.bridge(route), workerId: "w1"))
+        let invite = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(invite.contentType == "application/sdp")
+        #expect(invite.body == Array(Harness.offer.utf8))
+    }
+
+    @Test func aSIPIInviteWhoseISUPIsRequiredGets415() throws {
+        let harness = Harness()
+        harness.receive(.request(Self.sipIInvite(harness, isupHandling: "required")), from: Harness.caller)
+        let response = try #require(harness.wire.take().compactMap(\.response).first { $0.status >= 200 })
+        #expect(response.status == 415)
+        #expect(response.headers.values("Accept") == ["application/sdp", "multipart/mixed"])
+        #expect(harness.bus.decisionRequests.isEmpty)
+    }
+
+    @Test func aMultipartInviteWithoutItsClosingBoundaryGets400NamingIt() throws {
+        let harness = Harness()
+        harness.receive(.request(Self.sipIInvite(harness, closing: false)), from: Harness.caller)
+        let response = try #require(harness.wire.take().compactMap(\.response).first { $0.status >= 200 })
+        #expect(response.status == 400)
+        #expect(response.reason == "Bad Body (multipart body without its closing boundary)")
+        #expect(harness.bus.decisionRequests.isEmpty)
+    }
+
+    /// A SIP-I callee answers with SDP and an ISUP ANM: the caller gets the SDP as application/sdp.
+    @Test func aSIPICalleesMultipartAnswerReachesTheCallerAsSDP() throws {
+        let harness = Harness()
+        let invite = try harness.bridgeToCallee()
+        var ok = Harness.calleeResponse(to: invite, status: 200)
+        ok.headers.add("Content-Type", "multipart/mixed; boundary=\"b1\"")
+        ok.body = Array("--b1\r\nContent-Type: application/sdp\r\n\r\n\(Harness.answer)\r\n--b1\r\nContent-Type: application/ISUP\r\n\r\n\u{09}\u{00}\r\n--b1--\r\n".utf8)
+        harness.receive(.response(ok), from: Harness.callee)
+        let callerOK = try #require(harness.wire.take().compactMap(\.response).first { $0.status == 200 })
+        #expect(callerOK.contentType == "application/sdp")
+        #expect(callerOK.body == Array(Harness.answer.utf8))
+    }
+
     /// A SIP-I trunk's BYE carries an ISUP REL in multipart/mixed: it still ends the call (RFC 3261 §15.1.1).
     @Test func aBYEWithAMultipartBodyEndsTheCall() throws {
         let harness = Harness()

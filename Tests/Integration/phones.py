@@ -43,7 +43,7 @@ USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
 CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
                     "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml"}
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
-                    "cancel": "phone_call_cancel.xml"}
+                    "cancel": "phone_call_cancel.xml", "sipi": "phone_call_sipi.xml"}
 
 _SEPARATOR = "----------------------------------------------- "
 
@@ -222,16 +222,17 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
          name=None):
     """Start a caller phone: it registers as `user`, then calls `number` through
     `kamailio`; returns at once (finish() waits for the end of the call).
-    behaviour: call | hold | cancel. "call": hangup_after_ms > 0 = BYE that long after
+    behaviour: call | sipi | hold | cancel. "call": hangup_after_ms > 0 = BYE that long after
     the answer, 0 = wait for the remote BYE; final failures (486, 603, ...) end the call
-    normally (see final_status()). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
+    normally (see final_status()); "sipi" the same as a SIP-I trunk (SDP and ISUP in
+    multipart/mixed). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
     unhold_talk_ms (default talk_ms), BYE; a BYE from the other side meanwhile ends the
     call normally. "cancel": CANCEL cancel_after_ms after the 180."""
     scenario = CALLER_SCENARIOS[behaviour]
     name = name or f"caller-{user}"
     password = password if password is not None else USERS[user]
     port = harness.free_port()
-    keys = {"call": {"hangup_after_ms": int(hangup_after_ms)},
+    keys = {"call": {"hangup_after_ms": int(hangup_after_ms)}, "sipi": {"hangup_after_ms": int(hangup_after_ms)},
             "hold": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms),
                      "unhold_talk_ms": int(talk_ms if unhold_talk_ms is None else unhold_talk_ms)},
             "cancel": {"cancel_after_ms": int(cancel_after_ms)}}[behaviour]

@@ -166,6 +166,24 @@ def test_bridged_call_answered_and_hung_up_by_the_caller(b2b, sipp):
     assert bob.received("INVITE")[0].header("Call-ID") != alice.sent("INVITE")[0].header("Call-ID")
 
 
+def test_sip_i_trunk_call_is_offered_its_sdp_and_its_multipart_bye_ends_it(b2b, sipp):
+    """Issue 12 item 5: a SIP-I INVITE (SDP + ISUP in multipart/mixed) used to get 415, and its BYE was
+    refused. The callee gets the SDP alone; the trunk's BYE with an ISUP REL ends the call."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", behaviour="sipi", hangup_after_ms=500)
+    finished(alice, bob)
+    assert alice.final_status() == 200, alice.report()
+    assert alice.sent("INVITE")[-1].header("Content-Type") == ["multipart/mixed;boundary=sipi-boundary"], alice.report()
+    offer = bob.received("INVITE")[0]
+    assert offer.header("Content-Type") == ["application/sdp"], bob.report()
+    assert offer.body.startswith("v=0") and "ISUP" not in offer.body and "sipi-boundary" not in offer.body, offer.body
+    assert len(bob.received("BYE")) == 1, bob.report()
+    assert [m.status for m in alice.responses("BYE")] == [200], alice.report()
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
+
+
 def test_bridged_call_hung_up_by_the_callee(b2b, sipp):
     s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
     bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100, hangup_after_ms=500)

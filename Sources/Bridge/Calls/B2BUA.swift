@@ -109,7 +109,7 @@ final class B2BUA {
 
     /// A worker decided to bridge the caller's INVITE (already answered 100 by the decision gate).
     func startInbound(callId: String, invite: SIPRequest, serverKey: TransactionKey, toTag: String, route: BridgeRoute) {
-        let flow = CallFlow(inbound: invite.body.isEmpty ? nil : invite.body, callerURI: invite.from?.uri.description ?? "",
+        let flow = CallFlow(inbound: MessageBody.sdp(of: invite), callerURI: invite.from?.uri.description ?? "",
                             at: .now, defaultRingTimeout: limits.defaultRingTimeout)
         let call = Call(id: callId, flow: flow, account: invite.headers["X-Switchboard-Auth-User"])
         let dialog = Dialog(uas: invite, localTag: toTag, localContact: uac.localContact)

@@ -30,7 +30,7 @@ enum OfferNormalizer {
             source: source,
             authUser: authUser,
             headers: extra,
-            sdp: isSDP(request) ? summarizeSDP(request.body) : nil
+            sdp: MessageBody.sdp(of: request).map(summarizeSDP)
         )
     }
 
@@ -71,11 +71,6 @@ enum OfferNormalizer {
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { return nil }
         return (host, port, transport)
-    }
-
-    private static func isSDP(_ request: SIPRequest) -> Bool {
-        guard !request.body.isEmpty, let type = request.contentType else { return false }
-        return type.split(separator: ";")[0].trimmingCharacters(in: .whitespaces).lowercased() == "application/sdp"
     }
 
     /// Reads the `c=` and `m=` lines of an SDP body; other lines are the phones' business.

@@ -89,7 +89,7 @@ final class UACLegs {
             if response.isProvisional {
                 leg.gotProvisional = true
                 if leg.cancelWanted { sendCancel(leg) }
-                report(call, .provisional(leg: index, status: response.status, sdp: response.body.isEmpty ? nil : response.body))
+                report(call, .provisional(leg: index, status: response.status, sdp: MessageBody.sdp(of: response)))
             } else if response.isSuccess {
                 if let dialog = leg.dialog {
                     repeated2xx(response, leg: leg, dialog: dialog, call: call)
@@ -103,7 +103,7 @@ final class UACLegs {
                 // Answered: no CANCEL can follow, and another fork's 2xx is handled from the dialog.
                 leg.setup = .answered(response)
                 leg.destination = destination(in: dialog) ?? leg.destination
-                report(call, .answered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
+                report(call, .answered(leg: index, sdp: MessageBody.sdp(of: response)))
             } else {
                 report(call, .failed(leg: index, status: response.status, reason: response.reason))
             }
@@ -188,7 +188,7 @@ final class UACLegs {
                 call.sip[index]?.busy = true
             case .response(let response) where response.isSuccess:
                 if let leg = call.sip[index] { sendACK(for: response, leg: leg) }
-                report(call, .reinviteAnswered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
+                report(call, .reinviteAnswered(leg: index, sdp: MessageBody.sdp(of: response)))
             case .response(let response):
                 report(call, .reinviteFailed(leg: index, status: response.status))
             case .timeout, .transportError:

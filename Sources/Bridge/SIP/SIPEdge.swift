@@ -164,7 +164,7 @@ final class SIPEdge {
             // Kamailio's dispatcher probes with OPTIONS: 200 means "this bridge takes calls".
             var response = SIPResponse(replyingTo: request, status: 200, toTag: tag)
             response.headers.add("Allow", Self.allowed.map(\.rawValue).joined(separator: ", "))
-            response.headers.add("Accept", "application/sdp")
+            response.headers.add("Accept", Self.accepted)
             return response
         case .cancel:
             if let target = TransactionKey.forCancelledInvite(request), transactions.hasInvite(target) {
@@ -198,14 +198,35 @@ final class SIPEdge {
             }
             return
         }
+        if let problem = Self.sessionBodyProblem(request) {
+            transactions.respond(key, errorResponse(problem, to: request, toTag: toTag))
+            return
+        }
         gate.offer(request, key: key, packet: packet)
     }
 
-    /// What the bridge takes in a body: SDP to start a call; in a dialog, whatever the request carries,
+    /// A SIP-I trunk's INVITE carries its SDP beside an ISUP part (`multipart/mixed`, RFC 3204). The bridge
+    /// offers the SDP alone (``MessageBody/sdp(of:)``) and drops the optional parts, as an SBC between a SIP-I
+    /// trunk and SIP phones does; a malformed multipart body is a 400 naming the problem, and a part the far
+    /// end must understand (`handling=required`) a 415 (RFC 5621 §9.1).
+    static func sessionBodyProblem(_ invite: SIPRequest) -> SIPStatusError? {
+        do {
+            guard case .otherwise(let type) = try MessageBody.sessionDescription(of: invite) else { return nil }
+            return SIPStatusError(status: 415, reason: "Unsupported Media Type (\(type) part required)",
+                                  headers: [SIPHeader(name: "Accept", value: accepted)])
+        } catch {
+            return SIPStatusError(status: 400, reason: "Bad Body (\(error))")
+        }
+    }
+
+    /// The bodies an INVITE that starts a call may carry.
+    static let accepted = "application/sdp, multipart/mixed"
+
+    /// What the bridge takes in a body: SDP to start a call, alone or in a multipart body; in a dialog, whatever the request carries,
     /// since it relays the body end to end (DTMF over INFO, a SIP-I trunk's multipart) and the far end
     /// judges it, and a BYE ends the session whatever its body (RFC 3261 §15.1.1).
     static func contentTypes(for request: SIPRequest) -> Set<String> {
-        guard request.to?.tag != nil, let type = request.contentType else { return ["application/sdp"] }
+        guard request.to?.tag != nil, let type = request.contentType else { return ["application/sdp", "multipart/mixed"] }
         return ["application/sdp", type]
     }
 

@@ -182,6 +182,8 @@ public enum SIPMessage: Sendable, Hashable, SIPMessageFields {
 public protocol SIPMessageFields {
     /// The header fields.
     var headers: SIPHeaders { get set }
+    /// The body.
+    var body: [UInt8] { get }
 }
 
 extension SIPMessageFields {
