@@ -2,7 +2,7 @@ import FuzzReplay
 import SIPCore
 
 /// One input: a datagram for ``SIPParser`` with the default limits. A message the parser accepts must give its
-/// typed fields and endpoint verdict without trapping, and must survive the bridge relaying it: serialised, it
+/// typed fields, endpoint verdict and session description (a multipart body's parts included) without trapping, and must survive the bridge relaying it: serialised, it
 /// parses again to the same start line, header fields and body.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSIPParser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -16,6 +16,7 @@ public func fuzzSIPParser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     _ = (message.callID, message.cseq, message.from, message.to, message.vias, message.contacts)
     _ = (message.maxForwards, message.contentLength, message.contentType)
+    _ = try? MessageBody.sessionDescription(of: message)
     if case .request(let request) = message {
         _ = validateForEndpoint(request, supportedExtensions: ["100rel"], supportedContentTypes: ["application/sdp"])
     }
