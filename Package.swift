@@ -39,7 +39,7 @@ let package = Package(
         ),
         .target(name: "SIPCore"),
         .target(name: "BusSchema"),
-        // Where calls may go: the gateway's early 403 and the bridge's last word share it.
+        // Where calls may go: the gateway's early 403 and the bridge's last word share it; so do their IP networks (IPNetwork).
         .target(name: "CallPolicy", dependencies: ["SIPCore"]),
         .target(
             name: "WorkerSDK",
