@@ -1,12 +1,21 @@
 """CURVE on the bus with the real binaries: keys from `switchboard-worker keygen`, a bridge that
-admits only listed keys, a router and an accounting worker that present theirs."""
+admits only listed keys, a router and an accounting worker that present theirs; a key removed
+while the bridge runs stops being served."""
 import json
+import sys
+import time
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
+
+import zmq
 
 import harness
 from harness import LOCAL
-from test_python_examples import invite
+from test_python_examples import EXAMPLES, invite
+
+sys.path.insert(0, str(EXAMPLES))
+import curve  # noqa: E402  (examples/python/curve.py: reads the key files for pyzmq)
 
 
 def test_only_listed_keys_reach_a_curve_bridge(tmp_path, swift):
@@ -106,3 +115,94 @@ def test_the_gateway_reaches_a_curve_bridge_with_its_key_only(tmp_path, swift):
     harness.wait_until(lambda: reachable(port, admin) is False, 20, "the stranger's gateway to find the bridge unreachable",
                        stranger.tail)
     stranger.stop()
+
+
+def test_a_removed_key_is_no_longer_served_and_its_connections_close(tmp_path, swift):
+    """No restart: the bridge reads its key directories again every --curve-reload-interval second.
+    A worker, a command client and a subscriber are connected and served; their .pub files are
+    removed; then the worker is out of the pool (calls get the fallback), the command client gets
+    no answer, the subscriber hears no event, and each connection was closed by the bridge."""
+    keys = tmp_path / "keys"
+    roles = {"workers": "worker", "commanders": "crm", "subscribers": "listener"}
+    for folder in roles:
+        (keys / folder).mkdir(parents=True)
+    for name in ("bridge", *roles.values()):
+        swift.run("switchboard-worker", "keygen", "--out", keys / f"{name}.key")
+    for folder, name in roles.items():
+        (keys / folder / f"{name}.pub").write_bytes((keys / f"{name}.key.pub").read_bytes())
+
+    sip_port, events, decisions, commands = (harness.free_port() for _ in range(4))
+    bridge = swift.start("bridge", "switchboard-bridge", "--sip-listen", f"{LOCAL}:{sip_port}",
+                         "--bus-events", f"tcp://{LOCAL}:{events}", "--bus-decisions", f"tcp://{LOCAL}:{decisions}",
+                         "--bus-replay", f"tcp://{LOCAL}:{harness.free_port()}", "--bus-commands", f"tcp://{LOCAL}:{commands}",
+                         "--journal", tmp_path / "journal.sqlite", "--dialogs", tmp_path / "dialogs.sqlite",
+                         "--metrics-listen", "", "--decision-timeout-ms", "500", "--curve-key", keys / "bridge.key",
+                         "--curve-workers", keys / "workers", "--curve-commanders", keys / "commanders",
+                         "--curve-subscribers", keys / "subscribers", "--curve-reload-interval", "1")
+    harness.wait_until(lambda: harness.sip_request(sip_port) == 200, 15, "the bridge", bridge.tail)
+
+    def client_args(name):
+        return SimpleNamespace(curve_key=keys / f"{name}.key", bridge_key=keys / "bridge.key.pub")
+
+    worker = harness.Process("worker", [sys.executable, EXAMPLES / "worker.py", "--curve-key", keys / "worker.key",
+                                        "--bridge-key", keys / "bridge.key.pub", f"tcp://{LOCAL}:{decisions}",
+                                        "sip:gw.example.com"], tmp_path)
+    context = zmq.Context()
+    crm, listener = context.socket(zmq.DEALER), context.socket(zmq.SUB)
+    try:
+        harness.wait_until(lambda: "joined" in worker.log.read_text(), 10, "the Python worker to join",
+                           lambda: worker.tail() + bridge.tail())
+        assert invite(sip_port, "12025550100").startswith("SIP/2.0 302")
+
+        crm.linger = 0
+        curve.secure(crm, client_args("crm"))
+        crm.connect(f"tcp://{LOCAL}:{commands}")
+
+        def listed(request_id, timeout_ms):
+            try:
+                crm.send(json.dumps({"v": 1, "type": "command", "request_id": request_id, "command": {"name": "list"}}).encode(),
+                         zmq.NOBLOCK)
+            except zmq.Again:
+                return False
+            return bool(crm.poll(timeout_ms)) and json.loads(crm.recv())["ok"]
+        assert listed("before", 5000)
+
+        curve.secure(listener, client_args("listener"))
+        listener.subscribe(b"")
+        listener.connect(f"tcp://{LOCAL}:{events}")
+
+        def hears_a_call(timeout_ms=1000):
+            invite(sip_port, "12025550100")
+            heard = False
+            while listener.poll(timeout_ms):
+                heard |= listener.recv_multipart()[0].startswith(b"call.")
+                timeout_ms = 200
+            return heard
+        # A SUB hears only what is published after it joined: probe until it does.
+        harness.wait_until(hears_a_call, 15, "the subscriber to hear calls", bridge.tail)
+
+        for folder, name in roles.items():
+            (keys / folder / f"{name}.pub").unlink()
+
+        def closed_roles():
+            lines = [line for line in bridge.log.read_text().splitlines() if "bus connection of a key no longer admitted closed" in line]
+            return {role for role in roles for line in lines if f"bus.role={role}" in line}
+        harness.wait_until(lambda: closed_roles() == set(roles), 10, "the bridge to close the three connections", bridge.tail)
+        # What the events socket makes itself when a connection ends (unsubscriptions) is no one's message.
+        assert "bus.peer_key=- " not in bridge.log.read_text(), bridge.tail()
+
+        # The worker is out of the pool: calls get the fallback (reject:503), not its 302.
+        assert invite(sip_port, "12025550100").startswith("SIP/2.0 503"), bridge.tail()
+        assert "worker lost" in bridge.log.read_text(), bridge.tail()
+        # The command client gets no answer, and the subscriber no event.
+        assert not listed("after", 3000)
+        assert not hears_a_call(2000)
+        # Their reconnections are refused at the handshake; the same bridge process served throughout.
+        harness.wait_until(lambda: "bus client refused" in bridge.log.read_text(), 10, "ZAP to refuse the reconnections",
+                           bridge.tail)
+        assert bridge.running()
+    finally:
+        crm.close()
+        listener.close()
+        context.term()
+        worker.stop()
