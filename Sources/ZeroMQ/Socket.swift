@@ -98,7 +98,7 @@ public final class ZMQSocket {
 
     /// Receives one multipart message, or nil when `dontWait` is set and none is queued.
     public func receive(dontWait: Bool = false) throws(ZMQError) -> [[UInt8]]? {
-        try receiveWithPeer(dontWait: dontWait)?.frames
+        try receiveMessage(dontWait: dontWait, withPeer: false)?.frames
     }
 
     /// Like ``receive(dontWait:)``, with who sent it: the message's `User-Id` property, the user id the ZAP
@@ -106,6 +106,12 @@ public final class ZMQSocket {
     /// socket), and the TCP connection it came in on (nil for IPC and inproc), which
     /// ``ZMQPeerConnection/shutDown()`` ends.
     public func receiveWithPeer(dontWait: Bool = false) throws(ZMQError)
+        -> (frames: [[UInt8]], userId: String?, connection: ZMQPeerConnection?)? {
+        try receiveMessage(dontWait: dontWait, withPeer: true)
+    }
+
+    /// One message; `withPeer` also reads its sender (two system calls for the connection's addresses).
+    private func receiveMessage(dontWait: Bool, withPeer: Bool) throws(ZMQError)
         -> (frames: [[UInt8]], userId: String?, connection: ZMQPeerConnection?)? {
         var frames: [[UInt8]] = []
         var userId: String?
@@ -121,11 +127,11 @@ public final class ZMQSocket {
             }
             // libzmq 4.3 keeps the descriptor with the peer's metadata: on every frame the peer sent, but not on
             // the identity frame a ROUTER makes when `zmq_poll` had the message fetched already.
-            if connection == nil, case let descriptor = zmq_msg_get(&message, ZMQ_SRCFD), descriptor >= 0 {
+            if withPeer, connection == nil, case let descriptor = zmq_msg_get(&message, ZMQ_SRCFD), descriptor >= 0 {
                 connection = ZMQPeerConnection(descriptor: descriptor)
             }
             // Likewise the User-Id.
-            if userId == nil, let property = zmq_msg_gets(&message, "User-Id") { userId = String(cString: property) }
+            if withPeer, userId == nil, let property = zmq_msg_gets(&message, "User-Id") { userId = String(cString: property) }
             let size = zmq_msg_size(&message)
             let data = zmq_msg_data(&message)
             frames.append(size == 0 ? [] : Array(UnsafeRawBufferPointer(start: data, count: size)))

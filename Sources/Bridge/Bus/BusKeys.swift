@@ -17,7 +17,7 @@ struct BusKeys: Equatable, Sendable {
     var commandAccounts: [CurvePublicKey: Set<String>] = [:]
 
     /// Where the keys are read from, at start and again while the bridge runs.
-    struct Directories: Equatable, Sendable {
+    struct Directories: Equatable, Sendable, CustomStringConvertible {
         var everySocket: String?
         var byRole: [BusEndpoints.Role: String] = [:]
 
