@@ -104,8 +104,8 @@ struct BridgeConfiguration {
     var curveClientsDirectory: String?
     /// Directories of keys admitted on one role's sockets only (`curve_workers`, `curve_subscribers`, `curve_commanders`).
     var curveRoleDirectories: [BusEndpoints.Role: String] = [:]
-    /// How often those directories are read again while the bridge runs (`curve_reload_interval`): a key added
-    /// is admitted, a key removed is refused and its connections are closed.
+    /// How often those directories are read again while the bridge runs (`curve_reload_interval`; SIGHUP reads
+    /// them at once): a key added is admitted, a key removed is refused and its connections are closed.
     var curveReloadInterval: Duration = .seconds(2)
     /// Lets the bus bind beyond loopback without CURVE (`bus_allow_insecure`), for a network the
     /// operator secures by other means; off, such a bridge refuses to start.

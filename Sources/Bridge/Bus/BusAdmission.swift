@@ -84,6 +84,11 @@ final class BusAdmission: Sendable {
         return keys.scope(of: key)
     }
 
+    /// Makes a reload due now (SIGHUP): the next pass of the bus loop reads the directories.
+    func requestReload() {
+        state.withLock { $0.nextReload = .now }
+    }
+
     /// Reads the directories again when a reload is due at `now`, and applies what they hold; a read that
     /// fails keeps the keys admitted so far (logged once per distinct failure, counted each time). Returns the
     /// peers shut down, and when the next reload is due (nil without directories).

@@ -192,6 +192,16 @@ final class BusEndpoints: Sendable {
         journal.stop()
     }
 
+    /// Reads the CURVE key directories at once rather than at the next reload interval (SIGHUP); false
+    /// without CURVE, when there is nothing to read.
+    func reloadKeys() -> Bool {
+        guard let admission else { return false }
+        admission.requestReload()
+        // An empty job wakes the loop for a pass, whose hook then finds the reload due.
+        loop.execute {}
+        return true
+    }
+
     /// Loopback TCP, IPC and inproc endpoints are local; anything else can be reached from the network.
     static func isLocal(_ endpoint: String) -> Bool {
         guard endpoint.hasPrefix("tcp://") else { return endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") }
