@@ -55,6 +55,16 @@ import ZeroMQ
         _ = admission.reloadIfDue(now: due + .seconds(2))
         #expect(admission.admits(userId: crm.z85, on: .commanders, connection: nil, identity: nil))
         #expect(changes.keys.withLock { $0.count } == 1)
+
+        // SIGHUP: due at once, not at the next interval.
+        try FileManager.default.removeItem(atPath: commanders + "/half-written.pub")
+        try FileManager.default.removeItem(atPath: commanders + "/crm.pub")
+        try FileManager.default.removeItem(atPath: commanders + "/crm.accounts")
+        #expect(admission.admits(userId: crm.z85, on: .commanders, connection: nil, identity: nil))
+        admission.requestReload()
+        _ = admission.reloadIfDue(now: .now)
+        #expect(!admission.admits(userId: crm.z85, on: .commanders, connection: nil, identity: nil))
+        #expect(changes.keys.withLock { $0.count } == 2)
     }
 
     @Test func keysGivenWithoutDirectoriesStayForTheRun() throws {

@@ -151,8 +151,9 @@ def role_keyed_bridge(tmp_path, swift, reload_interval):
 
 
 def closed_roles(bridge):
-    """The roles whose connections the bridge closed for a key no longer admitted."""
-    lines = [line for line in bridge.log.read_text().splitlines() if "bus connection of a key no longer admitted closed" in line]
+    """The roles whose connections the bridge shut down for a key no longer admitted."""
+    lines = [line for line in bridge.log.read_text().splitlines()
+             if "bus connection of a key no longer admitted closed" in line and "bus.connection_closed=true" in line]
     return {role for role in ROLES for line in lines if f"bus.role={role}" in line}
 
 
