@@ -39,7 +39,7 @@ let package = Package(
         ),
         .target(name: "SIPCore"),
         .target(name: "BusSchema"),
-        // Where calls may go: the gateway's early 403 and the bridge's last word share it.
+        // Where calls may go: the gateway's early 403 and the bridge's last word share it; so do their IP networks (IPNetwork).
         .target(name: "CallPolicy", dependencies: ["SIPCore"]),
         .target(
             name: "WorkerSDK",
@@ -63,6 +63,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(

@@ -104,6 +104,9 @@ struct BridgeConfiguration {
     var curveClientsDirectory: String?
     /// Directories of keys admitted on one role's sockets only (`curve_workers`, `curve_subscribers`, `curve_commanders`).
     var curveRoleDirectories: [BusEndpoints.Role: String] = [:]
+    /// How often those directories are read again while the bridge runs (`curve_reload_interval`; SIGHUP reads
+    /// them at once): a key added is admitted, a key removed is refused and its connections are closed.
+    var curveReloadInterval: Duration = .seconds(2)
     /// Lets the bus bind beyond loopback without CURVE (`bus_allow_insecure`), for a network the
     /// operator secures by other means; off, such a bridge refuses to start.
     var busAllowInsecure = false
@@ -160,34 +163,12 @@ struct BridgeConfiguration {
     /// Reads the CURVE files named by `curveKeyFile`, `curveClientsDirectory` and `curveRoleDirectories`, if any.
     mutating func loadCurveKeys() throws {
         guard let keyFile = curveKeyFile else { return }
-        let clients = try curveClientsDirectory.map { try CurveKeyFile.loadPublicKeys(directory: $0) } ?? []
-        let roles = try curveRoleDirectories.mapValues { try CurveKeyFile.loadPublicKeys(directory: $0) }
-        guard !clients.isEmpty || roles.values.contains(where: { !$0.isEmpty }) else {
-            throw BridgeSettingsError(key: "curve_clients", "no *.pub key in \(([curveClientsDirectory].compactMap { $0 } + curveRoleDirectories.values.sorted()).joined(separator: ", ")): no client could connect")
+        let directories = BusKeys.Directories(everySocket: curveClientsDirectory, byRole: curveRoleDirectories)
+        let keys = try directories.read()
+        guard !keys.isEmpty else {
+            throw BridgeSettingsError(key: "curve_clients", "no *.pub key in \(directories.description): no client could connect")
         }
-        var commandAccounts: [CurvePublicKey: Set<String>] = [:]
-        for directory in [curveClientsDirectory, curveRoleDirectories[.commanders]].compactMap({ $0 }) {
-            commandAccounts.merge(try Self.commandAccounts(in: directory)) { $0.union($1) }
-        }
-        curve = .init(keyPair: try CurveKeyFile.loadKeyPair(from: keyFile), allowedClients: clients, roleClients: roles,
-                      commandAccounts: commandAccounts)
-    }
-
-    /// `NAME.accounts` beside `NAME.pub`: the accounts that key may act for on the commands socket, one per
-    /// line (`#` comments); a key without such a file acts for every account.
-    static func commandAccounts(in directory: String) throws -> [CurvePublicKey: Set<String>] {
-        var scopes: [CurvePublicKey: Set<String>] = [:]
-        let base = URL(fileURLWithPath: directory)
-        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasSuffix(".accounts") && !name.hasPrefix(".") {
-            let keyFile = base.appendingPathComponent(String(name.dropLast(".accounts".count)) + ".pub").path
-            guard FileManager.default.fileExists(atPath: keyFile) else {
-                throw BridgeSettingsError("\(base.appendingPathComponent(name).path): no \(keyFile) beside it, so no key to limit")
-            }
-            let text = try String(contentsOfFile: base.appendingPathComponent(name).path, encoding: .utf8)
-            let accounts = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-            scopes[try CurveKeyFile.loadPublicKey(from: keyFile)] = Set(accounts)
-        }
-        return scopes
+        curve = .init(keyPair: try CurveKeyFile.loadKeyPair(from: keyFile), keys: keys, directories: directories,
+                      reloadInterval: curveReloadInterval)
     }
 }

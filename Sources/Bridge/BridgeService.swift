@@ -5,6 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import SIPCore
+import UnixSignals
 
 /// Where a running bridge actually listens (ports resolved when the configuration asked for 0 / `*`).
 struct BoundAddresses {
@@ -181,9 +182,19 @@ final class Bridge: Service, Sendable {
         logger.info("bridge stopped", metadata: ["bridge.id": "\(configuration.bridgeId)"])
     }
 
+    /// Reads the bus key directories now rather than at the next `curve_reload_interval` (what SIGHUP does).
+    func reloadBusKeys() {
+        guard let bus = running.withLock({ $0?.bus }) else { return }
+        logger.info(bus.reloadKeys() ? "bus keys: reading the key directories now" : "bus keys: no CURVE key directories to read")
+    }
+
     func run() async throws {
         _ = try await start()
+        // SIGHUP, as daemons take it: read the configuration that can change while running (the bus keys).
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let reloads = Task { for await _ in hangups { reloadBusKeys() } }
         try? await gracefulShutdown()
+        reloads.cancel()
         await stop()
     }
 }

@@ -208,6 +208,8 @@ extension BridgeSetting {
         curveRole(.workers, "curve_workers", "With curve_key: keys (*.pub) admitted on the decisions socket only."),
         curveRole(.subscribers, "curve_subscribers", "With curve_key: keys (*.pub) admitted on the events and replay sockets only."),
         curveRole(.commanders, "curve_commanders", "With curve_key: keys (*.pub) admitted on the commands socket only."),
+        integer("curve_reload_interval", "With curve_key: seconds between re-reads of the key directories (SIGHUP: at once); a removed key's connections are closed.",
+                minimum: 1, { Int($0.curveReloadInterval.components.seconds) }) { $0.curveReloadInterval = .seconds($1) },
         text("bus_allow_insecure", "yes: let the bus bind beyond loopback without CURVE (the network is secured otherwise).",
              { $0.busAllowInsecure ? "yes" : "no" }) { configuration, value throws(BridgeSettingProblem) in
             switch value {

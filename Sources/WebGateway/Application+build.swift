@@ -1,3 +1,4 @@
+import CallPolicy
 import Foundation
 import Hummingbird
 import HummingbirdCore

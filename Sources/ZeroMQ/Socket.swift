@@ -2,11 +2,12 @@ private import CZeroMQ
 
 /// The ZeroMQ socket patterns Switchboard uses.
 public enum ZMQSocketType: Sendable {
-    case pub, sub, router, dealer, pair, push, pull, req, rep
+    case pub, xpub, sub, router, dealer, pair, push, pull, req, rep
 
     var rawValue: Int32 {
         switch self {
         case .pub: ZMQ_PUB
+        case .xpub: ZMQ_XPUB
         case .sub: ZMQ_SUB
         case .router: ZMQ_ROUTER
         case .dealer: ZMQ_DEALER
@@ -97,14 +98,24 @@ public final class ZMQSocket {
 
     /// Receives one multipart message, or nil when `dontWait` is set and none is queued.
     public func receive(dontWait: Bool = false) throws(ZMQError) -> [[UInt8]]? {
-        try receiveWithUserId(dontWait: dontWait)?.frames
+        try receiveMessage(dontWait: dontWait, withPeer: false)?.frames
     }
 
-    /// Like ``receive(dontWait:)``, with the message's `User-Id` property: the user id the ZAP handler
-    /// gave its sender (``ZAPAuthenticator`` gives the CURVE public key in Z85), nil on a plain socket.
-    public func receiveWithUserId(dontWait: Bool = false) throws(ZMQError) -> (frames: [[UInt8]], userId: String?)? {
+    /// Like ``receive(dontWait:)``, with who sent it: the message's `User-Id` property, the user id the ZAP
+    /// handler gave its sender (``ZAPAuthenticator`` gives the CURVE public key in Z85; nil on a plain
+    /// socket), and the TCP connection it came in on (nil for IPC and inproc), which
+    /// ``ZMQPeerConnection/shutDown()`` ends.
+    public func receiveWithPeer(dontWait: Bool = false) throws(ZMQError)
+        -> (frames: [[UInt8]], userId: String?, connection: ZMQPeerConnection?)? {
+        try receiveMessage(dontWait: dontWait, withPeer: true)
+    }
+
+    /// One message; `withPeer` also reads its sender (two system calls for the connection's addresses).
+    private func receiveMessage(dontWait: Bool, withPeer: Bool) throws(ZMQError)
+        -> (frames: [[UInt8]], userId: String?, connection: ZMQPeerConnection?)? {
         var frames: [[UInt8]] = []
         var userId: String?
+        var connection: ZMQPeerConnection?
         var message = zmq_msg_t()
         zmq_msg_init(&message)
         defer { zmq_msg_close(&message) }
@@ -114,12 +125,17 @@ public final class ZMQSocket {
             } catch where error.wouldBlock && frames.isEmpty {
                 return nil
             }
-            // A ROUTER's identity frame is made by the socket and carries no metadata; the peer's frames do.
-            if userId == nil, let property = zmq_msg_gets(&message, "User-Id") { userId = String(cString: property) }
+            // libzmq 4.3 keeps the descriptor with the peer's metadata: on every frame the peer sent, but not on
+            // the identity frame a ROUTER makes when `zmq_poll` had the message fetched already.
+            if withPeer, connection == nil, case let descriptor = zmq_msg_get(&message, ZMQ_SRCFD), descriptor >= 0 {
+                connection = ZMQPeerConnection(descriptor: descriptor)
+            }
+            // Likewise the User-Id.
+            if withPeer, userId == nil, let property = zmq_msg_gets(&message, "User-Id") { userId = String(cString: property) }
             let size = zmq_msg_size(&message)
             let data = zmq_msg_data(&message)
             frames.append(size == 0 ? [] : Array(UnsafeRawBufferPointer(start: data, count: size)))
-            if zmq_msg_more(&message) == 0 { return (frames, userId) }
+            if zmq_msg_more(&message) == 0 { return (frames, userId, connection) }
         }
     }
 
@@ -136,6 +152,12 @@ public final class ZMQSocket {
     /// Makes a ROUTER fail with `EHOSTUNREACH` instead of silently dropping a message to an unknown peer.
     public func setRouterMandatory(_ on: Bool) throws(ZMQError) {
         try setOption(ZMQ_ROUTER_MANDATORY, Int32(on ? 1 : 0))
+    }
+
+    /// Makes an XPUB socket hand on every subscription, not only a topic's first, so that each subscriber's
+    /// connection shows (``receiveWithPeer(dontWait:)``).
+    public func setXPubVerbose(_ on: Bool) throws(ZMQError) {
+        try setOption(ZMQ_XPUB_VERBOSE, Int32(on ? 1 : 0))
     }
 
     /// Lets a reconnecting peer that reuses its identity take over from the stale connection.

@@ -53,13 +53,15 @@ public final class ZAPAuthenticator: Sendable {
 
     public typealias DenialHandler = @Sendable (ZAPDenial) -> Void
 
+    private struct Keys {
+        var everyDomain: Set<CurvePublicKey>
+        var byDomain: [String: Set<CurvePublicKey>]
+    }
+
+    /// Shared by the handler's loop and whoever replaces the keys.
     private final class AllowList: Sendable {
-        let keys: Mutex<Set<CurvePublicKey>>
-        let domainKeys: [String: Set<CurvePublicKey>]
-        init(_ keys: Set<CurvePublicKey>, domainKeys: [String: Set<CurvePublicKey>]) {
-            self.keys = Mutex(keys)
-            self.domainKeys = domainKeys
-        }
+        let keys: Mutex<Keys>
+        init(_ keys: Keys) { self.keys = Mutex(keys) }
     }
 
     private let loop: ZMQServiceLoop
@@ -73,7 +75,7 @@ public final class ZAPAuthenticator: Sendable {
     public init(context: ZMQContext, allowedKeys: Set<CurvePublicKey>, domainKeys: [String: Set<CurvePublicKey>] = [:],
                 onDenial: @escaping DenialHandler = { _ in }) throws(ZMQError) {
         let loop = try ZMQServiceLoop(name: "switchboard-zap")
-        let allowed = AllowList(allowedKeys, domainKeys: domainKeys)
+        let allowed = AllowList(Keys(everyDomain: allowedKeys, byDomain: domainKeys))
         do {
             try loop.submit {
                 let socket = try ZMQSocket(context: context, type: .rep)
@@ -90,15 +92,21 @@ public final class ZAPAuthenticator: Sendable {
         self.allowed = allowed
     }
 
-    /// The public keys admitted now.
+    /// The public keys admitted now on every socket.
     public var allowedKeys: Set<CurvePublicKey> {
-        allowed.keys.withLock { $0 }
+        allowed.keys.withLock { $0.everyDomain }
     }
 
-    /// Replaces the allow-list (after re-reading a key directory, say). Applies to handshakes from now on;
-    /// connections already admitted stay up.
-    public func setAllowedKeys(_ keys: Set<CurvePublicKey>) {
-        allowed.keys.withLock { $0 = keys }
+    /// The public keys admitted now on the sockets of one ZAP domain only.
+    public var domainKeys: [String: Set<CurvePublicKey>] {
+        allowed.keys.withLock { $0.byDomain }
+    }
+
+    /// Replaces the allow-lists (after re-reading key directories, say), both at once. Applies to handshakes
+    /// from now on; connections already admitted stay up: their owner ends them if it must
+    /// (``ZMQPeerConnection/shutDown()``).
+    public func setAllowedKeys(_ keys: Set<CurvePublicKey>, domainKeys: [String: Set<CurvePublicKey>] = [:]) {
+        allowed.keys.withLock { $0 = Keys(everyDomain: keys, byDomain: domainKeys) }
     }
 
     /// Stops answering, closes the ZAP socket and waits for the thread to end. Safe to call twice, and after
@@ -120,7 +128,8 @@ public final class ZAPAuthenticator: Sendable {
                 if error.contextTerminated { throw error }
                 return
             }
-            let answer = ZAPAuthenticator.answer(frames, allowedKeys: allowed.keys.withLock { $0 }, domainKeys: allowed.domainKeys)
+            let keys = allowed.keys.withLock { $0 }
+            let answer = ZAPAuthenticator.answer(frames, allowedKeys: keys.everyDomain, domainKeys: keys.byDomain)
             do {
                 try socket.send(answer.reply)
             } catch {

@@ -65,9 +65,9 @@ import ZeroMQ
         try CurveKeyFile.savePublic(crm, to: directory.appendingPathComponent("crm.pub").path)
         try CurveKeyFile.savePublic(try CurveKeyPair.generate().publicKey, to: directory.appendingPathComponent("gateway.pub").path)
         try "# billed accounts\nacme\n\n  globex  \n".write(to: directory.appendingPathComponent("crm.accounts"), atomically: true, encoding: .utf8)
-        #expect(try BridgeConfiguration.commandAccounts(in: directory.path) == [crm: ["acme", "globex"]])
+        #expect(try BusKeys.commandAccounts(in: directory.path) == [crm: ["acme", "globex"]])
 
         try "acme\n".write(to: directory.appendingPathComponent("ghost.accounts"), atomically: true, encoding: .utf8)
-        #expect(throws: BridgeSettingsError.self) { try BridgeConfiguration.commandAccounts(in: directory.path) }
+        #expect(throws: BridgeSettingsError.self) { try BusKeys.commandAccounts(in: directory.path) }
     }
 }

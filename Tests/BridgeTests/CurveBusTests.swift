@@ -10,8 +10,15 @@ import ZeroMQ
 @Suite(.serialized) struct CurveBusTests {
     static func configuration(admitting clients: Set<CurvePublicKey>, bridgeKeys: CurveKeyPair) -> BridgeConfiguration {
         var configuration = BridgeFixture.configuration()
-        configuration.curve = .init(keyPair: bridgeKeys, allowedClients: clients)
+        configuration.curve = .init(keyPair: bridgeKeys, keys: BusKeys(everySocket: clients))
         return configuration
+    }
+
+    /// A command client of the bridge, quiet in the test log.
+    static func commandClient(_ bound: BoundAddresses, _ curve: WorkerConfiguration.Curve) throws -> CommandClient {
+        var logger = Logger(label: "test.commands")
+        logger.logLevel = .critical
+        return try CommandClient(endpoint: bound.commands, curve: curve, logger: logger)
     }
 
     @Test func anAdmittedWorkerRoutesCalls() async throws {
@@ -56,8 +63,8 @@ import ZeroMQ
         let workerKeys = try CurveKeyPair.generate()
         let crmKeys = try CurveKeyPair.generate()
         var configuration = BridgeFixture.configuration()
-        configuration.curve = .init(keyPair: bridgeKeys, allowedClients: [],
-                                    roleClients: [.workers: [workerKeys.publicKey], .commanders: [crmKeys.publicKey]])
+        configuration.curve = .init(keyPair: bridgeKeys,
+                                    keys: BusKeys(everySocket: [], byRole: [.workers: [workerKeys.publicKey], .commanders: [crmKeys.publicKey]]))
         let curve = WorkerConfiguration.Curve(keyPair: workerKeys, bridgeKey: bridgeKeys.publicKey)
         try await BridgeFixture.with(configuration, handler: { _ in .reject(status: 486, reason: "Busy Here") },
                                      workerCurve: curve) { bridge, bound in
@@ -67,14 +74,11 @@ import ZeroMQ
             phone.send(phone.request("INVITE", branch: "role1"))
             #expect(await phone.receiveFinal()?.status == 486)
             // On the commands socket the same key is refused: a worker cannot place or end calls.
-            var logger = Logger(label: "test.commands")
-            logger.logLevel = .critical
-            let worker = try CommandClient(endpoint: bound.commands, curve: curve, logger: logger)
+            let worker = try Self.commandClient(bound, curve)
             defer { worker.close() }
             await #expect(throws: CommandClientError.self) { try await worker.send(.list, timeout: .milliseconds(700)) }
             // A key admitted for commands gets its answer there.
-            let crm = try CommandClient(endpoint: bound.commands, curve: .init(keyPair: crmKeys, bridgeKey: bridgeKeys.publicKey),
-                                        logger: logger)
+            let crm = try Self.commandClient(bound, .init(keyPair: crmKeys, bridgeKey: bridgeKeys.publicKey))
             defer { crm.close() }
             guard case .calls = try await crm.send(.list, timeout: .seconds(5)) else {
                 Issue.record("no call list for the commands key")
@@ -87,13 +91,10 @@ import ZeroMQ
         let bridgeKeys = try CurveKeyPair.generate()
         let crmKeys = try CurveKeyPair.generate()
         var configuration = BridgeFixture.configuration()
-        configuration.curve = .init(keyPair: bridgeKeys, allowedClients: [], roleClients: [.commanders: [crmKeys.publicKey]],
-                                    commandAccounts: [crmKeys.publicKey: ["acme"]])
+        configuration.curve = .init(keyPair: bridgeKeys, keys: BusKeys(everySocket: [], byRole: [.commanders: [crmKeys.publicKey]],
+                                                                      commandAccounts: [crmKeys.publicKey: ["acme"]]))
         try await BridgeFixture.with(configuration, handler: { _ in .reject(status: 486) }) { _, bound in
-            var logger = Logger(label: "test.commands")
-            logger.logLevel = .critical
-            let crm = try CommandClient(endpoint: bound.commands, curve: .init(keyPair: crmKeys, bridgeKey: bridgeKeys.publicKey),
-                                        logger: logger)
+            let crm = try Self.commandClient(bound, .init(keyPair: crmKeys, bridgeKey: bridgeKeys.publicKey))
             defer { crm.close() }
             // The bridge knows the sender by the key it presented (ZAP's User-Id), not by anything it says.
             let other = Command.originate(Originate(a: Party(uri: "sip:alice@127.0.0.1"), b: Party(uri: "sip:bob@127.0.0.1"),
@@ -103,6 +104,43 @@ import ZeroMQ
                 return
             }
             #expect(error.code == .accountDenied)
+        }
+    }
+
+    /// Removing a key file ends what that key does, with no restart: the worker leaves the pool (its
+    /// connection closed at the next reload), its calls get the fallback, the command client is not answered.
+    @Test func removingAKeyFileEndsItsSessions() async throws {
+        let bridgeKeys = try CurveKeyPair.generate()
+        let (workerKeys, crmKeys) = (try CurveKeyPair.generate(), try CurveKeyPair.generate())
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (workers, commanders) = (root.appendingPathComponent("workers").path, root.appendingPathComponent("commanders").path)
+        for directory in [workers, commanders] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        try CurveKeyFile.savePublic(workerKeys.publicKey, to: workers + "/router.pub")
+        try CurveKeyFile.savePublic(crmKeys.publicKey, to: commanders + "/crm.pub")
+        var configuration = BridgeFixture.configuration(decisionTimeout: .milliseconds(500))
+        let directories = BusKeys.Directories(byRole: [.workers: workers, .commanders: commanders])
+        configuration.curve = .init(keyPair: bridgeKeys, keys: try directories.read(), directories: directories,
+                                    reloadInterval: .milliseconds(200))
+        try await BridgeFixture.with(configuration, handler: { _ in .reject(status: 486, reason: "Busy Here") },
+                                     workerCurve: .init(keyPair: workerKeys, bridgeKey: bridgeKeys.publicKey)) { bridge, bound in
+            #expect(bridge.workerCount == 1)
+            let crm = try Self.commandClient(bound, .init(keyPair: crmKeys, bridgeKey: bridgeKeys.publicKey))
+            defer { crm.close() }
+            guard case .calls = try await crm.send(.list, timeout: .seconds(5)) else {
+                Issue.record("no call list before the key was removed")
+                return
+            }
+
+            try FileManager.default.removeItem(atPath: workers + "/router.pub")
+            try FileManager.default.removeItem(atPath: commanders + "/crm.pub")
+            let deadline = ContinuousClock.now + .seconds(5)
+            while bridge.workerCount > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(bridge.workerCount == 0)
+            let phone = try SIPTestClient(bridgePort: bound.sipPort)
+            phone.send(phone.request("INVITE", branch: "revoked1"))
+            #expect(await phone.receiveFinal()?.status == 503)
+            await #expect(throws: CommandClientError.self) { try await crm.send(.list, timeout: .milliseconds(1500)) }
         }
     }
 

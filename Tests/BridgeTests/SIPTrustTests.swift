@@ -11,22 +11,14 @@ import Testing
 
     static let stranger = try! SocketAddress(ipAddress: "192.0.2.66", port: 5060)
 
+    // Matching itself is IPNetwork's (CallPolicyTests); here: the setting's lists, `any`, and socket addresses.
     @Test(arguments: [
-        ("127.0.0.1", "127.0.0.1", true),
-        ("127.0.0.1", "127.0.0.2", false),
-        ("10.0.0.0/8", "10.255.1.2", true),
-        ("10.0.0.0/8", "11.0.0.1", false),
-        ("192.168.1.0/25", "192.168.1.127", true),
-        ("192.168.1.0/25", "192.168.1.128", false),
-        ("[2001:db8::1]", "2001:db8::1", true),
-        ("2001:db8::/32", "2001:db8:ffff::5", true),
-        ("2001:db8::/32", "2001:db9::5", false),
-        // A dual-stack socket reports an IPv4 peer in its IPv6-mapped form.
-        ("127.0.0.1", "::ffff:127.0.0.1", true),
-        ("0.0.0.0/0", "203.0.113.9", true),
-        ("0.0.0.0/0", "2001:db8::1", false),
-        ("any", "2001:db8::1", true),
         ("10.1.1.1, 10.2.2.2", "10.2.2.2", true),
+        ("10.1.1.1, 10.2.2.2", "10.3.3.3", false),
+        ("10.0.0.0/8, [2001:db8::1]", "2001:db8::1", true),
+        // A dual-stack socket reports an IPv4 peer in its IPv6-mapped form.
+        ("10.0.0.0/8, [2001:db8::1]", "::ffff:10.9.9.9", true),
+        ("any", "2001:db8::1", true),
     ])
     func admitsWhatItNames(setting: String, peer: String, admitted: Bool) throws {
         let sources = try TrustedSources(parsing: setting)

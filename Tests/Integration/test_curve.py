@@ -1,12 +1,22 @@
 """CURVE on the bus with the real binaries: keys from `switchboard-worker keygen`, a bridge that
-admits only listed keys, a router and an accounting worker that present theirs."""
+admits only listed keys, a router and an accounting worker that present theirs; a key removed
+while the bridge runs stops being served."""
 import json
+import signal
+import sys
+import time
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
+
+import zmq
 
 import harness
 from harness import LOCAL
-from test_python_examples import invite
+from test_python_examples import EXAMPLES, invite
+
+sys.path.insert(0, str(EXAMPLES))
+import curve  # noqa: E402  (examples/python/curve.py: reads the key files for pyzmq)
 
 
 def test_only_listed_keys_reach_a_curve_bridge(tmp_path, swift):
@@ -106,3 +116,119 @@ def test_the_gateway_reaches_a_curve_bridge_with_its_key_only(tmp_path, swift):
     harness.wait_until(lambda: reachable(port, admin) is False, 20, "the stranger's gateway to find the bridge unreachable",
                        stranger.tail)
     stranger.stop()
+
+
+ROLES = {"workers": "worker", "commanders": "crm", "subscribers": "listener"}
+
+
+def role_keyed_bridge(tmp_path, swift, reload_interval):
+    """A CURVE bridge admitting one key per role (keys/workers/worker.pub, ...), and a Python worker
+    with its key, joined and routing. Returns the keys folder, the bridge and its ports."""
+    keys = tmp_path / "keys"
+    for folder in ROLES:
+        (keys / folder).mkdir(parents=True)
+    for name in ("bridge", *ROLES.values()):
+        swift.run("switchboard-worker", "keygen", "--out", keys / f"{name}.key")
+    for folder, name in ROLES.items():
+        (keys / folder / f"{name}.pub").write_bytes((keys / f"{name}.key.pub").read_bytes())
+    ports = SimpleNamespace(sip=harness.free_port(), events=harness.free_port(), decisions=harness.free_port(),
+                            commands=harness.free_port())
+    bridge = swift.start("bridge", "switchboard-bridge", "--sip-listen", f"{LOCAL}:{ports.sip}",
+                         "--bus-events", f"tcp://{LOCAL}:{ports.events}", "--bus-decisions", f"tcp://{LOCAL}:{ports.decisions}",
+                         "--bus-replay", f"tcp://{LOCAL}:{harness.free_port()}", "--bus-commands", f"tcp://{LOCAL}:{ports.commands}",
+                         "--journal", tmp_path / "journal.sqlite", "--dialogs", tmp_path / "dialogs.sqlite",
+                         "--metrics-listen", "", "--decision-timeout-ms", "500", "--curve-key", keys / "bridge.key",
+                         "--curve-workers", keys / "workers", "--curve-commanders", keys / "commanders",
+                         "--curve-subscribers", keys / "subscribers", "--curve-reload-interval", reload_interval)
+    harness.wait_until(lambda: harness.sip_request(ports.sip) == 200, 15, "the bridge", bridge.tail)
+    worker = harness.Process("worker", [sys.executable, EXAMPLES / "worker.py", "--curve-key", keys / "worker.key",
+                                        "--bridge-key", keys / "bridge.key.pub", f"tcp://{LOCAL}:{ports.decisions}",
+                                        "sip:gw.example.com"], tmp_path)
+    swift.procs.append(worker)   # stopped with the bridge when the test ends
+    harness.wait_until(lambda: "joined" in worker.log.read_text(), 10, "the Python worker to join", swift.tails)
+    assert invite(ports.sip, "12025550100").startswith("SIP/2.0 302")
+    return keys, bridge, ports
+
+
+def closed_roles(bridge):
+    """The roles whose connections the bridge shut down for a key no longer admitted."""
+    lines = [line for line in bridge.log.read_text().splitlines()
+             if "bus connection of a key no longer admitted closed" in line and "bus.connection_closed=true" in line]
+    return {role for role in ROLES for line in lines if f"bus.role={role}" in line}
+
+
+def test_a_removed_key_is_no_longer_served_and_its_connections_close(tmp_path, swift):
+    """No restart: the bridge reads its key directories again every --curve-reload-interval second.
+    A worker, a command client and a subscriber are connected and served; their .pub files are
+    removed; then the worker is out of the pool (calls get the fallback), the command client gets
+    no answer, the subscriber hears no event, and each connection was closed by the bridge."""
+    keys, bridge, ports = role_keyed_bridge(tmp_path, swift, reload_interval=1)
+    sip_port, events, commands = ports.sip, ports.events, ports.commands
+
+    def client_args(name):
+        return SimpleNamespace(curve_key=keys / f"{name}.key", bridge_key=keys / "bridge.key.pub")
+
+    context = zmq.Context()
+    crm, listener = context.socket(zmq.DEALER), context.socket(zmq.SUB)
+    try:
+        crm.linger = 0
+        curve.secure(crm, client_args("crm"))
+        crm.connect(f"tcp://{LOCAL}:{commands}")
+
+        def listed(request_id, timeout_ms):
+            try:
+                crm.send(json.dumps({"v": 1, "type": "command", "request_id": request_id, "command": {"name": "list"}}).encode(),
+                         zmq.NOBLOCK)
+            except zmq.Again:
+                return False
+            return bool(crm.poll(timeout_ms)) and json.loads(crm.recv())["ok"]
+        assert listed("before", 5000)
+
+        curve.secure(listener, client_args("listener"))
+        listener.subscribe(b"")
+        listener.connect(f"tcp://{LOCAL}:{events}")
+
+        def hears_a_call(timeout_ms=1000):
+            invite(sip_port, "12025550100")
+            heard = False
+            while listener.poll(timeout_ms):
+                heard |= listener.recv_multipart()[0].startswith(b"call.")
+                timeout_ms = 200
+            return heard
+        # A SUB hears only what is published after it joined: probe until it does.
+        harness.wait_until(hears_a_call, 15, "the subscriber to hear calls", bridge.tail)
+
+        for folder, name in ROLES.items():
+            (keys / folder / f"{name}.pub").unlink()
+        harness.wait_until(lambda: closed_roles(bridge) == set(ROLES), 10, "the bridge to close the three connections",
+                           bridge.tail)
+        # What the events socket makes itself when a connection ends (unsubscriptions) is no one's message.
+        assert "bus.peer_key=- " not in bridge.log.read_text(), bridge.tail()
+
+        # The worker is out of the pool: calls get the fallback (reject:503), not its 302.
+        assert invite(sip_port, "12025550100").startswith("SIP/2.0 503"), bridge.tail()
+        assert "worker lost" in bridge.log.read_text(), bridge.tail()
+        # The command client gets no answer, and the subscriber no event.
+        assert not listed("after", 3000)
+        assert not hears_a_call(2000)
+        # Their reconnections are refused at the handshake; the same bridge process served throughout.
+        harness.wait_until(lambda: "bus client refused" in bridge.log.read_text(), 10, "ZAP to refuse the reconnections",
+                           bridge.tail)
+        assert bridge.running()
+    finally:
+        crm.close()
+        listener.close()
+        context.term()
+
+
+def test_sighup_reads_the_keys_at_once(tmp_path, swift):
+    """With an hour between reloads, SIGHUP is what makes the bridge read its key directories: the
+    removed worker key's connection is closed at once, and the bridge keeps running."""
+    keys, bridge, ports = role_keyed_bridge(tmp_path, swift, reload_interval=3600)
+    (keys / "workers" / "worker.pub").unlink()
+    time.sleep(1)
+    assert closed_roles(bridge) == set(), bridge.tail()
+    bridge.proc.send_signal(signal.SIGHUP)
+    harness.wait_until(lambda: closed_roles(bridge) == {"workers"}, 5, "SIGHUP to close the worker's connection", bridge.tail)
+    assert invite(ports.sip, "12025550100").startswith("SIP/2.0 503"), bridge.tail()
+    assert bridge.running()

@@ -1,3 +1,4 @@
+import CallPolicy
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -5,20 +6,6 @@ import Testing
 @testable import WebGateway
 
 @Suite struct TrustedProxiesTests {
-    @Test func networksParseAndMatch() throws {
-        let block = try #require(IPNetwork("10.0.0.0/8"))
-        #expect(block.contains(try #require(IPNetwork.address("10.200.3.4"))))
-        #expect(!block.contains(try #require(IPNetwork.address("11.0.0.1"))))
-        let narrow = try #require(IPNetwork("192.0.2.128/25"))
-        #expect(narrow.contains(try #require(IPNetwork.address("192.0.2.200"))))
-        #expect(!narrow.contains(try #require(IPNetwork.address("192.0.2.100"))))
-        let v6 = try #require(IPNetwork("2001:db8::/32"))
-        #expect(v6.contains(try #require(IPNetwork.address("2001:db8:1::5"))))
-        #expect(!v6.contains(try #require(IPNetwork.address("10.0.0.1"))))
-        #expect(IPNetwork.address("::ffff:127.0.0.1") == [127, 0, 0, 1])
-        for bad in ["", "10.0.0.0/33", "example.com", "10.0.0/8", "::/129"] { #expect(IPNetwork(bad) == nil, "\(bad)") }
-    }
-
     @Test func theClientIsTheRightmostUntrustedHopOnlyBehindATrustedProxy() throws {
         let proxies = TrustedProxies(networks: [try #require(IPNetwork("10.0.0.0/8"))])
         // A trusted peer: the rightmost hop that is not a proxy; what the client wrote left of it does not count.

@@ -105,8 +105,8 @@ import Testing
         let worker = try CurveKeyPair.generate()
         let server = try Server(allowed: [])
         defer { server.close() }
-        server.zap.setAllowedKeys([worker.publicKey])
-        #expect(server.zap.allowedKeys == [worker.publicKey])
+        server.zap.setAllowedKeys([], domainKeys: ["decisions": [worker.publicKey]])
+        #expect(server.zap.allowedKeys.isEmpty && server.zap.domainKeys == ["decisions": [worker.publicKey]])
         let dealer = try server.client(worker)
         defer { dealer.close() }
         try dealer.send([Array("hello".utf8)])

@@ -38,10 +38,10 @@ final class BusEndpoints: Sendable {
     /// The bridge's CURVE identity and the clients it admits: on every socket, or on one role's.
     struct CurveServer {
         var keyPair: CurveKeyPair
-        var allowedClients: Set<CurvePublicKey>
-        var roleClients: [Role: Set<CurvePublicKey>] = [:]
-        /// Command clients limited to some accounts (`NAME.accounts` beside `NAME.pub`); other keys act for every account.
-        var commandAccounts: [CurvePublicKey: Set<String>] = [:]
+        var keys: BusKeys
+        /// Where `keys` came from, read again every `reloadInterval` (``BusAdmission``); nil: `keys` for the whole run.
+        var directories: BusKeys.Directories?
+        var reloadInterval: Duration = .seconds(2)
     }
 
     /// How a decision request ended, as the pool saw it.
@@ -74,6 +74,7 @@ final class BusEndpoints: Sendable {
 
     private let context: ZMQContext
     private let zap: ZAPAuthenticator?
+    private let admission: BusAdmission?
     private let journal: EventJournal
     private let loop: ZMQServiceLoop
     private let owners: ZMQLoopBound<Owners>
@@ -96,19 +97,23 @@ final class BusEndpoints: Sendable {
             let zap = try configuration.curve.map { curve in
                 // The ZAP handler must run before a CURVE socket binds: without one libzmq admits any key.
                 let denied = Counter(label: "switchboard_bus_clients_refused_total")
-                let domainKeys = Dictionary(uniqueKeysWithValues: curve.roleClients.map { ($0.key.rawValue, $0.value) })
-                return try ZAPAuthenticator(context: context, allowedKeys: curve.allowedClients, domainKeys: domainKeys) { [logger] denial in
+                return try ZAPAuthenticator(context: context, allowedKeys: curve.keys.everySocket, domainKeys: curve.keys.domainKeys) { [logger] denial in
                     denied.increment()
                     logger.warning("bus client refused", metadata: ["bus.peer_key": "\(denial.publicKey.map(\.z85) ?? "-")",
                                                                     "bus.peer": "\(denial.address)", "bus.reason": "\(denial.statusText)"])
                 }
             }
             if let zap { opened.append(zap.stop) }
+            let admission = configuration.curve.map { curve in
+                BusAdmission(keys: curve.keys, directories: curve.directories, reloadInterval: curve.reloadInterval, logger: logger) { keys in
+                    zap?.setAllowedKeys(keys.everySocket, domainKeys: keys.domainKeys)
+                }
+            }
             let journal = try EventJournal(configuration: configuration.journal, logger: logger)
             opened.append(journal.stop)
             let loop = try ZMQServiceLoop(name: "switchboard-bus")
             opened.append { try? loop.stop() }
-            let sockets = BusSocketFactory(context: context, curve: configuration.curve, loop: loop,
+            let sockets = BusSocketFactory(context: context, curve: configuration.curve, admission: admission, loop: loop,
                                            refusedFrames: Counter(label: "switchboard_bus_frames_refused_total"), logger: logger)
             let (committed, liveWorkers) = (EventPublisher.Committed(), DecisionBroker.WorkerCount())
             let (owners, bound) = try loop.submit {
@@ -130,7 +135,7 @@ final class BusEndpoints: Sendable {
                 return (ZMQLoopBound(Owners(publisher: publisher, replay: replay, decisions: decisions, commands: commands), loop: loop),
                         [publisher.bound, decisions.bound, replay.bound, commands.bound])
             }
-            (self.context, self.zap, self.journal, self.loop, self.owners) = (context, zap, journal, loop, owners)
+            (self.context, self.zap, self.admission, self.journal, self.loop, self.owners) = (context, zap, admission, journal, loop, owners)
             (self.committed, self.liveWorkers) = (committed, liveWorkers)
             (boundEvents, boundDecisions, boundReplay, boundCommands) = (bound[0], bound[1], bound[2], bound[3])
         } catch {
@@ -152,7 +157,7 @@ final class BusEndpoints: Sendable {
     func start(announcing announcement: EventBody,
                onResolution: @escaping @Sendable ([(requestId: String, resolution: Resolution)]) -> Void,
                onCommand: @escaping CommandServer.Handler) {
-        let (loop, owners, committed) = (loop, owners, committed)
+        let (loop, owners, committed, admission) = (loop, owners, committed, admission)
         journal.start { batch in
             committed.append(batch)
             loop.execute { owners.value.publisher.publishCommitted() }
@@ -162,6 +167,13 @@ final class BusEndpoints: Sendable {
             owners.publisher.publish(callId: nil, announcement)
             // Pass hooks run in the order added: the broker's may number worker events, the publisher's then journals them.
             owners.decisions.start(on: loop, onResolution: onResolution)
+            if let admission {
+                loop.afterEachPass { now in
+                    let (revoked, next) = admission.reloadIfDue(now: now)
+                    owners.decisions.remove(revoked.filter { $0.role == .workers }.compactMap(\.identity))
+                    return next
+                }
+            }
             owners.publisher.start(on: loop)
             owners.replay.start(on: loop)
             owners.commands.start(on: loop, onCommand: onCommand)
@@ -178,6 +190,16 @@ final class BusEndpoints: Sendable {
         zap?.stop()
         context.close()
         journal.stop()
+    }
+
+    /// Reads the CURVE key directories at once rather than at the next reload interval (SIGHUP); false
+    /// without CURVE, when there is nothing to read.
+    func reloadKeys() -> Bool {
+        guard let admission else { return false }
+        admission.requestReload()
+        // An empty job wakes the loop for a pass, whose hook then finds the reload due.
+        loop.execute {}
+        return true
     }
 
     /// Loopback TCP, IPC and inproc endpoints are local; anything else can be reached from the network.

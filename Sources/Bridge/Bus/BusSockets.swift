@@ -8,6 +8,8 @@ import ZeroMQ
 struct BusSocketFactory: Sendable {
     let context: ZMQContext
     let curve: BusEndpoints.CurveServer?
+    /// With CURVE: which keys each message may come from now.
+    let admission: BusAdmission?
     let loop: ZMQServiceLoop
     let refusedFrames: Counter
     let logger: Logger
@@ -26,21 +28,28 @@ struct BusSocketFactory: Sendable {
         return (socket, try socket.bind(endpoint))
     }
 
-    /// Receives every message waiting on a ROUTER socket and hands each on as its envelope (the identity,
-    /// and the empty delimiter a REQ-style client adds), its last frame, the JSON payload, and the sender's
-    /// CURVE key (Z85; nil without CURVE). A message without envelope and payload is refused: counted and
-    /// logged as `refusal`.
-    func drain(_ socket: ZMQSocket, name: String, refusal: String,
+    /// Receives every message waiting on a ROUTER socket of `role` and hands each on as its envelope (the
+    /// identity, and the empty delimiter a REQ-style client adds), its last frame, the JSON payload, and the
+    /// sender's CURVE key (Z85; nil without CURVE). A message without envelope and payload is refused: counted
+    /// and logged as `refusal`. With CURVE, a message whose sender's key is no longer admitted for `role` is
+    /// refused and its connection closed (``BusAdmission``); `revoked` gets its envelope.
+    func drain(_ socket: ZMQSocket, for role: BusEndpoints.Role, name: String, refusal: String,
+               revoked: (_ envelope: [[UInt8]]) -> Void = { _ in },
                _ handle: (_ envelope: [[UInt8]], _ payload: [UInt8], _ clientKey: String?) -> Void) {
         while true {
-            let received: (frames: [[UInt8]], userId: String?)?
+            let received: (frames: [[UInt8]], userId: String?, connection: ZMQPeerConnection?)?
             do {
-                received = try socket.receiveWithUserId(dontWait: true)
+                // Without CURVE there is no sender to check: spare the system calls that find its connection.
+                received = try admission == nil ? socket.receive(dontWait: true).map { ($0, nil, nil) } : socket.receiveWithPeer(dontWait: true)
             } catch {
                 logger.error("\(name) receive failed", metadata: ["bus.error": "\(error)"])
                 return
             }
-            guard let (frames, clientKey) = received else { return }
+            guard let (frames, clientKey, connection) = received else { return }
+            if let admission, !admission.admits(userId: clientKey, on: role, connection: connection, identity: frames.first) {
+                revoked(Array(frames.dropLast()))
+                continue
+            }
             guard frames.count >= 2, let payload = frames.last else {
                 refusedFrames.increment()
                 logger.warning("\(refusal)", metadata: ["bus.reason": "expected [identity, json], got \(frames.count) frame(s)"])

@@ -23,12 +23,9 @@ final class CommandServer {
     let bound: String
     private let socket: ZMQSocket
     private let sockets: BusSocketFactory
-    /// By the key's Z85 form, as the ZAP handler names the sender.
-    private let accountsByKey: [String: Set<String>]
     private var logger: Logger { sockets.logger }
 
     init(endpoint: String, sockets: BusSocketFactory) throws {
-        accountsByKey = Dictionary(uniqueKeysWithValues: (sockets.curve?.commandAccounts ?? [:]).map { ($0.key.z85, $0.value) })
         (socket, bound) = try sockets.bind(.router, at: endpoint, for: .commanders) { socket in
             try socket.setRouterMandatory(true)
             try socket.setMaxMessageSize(Int64(BusSchema.maxFrameSize))
@@ -39,7 +36,7 @@ final class CommandServer {
     /// Reads commands from now on; `onCommand` gets each well-formed one, on the loop.
     func start(on loop: ZMQServiceLoop, onCommand: @escaping Handler) {
         loop.watch(socket) { [self] in
-            sockets.drain(socket, name: "commands", refusal: "refused command") { envelope, payload, clientKey in
+            sockets.drain(socket, for: .commanders, name: "commands", refusal: "refused command") { envelope, payload, clientKey in
                 let request: CommandRequest
                 do throws(BusDecodingError) {
                     request = try CommandRequest.decode(payload)
@@ -51,7 +48,8 @@ final class CommandServer {
                     send(reply.frame(), to: envelope)
                     return
                 }
-                onCommand(request, envelope, clientKey.flatMap { accountsByKey[$0] }.map(CommandScope.accounts) ?? .everyAccount)
+                // The scope as the key directories say now: an `.accounts` file edited applies from the next reload.
+                onCommand(request, envelope, sockets.admission?.scope(of: clientKey) ?? .everyAccount)
             }
         }
     }

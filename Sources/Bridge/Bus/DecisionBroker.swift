@@ -46,7 +46,8 @@ final class DecisionBroker {
     func start(on loop: ZMQServiceLoop, onResolution: @escaping ResolutionHandler) {
         self.onResolution = onResolution
         loop.watch(socket) { [self] in
-            sockets.drain(socket, name: "decisions", refusal: "refused decisions message") { envelope, payload, _ in
+            sockets.drain(socket, for: .workers, name: "decisions", refusal: "refused decisions message",
+                          revoked: { envelope in remove(envelope.prefix(1).map { $0 }) }) { envelope, payload, _ in
                 // ROUTER gives [identity, payload]; a DEALER that adds an empty delimiter gives three frames.
                 perform(pool.receive(payload, from: envelope[0], now: .now))
             }
@@ -64,6 +65,12 @@ final class DecisionBroker {
     /// Queues a decision request for the pool; the resolution comes back through `onResolution`.
     func submit(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant) {
         perform(pool.submit(requestId: requestId, callId: callId, offer: offer, deadline: deadline, now: .now))
+    }
+
+    /// Drops the workers whose key is no longer admitted (their connections are closed): they are lost now,
+    /// and their open requests move to another worker while their deadline allows.
+    func remove(_ identities: [[UInt8]]) {
+        for identity in identities { perform(pool.unreachable(identity, now: .now)) }
     }
 
     private func perform(_ actions: [DecisionPool.Action]) {

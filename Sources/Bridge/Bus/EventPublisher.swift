@@ -35,13 +35,16 @@ final class EventPublisher {
     private let journal: EventJournal
     private let committed: Committed
     private let logger: Logger
+    private let admission: BusAdmission?
     private var sequence: UInt64
     /// Events numbered in this pass of the loop, handed to the journal at its end.
     private var unjournaled: [EventJournal.Entry] = []
     private let publishedEvents = Counter(label: "switchboard_bus_events_published_total")
 
     init(endpoint: String, bridgeId: String, journal: EventJournal, committed: Committed, sockets: BusSocketFactory) throws {
-        (socket, bound) = try sockets.bind(.pub, at: endpoint, for: .subscribers) { socket in
+        // With CURVE an XPUB, so that each subscriber's connection shows in its subscriptions (see `start`).
+        (socket, bound) = try sockets.bind(sockets.admission == nil ? .pub : .xpub, at: endpoint, for: .subscribers) { socket in
+            if sockets.admission != nil { try socket.setXPubVerbose(true) }
             // Let the last events (bridge.stopping, the shutdown fallbacks) leave before the socket closes.
             try socket.setLinger(.seconds(1))
             // A PUB drops silently past its high-water mark (libzmq's default is 1,000 per subscriber),
@@ -53,12 +56,28 @@ final class EventPublisher {
         self.journal = journal
         self.committed = committed
         logger = sockets.logger
+        admission = sockets.admission
         sequence = journal.lastSeqAtOpen
     }
 
     /// Hands what this pass numbered to the journal at the end of every pass; `start` after the
     /// decision broker's, so the worker events it numbers in its pass hook go too.
     func start(on loop: ZMQServiceLoop) {
+        if let admission {
+            // A subscriber's SUB sends its subscriptions (first byte 1) when it connects: the one message that
+            // tells whose connection it is. One from a key no longer admitted gets the connection shut down.
+            // The unsubscriptions the XPUB makes itself when a connection ends come from nobody: skipped.
+            loop.watch(socket) { [self] in
+                do {
+                    while let (frames, userId, connection) = try socket.receiveWithPeer(dontWait: true) {
+                        guard frames.first?.first == 1 else { continue }
+                        _ = admission.admits(userId: userId, on: .subscribers, connection: connection, identity: nil)
+                    }
+                } catch {
+                    logger.error("events receive failed", metadata: ["bus.error": "\(error)"])
+                }
+            }
+        }
         loop.afterEachPass { [self] _ in
             journalPending()
             return nil

@@ -24,7 +24,7 @@ final class ReplayServer {
 
     func start(on loop: ZMQServiceLoop) {
         loop.watch(socket) { [self] in
-            sockets.drain(socket, name: "replay", refusal: "refused replay message") { envelope, payload, _ in
+            sockets.drain(socket, for: .subscribers, name: "replay", refusal: "refused replay message") { envelope, payload, _ in
                 // Replies go back with the same envelope.
                 answer(payload, envelope: envelope)
             }

@@ -1,51 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import CallPolicy
 import Foundation
 import HTTPTypes
-
-/// An IPv4 or IPv6 address, or a CIDR block of them (`10.0.0.0/8`, `2001:db8::/32`, `127.0.0.1`).
-///
-/// ```swift
-/// IPNetwork("10.0.0.0/8")?.contains(IPNetwork.address("10.1.2.3")!)   // true
-/// ```
-struct IPNetwork: Equatable, Sendable {
-    /// 4 or 16 bytes.
-    let bytes: [UInt8]
-    let prefixLength: Int
-
-    init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-        guard let first = parts.first, let address = Self.address(first) else { return nil }
-        let bits = address.count * 8
-        guard let length = parts.count == 2 ? Int(parts[1]) : bits, (0...bits).contains(length) else { return nil }
-        bytes = address
-        prefixLength = length
-    }
-
-    func contains(_ address: [UInt8]) -> Bool {
-        guard address.count == bytes.count else { return false }
-        var remaining = prefixLength
-        for (mine, theirs) in zip(bytes, address) where remaining > 0 {
-            let mask: UInt8 = remaining >= 8 ? 0xff : ~(0xff >> UInt8(remaining))
-            if mine & mask != theirs & mask { return false }
-            remaining -= 8
-        }
-        return true
-    }
-
-    /// The bytes of a textual address; an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) reads as IPv4.
-    static func address(_ text: String) -> [UInt8]? {
-        var v4 = [UInt8](repeating: 0, count: 4)
-        if v4.withUnsafeMutableBytes({ inet_pton(AF_INET, text, $0.baseAddress) }) == 1 { return v4 }
-        var v6 = [UInt8](repeating: 0, count: 16)
-        guard v6.withUnsafeMutableBytes({ inet_pton(AF_INET6, text, $0.baseAddress) }) == 1 else { return nil }
-        if v6[0..<10].allSatisfy({ $0 == 0 }) && v6[10] == 0xff && v6[11] == 0xff { return Array(v6[12...]) }
-        return v6
-    }
-}
 
 /// The proxies whose forwarding headers the gateway believes (`proxy.trusted`). Only when the TCP
 /// peer is one of them is the client's address taken from `Forwarded` (RFC 7239) or, without it,
