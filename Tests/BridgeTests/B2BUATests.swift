@@ -129,6 +129,73 @@ import Testing
         #expect(relayed.body == Array(Harness.answer.utf8))
     }
 
+    /// A connected call whose caller ACKed: returns the bridge's INVITE to the callee and its To tag to the caller.
+    func connectedCall(_ harness: Harness) throws -> (calleeInvite: SIPRequest, toTag: String) {
+        let (invite, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.wire.take()
+        return (invite, toTag)
+    }
+
+    /// The caller re-INVITEs and CANCELs it: returns its re-INVITE, the bridge's relayed one to B and the CANCEL
+    /// that went on to B once B sent its provisional (RFC 3261 §9.1), checking what came before it.
+    func cancelledReINVITE(_ harness: Harness, toTag: String) throws -> (reinvite: SIPRequest, relayed: SIPRequest, cancel: SIPRequest) {
+        let reinvite = harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKre1", body: Harness.offer)
+        harness.receive(.request(reinvite), from: Harness.caller)
+        let sent = harness.wire.take()
+        // §17.2.1: 100 Trying at once, without which the caller's proxy would hold the CANCEL (§16.10).
+        #expect(sent.compactMap(\.response).map(\.status) == [100])
+        let relayed = try #require(sent.compactMap(\.request).first { $0.method == .invite })
+        harness.receive(.request(SIPRequest(cancelling: reinvite)), from: Harness.caller)
+        let beforeProvisional = harness.wire.take()
+        // §9.2: the CANCEL is answered 200; the re-INVITE waits for B's final answer, and B gets no CANCEL yet.
+        #expect(beforeProvisional.compactMap(\.response).map(\.status) == [200])
+        #expect(beforeProvisional.compactMap(\.request).isEmpty)
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 100)), from: Harness.callee)
+        let cancel = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(cancel.method == .cancel)
+        #expect(cancel.topVia?.branch == relayed.topVia?.branch)
+        harness.receive(.response(SIPResponse(replyingTo: cancel, status: 200)), from: Harness.callee)
+        return (reinvite, relayed, cancel)
+    }
+
+    /// Issue 12: the CANCEL of a relayed re-INVITE reaches the far leg, whose 487 the caller gets; the call stays
+    /// up, where it used to be BYEd on both legs 64·T1 later for want of an ACK to a 2xx nobody could take.
+    @Test func aCANCELledReINVITEIsCancelledOnTheFarLegAndTheCallStaysUp() throws {
+        let harness = Harness()
+        let (_, toTag) = try connectedCall(harness)
+        let (_, relayed, _) = try cancelledReINVITE(harness, toTag: toTag)
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 487)), from: Harness.callee)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [487])
+        #expect(sent.compactMap(\.request).map(\.method) == [.ack])
+        harness.advance(by: .seconds(40))
+        #expect(!harness.wire.take().compactMap(\.request).contains { $0.method == .bye })
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    /// The far 2xx crossed the CANCEL: the caller gets it, and its ACK is followed by the bridge's to B; both ends
+    /// keep the new session and the call stays up.
+    @Test func aTwoHundredThatCrossesTheCANCELReachesTheCallerAndBIsACKed() throws {
+        let harness = Harness()
+        let (invite, toTag) = try connectedCall(harness)
+        let (_, relayed, _) = try cancelledReINVITE(harness, toTag: toTag)
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 200, sdp: Harness.answer)), from: Harness.callee)
+        let sent = harness.wire.take()
+        let ok = try #require(sent.compactMap(\.response).first)
+        #expect(ok.status == 200 && ok.body == Array(Harness.answer.utf8) && ok.cseq?.sequence == 2)
+        let acks = sent.compactMap(\.request)
+        #expect(acks.map(\.method) == [.ack])
+        #expect(acks.first?.callID == invite.callID && acks.first?.cseq?.sequence == relayed.cseq?.sequence)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 2, toTag: toTag, branch: "z9hG4bKack2")), from: Harness.caller)
+        harness.advance(by: .seconds(40))
+        let later = harness.wire.take()
+        #expect(later.compactMap(\.response).isEmpty)
+        #expect(later.compactMap(\.request).isEmpty)
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
     /// RFC 6086 INFO (DTMF as `application/dtmf-relay`) in a call: relayed to the other leg with its body
     /// and type, and the other leg's answer brought back, instead of 415.
     @Test func anINFOWithDTMFIsRelayedWithItsBody() throws {

@@ -9,6 +9,8 @@ with digest auth first, then treat every INVITE that Kamailio forwards to them:
     "busy"      486 Busy Here
     "noanswer"  180 and nothing more; CANCEL -> 200 + 487
     "reject"    603 Decline
+    "reinvite_cancelled"  answers (180, 200 + SDP); a re-INVITE then gets 100 and waits for
+                its CANCEL (200, 487 for the re-INVITE), then the remote BYE gets 200
 Callers (sipp UAC, scenarios/phone_call*.xml), started by call(): they REGISTER, then
 INVITE a number through Kamailio (407 handled):
     "call"      waits for the answer; the remote BYE (or hangs up after hangup_after_ms);
@@ -16,6 +18,8 @@ INVITE a number through Kamailio (407 handled):
     "hold"      re-INVITE a=sendonly talk_ms after the answer, a=sendrecv hold_ms later,
                 BYE unhold_talk_ms after that (or answers the remote BYE)
     "cancel"    CANCEL cancel_after_ms after the 180
+    "reinvite_cancel"  re-INVITE a=sendonly talk_ms after the answer, CANCEL it
+                cancel_after_ms after the proxy's 100 (200 + 487, ACK), BYE hold_ms later
 
 Every phone writes a message trace; messages(), received(), final_status() read it.
 Phones are stopped with the `sipp` fixture (they are in its `running` list) and their
@@ -41,9 +45,10 @@ USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
          "dave": "dave-secret"}
 
 CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
-                    "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml"}
+                    "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml",
+                    "reinvite_cancelled": "phone_answer_reinvite_cancelled.xml"}
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
-                    "cancel": "phone_call_cancel.xml"}
+                    "cancel": "phone_call_cancel.xml", "reinvite_cancel": "phone_call_reinvite_cancel.xml"}
 
 _SEPARATOR = "----------------------------------------------- "
 
@@ -222,11 +227,12 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
          name=None):
     """Start a caller phone: it registers as `user`, then calls `number` through
     `kamailio`; returns at once (finish() waits for the end of the call).
-    behaviour: call | hold | cancel. "call": hangup_after_ms > 0 = BYE that long after
+    behaviour: call | hold | cancel | reinvite_cancel. "call": hangup_after_ms > 0 = BYE that long after
     the answer, 0 = wait for the remote BYE; final failures (486, 603, ...) end the call
     normally (see final_status()). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
     unhold_talk_ms (default talk_ms), BYE; a BYE from the other side meanwhile ends the
-    call normally. "cancel": CANCEL cancel_after_ms after the 180."""
+    call normally. "cancel": CANCEL cancel_after_ms after the 180. "reinvite_cancel": talk_ms,
+    re-INVITE, CANCEL it cancel_after_ms after the proxy's 100, BYE hold_ms after the 487."""
     scenario = CALLER_SCENARIOS[behaviour]
     name = name or f"caller-{user}"
     password = password if password is not None else USERS[user]
@@ -234,7 +240,9 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
     keys = {"call": {"hangup_after_ms": int(hangup_after_ms)},
             "hold": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms),
                      "unhold_talk_ms": int(talk_ms if unhold_talk_ms is None else unhold_talk_ms)},
-            "cancel": {"cancel_after_ms": int(cancel_after_ms)}}[behaviour]
+            "cancel": {"cancel_after_ms": int(cancel_after_ms)},
+            "reinvite_cancel": {"talk_ms": int(talk_ms), "cancel_after_ms": int(cancel_after_ms),
+                                "hold_ms": int(hold_ms)}}[behaviour]
     argv = _argv(sipp, name, scenario, port, user, password, keys,
                  ["-m", 1, "-s", number, f"{LOCAL}:{kamailio.port}"], timeout)
     proc = _launch(sipp, name, argv)

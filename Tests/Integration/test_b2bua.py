@@ -237,6 +237,23 @@ def test_hold_and_unhold_reinvites_pass_through_the_b2bua(b2b, sipp):
         ["call.held", "call.resumed"], s.bus.events(call_id)
 
 
+def test_a_cancelled_reinvite_is_cancelled_on_the_far_leg_and_the_call_stays_up(b2b, sipp):
+    """Issue 12: RFC 3261 §9.1/§9.2 through the B2BUA. The caller CANCELs its re-INVITE; the CANCEL
+    reaches bob, bob's 487 reaches the caller, and the call goes on until the caller's BYE (it used
+    to be BYEd on both legs 64·T1 later, and bob never heard of the CANCEL)."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "reinvite_cancelled")
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "reinvite_cancel", talk_ms=300,
+                        cancel_after_ms=300, hold_ms=1000)
+    finished(alice, bob)
+    assert len(bob.received("CANCEL")) == 1, bob.report()
+    assert alice.final_status() == 487, alice.report()  # the re-INVITE's final answer: bob's 487
+    # the call stayed up: the caller hung up, bob got exactly that BYE, and nobody BYEd the caller
+    assert len(bob.received("BYE")) == 1 and not alice.received("BYE"), (alice.report(), bob.report())
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
+
+
 # --- third-party call control (Click2Call) ---
 
 def originate(bus, a, b, **extra):

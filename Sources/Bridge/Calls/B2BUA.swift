@@ -262,11 +262,16 @@ final class B2BUA {
         return true
     }
 
-    /// The caller CANCELled the INVITE `serverKey` names (the edge answered the CANCEL 200); false when that
-    /// INVITE is no live call's leg A.
-    func callerCancelled(serverKey: TransactionKey) -> Bool {
-        guard let request = transactions.request(for: serverKey), let callID = request.callID,
-              let tag = transactions.toTag(for: serverKey), let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)],
+    /// A CANCEL for the INVITE `serverKey` names (the edge answered the CANCEL 200): the caller's INVITE of a
+    /// live call's leg A, or a re-INVITE the bridge relays (its CANCEL goes on to the other leg, RFC 3261 §9.1);
+    /// false for neither, and the edge answers the INVITE 487 itself.
+    func cancelled(serverKey: TransactionKey) -> Bool {
+        guard let request = transactions.request(for: serverKey), let callID = request.callID else { return false }
+        if let dialogTag = request.to?.tag {
+            guard let (callId, index) = dialogs[DialogKey(callID: callID, localTag: dialogTag)], let call = calls[callId] else { return false }
+            return uas.requesterCancelled(call, leg: index, key: serverKey)
+        }
+        guard let tag = transactions.toTag(for: serverKey), let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)],
               index == .first, let call = calls[callId] else { return false }
         drive(call, .callerCancelled)
         return true

@@ -198,8 +198,16 @@ final class UACLegs {
     }
 
     func sendInDialog(_ request: SIPRequest, leg: LegSIP, handler: @escaping SIPClient.Handler) {
-        let address = leg.dialog.flatMap { destination(in: $0) } ?? leg.destination
-        client.send(request, to: address, handler: handler)
+        client.send(request, to: inDialogDestination(of: leg), handler: handler)
+    }
+
+    /// CANCELs a re-INVITE sent with ``sendInDialog(_:leg:handler:)`` (RFC 3261 §9.1), along the same path.
+    func cancelInDialog(_ invite: SIPRequest, leg: LegSIP) {
+        client.cancel(invite, to: inDialogDestination(of: leg))
+    }
+
+    private func inDialogDestination(of leg: LegSIP) -> SocketAddress {
+        leg.dialog.flatMap { destination(in: $0) } ?? leg.destination
     }
 
     // MARK: - Addresses

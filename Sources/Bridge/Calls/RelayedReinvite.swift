@@ -1,0 +1,112 @@
+import SIPCore
+
+/// A re-INVITE one leg of a connected call sent, relayed by the bridge to the other leg (RFC 7092's
+/// signaling-only B2BUA): the requester's INVITE server transaction on one side, the bridge's INVITE client
+/// transaction on the far side, and the offer/answer that crosses between them. A pure state machine like the
+/// transactions: each event returns the actions for the owner (`UASLegs`) to carry out.
+///
+/// - A CANCEL from the requester is passed on (RFC 3261 §9.2 ends the requester's side, §9.1 the far side's:
+///   the CANCEL goes once the far side sent a provisional), and the requester gets the far side's final
+///   response, as a proxy would relay it (§16.10). So when the far side answers 2xx although cancelled (the
+///   CANCEL crossed the 2xx), the requester gets that 2xx too, ACKs it, and both ends keep the new session.
+///   The other choice, a carrier SBC's, is to answer 487 at once and, when the far 2xx comes anyway, ACK it
+///   and re-INVITE the far side back to the previous SDP; that takes a second offer/answer and leaves a window
+///   where the two ends disagree on the session, where relaying the final response keeps them in step with
+///   nothing more than the exchange a proxy would make.
+///
+/// ```swift
+/// var relay = RelayedReinvite(offer: reinvite.body)
+/// perform(relay.farResponse(trying))       // []
+/// perform(relay.requesterCancelled())      // [.cancelFar]
+/// perform(relay.farResponse(terminated))   // [.relayFinal(terminated)]
+/// ```
+struct RelayedReinvite: Sendable {
+    enum State: Sendable, Equatable {
+        /// Relayed; nothing back from the far side yet.
+        case calling
+        /// The far side sent a provisional: a CANCEL may go now (RFC 3261 §9.1).
+        case proceeding
+        /// The requester has its final response, and a far 2xx is ACKed.
+        case completed
+    }
+
+    enum Action: Sendable, Equatable {
+        /// CANCEL the far re-INVITE.
+        case cancelFar
+        /// The far side's final response goes to the requester (its status, reason and body); a 2xx is sent again
+        /// until its ACK (RFC 3261 §13.3.1.4).
+        case relayFinal(SIPResponse)
+        /// The requester gets a final response of the bridge's own: no far response to relay.
+        case respond(status: Int)
+        /// ACK this far 2xx (or its retransmission).
+        case ackFar(SIPResponse)
+        /// The far side accepted the requester's offer: the session between the legs is now described by it.
+        case offerAccepted(sdp: [UInt8])
+        /// The far side's dialog is gone (RFC 5057 §5.1: 481, 408 or no answer to a request in it): end the call.
+        case farEndGone
+    }
+
+    private(set) var state: State = .calling
+    /// The requester's offer; nil for an offerless re-INVITE.
+    let offer: [UInt8]?
+    /// The requester CANCELled; the CANCEL goes to the far side with its first provisional.
+    private(set) var cancelRequested = false
+    private var cancelSent = false
+
+    init(offer: [UInt8]?) {
+        self.offer = offer.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// A response from the far side: provisionals let a wanted CANCEL go; the final one is relayed; a 2xx
+    /// retransmission gets the same ACK again once it has been ACKed.
+    mutating func farResponse(_ response: SIPResponse) -> [Action] {
+        if response.isProvisional {
+            guard state == .calling || state == .proceeding else { return [] }
+            state = .proceeding
+            return cancelRequested ? sendCancel() : []
+        }
+        switch state {
+        case .calling, .proceeding:
+            if !response.isSuccess {
+                state = .completed
+                let gone = response.status == 481 || response.status == 408
+                return [.relayFinal(response)] + (gone ? [.farEndGone] : [])
+            }
+            state = .completed
+            return [.relayFinal(response), .ackFar(response)] + (offer.map { [.offerAccepted(sdp: $0)] } ?? [])
+        case .completed:
+            return response.isSuccess ? [.ackFar(response)] : []
+        }
+    }
+
+    /// The requester CANCELled its re-INVITE (the CANCEL itself was answered 200, RFC 3261 §9.2): the CANCEL
+    /// goes on to the far side now if it sent a provisional, else with its first one (§9.1). Once the requester
+    /// has a final response the CANCEL changes nothing.
+    mutating func requesterCancelled() -> [Action] {
+        guard state == .calling || state == .proceeding, !cancelRequested else { return [] }
+        cancelRequested = true
+        return state == .proceeding ? sendCancel() : []
+    }
+
+    /// The far INVITE client transaction timed out: Timer B (no response at all), or no final response within
+    /// 64·T1 of our CANCEL (§9.1). A cancelled re-INVITE gets the 487 its requester asked for and the call goes
+    /// on (the far side answered nothing it needs undone); otherwise the far dialog is taken as gone (RFC 5057).
+    mutating func farTimedOut() -> [Action] {
+        guard state == .calling || state == .proceeding else { return [] }
+        state = .completed
+        return cancelRequested ? [.respond(status: 487)] : [.respond(status: 408), .farEndGone]
+    }
+
+    /// The far re-INVITE could not be sent.
+    mutating func farTransportError() -> [Action] {
+        guard state == .calling || state == .proceeding else { return [] }
+        state = .completed
+        return [.respond(status: 503)]
+    }
+
+    private mutating func sendCancel() -> [Action] {
+        guard !cancelSent else { return [] }
+        cancelSent = true
+        return [.cancelFar]
+    }
+}

@@ -1,0 +1,84 @@
+import SIPCore
+import Testing
+@testable import Bridge
+
+/// The relayed re-INVITE's machine, event by event: what goes to the far side and back to the requester.
+@Suite struct RelayedReinviteTests {
+    let offer = Array("v=0\r\no=a 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n".utf8)
+    let answer = Array("v=0\r\no=b 1 2 IN IP4 192.0.2.2\r\ns=-\r\nc=IN IP4 192.0.2.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\na=recvonly\r\n".utf8)
+
+    /// A far response to the relayed re-INVITE (CSeq 7).
+    func far(_ status: Int, body: [UInt8] = []) -> SIPResponse {
+        var invite = SIPRequest(method: .invite, uri: SIPAnyURI("sip:bob@192.0.2.2")!)
+        invite.headers.add("Via", "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKrelay1")
+        invite.headers.add("From", "<sip:alice@x>;tag=a1")
+        invite.headers.add("To", "<sip:bob@y>;tag=b1")
+        invite.headers.add("Call-ID", "far-1")
+        invite.headers.add("CSeq", "7 INVITE")
+        var response = SIPResponse(replyingTo: invite, status: status)
+        response.body = body
+        return response
+    }
+
+    @Test func anAnsweredReINVITEIsRelayedACKedAndItsOfferTaken() {
+        var relay = RelayedReinvite(offer: offer)
+        #expect(relay.farResponse(far(100)).isEmpty)
+        let ok = far(200, body: answer)
+        #expect(relay.farResponse(ok) == [.relayFinal(ok), .ackFar(ok), .offerAccepted(sdp: offer)])
+        #expect(relay.state == .completed)
+        // RFC 3261 §13.2.2.4: each retransmission of the 2xx gets an ACK, and nothing else happens.
+        #expect(relay.farResponse(ok) == [.ackFar(ok)])
+    }
+
+    /// RFC 3261 §9.1: the CANCEL goes once the far side sent a provisional, and its 487 is the requester's answer.
+    @Test func aCANCELWaitsForTheFarProvisionalAndItsFinalIsRelayed() {
+        var relay = RelayedReinvite(offer: offer)
+        #expect(relay.requesterCancelled().isEmpty)
+        #expect(relay.farResponse(far(100)) == [.cancelFar])
+        #expect(relay.farResponse(far(180)).isEmpty)
+        #expect(relay.requesterCancelled().isEmpty)
+        let terminated = far(487)
+        #expect(relay.farResponse(terminated) == [.relayFinal(terminated)])
+        #expect(relay.state == .completed)
+    }
+
+    @Test func aCANCELAfterTheProvisionalGoesAtOnce() {
+        var relay = RelayedReinvite(offer: offer)
+        #expect(relay.farResponse(far(180)).isEmpty)
+        #expect(relay.requesterCancelled() == [.cancelFar])
+        #expect(relay.farResponse(far(183)).isEmpty)
+    }
+
+    /// The CANCEL crossed the far 2xx: the requester gets that 2xx too, so both ends keep the new session.
+    @Test func aTwoHundredThatCrossedTheCANCELIsRelayedAndACKed() {
+        var relay = RelayedReinvite(offer: offer)
+        _ = relay.farResponse(far(100))
+        #expect(relay.requesterCancelled() == [.cancelFar])
+        let ok = far(200, body: answer)
+        #expect(relay.farResponse(ok) == [.relayFinal(ok), .ackFar(ok), .offerAccepted(sdp: offer)])
+        // The requester's final response is out: a late CANCEL changes nothing.
+        #expect(relay.requesterCancelled().isEmpty)
+    }
+
+    /// A far side that took our CANCEL but never answered the re-INVITE: the requester gets its 487 and the call
+    /// goes on; without a CANCEL the silence means the far dialog is gone (RFC 5057).
+    @Test func aTimeoutAfterTheCANCELIs487AndTheCallStays() {
+        var cancelled = RelayedReinvite(offer: offer)
+        _ = cancelled.farResponse(far(100))
+        _ = cancelled.requesterCancelled()
+        #expect(cancelled.farTimedOut() == [.respond(status: 487)])
+
+        var silent = RelayedReinvite(offer: offer)
+        #expect(silent.farTimedOut() == [.respond(status: 408), .farEndGone])
+    }
+
+    @Test func aRefusalIsRelayedAndA481EndsTheCall() {
+        var refused = RelayedReinvite(offer: offer)
+        let notAcceptable = far(488)
+        #expect(refused.farResponse(notAcceptable) == [.relayFinal(notAcceptable)])
+
+        var gone = RelayedReinvite(offer: offer)
+        let noDialog = far(481)
+        #expect(gone.farResponse(noDialog) == [.relayFinal(noDialog), .farEndGone])
+    }
+}
