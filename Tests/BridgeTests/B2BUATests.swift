@@ -196,6 +196,29 @@ import Testing
         #expect(harness.bus.types.last == "call.connected")
     }
 
+    /// Issue 12, RFC 3261 §14.1 delayed offer: a re-INVITE without SDP gets B's offer in its 200, and the caller's
+    /// answer in its ACK goes to B in B's ACK (it used to be ACKed at once with no body, the answer dropped).
+    @Test func anOfferlessReINVITEsAnswerGoesToTheFarLegInItsACK() throws {
+        let harness = Harness()
+        let (invite, toTag) = try connectedCall(harness)
+        harness.receive(.request(harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKre3")), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(relayed.body.isEmpty)
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 200, sdp: Harness.answer)), from: Harness.callee)
+        var sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.body) == [Array(Harness.answer.utf8)])
+        #expect(sent.compactMap(\.request).isEmpty)
+        // B retransmits its 200: its ACK still waits for the caller's answer.
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 200, sdp: Harness.answer)), from: Harness.callee)
+        #expect(harness.wire.take().compactMap(\.request).isEmpty)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 2, toTag: toTag, branch: "z9hG4bKack3", body: Harness.offer)), from: Harness.caller)
+        sent = harness.wire.take()
+        let ack = try #require(sent.compactMap(\.request).first)
+        #expect(ack.method == .ack && ack.callID == invite.callID && ack.cseq?.sequence == relayed.cseq?.sequence)
+        #expect(ack.body == Array(Harness.offer.utf8))
+        #expect(ack.contentType == "application/sdp")
+    }
+
     /// RFC 6086 INFO (DTMF as `application/dtmf-relay`) in a call: relayed to the other leg with its body
     /// and type, and the other leg's answer brought back, instead of 415.
     @Test func anINFOWithDTMFIsRelayedWithItsBody() throws {

@@ -24,10 +24,10 @@ import Testing
         var relay = RelayedReinvite(offer: offer)
         #expect(relay.farResponse(far(100)).isEmpty)
         let ok = far(200, body: answer)
-        #expect(relay.farResponse(ok) == [.relayFinal(ok), .ackFar(ok), .offerAccepted(sdp: offer)])
+        #expect(relay.farResponse(ok) == [.relayFinal(ok), .ackFar(ok, body: []), .offerAccepted(offerer: .requester, sdp: offer)])
         #expect(relay.state == .completed)
         // RFC 3261 §13.2.2.4: each retransmission of the 2xx gets an ACK, and nothing else happens.
-        #expect(relay.farResponse(ok) == [.ackFar(ok)])
+        #expect(relay.farResponse(ok) == [.ackFar(ok, body: [])])
     }
 
     /// RFC 3261 §9.1: the CANCEL goes once the far side sent a provisional, and its 487 is the requester's answer.
@@ -55,7 +55,7 @@ import Testing
         _ = relay.farResponse(far(100))
         #expect(relay.requesterCancelled() == [.cancelFar])
         let ok = far(200, body: answer)
-        #expect(relay.farResponse(ok) == [.relayFinal(ok), .ackFar(ok), .offerAccepted(sdp: offer)])
+        #expect(relay.farResponse(ok) == [.relayFinal(ok), .ackFar(ok, body: []), .offerAccepted(offerer: .requester, sdp: offer)])
         // The requester's final response is out: a late CANCEL changes nothing.
         #expect(relay.requesterCancelled().isEmpty)
     }
@@ -80,5 +80,24 @@ import Testing
         var gone = RelayedReinvite(offer: offer)
         let noDialog = far(481)
         #expect(gone.farResponse(noDialog) == [.relayFinal(noDialog), .farEndGone])
+    }
+
+    /// RFC 3261 §14.1 delayed offer: the far 2xx is the offer and goes to the requester; the far ACK waits for the
+    /// requester's ACK and carries its answer, and again for each retransmission of the far 2xx.
+    @Test func anOfferlessReINVITEGetsTheFarOfferAndTheRequestersAnswerGoesInTheFarACK() {
+        var relay = RelayedReinvite(offer: [])
+        let ok = far(200, body: answer)
+        #expect(relay.farResponse(ok) == [.relayFinal(ok)])
+        #expect(relay.farResponse(ok).isEmpty)
+        #expect(relay.requesterACK(body: offer) == [.ackFar(ok, body: offer), .offerAccepted(offerer: .far, sdp: answer)])
+        #expect(relay.state == .completed)
+        #expect(relay.farResponse(ok) == [.ackFar(ok, body: offer)])
+        #expect(relay.requesterACK(body: offer).isEmpty)
+    }
+
+    @Test func anOfferedReINVITEIgnoresTheBodyOfTheRequestersACK() {
+        var relay = RelayedReinvite(offer: offer)
+        _ = relay.farResponse(far(200, body: answer))
+        #expect(relay.requesterACK(body: answer).isEmpty)
     }
 }

@@ -20,6 +20,8 @@ INVITE a number through Kamailio (407 handled):
     "cancel"    CANCEL cancel_after_ms after the 180
     "reinvite_cancel"  re-INVITE a=sendonly talk_ms after the answer, CANCEL it
                 cancel_after_ms after the proxy's 100 (200 + 487, ACK), BYE hold_ms later
+    "reinvite_nosdp"  re-INVITE without SDP talk_ms after the answer; the 200 carries the
+                other side's offer, the ACK the answer; BYE hold_ms later
 
 Every phone writes a message trace; messages(), received(), final_status() read it.
 Phones are stopped with the `sipp` fixture (they are in its `running` list) and their
@@ -48,7 +50,8 @@ CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
                     "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml",
                     "reinvite_cancelled": "phone_answer_reinvite_cancelled.xml"}
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
-                    "cancel": "phone_call_cancel.xml", "reinvite_cancel": "phone_call_reinvite_cancel.xml"}
+                    "cancel": "phone_call_cancel.xml", "reinvite_cancel": "phone_call_reinvite_cancel.xml",
+                    "reinvite_nosdp": "phone_call_reinvite_nosdp.xml"}
 
 _SEPARATOR = "----------------------------------------------- "
 
@@ -227,12 +230,13 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
          name=None):
     """Start a caller phone: it registers as `user`, then calls `number` through
     `kamailio`; returns at once (finish() waits for the end of the call).
-    behaviour: call | hold | cancel | reinvite_cancel. "call": hangup_after_ms > 0 = BYE that long after
+    behaviour: call | hold | cancel | reinvite_cancel | reinvite_nosdp. "call": hangup_after_ms > 0 = BYE that long after
     the answer, 0 = wait for the remote BYE; final failures (486, 603, ...) end the call
     normally (see final_status()). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
     unhold_talk_ms (default talk_ms), BYE; a BYE from the other side meanwhile ends the
     call normally. "cancel": CANCEL cancel_after_ms after the 180. "reinvite_cancel": talk_ms,
-    re-INVITE, CANCEL it cancel_after_ms after the proxy's 100, BYE hold_ms after the 487."""
+    re-INVITE, CANCEL it cancel_after_ms after the proxy's 100, BYE hold_ms after the 487.
+    "reinvite_nosdp": talk_ms, re-INVITE without SDP, answer in the ACK, BYE hold_ms later."""
     scenario = CALLER_SCENARIOS[behaviour]
     name = name or f"caller-{user}"
     password = password if password is not None else USERS[user]
@@ -242,7 +246,8 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
                      "unhold_talk_ms": int(talk_ms if unhold_talk_ms is None else unhold_talk_ms)},
             "cancel": {"cancel_after_ms": int(cancel_after_ms)},
             "reinvite_cancel": {"talk_ms": int(talk_ms), "cancel_after_ms": int(cancel_after_ms),
-                                "hold_ms": int(hold_ms)}}[behaviour]
+                                "hold_ms": int(hold_ms)},
+            "reinvite_nosdp": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms)}}[behaviour]
     argv = _argv(sipp, name, scenario, port, user, password, keys,
                  ["-m", 1, "-s", number, f"{LOCAL}:{kamailio.port}"], timeout)
     proc = _launch(sipp, name, argv)

@@ -254,6 +254,24 @@ def test_a_cancelled_reinvite_is_cancelled_on_the_far_leg_and_the_call_stays_up(
     assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
 
 
+def test_an_offerless_reinvite_gets_the_far_offer_and_its_ack_answers_the_far_leg(b2b, sipp):
+    """Issue 12, RFC 3261 §14.1 delayed offer: alice re-INVITEs without SDP; bob's offer reaches her in
+    the 200, and her answer, in her ACK, reaches bob in his ACK (it used to be dropped: bob got an
+    empty ACK the moment he answered)."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "reinvite_nosdp", talk_ms=300, hold_ms=500)
+    finished(alice, bob)
+    assert bob.received("INVITE")[-1].body.strip() == "", bob.report()
+    bob_offer = [m for m in bob.responses("INVITE", direction="sent") if m.status == 200][-1].body.strip()
+    alice_ok = [m for m in alice.responses("INVITE") if m.status == 200][-1]
+    assert alice_ok.body.strip() == bob_offer, alice.report()
+    answer = alice.sent("ACK")[-1].body.strip()
+    assert answer and bob.received("ACK")[-1].body.strip() == answer, bob.report()
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
+
+
 # --- third-party call control (Click2Call) ---
 
 def originate(bus, a, b, **extra):

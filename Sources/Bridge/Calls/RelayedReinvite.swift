@@ -13,6 +13,9 @@ import SIPCore
 ///   and re-INVITE the far side back to the previous SDP; that takes a second offer/answer and leaves a window
 ///   where the two ends disagree on the session, where relaying the final response keeps them in step with
 ///   nothing more than the exchange a proxy would make.
+/// - An offerless re-INVITE (RFC 3261 §14.1, delayed offer; RFC 3725's flows): the far 2xx carries the offer,
+///   which goes to the requester in its 2xx; the requester's ACK carries the answer, which goes to the far side
+///   in the ACK of its 2xx (§13.2.2.4), so the far 2xx waits unacknowledged until then.
 ///
 /// ```swift
 /// var relay = RelayedReinvite(offer: reinvite.body)
@@ -26,8 +29,15 @@ struct RelayedReinvite: Sendable {
         case calling
         /// The far side sent a provisional: a CANCEL may go now (RFC 3261 §9.1).
         case proceeding
+        /// Offerless: the far 2xx (its offer) went to the requester, whose ACK brings the answer for the far ACK.
+        case awaitingACK(SIPResponse)
         /// The requester has its final response, and a far 2xx is ACKed.
         case completed
+    }
+
+    /// Which end of the relay made the offer of a completed offer/answer.
+    enum Offerer: Sendable, Equatable {
+        case requester, far
     }
 
     enum Action: Sendable, Equatable {
@@ -38,10 +48,10 @@ struct RelayedReinvite: Sendable {
         case relayFinal(SIPResponse)
         /// The requester gets a final response of the bridge's own: no far response to relay.
         case respond(status: Int)
-        /// ACK this far 2xx (or its retransmission).
-        case ackFar(SIPResponse)
-        /// The far side accepted the requester's offer: the session between the legs is now described by it.
-        case offerAccepted(sdp: [UInt8])
+        /// ACK this far 2xx (or its retransmission), with the requester's answer when the re-INVITE had no offer.
+        case ackFar(SIPResponse, body: [UInt8])
+        /// An offer/answer completed: the session between the legs is now described by `sdp`, the offer.
+        case offerAccepted(offerer: Offerer, sdp: [UInt8])
         /// The far side's dialog is gone (RFC 5057 §5.1: 481, 408 or no answer to a request in it): end the call.
         case farEndGone
     }
@@ -52,6 +62,8 @@ struct RelayedReinvite: Sendable {
     /// The requester CANCELled; the CANCEL goes to the far side with its first provisional.
     private(set) var cancelRequested = false
     private var cancelSent = false
+    /// The body of the far ACK, repeated for every retransmission of the far 2xx (RFC 3261 §13.2.2.4).
+    private var ackBody: [UInt8] = []
 
     init(offer: [UInt8]?) {
         self.offer = offer.flatMap { $0.isEmpty ? nil : $0 }
@@ -72,11 +84,27 @@ struct RelayedReinvite: Sendable {
                 let gone = response.status == 481 || response.status == 408
                 return [.relayFinal(response)] + (gone ? [.farEndGone] : [])
             }
+            guard let offer else {
+                // Delayed offer: the far ACK waits for the requester's answer.
+                state = .awaitingACK(response)
+                return [.relayFinal(response)]
+            }
             state = .completed
-            return [.relayFinal(response), .ackFar(response)] + (offer.map { [.offerAccepted(sdp: $0)] } ?? [])
+            return [.relayFinal(response), .ackFar(response, body: []), .offerAccepted(offerer: .requester, sdp: offer)]
+        case .awaitingACK:
+            // A retransmission of the far 2xx: its ACK still waits for the requester's answer.
+            return []
         case .completed:
-            return response.isSuccess ? [.ackFar(response)] : []
+            return response.isSuccess ? [.ackFar(response, body: ackBody)] : []
         }
+    }
+
+    /// The requester's ACK for the relayed 2xx: with a delayed offer it carries the answer for the far ACK.
+    mutating func requesterACK(body: [UInt8]) -> [Action] {
+        guard case .awaitingACK(let ok) = state else { return [] }
+        state = .completed
+        ackBody = body
+        return [.ackFar(ok, body: body)] + (ok.body.isEmpty ? [] : [.offerAccepted(offerer: .far, sdp: ok.body)])
     }
 
     /// The requester CANCELled its re-INVITE (the CANCEL itself was answered 200, RFC 3261 §9.2): the CANCEL

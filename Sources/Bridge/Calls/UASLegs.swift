@@ -93,14 +93,16 @@ final class UASLegs {
         }
     }
 
-    /// An ACK in the leg's dialog: the one for our 2xx stops its retransmission, and the caller's carries
-    /// its answer when it made no offer.
+    /// An ACK in the leg's dialog: the one for our 2xx stops its retransmission; the caller's carries its
+    /// answer when it made no offer, and so does a requester's for a relayed re-INVITE without one.
     func acknowledged(_ call: Call, leg index: LegID, ack: SIPRequest) {
         guard let answer = call.sip[index]?.unacknowledged else { return }
         let actions = answer.machine.receivedACK(sequence: ack.cseq?.sequence ?? 0)
         guard !actions.isEmpty else { return }
         perform(actions, answer, call: call, leg: index)
-        if index == .first, call.flow.kind == .inbound {
+        if let relay = call.sip[index]?.relaying, relay.request.cseq?.sequence == ack.cseq?.sequence {
+            step(relay, from: index, in: call) { $0.requesterACK(body: ack.body) }
+        } else if index == .first, call.flow.kind == .inbound {
             report(call, .callerACK(sdp: ack.body.isEmpty ? nil : ack.body))
         }
     }
@@ -179,10 +181,10 @@ final class UASLegs {
                 }
             case .respond(let status):
                 transactions.respond(relay.key, SIPResponse(replyingTo: relay.request, status: status, toTag: call.sip[index]?.localTag))
-            case .ackFar(let answer):
-                if let farLeg = call.sip[relay.far] { uac.sendACK(for: answer, leg: farLeg) }
-            case .offerAccepted(let sdp):
-                report(call, .peerOffer(leg: index, sdp: sdp))
+            case .ackFar(let answer, let body):
+                if let farLeg = call.sip[relay.far] { uac.sendACK(for: answer, leg: farLeg, body: body) }
+            case .offerAccepted(let offerer, let sdp):
+                report(call, .peerOffer(leg: offerer == .requester ? index : relay.far, sdp: sdp))
             case .farEndGone:
                 report(call, .lost(leg: relay.far))
             }
