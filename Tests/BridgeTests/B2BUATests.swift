@@ -219,6 +219,44 @@ import Testing
         #expect(ack.contentType == "application/sdp")
     }
 
+    /// Issue 12, RFC 3261 §12.2.1.2: B answers a relayed re-INVITE from a new Contact; the ACK and the BYE that
+    /// follow go there (they used to go to the Contact of B's first 200).
+    @Test func aNewContactInTheFarTwoHundredIsWhereTheACKAndLaterRequestsGo() throws {
+        let harness = Harness()
+        let (_, toTag) = try connectedCall(harness)
+        harness.receive(.request(harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKre4", body: Harness.offer)), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        var ok = Harness.calleeResponse(to: relayed, status: 200, sdp: Harness.answer)
+        ok.headers.set("Contact", "<sip:bob-moved@127.0.0.3:5072>")
+        harness.receive(.response(ok), from: Harness.callee)
+        let moved = try SocketAddress(ipAddress: "127.0.0.3", port: 5072)
+        let ack = try #require(harness.wire.take().first { $0.request?.method == .ack })
+        #expect(ack.destination == moved)
+        #expect(ack.request?.uri.description == "sip:bob-moved@127.0.0.3:5072")
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 2, toTag: toTag, branch: "z9hG4bKack4")), from: Harness.caller)
+        harness.receive(.request(harness.callerRequest(.bye, cseq: 3, toTag: toTag, branch: "z9hG4bKbye4")), from: Harness.caller)
+        let bye = try #require(harness.wire.take().first { $0.request?.method == .bye })
+        #expect(bye.destination == moved)
+        #expect(bye.request?.uri.description == "sip:bob-moved@127.0.0.3:5072")
+    }
+
+    /// RFC 3261 §12.2.2: a re-INVITE whose Contact is new moves its sender's remote target; the bridge's BYE to
+    /// that leg goes there.
+    @Test func aNewContactInAReINVITEIsWhereTheBYEGoes() throws {
+        let harness = Harness()
+        let (invite, toTag) = try connectedCall(harness)
+        var reinvite = Harness.calleeRequest(.invite, in: invite, cseq: 2, branch: "z9hG4bKbre5", body: Harness.answer)
+        reinvite.headers.add("Contact", "<sip:bob-moved@127.0.0.3:5072>")
+        harness.receive(.request(reinvite), from: Harness.callee)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 200, toTag: relayed.to?.tag)), from: Harness.caller)
+        harness.wire.take()
+        harness.receive(.request(harness.callerRequest(.bye, cseq: 2, toTag: toTag, branch: "z9hG4bKbye5")), from: Harness.caller)
+        let bye = try #require(harness.wire.take().first { $0.request?.method == .bye })
+        #expect(bye.destination == (try SocketAddress(ipAddress: "127.0.0.3", port: 5072)))
+        #expect(bye.request?.uri.description == "sip:bob-moved@127.0.0.3:5072")
+    }
+
     /// RFC 6086 INFO (DTMF as `application/dtmf-relay`) in a call: relayed to the other leg with its body
     /// and type, and the other leg's answer brought back, instead of 415.
     @Test func anINFOWithDTMFIsRelayedWithItsBody() throws {

@@ -3,9 +3,9 @@ registered at Kamailio (openser-cfg/kamailio.cfg) as a subscriber, with a behavi
 
 Callees (sipp UAS, scenarios/phone_<behaviour>.xml), started by start(): they REGISTER
 with digest auth first, then treat every INVITE that Kamailio forwards to them:
-    "answer"    180, ring_ms later 200 + SDP; answers re-INVITEs (hold/unhold) and BYE,
-                or hangs up itself hangup_after_ms after the answer; a CANCEL while
-                ringing gets 200 + 487
+    "answer"    180, ring_ms later 200 + SDP; answers re-INVITEs (hold/unhold; the 200's
+                Contact names reinvite_contact_user) and BYE, or hangs up itself
+                hangup_after_ms after the answer; a CANCEL while ringing gets 200 + 487
     "busy"      486 Busy Here
     "noanswer"  180 and nothing more; CANCEL -> 200 + 487
     "reject"    603 Decline
@@ -198,19 +198,23 @@ def _launch(sipp, name, argv):
 
 
 def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
-          hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10):
+          hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10,
+          reinvite_contact_user=None):
     """Start a callee phone registered at `kamailio` as `user` and return it once Kamailio
     accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject.
     ring_ms: pause between 180 and 200 ("answer"). hangup_after_ms: > 0 = the phone sends
     BYE that long after answering (the timer restarts after each re-INVITE); 0 = it waits
     for the remote BYE. calls: the phone's sipp ends after that many calls (None: runs
-    until stopped). timeout: sipp's global timeout in seconds (exit code != 0 if hit)."""
+    until stopped). timeout: sipp's global timeout in seconds (exit code != 0 if hit).
+    reinvite_contact_user ("answer"): the user part of the Contact in the phone's 200s to
+    re-INVITEs (default: `user`); another one moves the dialog's remote target."""
     scenario = CALLEE_SCENARIOS[behaviour]
     name = name or f"phone-{user}"
     password = password if password is not None else USERS[user]
     port = harness.free_port()
     keys = {"registrar_ip": LOCAL, "registrar_port": kamailio.port,
-            "ring_ms": int(ring_ms), "hangup_after_ms": int(hangup_after_ms)}
+            "ring_ms": int(ring_ms), "hangup_after_ms": int(hangup_after_ms),
+            "reinvite_contact_user": reinvite_contact_user or user}
     # the remote host only sets [remote_ip]:[remote_port] (sipp's digest uri); replies go
     # where requests came from, the REGISTER where the scenario's setdest says
     extra = (["-m", calls + 1] if calls is not None else []) + [f"{LOCAL}:{kamailio.port}"]

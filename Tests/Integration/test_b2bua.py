@@ -272,6 +272,21 @@ def test_an_offerless_reinvite_gets_the_far_offer_and_its_ack_answers_the_far_le
     assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
 
 
+def test_a_new_contact_in_a_reinvite_answer_moves_the_far_legs_remote_target(b2b, sipp):
+    """Issue 12, RFC 3261 §12.2.1.2: bob answers alice's hold re-INVITE from a new Contact
+    (bob-moved); the bridge's ACK, the unhold re-INVITE and the BYE then go to that Contact (they
+    used to keep the Contact of bob's first 200)."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100, reinvite_contact_user="bob-moved")
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "hold", talk_ms=300, hold_ms=300)
+    finished(alice, bob)
+    invites, acks = bob.received("INVITE"), bob.received("ACK")
+    assert len(invites) == 3 and len(acks) == 3, bob.report()
+    after_move = [invites[2], acks[1], acks[2]] + bob.received("BYE")
+    assert all(m.first_line.split()[1].startswith("sip:bob-moved@") for m in after_move), bob.report()
+    assert not invites[1].first_line.split()[1].startswith("sip:bob-moved@"), bob.report()
+
+
 # --- third-party call control (Click2Call) ---
 
 def originate(bus, a, b, **extra):

@@ -139,7 +139,14 @@ final class UACLegs {
     func sendACK(for answer: SIPResponse, leg: LegSIP, body: [UInt8] = []) {
         guard let dialog = leg.dialog else { return }
         let ack = dialog.makeACK(for: answer, via: client.makeVia(), body: body, contentType: body.isEmpty ? nil : "application/sdp")
-        client.sendStateless(ack, to: leg.destination)
+        client.sendStateless(ack, to: inDialogDestination(of: leg))
+    }
+
+    /// A 2xx to a target refresh request the bridge sent in the leg's dialog, a re-INVITE or UPDATE (RFC 3261
+    /// §12.2.1.2): its Contact becomes the leg's remote target, where its ACK and every later request go.
+    func refreshTarget(_ leg: LegSIP, with response: SIPResponse) {
+        guard response.isSuccess, let method = response.cseq?.method, method == .invite || method == .update else { return }
+        leg.dialog?.refreshTarget(with: response)
     }
 
     // MARK: - CANCEL (RFC 3261 §9.1)
@@ -187,7 +194,10 @@ final class UACLegs {
             case .response(let response) where response.isProvisional:
                 call.sip[index]?.busy = true
             case .response(let response) where response.isSuccess:
-                if let leg = call.sip[index] { sendACK(for: response, leg: leg) }
+                if let leg = call.sip[index] {
+                    refreshTarget(leg, with: response)
+                    sendACK(for: response, leg: leg)
+                }
                 report(call, .reinviteAnswered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
             case .response(let response):
                 report(call, .reinviteFailed(leg: index, status: response.status))

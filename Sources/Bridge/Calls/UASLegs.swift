@@ -173,6 +173,7 @@ final class UASLegs {
             case .cancelFar:
                 if let farLeg = call.sip[relay.far] { uac.cancelInDialog(relay.farInvite, leg: farLeg) }
             case .relayFinal(let answer):
+                if let farLeg = call.sip[relay.far] { uac.refreshTarget(farLeg, with: answer) }
                 let response = relayedResponse(answer, to: relay.request, toTag: call.sip[index]?.localTag)
                 if response.isSuccess {
                     retransmitUntilACK(call, leg: index, response: response, key: relay.key)
@@ -206,6 +207,7 @@ final class UASLegs {
                 return
             case .response(let answer):
                 farEndGone = answer.status == 481 || answer.status == 408
+                if let otherLeg = call.sip[other] { uac.refreshTarget(otherLeg, with: answer) }
                 response = relayedResponse(answer, to: request, toTag: toTag)
             case .timeout:
                 farEndGone = true
