@@ -257,6 +257,42 @@ import Testing
         #expect(bye.request?.uri.description == "sip:bob-moved@127.0.0.3:5072")
     }
 
+    /// Issue 12, Timer C (RFC 3261 §16.6 item 11): B rings on a relayed re-INVITE and never answers; after Timer C
+    /// the bridge CANCELs it, the caller gets B's 487, and the call stays up.
+    @Test func timerCCancelsARelayedReINVITEThatNeverGetsAFinalAnswer() throws {
+        let harness = Harness()
+        let (_, toTag) = try connectedCall(harness)
+        harness.receive(.request(harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKre6", body: Harness.offer)), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 180)), from: Harness.callee)
+        harness.advance(by: .seconds(180))
+        #expect(harness.wire.take().compactMap(\.request).isEmpty)
+        harness.advance(by: .seconds(1))
+        let cancel = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(cancel.method == .cancel && cancel.topVia?.branch == relayed.topVia?.branch)
+        harness.receive(.response(SIPResponse(replyingTo: cancel, status: 200)), from: Harness.callee)
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 487)), from: Harness.callee)
+        #expect(harness.wire.take().compactMap(\.response).map(\.status) == [487])
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    /// Timer C for the bridge's own re-INVITE: a hold the caller's phone rings on for ever is CANCELled, and the
+    /// call goes on un-held.
+    @Test func timerCCancelsAHoldReINVITEThatNeverGetsAFinalAnswer() throws {
+        let harness = Harness()
+        let (_, _) = try connectedCall(harness)
+        let callId = try #require(harness.bus.events.last?.callId)
+        harness.side.command(CommandRequest(requestId: "r1", command: .hold(callId: callId, leg: .a)), envelope: [])
+        let hold = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(hold.method == .invite)
+        harness.receive(.response(SIPResponse(replyingTo: hold, status: 180)), from: Harness.caller)
+        harness.advance(by: .seconds(181))
+        let cancel = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(cancel.method == .cancel && cancel.topVia?.branch == hold.topVia?.branch)
+        harness.receive(.response(SIPResponse(replyingTo: hold, status: 487)), from: Harness.caller)
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
     /// RFC 6086 INFO (DTMF as `application/dtmf-relay`) in a call: relayed to the other leg with its body
     /// and type, and the other leg's answer brought back, instead of 415.
     @Test func anINFOWithDTMFIsRelayedWithItsBody() throws {

@@ -48,7 +48,7 @@ final class B2BUA {
     private var nextOriginate: UInt64 = 0
     private let callPrefix: String
     private var stopping = false
-    private lazy var uac = UACLegs(configuration: configuration, client: client, bus: bus, logger: logger,
+    private lazy var uac = UACLegs(configuration: configuration, loop: loop, client: client, bus: bus, logger: logger,
                                    report: { [unowned self] call, event in drive(call, event) },
                                    register: { [unowned self] leg, call, index in
                                        dialogs[DialogKey(callID: leg.sipCallId, localTag: leg.localTag)] = (call.id, index)
@@ -218,6 +218,7 @@ final class B2BUA {
         for leg in call.sip.values {
             leg.ringTimer?.cancel()
             leg.unacknowledged?.timer?.cancel()
+            leg.relaying?.timerC?.cancel()
         }
         loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.timers.t1 * 64)) { [self] in
             for key in keys where dialogs[key].map({ calls[$0.call] == nil }) ?? false { dialogs[key] = nil }

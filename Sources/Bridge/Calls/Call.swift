@@ -73,6 +73,7 @@ final class LegSIP {
         let request: SIPRequest
         let far: LegID
         let farInvite: SIPRequest
+        var timerC: Scheduled<Void>?
 
         init(machine: RelayedReinvite, key: TransactionKey, request: SIPRequest, far: LegID, farInvite: SIPRequest) {
             self.machine = machine

@@ -16,9 +16,13 @@ import SIPCore
 /// - An offerless re-INVITE (RFC 3261 §14.1, delayed offer; RFC 3725's flows): the far 2xx carries the offer,
 ///   which goes to the requester in its 2xx; the requester's ACK carries the answer, which goes to the far side
 ///   in the ACK of its 2xx (§13.2.2.4), so the far 2xx waits unacknowledged until then.
+/// - Timer C (§16.6 item 11, `InviteTimerC`): a far side that sent a provisional and then no final response for
+///   more than 3 minutes gets a CANCEL, and the requester its 487 (or a 408 should the far side never answer the
+///   INVITE at all), rather than a transaction held for ever.
 ///
 /// ```swift
-/// var relay = RelayedReinvite(offer: reinvite.body)
+/// var relay = RelayedReinvite(offer: reinvite.body, timers: timers)
+/// perform(relay.start())                   // [.startTimerC(after: 181 s)]
 /// perform(relay.farResponse(trying))       // []
 /// perform(relay.requesterCancelled())      // [.cancelFar]
 /// perform(relay.farResponse(terminated))   // [.relayFinal(terminated)]
@@ -41,6 +45,9 @@ struct RelayedReinvite: Sendable {
     }
 
     enum Action: Sendable, Equatable {
+        /// Start, or restart, Timer C; fire it back with ``timerCFired()``.
+        case startTimerC(after: Duration)
+        case cancelTimerC
         /// CANCEL the far re-INVITE.
         case cancelFar
         /// The far side's final response goes to the requester (its status, reason and body); a 2xx is sent again
@@ -62,11 +69,20 @@ struct RelayedReinvite: Sendable {
     /// The requester CANCELled; the CANCEL goes to the far side with its first provisional.
     private(set) var cancelRequested = false
     private var cancelSent = false
+    private var timerC: InviteTimerC
+    /// Timer C fired and CANCELled the far re-INVITE.
+    private var timerCExpired = false
     /// The body of the far ACK, repeated for every retransmission of the far 2xx (RFC 3261 §13.2.2.4).
     private var ackBody: [UInt8] = []
 
-    init(offer: [UInt8]?) {
+    init(offer: [UInt8]?, timers: SIPTimers) {
         self.offer = offer.flatMap { $0.isEmpty ? nil : $0 }
+        timerC = InviteTimerC(timers: timers)
+    }
+
+    /// The re-INVITE goes to the far side now: Timer C starts.
+    mutating func start() -> [Action] {
+        timerCActions(timerC.start())
     }
 
     /// A response from the far side: provisionals let a wanted CANCEL go; the final one is relayed; a 2xx
@@ -75,22 +91,23 @@ struct RelayedReinvite: Sendable {
         if response.isProvisional {
             guard state == .calling || state == .proceeding else { return [] }
             state = .proceeding
-            return cancelRequested ? sendCancel() : []
+            return timerCActions(timerC.received(status: response.status)) + (cancelRequested ? sendCancel() : [])
         }
         switch state {
         case .calling, .proceeding:
+            let stopTimerC = timerCActions(timerC.received(status: response.status))
             if !response.isSuccess {
                 state = .completed
                 let gone = response.status == 481 || response.status == 408
-                return [.relayFinal(response)] + (gone ? [.farEndGone] : [])
+                return stopTimerC + [.relayFinal(response)] + (gone ? [.farEndGone] : [])
             }
             guard let offer else {
                 // Delayed offer: the far ACK waits for the requester's answer.
                 state = .awaitingACK(response)
-                return [.relayFinal(response)]
+                return stopTimerC + [.relayFinal(response)]
             }
             state = .completed
-            return [.relayFinal(response), .ackFar(response, body: []), .offerAccepted(offerer: .requester, sdp: offer)]
+            return stopTimerC + [.relayFinal(response), .ackFar(response, body: []), .offerAccepted(offerer: .requester, sdp: offer)]
         case .awaitingACK:
             // A retransmission of the far 2xx: its ACK still waits for the requester's answer.
             return []
@@ -117,19 +134,45 @@ struct RelayedReinvite: Sendable {
     }
 
     /// The far INVITE client transaction timed out: Timer B (no response at all), or no final response within
-    /// 64·T1 of our CANCEL (§9.1). A cancelled re-INVITE gets the 487 its requester asked for and the call goes
-    /// on (the far side answered nothing it needs undone); otherwise the far dialog is taken as gone (RFC 5057).
+    /// 64·T1 of our CANCEL (§9.1). A re-INVITE its requester cancelled gets the 487 it asked for, one Timer C
+    /// cancelled a 408, and the call goes on (the far side answered nothing that needs undoing, and its
+    /// provisional showed its dialog alive); otherwise the far dialog is taken as gone (RFC 5057).
     mutating func farTimedOut() -> [Action] {
         guard state == .calling || state == .proceeding else { return [] }
         state = .completed
-        return cancelRequested ? [.respond(status: 487)] : [.respond(status: 408), .farEndGone]
+        let stopTimerC = timerCActions(timerC.transactionEnded())
+        if cancelRequested { return stopTimerC + [.respond(status: 487)] }
+        return stopTimerC + (timerCExpired ? [.respond(status: 408)] : [.respond(status: 408), .farEndGone])
     }
 
     /// The far re-INVITE could not be sent.
     mutating func farTransportError() -> [Action] {
         guard state == .calling || state == .proceeding else { return [] }
         state = .completed
-        return [.respond(status: 503)]
+        return timerCActions(timerC.transactionEnded()) + [.respond(status: 503)]
+    }
+
+    /// Timer C fired (RFC 3261 §16.8): the far re-INVITE is CANCELled if it had a provisional, whose 487 the
+    /// requester then gets; without one it is taken as a 408.
+    mutating func timerCFired() -> [Action] {
+        guard state == .calling || state == .proceeding else { return [] }
+        let actions = timerC.fired()
+        if actions.contains(.cancel) { timerCExpired = true }
+        if actions.contains(.timeout) { return farTimedOut() }
+        return timerCActions(actions)
+    }
+
+    private mutating func timerCActions(_ actions: [InviteTimerC.Action]) -> [Action] {
+        var mapped: [Action] = []
+        for action in actions {
+            switch action {
+            case .startTimer(let delay): mapped.append(.startTimerC(after: delay))
+            case .cancelTimer: mapped.append(.cancelTimerC)
+            case .cancel: mapped += sendCancel()
+            case .timeout: break
+            }
+        }
+        return mapped
     }
 
     private mutating func sendCancel() -> [Action] {

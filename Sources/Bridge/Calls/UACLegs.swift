@@ -9,6 +9,7 @@ import SIPCore
 /// flow through `report`. Loop-bound, owned by the `B2BUA`.
 final class UACLegs {
     private let configuration: BridgeConfiguration
+    private let loop: EventLoop
     private let client: SIPClient
     private let bus: BridgeBus
     private let logger: Logger
@@ -17,9 +18,10 @@ final class UACLegs {
     /// Called when a leg's dialog is known by Call-ID and tag, so requests in it find the call.
     private let register: (LegSIP, Call, LegID) -> Void
 
-    init(configuration: BridgeConfiguration, client: SIPClient, bus: BridgeBus, logger: Logger,
+    init(configuration: BridgeConfiguration, loop: EventLoop, client: SIPClient, bus: BridgeBus, logger: Logger,
          report: @escaping (Call, CallFlow.Event) -> Void, register: @escaping (LegSIP, Call, LegID) -> Void) {
         self.configuration = configuration
+        self.loop = loop
         self.client = client
         self.bus = bus
         self.logger = logger
@@ -182,14 +184,22 @@ final class UACLegs {
     }
 
     /// A re-INVITE of the flow's (the 3PCC join, hold); the leg is busy until it is answered, so a peer's
-    /// crossing re-INVITE gets 491 (RFC 3261 §14.2).
+    /// crossing re-INVITE gets 491 (RFC 3261 §14.2). Timer C bounds the wait for its final response.
     func reinvite(_ call: Call, leg index: LegID, sdp: [UInt8]?) {
         guard let leg = call.sip[index], var dialog = leg.dialog else { return }
         let request = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
         leg.dialog = dialog
         leg.busy = true
+        let timerC = TimerCRun(machine: InviteTimerC(timers: configuration.timers))
+        run(timerC, timerC.machine.start(), of: request, call: call, leg: index)
         sendInDialog(request, leg: leg) { [self] outcome in
             call.sip[index]?.busy = false
+            switch outcome {
+            case .response(let response):
+                run(timerC, timerC.machine.received(status: response.status), of: request, call: call, leg: index)
+            case .timeout, .transportError:
+                run(timerC, timerC.machine.transactionEnded(), of: request, call: call, leg: index)
+            }
             switch outcome {
             case .response(let response) where response.isProvisional:
                 call.sip[index]?.busy = true
@@ -202,6 +212,36 @@ final class UACLegs {
             case .response(let response):
                 report(call, .reinviteFailed(leg: index, status: response.status))
             case .timeout, .transportError:
+                report(call, .lost(leg: index))
+            }
+        }
+    }
+
+    /// Timer C of a re-INVITE the bridge sends: the machine and the task it runs on the loop.
+    private final class TimerCRun {
+        var machine: InviteTimerC
+        var task: Scheduled<Void>?
+
+        init(machine: InviteTimerC) {
+            self.machine = machine
+        }
+    }
+
+    /// Carries out Timer C's actions for the re-INVITE `request` of the leg (RFC 3261 §16.8).
+    private func run(_ timerC: TimerCRun, _ actions: [InviteTimerC.Action], of request: SIPRequest, call: Call, leg index: LegID) {
+        for action in actions {
+            switch action {
+            case .startTimer(let delay):
+                timerC.task?.cancel()
+                timerC.task = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
+                    run(timerC, timerC.machine.fired(), of: request, call: call, leg: index)
+                }
+            case .cancelTimer:
+                timerC.task?.cancel()
+                timerC.task = nil
+            case .cancel:
+                if let leg = call.sip[index] { cancelInDialog(request, leg: leg) }
+            case .timeout:
                 report(call, .lost(leg: index))
             }
         }

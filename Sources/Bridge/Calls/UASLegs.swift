@@ -141,8 +141,10 @@ final class UASLegs {
         // requester's proxy pass on a CANCEL (§9.1, §16.10), which a stateful proxy holds until a provisional.
         transactions.respond(key, SIPResponse(replyingTo: request, status: 100))
         otherLeg.busy = true
-        let relay = LegSIP.Relay(machine: RelayedReinvite(offer: request.body), key: key, request: request, far: other, farInvite: relayed)
+        let relay = LegSIP.Relay(machine: RelayedReinvite(offer: request.body, timers: timers), key: key, request: request, far: other,
+                                 farInvite: relayed)
         call.sip[index]?.relaying = relay
+        step(relay, from: index, in: call) { $0.start() }
         uac.sendInDialog(relayed, leg: otherLeg) { [self] outcome in
             switch outcome {
             case .response(let response): step(relay, from: index, in: call) { $0.farResponse(response) }
@@ -170,6 +172,14 @@ final class UASLegs {
         }
         for action in actions {
             switch action {
+            case .startTimerC(let delay):
+                relay.timerC?.cancel()
+                relay.timerC = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
+                    step(relay, from: index, in: call) { $0.timerCFired() }
+                }
+            case .cancelTimerC:
+                relay.timerC?.cancel()
+                relay.timerC = nil
             case .cancelFar:
                 if let farLeg = call.sip[relay.far] { uac.cancelInDialog(relay.farInvite, leg: farLeg) }
             case .relayFinal(let answer):
