@@ -293,6 +293,46 @@ import Testing
         #expect(harness.bus.types.last == "call.connected")
     }
 
+    /// A hold command on `leg` whose re-INVITE the phone answers 491 (ACKed by the transaction): returns it.
+    func holdMeeting491(_ harness: Harness, leg: Leg, phone: SocketAddress) throws -> SIPRequest {
+        let callId = try #require(harness.bus.events.last?.callId)
+        harness.side.command(CommandRequest(requestId: "r1", command: .hold(callId: callId, leg: leg)), envelope: [])
+        let hold = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(hold.method == .invite)
+        harness.receive(.response(SIPResponse(replyingTo: hold, status: 491)), from: phone)
+        #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.ack])
+        return hold
+    }
+
+    /// Issue 12, RFC 3261 §14.1: the hold re-INVITE to the caller meets 491; the bridge, which did not make the
+    /// caller's Call-ID, sends it again within 0-2 s with the next CSeq, instead of giving the hold up.
+    @Test func aHoldReINVITEThatMeets491IsSentAgainAfterTheBackOff() throws {
+        let harness = Harness()
+        _ = try connectedCall(harness)
+        let hold = try holdMeeting491(harness, leg: .a, phone: Harness.caller)
+        harness.advance(by: .milliseconds(2001))
+        let again = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(again.method == .invite && again.body == hold.body)
+        #expect(again.cseq?.sequence == (hold.cseq?.sequence ?? 0) + 1)
+        harness.receive(.response(Harness.calleeResponse(to: again, status: 200, sdp: Harness.answer)), from: Harness.caller)
+        #expect(harness.bus.types.last == "call.held")
+    }
+
+    /// The same on B, whose Call-ID the bridge made: the back-off is 2.1-4 s (RFC 3261 §14.1).
+    @Test func aHoldReINVITEToALegTheBridgeCalledWaitsTwoPointOneToFourSeconds() throws {
+        let harness = Harness()
+        let (invite, _) = try connectedCall(harness)
+        let hold = try holdMeeting491(harness, leg: .b, phone: Harness.callee)
+        #expect(hold.callID == invite.callID)
+        harness.advance(by: .milliseconds(2099))
+        #expect(harness.wire.take().compactMap(\.request).isEmpty)
+        harness.advance(by: .milliseconds(1901))
+        // The retry, and perhaps its Timer A retransmission: one new transaction with the next CSeq.
+        let again = harness.wire.take().compactMap(\.request)
+        #expect(!again.isEmpty && again.allSatisfy { $0.method == .invite && $0.cseq?.sequence == (hold.cseq?.sequence ?? 0) + 1 })
+        #expect(Set(again.compactMap(\.topVia?.branch)).count == 1)
+    }
+
     /// RFC 6086 INFO (DTMF as `application/dtmf-relay`) in a call: relayed to the other leg with its body
     /// and type, and the other leg's answer brought back, instead of 415.
     @Test func anINFOWithDTMFIsRelayedWithItsBody() throws {

@@ -11,6 +11,8 @@ with digest auth first, then treat every INVITE that Kamailio forwards to them:
     "reject"    603 Decline
     "reinvite_cancelled"  answers (180, 200 + SDP); a re-INVITE then gets 100 and waits for
                 its CANCEL (200, 487 for the re-INVITE), then the remote BYE gets 200
+    "glare"     answers (180, 200 + SDP); the first re-INVITE gets 491, the next one 200
+                (a=recvonly), then the remote BYE gets 200
 Callers (sipp UAC, scenarios/phone_call*.xml), started by call(): they REGISTER, then
 INVITE a number through Kamailio (407 handled):
     "call"      waits for the answer; the remote BYE (or hangs up after hangup_after_ms);
@@ -48,7 +50,8 @@ USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
 
 CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
                     "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml",
-                    "reinvite_cancelled": "phone_answer_reinvite_cancelled.xml"}
+                    "reinvite_cancelled": "phone_answer_reinvite_cancelled.xml",
+                    "glare": "phone_answer_491.xml"}
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
                     "cancel": "phone_call_cancel.xml", "reinvite_cancel": "phone_call_reinvite_cancel.xml",
                     "reinvite_nosdp": "phone_call_reinvite_nosdp.xml"}
@@ -201,7 +204,8 @@ def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
           hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10,
           reinvite_contact_user=None):
     """Start a callee phone registered at `kamailio` as `user` and return it once Kamailio
-    accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject.
+    accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject |
+    reinvite_cancelled | glare.
     ring_ms: pause between 180 and 200 ("answer"). hangup_after_ms: > 0 = the phone sends
     BYE that long after answering (the timer restarts after each re-INVITE); 0 = it waits
     for the remote BYE. calls: the phone's sipp ends after that many calls (None: runs
@@ -234,8 +238,8 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
          name=None):
     """Start a caller phone: it registers as `user`, then calls `number` through
     `kamailio`; returns at once (finish() waits for the end of the call).
-    behaviour: call | hold | cancel | reinvite_cancel | reinvite_nosdp. "call": hangup_after_ms > 0 = BYE that long after
-    the answer, 0 = wait for the remote BYE; final failures (486, 603, ...) end the call
+    behaviour: call | hold | cancel | reinvite_cancel | reinvite_nosdp. "call":
+    hangup_after_ms > 0 = BYE that long after the answer, 0 = wait for the remote BYE; final failures (486, 603, ...) end the call
     normally (see final_status()). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
     unhold_talk_ms (default talk_ms), BYE; a BYE from the other side meanwhile ends the
     call normally. "cancel": CANCEL cancel_after_ms after the 180. "reinvite_cancel": talk_ms,

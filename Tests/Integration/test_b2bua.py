@@ -371,6 +371,23 @@ def test_hold_command_and_transfer(b2b, sipp):
     assert len(carol.received("BYE")) == 1, carol.report()
 
 
+def test_a_hold_command_that_meets_491_is_retried_after_the_back_off(b2b, sipp):
+    """Issue 12, RFC 3261 §14.1: bob answers the hold re-INVITE 491; the bridge, which made bob's
+    Call-ID, sends it again 2.1-4 s later and bob is held (the hold used to be dropped)."""
+    s = b2b()
+    alice = phones.start(sipp, s.kamailio, "alice", "answer", ring_ms=100)
+    bob = phones.start(sipp, s.kamailio, "bob", "glare", ring_ms=100)
+    call_id = originate(s.bus, "alice", "bob")
+    s.bus.wait("call.connected", call_id)
+    assert s.bus.command({"name": "hold", "call_id": call_id, "leg": "b"})["ok"]
+    s.bus.wait("call.held", call_id, timeout=10)
+    assert s.bus.command({"name": "hangup", "call_id": call_id})["ok"]
+    finished(alice, bob)
+    holds = bob.received("INVITE")[1:]
+    assert [m.sdp_direction() for m in holds] == ["sendonly", "sendonly"], bob.report()
+    assert [m.status for m in bob.responses("INVITE", direction="sent") if m.status >= 400] == [491], bob.report()
+
+
 def test_commands_name_their_problems(b2b):
     s = b2b()
     unknown = s.bus.command({"name": "hangup", "call_id": "nope"})

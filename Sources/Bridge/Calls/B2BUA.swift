@@ -195,6 +195,13 @@ final class B2BUA {
         case .startRingTimer(let leg, let delay):
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in drive(call, .ringTimeout(leg: leg)) }
+        case .startGlareTimer(let leg):
+            // RFC 3261 §14.1: 2.1-4 s on a leg the bridge called (its Call-ID is the bridge's), else 0-2 s.
+            guard let dialog = call.sip[leg]?.dialog else { return }
+            var random = SystemRandomNumberGenerator()
+            loop.assumeIsolated().scheduleTask(in: TimeAmount(dialog.glareRetryDelay(using: &random))) { [self] in
+                drive(call, .glareTimer(leg: leg))
+            }
         case .cancelRingTimer(let leg):
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = nil
