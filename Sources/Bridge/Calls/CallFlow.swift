@@ -62,7 +62,8 @@ struct CallFlow {
         case hangup
         case transfer(keep: Leg, target: String)
         case hold(leg: Leg, on: Bool)
-        /// A party re-INVITEd with this SDP (relayed to the other leg): tracks hold by the phones.
+        /// An offer of this party's that the other party accepted in a relayed re-INVITE (the 2xx to it, or with an
+        /// offerless re-INVITE the ACK that answered it): tracks hold by the phones.
         case peerOffer(leg: LegID, sdp: [UInt8]?)
         case shutdown
         /// The call reached the bridge's maximum duration.

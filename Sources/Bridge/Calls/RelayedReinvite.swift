@@ -25,7 +25,7 @@ import SIPCore
 /// perform(relay.start())                   // [.startTimerC(after: 181 s)]
 /// perform(relay.farResponse(trying))       // []
 /// perform(relay.requesterCancelled())      // [.cancelFar]
-/// perform(relay.farResponse(terminated))   // [.relayFinal(terminated)]
+/// perform(relay.farResponse(terminated))   // [.cancelTimerC, .relayFinal(terminated)]
 /// ```
 struct RelayedReinvite: Sendable {
     enum State: Sendable, Equatable {
