@@ -197,21 +197,19 @@ final class UACLegs {
             switch outcome {
             case .response(let response):
                 run(timerC, timerC.machine.received(status: response.status), of: request, call: call, leg: index)
+                if response.isProvisional {
+                    call.sip[index]?.busy = true
+                } else if response.isSuccess {
+                    if let leg = call.sip[index] {
+                        refreshTarget(leg, with: response)
+                        sendACK(for: response, leg: leg)
+                    }
+                    report(call, .reinviteAnswered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
+                } else {
+                    report(call, .reinviteFailed(leg: index, status: response.status))
+                }
             case .timeout, .transportError:
                 run(timerC, timerC.machine.transactionEnded(), of: request, call: call, leg: index)
-            }
-            switch outcome {
-            case .response(let response) where response.isProvisional:
-                call.sip[index]?.busy = true
-            case .response(let response) where response.isSuccess:
-                if let leg = call.sip[index] {
-                    refreshTarget(leg, with: response)
-                    sendACK(for: response, leg: leg)
-                }
-                report(call, .reinviteAnswered(leg: index, sdp: response.body.isEmpty ? nil : response.body))
-            case .response(let response):
-                report(call, .reinviteFailed(leg: index, status: response.status))
-            case .timeout, .transportError:
                 report(call, .lost(leg: index))
             }
         }
