@@ -129,6 +129,210 @@ import Testing
         #expect(relayed.body == Array(Harness.answer.utf8))
     }
 
+    /// A connected call whose caller ACKed: returns the bridge's INVITE to the callee and its To tag to the caller.
+    func connectedCall(_ harness: Harness) throws -> (calleeInvite: SIPRequest, toTag: String) {
+        let (invite, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.wire.take()
+        return (invite, toTag)
+    }
+
+    /// The caller re-INVITEs and CANCELs it: returns its re-INVITE, the bridge's relayed one to B and the CANCEL
+    /// that went on to B once B sent its provisional (RFC 3261 §9.1), checking what came before it.
+    func cancelledReINVITE(_ harness: Harness, toTag: String) throws -> (reinvite: SIPRequest, relayed: SIPRequest, cancel: SIPRequest) {
+        let reinvite = harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKre1", body: Harness.offer)
+        harness.receive(.request(reinvite), from: Harness.caller)
+        let sent = harness.wire.take()
+        // §17.2.1: 100 Trying at once, without which the caller's proxy would hold the CANCEL (§16.10).
+        #expect(sent.compactMap(\.response).map(\.status) == [100])
+        let relayed = try #require(sent.compactMap(\.request).first { $0.method == .invite })
+        harness.receive(.request(SIPRequest(cancelling: reinvite)), from: Harness.caller)
+        let beforeProvisional = harness.wire.take()
+        // §9.2: the CANCEL is answered 200; the re-INVITE waits for B's final answer, and B gets no CANCEL yet.
+        #expect(beforeProvisional.compactMap(\.response).map(\.status) == [200])
+        #expect(beforeProvisional.compactMap(\.request).isEmpty)
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 100)), from: Harness.callee)
+        let cancel = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(cancel.method == .cancel)
+        #expect(cancel.topVia?.branch == relayed.topVia?.branch)
+        harness.receive(.response(SIPResponse(replyingTo: cancel, status: 200)), from: Harness.callee)
+        return (reinvite, relayed, cancel)
+    }
+
+    /// Issue 12: the CANCEL of a relayed re-INVITE reaches the far leg, whose 487 the caller gets; the call stays
+    /// up, where it used to be BYEd on both legs 64·T1 later for want of an ACK to a 2xx nobody could take.
+    @Test func aCANCELledReINVITEIsCancelledOnTheFarLegAndTheCallStaysUp() throws {
+        let harness = Harness()
+        let (_, toTag) = try connectedCall(harness)
+        let (_, relayed, _) = try cancelledReINVITE(harness, toTag: toTag)
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 487)), from: Harness.callee)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [487])
+        #expect(sent.compactMap(\.request).map(\.method) == [.ack])
+        harness.advance(by: .seconds(40))
+        #expect(!harness.wire.take().compactMap(\.request).contains { $0.method == .bye })
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    /// The far 2xx crossed the CANCEL: the caller gets it, and its ACK is followed by the bridge's to B; both ends
+    /// keep the new session and the call stays up.
+    @Test func aTwoHundredThatCrossesTheCANCELReachesTheCallerAndBIsACKed() throws {
+        let harness = Harness()
+        let (invite, toTag) = try connectedCall(harness)
+        let (_, relayed, _) = try cancelledReINVITE(harness, toTag: toTag)
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 200, sdp: Harness.answer)), from: Harness.callee)
+        let sent = harness.wire.take()
+        let ok = try #require(sent.compactMap(\.response).first)
+        #expect(ok.status == 200 && ok.body == Array(Harness.answer.utf8) && ok.cseq?.sequence == 2)
+        let acks = sent.compactMap(\.request)
+        #expect(acks.map(\.method) == [.ack])
+        #expect(acks.first?.callID == invite.callID && acks.first?.cseq?.sequence == relayed.cseq?.sequence)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 2, toTag: toTag, branch: "z9hG4bKack2")), from: Harness.caller)
+        harness.advance(by: .seconds(40))
+        let later = harness.wire.take()
+        #expect(later.compactMap(\.response).isEmpty)
+        #expect(later.compactMap(\.request).isEmpty)
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    /// Issue 12, RFC 3261 §14.1 delayed offer: a re-INVITE without SDP gets B's offer in its 200, and the caller's
+    /// answer in its ACK goes to B in B's ACK (it used to be ACKed at once with no body, the answer dropped).
+    @Test func anOfferlessReINVITEsAnswerGoesToTheFarLegInItsACK() throws {
+        let harness = Harness()
+        let (invite, toTag) = try connectedCall(harness)
+        harness.receive(.request(harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKre3")), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(relayed.body.isEmpty)
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 200, sdp: Harness.answer)), from: Harness.callee)
+        var sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.body) == [Array(Harness.answer.utf8)])
+        #expect(sent.compactMap(\.request).isEmpty)
+        // B retransmits its 200: its ACK still waits for the caller's answer.
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 200, sdp: Harness.answer)), from: Harness.callee)
+        #expect(harness.wire.take().compactMap(\.request).isEmpty)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 2, toTag: toTag, branch: "z9hG4bKack3", body: Harness.offer)), from: Harness.caller)
+        sent = harness.wire.take()
+        let ack = try #require(sent.compactMap(\.request).first)
+        #expect(ack.method == .ack && ack.callID == invite.callID && ack.cseq?.sequence == relayed.cseq?.sequence)
+        #expect(ack.body == Array(Harness.offer.utf8))
+        #expect(ack.contentType == "application/sdp")
+    }
+
+    /// Issue 12, RFC 3261 §12.2.1.2: B answers a relayed re-INVITE from a new Contact; the ACK and the BYE that
+    /// follow go there (they used to go to the Contact of B's first 200).
+    @Test func aNewContactInTheFarTwoHundredIsWhereTheACKAndLaterRequestsGo() throws {
+        let harness = Harness()
+        let (_, toTag) = try connectedCall(harness)
+        harness.receive(.request(harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKre4", body: Harness.offer)), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        var ok = Harness.calleeResponse(to: relayed, status: 200, sdp: Harness.answer)
+        ok.headers.set("Contact", "<sip:bob-moved@127.0.0.3:5072>")
+        harness.receive(.response(ok), from: Harness.callee)
+        let moved = try SocketAddress(ipAddress: "127.0.0.3", port: 5072)
+        let ack = try #require(harness.wire.take().first { $0.request?.method == .ack })
+        #expect(ack.destination == moved)
+        #expect(ack.request?.uri.description == "sip:bob-moved@127.0.0.3:5072")
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 2, toTag: toTag, branch: "z9hG4bKack4")), from: Harness.caller)
+        harness.receive(.request(harness.callerRequest(.bye, cseq: 3, toTag: toTag, branch: "z9hG4bKbye4")), from: Harness.caller)
+        let bye = try #require(harness.wire.take().first { $0.request?.method == .bye })
+        #expect(bye.destination == moved)
+        #expect(bye.request?.uri.description == "sip:bob-moved@127.0.0.3:5072")
+    }
+
+    /// RFC 3261 §12.2.2: a re-INVITE whose Contact is new moves its sender's remote target; the bridge's BYE to
+    /// that leg goes there.
+    @Test func aNewContactInAReINVITEIsWhereTheBYEGoes() throws {
+        let harness = Harness()
+        let (invite, toTag) = try connectedCall(harness)
+        var reinvite = Harness.calleeRequest(.invite, in: invite, cseq: 2, branch: "z9hG4bKbre5", body: Harness.answer)
+        reinvite.headers.add("Contact", "<sip:bob-moved@127.0.0.3:5072>")
+        harness.receive(.request(reinvite), from: Harness.callee)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 200, toTag: relayed.to?.tag)), from: Harness.caller)
+        harness.wire.take()
+        harness.receive(.request(harness.callerRequest(.bye, cseq: 2, toTag: toTag, branch: "z9hG4bKbye5")), from: Harness.caller)
+        let bye = try #require(harness.wire.take().first { $0.request?.method == .bye })
+        #expect(bye.destination == (try SocketAddress(ipAddress: "127.0.0.3", port: 5072)))
+        #expect(bye.request?.uri.description == "sip:bob-moved@127.0.0.3:5072")
+    }
+
+    /// Issue 12, Timer C (RFC 3261 §16.6 item 11): B rings on a relayed re-INVITE and never answers; after Timer C
+    /// the bridge CANCELs it, the caller gets B's 487, and the call stays up.
+    @Test func timerCCancelsARelayedReINVITEThatNeverGetsAFinalAnswer() throws {
+        let harness = Harness()
+        let (_, toTag) = try connectedCall(harness)
+        harness.receive(.request(harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKre6", body: Harness.offer)), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 180)), from: Harness.callee)
+        harness.advance(by: .seconds(180))
+        #expect(harness.wire.take().compactMap(\.request).isEmpty)
+        harness.advance(by: .seconds(1))
+        let cancel = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(cancel.method == .cancel && cancel.topVia?.branch == relayed.topVia?.branch)
+        harness.receive(.response(SIPResponse(replyingTo: cancel, status: 200)), from: Harness.callee)
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 487)), from: Harness.callee)
+        #expect(harness.wire.take().compactMap(\.response).map(\.status) == [487])
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    /// Timer C for the bridge's own re-INVITE: a hold the caller's phone rings on for ever is CANCELled, and the
+    /// call goes on un-held.
+    @Test func timerCCancelsAHoldReINVITEThatNeverGetsAFinalAnswer() throws {
+        let harness = Harness()
+        let (_, _) = try connectedCall(harness)
+        let callId = try #require(harness.bus.events.last?.callId)
+        harness.side.command(CommandRequest(requestId: "r1", command: .hold(callId: callId, leg: .a)), envelope: [])
+        let hold = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(hold.method == .invite)
+        harness.receive(.response(SIPResponse(replyingTo: hold, status: 180)), from: Harness.caller)
+        harness.advance(by: .seconds(181))
+        let cancel = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(cancel.method == .cancel && cancel.topVia?.branch == hold.topVia?.branch)
+        harness.receive(.response(SIPResponse(replyingTo: hold, status: 487)), from: Harness.caller)
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    /// A hold command on `leg` whose re-INVITE the phone answers 491 (ACKed by the transaction): returns it.
+    func holdMeeting491(_ harness: Harness, leg: Leg, phone: SocketAddress) throws -> SIPRequest {
+        let callId = try #require(harness.bus.events.last?.callId)
+        harness.side.command(CommandRequest(requestId: "r1", command: .hold(callId: callId, leg: leg)), envelope: [])
+        let hold = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(hold.method == .invite)
+        harness.receive(.response(SIPResponse(replyingTo: hold, status: 491)), from: phone)
+        #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.ack])
+        return hold
+    }
+
+    /// Issue 12, RFC 3261 §14.1: the hold re-INVITE to the caller meets 491; the bridge, which did not make the
+    /// caller's Call-ID, sends it again within 0-2 s with the next CSeq, instead of giving the hold up.
+    @Test func aHoldReINVITEThatMeets491IsSentAgainAfterTheBackOff() throws {
+        let harness = Harness()
+        _ = try connectedCall(harness)
+        let hold = try holdMeeting491(harness, leg: .a, phone: Harness.caller)
+        harness.advance(by: .milliseconds(2001))
+        let again = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(again.method == .invite && again.body == hold.body)
+        #expect(again.cseq?.sequence == (hold.cseq?.sequence ?? 0) + 1)
+        harness.receive(.response(Harness.calleeResponse(to: again, status: 200, sdp: Harness.answer)), from: Harness.caller)
+        #expect(harness.bus.types.last == "call.held")
+    }
+
+    /// The same on B, whose Call-ID the bridge made: the back-off is 2.1-4 s (RFC 3261 §14.1).
+    @Test func aHoldReINVITEToALegTheBridgeCalledWaitsTwoPointOneToFourSeconds() throws {
+        let harness = Harness()
+        let (invite, _) = try connectedCall(harness)
+        let hold = try holdMeeting491(harness, leg: .b, phone: Harness.callee)
+        #expect(hold.callID == invite.callID)
+        harness.advance(by: .milliseconds(2099))
+        #expect(harness.wire.take().compactMap(\.request).isEmpty)
+        harness.advance(by: .milliseconds(1901))
+        // The retry, and perhaps its Timer A retransmission: one new transaction with the next CSeq.
+        let again = harness.wire.take().compactMap(\.request)
+        #expect(!again.isEmpty && again.allSatisfy { $0.method == .invite && $0.cseq?.sequence == (hold.cseq?.sequence ?? 0) + 1 })
+        #expect(Set(again.compactMap(\.topVia?.branch)).count == 1)
+    }
+
     /// RFC 6086 INFO (DTMF as `application/dtmf-relay`) in a call: relayed to the other leg with its body
     /// and type, and the other leg's answer brought back, instead of 415.
     @Test func anINFOWithDTMFIsRelayedWithItsBody() throws {

@@ -222,6 +222,39 @@ struct FlowDriver {
         #expect(driver.types.suffix(2) == ["call.held", "call.resumed"])
     }
 
+    /// RFC 3261 §14.1: a hold re-INVITE that meets 491 goes again after the back-off, with the same SDP; after
+    /// `maxGlareRetries` 491s in a row the hold is given up and the call goes on.
+    @Test func aHoldThatMeets491IsRetriedAfterTheBackOff() {
+        var driver = connected()
+        let hold = driver.send(.hold(leg: .b, on: true))
+        guard case .reinvite(LegID(1), let sdp?) = hold.first else { Issue.record("no re-INVITE: \(hold)"); return }
+        for _ in 0..<CallFlow.maxGlareRetries {
+            #expect(driver.send(.reinviteFailed(leg: LegID(1), status: 491)) == [.startGlareTimer(leg: LegID(1))])
+            #expect(driver.send(.glareTimer(leg: LegID(1))) == [.reinvite(leg: LegID(1), sdp: sdp)])
+        }
+        #expect(driver.send(.reinviteFailed(leg: LegID(1), status: 491)).isEmpty)
+        #expect(driver.send(.glareTimer(leg: LegID(1))).isEmpty)
+        #expect(driver.flow.phase == .connected)
+        // The next hold starts a fresh count, and its answer publishes it.
+        _ = driver.send(.hold(leg: .b, on: true))
+        #expect(driver.send(.reinviteFailed(leg: LegID(1), status: 491)) == [.startGlareTimer(leg: LegID(1))])
+        _ = driver.send(.glareTimer(leg: LegID(1)))
+        driver.send(.reinviteAnswered(leg: LegID(1), sdp: answer))
+        #expect(driver.types.last == "call.held")
+    }
+
+    /// The 3PCC join's re-INVITE of A that meets 491 is retried rather than ending the call.
+    @Test func aJoinThatMeets491IsRetried() {
+        var (driver, _) = originate()
+        driver.send(.answered(leg: LegID(0), sdp: offer))
+        driver.send(.answered(leg: LegID(1), sdp: answer))
+        #expect(driver.send(.reinviteFailed(leg: LegID(0), status: 491)) == [.startGlareTimer(leg: LegID(0))])
+        #expect(driver.send(.glareTimer(leg: LegID(0))) == [.reinvite(leg: LegID(0), sdp: answer)])
+        let joined = driver.send(.reinviteAnswered(leg: LegID(0), sdp: offer))
+        #expect(joined.first == .ack(leg: LegID(1), sdp: offer))
+        #expect(driver.flow.phase == .connected)
+    }
+
     @Test func blindTransferReleasesTheOtherLegAndJoinsTheTarget() {
         var driver = connected()
         let actions = driver.send(.transfer(keep: .a, target: "sip:carol@x"))

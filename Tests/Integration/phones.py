@@ -3,12 +3,16 @@ registered at Kamailio (openser-cfg/kamailio.cfg) as a subscriber, with a behavi
 
 Callees (sipp UAS, scenarios/phone_<behaviour>.xml), started by start(): they REGISTER
 with digest auth first, then treat every INVITE that Kamailio forwards to them:
-    "answer"    180, ring_ms later 200 + SDP; answers re-INVITEs (hold/unhold) and BYE,
-                or hangs up itself hangup_after_ms after the answer; a CANCEL while
-                ringing gets 200 + 487
+    "answer"    180, ring_ms later 200 + SDP; answers re-INVITEs (hold/unhold; the 200's
+                Contact names reinvite_contact_user) and BYE, or hangs up itself
+                hangup_after_ms after the answer; a CANCEL while ringing gets 200 + 487
     "busy"      486 Busy Here
     "noanswer"  180 and nothing more; CANCEL -> 200 + 487
     "reject"    603 Decline
+    "reinvite_cancelled"  answers (180, 200 + SDP); a re-INVITE then gets 100 and waits for
+                its CANCEL (200, 487 for the re-INVITE), then the remote BYE gets 200
+    "glare"     answers (180, 200 + SDP); the first re-INVITE gets 491, the next one 200
+                (a=recvonly), then the remote BYE gets 200
 Callers (sipp UAC, scenarios/phone_call*.xml), started by call(): they REGISTER, then
 INVITE a number through Kamailio (407 handled):
     "call"      waits for the answer; the remote BYE (or hangs up after hangup_after_ms);
@@ -16,6 +20,10 @@ INVITE a number through Kamailio (407 handled):
     "hold"      re-INVITE a=sendonly talk_ms after the answer, a=sendrecv hold_ms later,
                 BYE unhold_talk_ms after that (or answers the remote BYE)
     "cancel"    CANCEL cancel_after_ms after the 180
+    "reinvite_cancel"  re-INVITE a=sendonly talk_ms after the answer, CANCEL it
+                cancel_after_ms after the proxy's 100 (200 + 487, ACK), BYE hold_ms later
+    "reinvite_nosdp"  re-INVITE without SDP talk_ms after the answer; the 200 carries the
+                other side's offer, the ACK the answer; BYE hold_ms later
 
 Every phone writes a message trace; messages(), received(), final_status() read it.
 Phones are stopped with the `sipp` fixture (they are in its `running` list) and their
@@ -41,9 +49,13 @@ USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
          "dave": "dave-secret"}
 
 CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
-                    "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml"}
+                    "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml",
+                    "reinvite_cancelled": "phone_answer_reinvite_cancelled.xml",
+                    "glare": "phone_answer_491.xml"}
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
-                    "cancel": "phone_call_cancel.xml", "sipi": "phone_call_sipi.xml"}
+                    "cancel": "phone_call_cancel.xml", "sipi": "phone_call_sipi.xml",
+                    "reinvite_cancel": "phone_call_reinvite_cancel.xml",
+                    "reinvite_nosdp": "phone_call_reinvite_nosdp.xml"}
 
 _SEPARATOR = "----------------------------------------------- "
 
@@ -190,19 +202,24 @@ def _launch(sipp, name, argv):
 
 
 def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
-          hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10):
+          hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10,
+          reinvite_contact_user=None):
     """Start a callee phone registered at `kamailio` as `user` and return it once Kamailio
-    accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject.
+    accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject |
+    reinvite_cancelled | glare.
     ring_ms: pause between 180 and 200 ("answer"). hangup_after_ms: > 0 = the phone sends
     BYE that long after answering (the timer restarts after each re-INVITE); 0 = it waits
     for the remote BYE. calls: the phone's sipp ends after that many calls (None: runs
-    until stopped). timeout: sipp's global timeout in seconds (exit code != 0 if hit)."""
+    until stopped). timeout: sipp's global timeout in seconds (exit code != 0 if hit).
+    reinvite_contact_user ("answer"): the user part of the Contact in the phone's 200s to
+    re-INVITEs (default: `user`); another one moves the dialog's remote target."""
     scenario = CALLEE_SCENARIOS[behaviour]
     name = name or f"phone-{user}"
     password = password if password is not None else USERS[user]
     port = harness.free_port()
     keys = {"registrar_ip": LOCAL, "registrar_port": kamailio.port,
-            "ring_ms": int(ring_ms), "hangup_after_ms": int(hangup_after_ms)}
+            "ring_ms": int(ring_ms), "hangup_after_ms": int(hangup_after_ms),
+            "reinvite_contact_user": reinvite_contact_user or user}
     # the remote host only sets [remote_ip]:[remote_port] (sipp's digest uri); replies go
     # where requests came from, the REGISTER where the scenario's setdest says
     extra = (["-m", calls + 1] if calls is not None else []) + [f"{LOCAL}:{kamailio.port}"]
@@ -222,12 +239,14 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
          name=None):
     """Start a caller phone: it registers as `user`, then calls `number` through
     `kamailio`; returns at once (finish() waits for the end of the call).
-    behaviour: call | sipi | hold | cancel. "call": hangup_after_ms > 0 = BYE that long after
-    the answer, 0 = wait for the remote BYE; final failures (486, 603, ...) end the call
-    normally (see final_status()); "sipi" the same as a SIP-I trunk (SDP and ISUP in
-    multipart/mixed). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
+    behaviour: call | sipi | hold | cancel | reinvite_cancel | reinvite_nosdp. "call":
+    hangup_after_ms > 0 = BYE that long after the answer, 0 = wait for the remote BYE; final failures
+    (486, 603, ...) end the call normally (see final_status()); "sipi" the same as a SIP-I trunk (SDP
+    and ISUP in multipart/mixed). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
     unhold_talk_ms (default talk_ms), BYE; a BYE from the other side meanwhile ends the
-    call normally. "cancel": CANCEL cancel_after_ms after the 180."""
+    call normally. "cancel": CANCEL cancel_after_ms after the 180. "reinvite_cancel": talk_ms,
+    re-INVITE, CANCEL it cancel_after_ms after the proxy's 100, BYE hold_ms after the 487.
+    "reinvite_nosdp": talk_ms, re-INVITE without SDP, answer in the ACK, BYE hold_ms later."""
     scenario = CALLER_SCENARIOS[behaviour]
     name = name or f"caller-{user}"
     password = password if password is not None else USERS[user]
@@ -235,7 +254,10 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
     keys = {"call": {"hangup_after_ms": int(hangup_after_ms)}, "sipi": {"hangup_after_ms": int(hangup_after_ms)},
             "hold": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms),
                      "unhold_talk_ms": int(talk_ms if unhold_talk_ms is None else unhold_talk_ms)},
-            "cancel": {"cancel_after_ms": int(cancel_after_ms)}}[behaviour]
+            "cancel": {"cancel_after_ms": int(cancel_after_ms)},
+            "reinvite_cancel": {"talk_ms": int(talk_ms), "cancel_after_ms": int(cancel_after_ms),
+                                "hold_ms": int(hold_ms)},
+            "reinvite_nosdp": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms)}}[behaviour]
     argv = _argv(sipp, name, scenario, port, user, password, keys,
                  ["-m", 1, "-s", number, f"{LOCAL}:{kamailio.port}"], timeout)
     proc = _launch(sipp, name, argv)

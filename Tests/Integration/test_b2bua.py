@@ -255,6 +255,56 @@ def test_hold_and_unhold_reinvites_pass_through_the_b2bua(b2b, sipp):
         ["call.held", "call.resumed"], s.bus.events(call_id)
 
 
+def test_a_cancelled_reinvite_is_cancelled_on_the_far_leg_and_the_call_stays_up(b2b, sipp):
+    """Issue 12: RFC 3261 §9.1/§9.2 through the B2BUA. The caller CANCELs its re-INVITE; the CANCEL
+    reaches bob, bob's 487 reaches the caller, and the call goes on until the caller's BYE (it used
+    to be BYEd on both legs 64·T1 later, and bob never heard of the CANCEL)."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "reinvite_cancelled")
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "reinvite_cancel", talk_ms=300,
+                        cancel_after_ms=300, hold_ms=1000)
+    finished(alice, bob)
+    assert len(bob.received("CANCEL")) == 1, bob.report()
+    assert alice.final_status() == 487, alice.report()  # the re-INVITE's final answer: bob's 487
+    # the call stayed up: the caller hung up, bob got exactly that BYE, and nobody BYEd the caller
+    assert len(bob.received("BYE")) == 1 and not alice.received("BYE"), (alice.report(), bob.report())
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
+
+
+def test_an_offerless_reinvite_gets_the_far_offer_and_its_ack_answers_the_far_leg(b2b, sipp):
+    """Issue 12, RFC 3261 §14.1 delayed offer: alice re-INVITEs without SDP; bob's offer reaches her in
+    the 200, and her answer, in her ACK, reaches bob in his ACK (it used to be dropped: bob got an
+    empty ACK the moment he answered)."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "reinvite_nosdp", talk_ms=300, hold_ms=500)
+    finished(alice, bob)
+    assert bob.received("INVITE")[-1].body.strip() == "", bob.report()
+    bob_offer = [m for m in bob.responses("INVITE", direction="sent") if m.status == 200][-1].body.strip()
+    alice_ok = [m for m in alice.responses("INVITE") if m.status == 200][-1]
+    assert alice_ok.body.strip() == bob_offer, alice.report()
+    answer = alice.sent("ACK")[-1].body.strip()
+    assert answer and bob.received("ACK")[-1].body.strip() == answer, bob.report()
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
+
+
+def test_a_new_contact_in_a_reinvite_answer_moves_the_far_legs_remote_target(b2b, sipp):
+    """Issue 12, RFC 3261 §12.2.1.2: bob answers alice's hold re-INVITE from a new Contact
+    (bob-moved); the bridge's ACK, the unhold re-INVITE and the BYE then go to that Contact (they
+    used to keep the Contact of bob's first 200)."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100, reinvite_contact_user="bob-moved")
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "hold", talk_ms=300, hold_ms=300)
+    finished(alice, bob)
+    invites, acks = bob.received("INVITE"), bob.received("ACK")
+    assert len(invites) == 3 and len(acks) == 3, bob.report()
+    after_move = [invites[2], acks[1], acks[2]] + bob.received("BYE")
+    assert all(m.first_line.split()[1].startswith("sip:bob-moved@") for m in after_move), bob.report()
+    assert not invites[1].first_line.split()[1].startswith("sip:bob-moved@"), bob.report()
+
+
 # --- third-party call control (Click2Call) ---
 
 def originate(bus, a, b, **extra):
@@ -337,6 +387,23 @@ def test_hold_command_and_transfer(b2b, sipp):
     assert s.bus.command({"name": "hangup", "call_id": call_id})["ok"]
     finished(alice, bob, carol)
     assert len(carol.received("BYE")) == 1, carol.report()
+
+
+def test_a_hold_command_that_meets_491_is_retried_after_the_back_off(b2b, sipp):
+    """Issue 12, RFC 3261 §14.1: bob answers the hold re-INVITE 491; the bridge, which made bob's
+    Call-ID, sends it again 2.1-4 s later and bob is held (the hold used to be dropped)."""
+    s = b2b()
+    alice = phones.start(sipp, s.kamailio, "alice", "answer", ring_ms=100)
+    bob = phones.start(sipp, s.kamailio, "bob", "glare", ring_ms=100)
+    call_id = originate(s.bus, "alice", "bob")
+    s.bus.wait("call.connected", call_id)
+    assert s.bus.command({"name": "hold", "call_id": call_id, "leg": "b"})["ok"]
+    s.bus.wait("call.held", call_id, timeout=10)
+    assert s.bus.command({"name": "hangup", "call_id": call_id})["ok"]
+    finished(alice, bob)
+    holds = bob.received("INVITE")[1:]
+    assert [m.sdp_direction() for m in holds] == ["sendonly", "sendonly"], bob.report()
+    assert [m.status for m in bob.responses("INVITE", direction="sent") if m.status >= 400] == [491], bob.report()
 
 
 def test_commands_name_their_problems(b2b):

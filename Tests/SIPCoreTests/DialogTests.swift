@@ -156,6 +156,20 @@ struct DialogCreationTests {
         #expect(dialog.routeSet == [p2, p1])
     }
 
+    /// RFC 3261 §14.1: after a 491 the UA that generated the Call-ID (the dialog's UAC) waits 2.1-4 s, the other
+    /// 0-2 s, in steps of 10 ms.
+    @Test func glareRetryDelaysFollowWhoMadeTheCallID() throws {
+        let uac = try #require(Dialog(uac: invite, response: ok))
+        let uas = try #require(Dialog(uas: receivedInvite, localTag: "a6c85cf", localContact: bobContact))
+        var random = SystemRandomNumberGenerator()
+        let owned = (0..<500).map { _ in uac.glareRetryDelay(using: &random) }
+        let other = (0..<500).map { _ in uas.glareRetryDelay(using: &random) }
+        #expect(owned.allSatisfy { $0 >= .milliseconds(2100) && $0 <= .seconds(4) })
+        #expect(other.allSatisfy { $0 >= .zero && $0 <= .seconds(2) })
+        #expect((owned + other).allSatisfy { $0.components.attoseconds % 10_000_000_000_000_000 == 0 })
+        #expect(Set(owned).count > 1 && Set(other).count > 1)
+    }
+
     @Test func sipsRequestURIMakesTheDialogSecure() throws {
         var secureInvite = invite
         secureInvite.uri = .sip(SIPURI(scheme: "sips", user: "bob", host: "biloxi.com"))

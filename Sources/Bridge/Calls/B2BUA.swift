@@ -48,7 +48,7 @@ final class B2BUA {
     private var nextOriginate: UInt64 = 0
     private let callPrefix: String
     private var stopping = false
-    private lazy var uac = UACLegs(configuration: configuration, client: client, bus: bus, logger: logger,
+    private lazy var uac = UACLegs(configuration: configuration, loop: loop, client: client, bus: bus, logger: logger,
                                    report: { [unowned self] call, event in drive(call, event) },
                                    register: { [unowned self] leg, call, index in
                                        dialogs[DialogKey(callID: leg.sipCallId, localTag: leg.localTag)] = (call.id, index)
@@ -195,6 +195,13 @@ final class B2BUA {
         case .startRingTimer(let leg, let delay):
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in drive(call, .ringTimeout(leg: leg)) }
+        case .startGlareTimer(let leg):
+            // RFC 3261 §14.1: 2.1-4 s on a leg the bridge called (its Call-ID is the bridge's), else 0-2 s.
+            guard let dialog = call.sip[leg]?.dialog else { return }
+            var random = SystemRandomNumberGenerator()
+            loop.assumeIsolated().scheduleTask(in: TimeAmount(dialog.glareRetryDelay(using: &random))) { [self] in
+                drive(call, .glareTimer(leg: leg))
+            }
         case .cancelRingTimer(let leg):
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = nil
@@ -218,6 +225,7 @@ final class B2BUA {
         for leg in call.sip.values {
             leg.ringTimer?.cancel()
             leg.unacknowledged?.timer?.cancel()
+            leg.relaying?.timerC?.cancel()
         }
         loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.timers.t1 * 64)) { [self] in
             for key in keys where dialogs[key].map({ calls[$0.call] == nil }) ?? false { dialogs[key] = nil }
@@ -262,11 +270,16 @@ final class B2BUA {
         return true
     }
 
-    /// The caller CANCELled the INVITE `serverKey` names (the edge answered the CANCEL 200); false when that
-    /// INVITE is no live call's leg A.
-    func callerCancelled(serverKey: TransactionKey) -> Bool {
-        guard let request = transactions.request(for: serverKey), let callID = request.callID,
-              let tag = transactions.toTag(for: serverKey), let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)],
+    /// A CANCEL for the INVITE `serverKey` names (the edge answered the CANCEL 200): the caller's INVITE of a
+    /// live call's leg A, or a re-INVITE the bridge relays (its CANCEL goes on to the other leg, RFC 3261 §9.1);
+    /// false for neither, and the edge answers the INVITE 487 itself.
+    func cancelled(serverKey: TransactionKey) -> Bool {
+        guard let request = transactions.request(for: serverKey), let callID = request.callID else { return false }
+        if let dialogTag = request.to?.tag {
+            guard let (callId, index) = dialogs[DialogKey(callID: callID, localTag: dialogTag)], let call = calls[callId] else { return false }
+            return uas.requesterCancelled(call, leg: index, key: serverKey)
+        }
+        guard let tag = transactions.toTag(for: serverKey), let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)],
               index == .first, let call = calls[callId] else { return false }
         drive(call, .callerCancelled)
         return true

@@ -64,6 +64,26 @@ final class LegSIP {
         }
     }
 
+    /// A re-INVITE of this leg's peer that the bridge relays to the other leg, until the requester has its final
+    /// response and a far 2xx is ACKed: the relay's machine, the requester's server transaction and request,
+    /// the other leg, and the re-INVITE sent there (a CANCEL is built from it).
+    final class Relay {
+        var machine: RelayedReinvite
+        let key: TransactionKey
+        let request: SIPRequest
+        let far: LegID
+        let farInvite: SIPRequest
+        var timerC: Scheduled<Void>?
+
+        init(machine: RelayedReinvite, key: TransactionKey, request: SIPRequest, far: LegID, farInvite: SIPRequest) {
+            self.machine = machine
+            self.key = key
+            self.request = request
+            self.far = far
+            self.farInvite = farInvite
+        }
+    }
+
     let sipCallId: String
     let localTag: String
     var setup: Setup?
@@ -81,6 +101,8 @@ final class LegSIP {
     var ringTimer: Scheduled<Void>?
     /// A re-INVITE or other request of ours in flight in the dialog (glare: a peer's gets 491).
     var busy = false
+    /// The peer's re-INVITE the bridge is relaying to the other leg.
+    var relaying: Relay?
 
     init(sipCallId: String, localTag: String, invite: SIPRequest? = nil, serverKey: TransactionKey? = nil,
          destination: SocketAddress) {

@@ -49,6 +49,8 @@ struct CallFlow {
         /// The 2xx to a re-INVITE the flow sent (join or hold).
         case reinviteAnswered(leg: LegID, sdp: [UInt8]?)
         case reinviteFailed(leg: LegID, status: Int)
+        /// The back-off after a 491 to the leg's re-INVITE is over (`startGlareTimer`).
+        case glareTimer(leg: LegID)
         /// Inbound: the caller's ACK for the 2xx; carries the answer when the caller sent no offer.
         case callerACK(sdp: [UInt8]?)
         case callerCancelled
@@ -60,7 +62,8 @@ struct CallFlow {
         case hangup
         case transfer(keep: Leg, target: String)
         case hold(leg: Leg, on: Bool)
-        /// A party re-INVITEd with this SDP (relayed to the other leg): tracks hold by the phones.
+        /// An offer of this party's that the other party accepted in a relayed re-INVITE (the 2xx to it, or with an
+        /// offerless re-INVITE the ACK that answered it): tracks hold by the phones.
         case peerOffer(leg: LegID, sdp: [UInt8]?)
         case shutdown
         /// The call reached the bridge's maximum duration.
@@ -71,6 +74,8 @@ struct CallFlow {
         /// Call the leg (the owner publishes `call.dialing`, which names the leg's SIP Call-ID).
         case invite(leg: LegID, uri: String, sdp: [UInt8]?, callerId: CallerID?, headers: [String: String], attempt: Int)
         case reinvite(leg: LegID, sdp: [UInt8]?)
+        /// The leg's re-INVITE met 491 (RFC 3261 §14.1): wait the back-off the leg's dialog gives, then `.glareTimer`.
+        case startGlareTimer(leg: LegID)
         /// ACK the 2xx of the leg's initial INVITE, with the answer when the INVITE had no offer.
         case ack(leg: LegID, sdp: [UInt8]?)
         case cancel(leg: LegID)
@@ -100,6 +105,10 @@ struct CallFlow {
     private var ackAwaitingCaller: LegID?
     /// Legs with a hold/unhold re-INVITE in flight, and what it asked for.
     private var holdPending: [LegID: Bool] = [:]
+    /// 491s in a row to the leg's re-INVITE; after `maxGlareRetries` the re-INVITE is given up as failed.
+    private var glareRetries: [LegID: Int] = [:]
+    /// A peer that answers 491 every time is refusing, not crossing us; three retries cover a real glare.
+    static let maxGlareRetries = 3
     private var nextLeg = LegID(1)
 
     /// An inbound call: leg `.first` is the caller, already offering `offer`.
@@ -157,12 +166,21 @@ struct CallFlow {
         case .reinviteAnswered(let leg, let sdp):
             return reinviteAnswered(leg, sdp: sdp, at: now)
         case .reinviteFailed(let leg, let status):
+            if status == 491, reinviteWanted(leg), glareRetries[leg, default: 0] < Self.maxGlareRetries {
+                // RFC 3261 §14.1: a glare; the same re-INVITE goes again after the back-off.
+                glareRetries[leg, default: 0] += 1
+                return [.startGlareTimer(leg: leg)]
+            }
+            glareRetries[leg] = nil
             if holdPending.removeValue(forKey: leg) != nil {
                 // The party refused the hold change: the call goes on as it was.
                 return []
             }
             guard phase == .joining else { return [] }
             return end(cause: .failed, status: status, by: .bridge, at: now)
+        case .glareTimer(let leg):
+            guard reinviteWanted(leg), legs[leg]?.state == .answered else { return [] }
+            return [.reinvite(leg: leg, sdp: legs[leg]?.sentSDP)]
         case .callerACK(let sdp):
             guard let leg = ackAwaitingCaller else { return [] }
             ackAwaitingCaller = nil
@@ -311,7 +329,15 @@ struct CallFlow {
         }
     }
 
+    /// Whether the flow still wants the leg's re-INVITE answered: a hold change, or the 3PCC join's re-INVITE.
+    private func reinviteWanted(_ leg: LegID) -> Bool {
+        if holdPending[leg] != nil { return true }
+        if phase == .joining, case .reinvite(let waiting) = attempts?.join { return waiting == leg }
+        return false
+    }
+
     private mutating func reinviteAnswered(_ leg: LegID, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
+        glareRetries[leg] = nil
         if let on = holdPending.removeValue(forKey: leg), let info = legs[leg] {
             legs[leg]?.held = on
             let change = HoldChange(leg: info.role, by: .command)

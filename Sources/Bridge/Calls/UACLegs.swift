@@ -9,6 +9,7 @@ import SIPCore
 /// flow through `report`. Loop-bound, owned by the `B2BUA`.
 final class UACLegs {
     private let configuration: BridgeConfiguration
+    private let loop: EventLoop
     private let client: SIPClient
     private let bus: BridgeBus
     private let logger: Logger
@@ -17,9 +18,10 @@ final class UACLegs {
     /// Called when a leg's dialog is known by Call-ID and tag, so requests in it find the call.
     private let register: (LegSIP, Call, LegID) -> Void
 
-    init(configuration: BridgeConfiguration, client: SIPClient, bus: BridgeBus, logger: Logger,
+    init(configuration: BridgeConfiguration, loop: EventLoop, client: SIPClient, bus: BridgeBus, logger: Logger,
          report: @escaping (Call, CallFlow.Event) -> Void, register: @escaping (LegSIP, Call, LegID) -> Void) {
         self.configuration = configuration
+        self.loop = loop
         self.client = client
         self.bus = bus
         self.logger = logger
@@ -139,7 +141,14 @@ final class UACLegs {
     func sendACK(for answer: SIPResponse, leg: LegSIP, body: [UInt8] = []) {
         guard let dialog = leg.dialog else { return }
         let ack = dialog.makeACK(for: answer, via: client.makeVia(), body: body, contentType: body.isEmpty ? nil : "application/sdp")
-        client.sendStateless(ack, to: leg.destination)
+        client.sendStateless(ack, to: inDialogDestination(of: leg))
+    }
+
+    /// A 2xx to a target refresh request the bridge sent in the leg's dialog, a re-INVITE or UPDATE (RFC 3261
+    /// §12.2.1.2): its Contact becomes the leg's remote target, where its ACK and every later request go.
+    func refreshTarget(_ leg: LegSIP, with response: SIPResponse) {
+        guard response.isSuccess, let method = response.cseq?.method, method == .invite || method == .update else { return }
+        leg.dialog?.refreshTarget(with: response)
     }
 
     // MARK: - CANCEL (RFC 3261 §9.1)
@@ -175,31 +184,78 @@ final class UACLegs {
     }
 
     /// A re-INVITE of the flow's (the 3PCC join, hold); the leg is busy until it is answered, so a peer's
-    /// crossing re-INVITE gets 491 (RFC 3261 §14.2).
+    /// crossing re-INVITE gets 491 (RFC 3261 §14.2). Timer C bounds the wait for its final response.
     func reinvite(_ call: Call, leg index: LegID, sdp: [UInt8]?) {
         guard let leg = call.sip[index], var dialog = leg.dialog else { return }
         let request = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
         leg.dialog = dialog
         leg.busy = true
+        let timerC = TimerCRun(machine: InviteTimerC(timers: configuration.timers))
+        run(timerC, timerC.machine.start(), of: request, call: call, leg: index)
         sendInDialog(request, leg: leg) { [self] outcome in
             call.sip[index]?.busy = false
             switch outcome {
-            case .response(let response) where response.isProvisional:
-                call.sip[index]?.busy = true
-            case .response(let response) where response.isSuccess:
-                if let leg = call.sip[index] { sendACK(for: response, leg: leg) }
-                report(call, .reinviteAnswered(leg: index, sdp: MessageBody.sdp(of: response)))
             case .response(let response):
-                report(call, .reinviteFailed(leg: index, status: response.status))
+                run(timerC, timerC.machine.received(status: response.status), of: request, call: call, leg: index)
+                if response.isProvisional {
+                    call.sip[index]?.busy = true
+                } else if response.isSuccess {
+                    if let leg = call.sip[index] {
+                        refreshTarget(leg, with: response)
+                        sendACK(for: response, leg: leg)
+                    }
+                    report(call, .reinviteAnswered(leg: index, sdp: MessageBody.sdp(of: response)))
+                } else {
+                    report(call, .reinviteFailed(leg: index, status: response.status))
+                }
             case .timeout, .transportError:
+                run(timerC, timerC.machine.transactionEnded(), of: request, call: call, leg: index)
+                report(call, .lost(leg: index))
+            }
+        }
+    }
+
+    /// Timer C of a re-INVITE the bridge sends: the machine and the task it runs on the loop.
+    private final class TimerCRun {
+        var machine: InviteTimerC
+        var task: Scheduled<Void>?
+
+        init(machine: InviteTimerC) {
+            self.machine = machine
+        }
+    }
+
+    /// Carries out Timer C's actions for the re-INVITE `request` of the leg (RFC 3261 §16.8).
+    private func run(_ timerC: TimerCRun, _ actions: [InviteTimerC.Action], of request: SIPRequest, call: Call, leg index: LegID) {
+        for action in actions {
+            switch action {
+            case .startTimer(let delay):
+                timerC.task?.cancel()
+                timerC.task = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
+                    run(timerC, timerC.machine.fired(), of: request, call: call, leg: index)
+                }
+            case .cancelTimer:
+                timerC.task?.cancel()
+                timerC.task = nil
+            case .cancel:
+                if let leg = call.sip[index] { cancelInDialog(request, leg: leg) }
+            case .timeout:
                 report(call, .lost(leg: index))
             }
         }
     }
 
     func sendInDialog(_ request: SIPRequest, leg: LegSIP, handler: @escaping SIPClient.Handler) {
-        let address = leg.dialog.flatMap { destination(in: $0) } ?? leg.destination
-        client.send(request, to: address, handler: handler)
+        client.send(request, to: inDialogDestination(of: leg), handler: handler)
+    }
+
+    /// CANCELs a re-INVITE sent with ``sendInDialog(_:leg:handler:)`` (RFC 3261 §9.1), along the same path.
+    func cancelInDialog(_ invite: SIPRequest, leg: LegSIP) {
+        client.cancel(invite, to: inDialogDestination(of: leg))
+    }
+
+    private func inDialogDestination(of leg: LegSIP) -> SocketAddress {
+        leg.dialog.flatMap { destination(in: $0) } ?? leg.destination
     }
 
     // MARK: - Addresses

@@ -93,14 +93,16 @@ final class UASLegs {
         }
     }
 
-    /// An ACK in the leg's dialog: the one for our 2xx stops its retransmission, and the caller's carries
-    /// its answer when it made no offer.
+    /// An ACK in the leg's dialog: the one for our 2xx stops its retransmission; the caller's carries its
+    /// answer when it made no offer, and so does a requester's for a relayed re-INVITE without one.
     func acknowledged(_ call: Call, leg index: LegID, ack: SIPRequest) {
         guard let answer = call.sip[index]?.unacknowledged else { return }
         let actions = answer.machine.receivedACK(sequence: ack.cseq?.sequence ?? 0)
         guard !actions.isEmpty else { return }
         perform(actions, answer, call: call, leg: index)
-        if index == .first, call.flow.kind == .inbound {
+        if let relay = call.sip[index]?.relaying, relay.request.cseq?.sequence == ack.cseq?.sequence {
+            step(relay, from: index, in: call) { $0.requesterACK(body: ack.body) }
+        } else if index == .first, call.flow.kind == .inbound {
             report(call, .callerACK(sdp: ack.body.isEmpty ? nil : ack.body))
         }
     }
@@ -129,47 +131,115 @@ final class UASLegs {
             transactions.respond(key, SIPResponse(replyingTo: request, status: 491))
             return
         }
-        let sdp = request.body.isEmpty ? nil : request.body
         let relayed = otherDialog.makeRequest(request.method, via: client.makeVia(), body: request.body, contentType: request.contentType)
         otherLeg.dialog = otherDialog
-        if request.method == .invite {
-            otherLeg.busy = true
-            report(call, .peerOffer(leg: index, sdp: sdp))
+        guard request.method == .invite else {
+            relayNonInvite(request, key: key, as: relayed, from: index, to: other, in: call)
+            return
         }
+        // RFC 3261 §17.2.1: the far side's answer takes a round trip, so 100 Trying now; it also lets the
+        // requester's proxy pass on a CANCEL (§9.1, §16.10), which a stateful proxy holds until a provisional.
+        transactions.respond(key, SIPResponse(replyingTo: request, status: 100))
+        otherLeg.busy = true
+        let relay = LegSIP.Relay(machine: RelayedReinvite(offer: request.body, timers: timers), key: key, request: request, far: other,
+                                 farInvite: relayed)
+        call.sip[index]?.relaying = relay
+        step(relay, from: index, in: call) { $0.start() }
+        uac.sendInDialog(relayed, leg: otherLeg) { [self] outcome in
+            switch outcome {
+            case .response(let response): step(relay, from: index, in: call) { $0.farResponse(response) }
+            case .timeout: step(relay, from: index, in: call) { $0.farTimedOut() }
+            case .transportError: step(relay, from: index, in: call) { $0.farTransportError() }
+            }
+        }
+    }
+
+    /// The requester CANCELled the re-INVITE `key` names (the edge answered the CANCEL 200); false when it is
+    /// no re-INVITE the leg has relayed.
+    func requesterCancelled(_ call: Call, leg index: LegID, key: TransactionKey) -> Bool {
+        guard let relay = call.sip[index]?.relaying, relay.key == key else { return false }
+        step(relay, from: index, in: call) { $0.requesterCancelled() }
+        return true
+    }
+
+    /// Feeds one event to a relayed re-INVITE's machine and carries out its actions.
+    private func step(_ relay: LegSIP.Relay, from index: LegID, in call: Call,
+                      _ event: (inout RelayedReinvite) -> [RelayedReinvite.Action]) {
+        let actions = event(&relay.machine)
+        if relay.machine.state == .completed {
+            call.sip[relay.far]?.busy = false
+            if call.sip[index]?.relaying === relay { call.sip[index]?.relaying = nil }
+        }
+        for action in actions {
+            switch action {
+            case .startTimerC(let delay):
+                relay.timerC?.cancel()
+                relay.timerC = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
+                    step(relay, from: index, in: call) { $0.timerCFired() }
+                }
+            case .cancelTimerC:
+                relay.timerC?.cancel()
+                relay.timerC = nil
+            case .cancelFar:
+                if let farLeg = call.sip[relay.far] { uac.cancelInDialog(relay.farInvite, leg: farLeg) }
+            case .relayFinal(let answer):
+                if let farLeg = call.sip[relay.far] { uac.refreshTarget(farLeg, with: answer) }
+                let response = relayedResponse(answer, to: relay.request, toTag: call.sip[index]?.localTag)
+                if response.isSuccess {
+                    retransmitUntilACK(call, leg: index, response: response, key: relay.key)
+                } else {
+                    transactions.respond(relay.key, response)
+                }
+            case .respond(let status):
+                transactions.respond(relay.key, SIPResponse(replyingTo: relay.request, status: status, toTag: call.sip[index]?.localTag))
+            case .ackFar(let answer, let body):
+                if let farLeg = call.sip[relay.far] { uac.sendACK(for: answer, leg: farLeg, body: body) }
+            case .offerAccepted(let offerer, let sdp):
+                report(call, .peerOffer(leg: offerer == .requester ? index : relay.far, sdp: sdp))
+            case .farEndGone:
+                report(call, .lost(leg: relay.far))
+            }
+        }
+    }
+
+    /// UPDATE and INFO: the far side's final response goes back to the requester.
+    private func relayNonInvite(_ request: SIPRequest, key: TransactionKey, as relayed: SIPRequest, from index: LegID, to other: LegID,
+                                in call: Call) {
+        guard let otherLeg = call.sip[other] else { return }
         let toTag = call.sip[index]?.localTag
         uac.sendInDialog(relayed, leg: otherLeg) { [self] outcome in
-            if request.method == .invite { call.sip[other]?.busy = false }
             var response: SIPResponse
             // RFC 5057 §5.1: a 481 or 408 (or no answer) to a request in the dialog means the far end's
             // dialog is gone; the call ends rather than stay half up until its duration limit.
             var farEndGone = false
             switch outcome {
             case .response(let answer) where answer.isProvisional:
-                if request.method == .invite { call.sip[other]?.busy = true }
                 return
             case .response(let answer):
                 farEndGone = answer.status == 481 || answer.status == 408
-                response = SIPResponse(replyingTo: request, status: answer.status, reason: answer.reason, toTag: toTag)
-                if answer.isSuccess, request.method == .invite { uac.sendACK(for: answer, leg: otherLeg) }
-                if answer.isSuccess {
-                    decorate(&response, for: request, sdp: nil)
-                    if !answer.body.isEmpty {
-                        response.headers.add("Content-Type", answer.contentType ?? "application/sdp")
-                        response.body = answer.body
-                    }
-                }
+                if let otherLeg = call.sip[other] { uac.refreshTarget(otherLeg, with: answer) }
+                response = relayedResponse(answer, to: request, toTag: toTag)
             case .timeout:
                 farEndGone = true
                 response = SIPResponse(replyingTo: request, status: 408, toTag: toTag)
             case .transportError:
                 response = SIPResponse(replyingTo: request, status: 503, toTag: toTag)
             }
-            if request.method == .invite, response.isSuccess {
-                retransmitUntilACK(call, leg: index, response: response, key: key)
-            } else {
-                transactions.respond(key, response)
-            }
+            transactions.respond(key, response)
             if farEndGone { report(call, .lost(leg: other)) }
         }
+    }
+
+    /// The far side's final response as the requester gets it: its status and reason, and for a 2xx our Contact,
+    /// the request's Record-Route and the far side's body.
+    private func relayedResponse(_ answer: SIPResponse, to request: SIPRequest, toTag: String?) -> SIPResponse {
+        var response = SIPResponse(replyingTo: request, status: answer.status, reason: answer.reason, toTag: toTag)
+        guard answer.isSuccess else { return response }
+        decorate(&response, for: request, sdp: nil)
+        if !answer.body.isEmpty {
+            response.headers.add("Content-Type", answer.contentType ?? "application/sdp")
+            response.body = answer.body
+        }
+        return response
     }
 }

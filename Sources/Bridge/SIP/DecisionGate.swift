@@ -204,14 +204,14 @@ final class DecisionGate {
     }
 
     /// RFC 3261 §9.2: a CANCEL for a pending INVITE ends it with 487 (the CANCEL itself was answered 200).
-    /// A bridged call's legs are the B2BUA's to end.
+    /// A bridged call's legs, and the re-INVITEs it relays, are the B2BUA's to end.
     func cancel(_ key: TransactionKey) {
         guard transactions.isProceeding(key), let request = transactions.request(for: key) else { return }
         if let requestId = byTransaction.removeValue(forKey: key), let entry = removeWaiting(requestId) {
             let decisionMs = Double((NIODeadline.now() - entry.offeredAt).nanoseconds) / 1_000_000
             bus.publish(callId: entry.callId, .callRejected(Rejected(status: 487, reason: "Request Terminated", workerId: nil,
                                                                       fallback: false, cause: .callerCancelled, decisionMs: decisionMs)))
-        } else if b2bua.callerCancelled(serverKey: key) {
+        } else if b2bua.cancelled(serverKey: key) {
             return
         }
         transactions.respond(key, SIPResponse(replyingTo: request, status: 487, toTag: transactions.toTag(for: key)))

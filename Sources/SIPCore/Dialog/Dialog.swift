@@ -207,6 +207,19 @@ public struct Dialog: Sendable, Hashable, Codable {
         DialogID.forIncoming(request) == id
     }
 
+    /// How long to wait before trying again a re-INVITE of this dialog that got 491 Request Pending (RFC 3261 §14.1):
+    /// in steps of 10 ms, 2.1 to 4 s when this UA generated the Call-ID (it was the UAC of the INVITE that made the
+    /// dialog), 0 to 2 s otherwise, so the two ends of a glare do not retry at the same moment.
+    ///
+    /// ```swift
+    /// var random = SystemRandomNumberGenerator()
+    /// retry(after: dialog.glareRetryDelay(using: &random))
+    /// ```
+    public func glareRetryDelay(using generator: inout some RandomNumberGenerator) -> Duration {
+        let steps = role == .uac ? Int.random(in: 210...400, using: &generator) : Int.random(in: 0...200, using: &generator)
+        return .milliseconds(steps * 10)
+    }
+
     /// Whether a response to a request this UA sent belongs to this dialog; a 2xx from another fork of the
     /// INVITE carries another To tag and does not.
     public func matches(_ response: SIPResponse) -> Bool {

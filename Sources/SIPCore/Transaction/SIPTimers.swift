@@ -12,12 +12,17 @@ public struct SIPTimers: Sendable, Hashable {
     public var t2: Duration
     /// How long a message may linger in the network, 5 s by default.
     public var t4: Duration
+    /// Timer C (RFC 3261 §16.6 item 11), how long an INVITE client transaction that had a provisional response
+    /// waits for its final one before it is CANCELled: more than 3 minutes, 181 s by default.
+    public var timerC: Duration
 
     /// Creates timer values; the defaults are RFC 3261's.
-    public init(t1: Duration = .milliseconds(500), t2: Duration = .seconds(4), t4: Duration = .seconds(5)) {
+    public init(t1: Duration = .milliseconds(500), t2: Duration = .seconds(4), t4: Duration = .seconds(5),
+                timerC: Duration = .seconds(181)) {
         self.t1 = t1
         self.t2 = t2
         self.t4 = t4
+        self.timerC = timerC
     }
 
     /// The first interval of Timer G (response retransmission); it then doubles up to ``t2``.
