@@ -68,6 +68,23 @@ import Testing
         #expect(requests.first?.to?.tag == "bob1")
     }
 
+    /// RFC 7332 §3: a B2BUA's leg carries the caller's Max-Forwards less one, so a loop back into the
+    /// bridge runs out of hops instead of growing until the call limit.
+    @Test func aBLegsMaxForwardsIsOneLessThanTheCallers() throws {
+        let harness = Harness()
+        let invite = try harness.bridgeToCallee(maxForwards: 5)
+        #expect(invite.maxForwards == 4)
+    }
+
+    @Test func anINVITEWithNoHopLeftGets483AndNoDecision() throws {
+        let harness = Harness()
+        harness.receive(.request(harness.callerInvite(maxForwards: 0)), from: Harness.caller)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [483])
+        #expect(sent.compactMap(\.request).isEmpty)
+        #expect(harness.bus.types.isEmpty)
+    }
+
     @Test func aCANCELWaitsForTheCalleesFirstProvisional() throws {
         let harness = Harness()
         let invite = try harness.bridgeToCallee()

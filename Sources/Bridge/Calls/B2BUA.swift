@@ -111,7 +111,9 @@ final class B2BUA {
     func startInbound(callId: String, invite: SIPRequest, serverKey: TransactionKey, toTag: String, route: BridgeRoute) {
         let flow = CallFlow(inbound: invite.body.isEmpty ? nil : invite.body, callerURI: invite.from?.uri.description ?? "",
                             at: .now, defaultRingTimeout: limits.defaultRingTimeout)
-        let call = Call(id: callId, flow: flow, account: invite.headers["X-Switchboard-Auth-User"])
+        // The decision gate answered 483 to an INVITE with no hop left, so this is at least 0.
+        let call = Call(id: callId, flow: flow, account: invite.headers["X-Switchboard-Auth-User"],
+                        maxForwards: (invite.maxForwards ?? 70) - 1)
         let dialog = Dialog(uas: invite, localTag: toTag, localContact: uac.localContact)
         // Requests to the caller follow its route set (Kamailio's Record-Route), else its Contact.
         guard let dialog, let destination = uac.destination(in: dialog) else {

@@ -42,7 +42,7 @@ final class UACLegs {
         let from = fromAddress(call, callerId: callerId)
         var request = SIPRequest(method: .invite, uri: target)
         request.headers.add("Via", client.makeVia().description)
-        request.headers.add("Max-Forwards", "70")
+        request.headers.add("Max-Forwards", "\(call.maxForwards)")
         request.headers.add("From", NameAddress(displayName: from.displayName, uri: from.uri, parameters: [SIPParameter("tag", tag)]).description)
         request.headers.add("To", NameAddress(uri: target).description)
         request.headers.add("Call-ID", sipCallId)
