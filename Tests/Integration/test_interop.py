@@ -1,5 +1,5 @@
-"""The bridge among other SIP elements (docs/interop.md): Max-Forwards across a loop through an
-external PBX.
+"""The bridge among other SIP elements (docs/interop.md): what of a B leg's final answer reaches
+the caller and the proxy in front, and Max-Forwards across a loop through an external PBX.
 Kamailio runs the shipped openser-cfg/kamailio.cfg; phones are sipp, registered as users."""
 import hashlib
 import socket
@@ -8,7 +8,7 @@ import threading
 import harness
 import phones
 from harness import DOMAIN, LOCAL
-from test_b2bua import b2b, finished  # noqa: F401 (b2b is a fixture)
+from test_b2bua import b2b, finished, one_call, user_uri  # noqa: F401 (b2b is a fixture)
 
 
 def _respond(request, status, reason):
@@ -45,6 +45,23 @@ class _UDPPeer:
         self.running = False
         self.thread.join(2)
         self.sock.close()
+
+
+class SpareBridge(_UDPPeer):
+    """A second bridge in dispatcher set 1: 200 to Kamailio's OPTIONS probes, so it stays
+    active; every INVITE it gets (a failover) is recorded and refused with 500."""
+
+    def __init__(self):
+        self.invites = []
+        super().__init__()
+
+    def handle(self, text, address):
+        method = text.split(" ", 1)[0]
+        if method == "OPTIONS":
+            self.sock.sendto(_respond(text, 200, "OK"), address)
+        elif method == "INVITE":
+            self.invites.append(text)
+            self.sock.sendto(_respond(text, 500, "Spare"), address)
 
 
 class LoopingPBX(_UDPPeer):
@@ -84,6 +101,65 @@ class LoopingPBX(_UDPPeer):
         lines[0] = f"{method} sip:{user}@{DOMAIN} {version}"
         lines.insert(1, f"Via: SIP/2.0/UDP {LOCAL}:{self.port};branch=z9hG4bK{branch}")
         self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n" + body).encode(), self.proxy)
+
+
+def final_response(phone):
+    return [m for m in phone.responses("INVITE") if m.status >= 200][-1]
+
+
+# --- a B leg's final answer, as the caller and the proxy in front get it ---
+
+def test_a_b_legs_5xx_reaches_the_caller_as_480_and_is_not_failed_over(b2b, sipp):
+    """A 5xx relayed as is would make Kamailio fail over to the next bridge, which would dial
+    every target again: the caller gets 480 with a Reason naming the B leg's status."""
+    spare = SpareBridge()
+    try:
+        s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}},
+                spare_bridges=[spare.port], defines={"DS_ALG": '"8"'})
+        bob = phones.start(sipp, s.kamailio, "bob", "refuse", final="503 Service Unavailable",
+                           final_header="Retry-After: 60")
+        alice = phones.call(sipp, s.kamailio, "alice", "5000")
+        finished(alice, bob)
+        assert alice.final_status() == 480, alice.report()
+        reason = final_response(alice).header("Reason")
+        assert len(reason) == 1 and reason[0].startswith("SIP;cause=50"), alice.report()
+        assert spare.invites == [], spare.invites
+        call_id = one_call(s.bus)
+        assert [f["leg_failed"]["status"] // 100 for f in s.bus.events(call_id, "call.leg_failed")] == [5]
+        assert s.bus.events(call_id, "call.ended")[0]["ended"]["status"] == 480
+    finally:
+        spare.close()
+
+
+def test_a_b_legs_challenge_is_not_relayed_to_the_caller(b2b, sipp):
+    """The B side's 407 asks for credentials the caller does not have: the caller gets 403
+    with a Reason, no challenge."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "refuse", final="407 Proxy Authentication Required",
+                       final_header='Proxy-Authenticate: Digest realm="downstream.example", nonce="4f2a", algorithm=MD5')
+    alice = phones.call(sipp, s.kamailio, "alice", "5000")
+    finished(alice, bob)
+    assert alice.final_status() == 403, alice.report()
+    final = final_response(alice)
+    assert final.header("Proxy-Authenticate") == [] and final.header("WWW-Authenticate") == [], final
+    assert final.header("Reason") == ['SIP;cause=407;text="Proxy Authentication Required"'], final
+
+
+def test_a_b_legs_redirect_is_followed_by_the_bridge(b2b, sipp):
+    """bob answers 302 to carol: the bridge calls carol itself (the contact passes the
+    destination policy and Kamailio's rules for a bridge's legs), the caller never sees the 3xx."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "refuse", final="302 Moved Temporarily",
+                       final_header=f"Contact: <{user_uri('carol')}>")
+    carol = phones.start(sipp, s.kamailio, "carol", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", hangup_after_ms=300)
+    finished(alice, bob, carol)
+    assert alice.final_status() == 200, alice.report()
+    assert [m.status for m in alice.responses("INVITE") if 300 <= m.status < 400] == [], alice.report()
+    call_id = one_call(s.bus)
+    dialing = [e["dialing"] for e in s.bus.events(call_id, "call.dialing")]
+    assert [(d["uri"], d["attempt"]) for d in dialing] == [(user_uri("bob"), 1), (user_uri("carol"), 2)], dialing
+    assert [f["leg_failed"]["status"] for f in s.bus.events(call_id, "call.leg_failed")] == [302]
 
 
 # --- loops ---

@@ -43,9 +43,11 @@ final class UASLegs {
         retransmitUntilACK(call, leg: .first, response: response, key: key)
     }
 
-    func rejectCaller(_ call: Call, status: Int, reason: String) {
+    func rejectCaller(_ call: Call, status: Int, reason: String, reasonHeader: String?) {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
-        transactions.respond(key, SIPResponse(replyingTo: invite, status: status, reason: reason, toTag: leg.localTag))
+        var response = SIPResponse(replyingTo: invite, status: status, reason: reason, toTag: leg.localTag)
+        if let reasonHeader { response.headers.add("Reason", reasonHeader) }
+        transactions.respond(key, response)
     }
 
     /// A UAS response in a dialog carries our Contact and the request's Record-Route (RFC 3261 §12.1.1).
