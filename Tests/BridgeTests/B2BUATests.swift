@@ -29,6 +29,13 @@ import Testing
         #expect(harness.bus.types.last == "call.connected")
     }
 
+    /// RFC 3261 §13.3.1.4: the caller learns what it may send in the dialog (and that no extension is supported).
+    @Test func the2xxToTheCallerNamesAllowAndSupported() throws {
+        let (_, ok) = try Harness().answeredCall()
+        #expect(ok.headers.values("Allow") == ["INVITE", "ACK", "CANCEL", "OPTIONS", "BYE", "UPDATE", "INFO"])
+        #expect(ok.headers.contains("Supported"))
+    }
+
     @Test func noACKBy64T1EndsTheCallWithBYE() throws {
         let harness = Harness()
         let (invite, _) = try harness.answeredCall()
@@ -66,6 +73,23 @@ import Testing
         let requests = harness.wire.take().compactMap(\.request)
         #expect(requests.map(\.method) == [.ack])
         #expect(requests.first?.to?.tag == "bob1")
+    }
+
+    /// RFC 7332 §3: a B2BUA's leg carries the caller's Max-Forwards less one, so a loop back into the
+    /// bridge runs out of hops instead of growing until the call limit.
+    @Test func aBLegsMaxForwardsIsOneLessThanTheCallers() throws {
+        let harness = Harness()
+        let invite = try harness.bridgeToCallee(maxForwards: 5)
+        #expect(invite.maxForwards == 4)
+    }
+
+    @Test func anINVITEWithNoHopLeftGets483AndNoDecision() throws {
+        let harness = Harness()
+        harness.receive(.request(harness.callerInvite(maxForwards: 0)), from: Harness.caller)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [483])
+        #expect(sent.compactMap(\.request).isEmpty)
+        #expect(harness.bus.types.isEmpty)
     }
 
     @Test func aCANCELWaitsForTheCalleesFirstProvisional() throws {

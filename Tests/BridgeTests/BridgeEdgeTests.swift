@@ -94,6 +94,8 @@ import Testing
             #expect(answers.compactMap(\.status) == [200, 487])
             #expect(answers.first { $0.status == 200 }?.header("CSeq") == "1 CANCEL")
             #expect(answers.first { $0.status == 487 }?.header("CSeq") == "1 INVITE")
+            // RFC 3261 §9.2: both answers carry the same To tag.
+            #expect(answers.first { $0.status == 200 }?.header("To") == answers.first { $0.status == 487 }?.header("To"))
         }
     }
 

@@ -111,6 +111,59 @@ struct FlowDriver {
         #expect(actions.contains(.rejectCaller(status: 486, reason: "Busy Here")))
     }
 
+    /// A B leg's 5xx relayed as is would read as this bridge failing: the proxy in front would fail over
+    /// to another bridge, which dials every target again.
+    @Test func aBLegs5xxReachesTheCallerAs480NamingItInAReasonHeader() {
+        var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x")])
+        let actions = driver.send(.failed(leg: LegID(1), status: 503, reason: "Service Unavailable"))
+        #expect(actions.contains(.rejectCaller(status: 480, reason: "Temporarily Unavailable",
+                                               reasonHeader: "SIP;cause=503;text=\"Service Unavailable\"")))
+        guard case .callEnded(let ended) = driver.published.last else { Issue.record("no call.ended"); return }
+        #expect(ended.cause == .unavailable && ended.status == 480)
+    }
+
+    @Test func aBLegsChallengeIsNotRelayedTheNextTargetIsTriedAndTheCallerGets403() {
+        var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x"), BridgeTarget(uri: "sip:carol@x")])
+        let next = driver.send(.failed(leg: LegID(1), status: 407, reason: "Proxy Authentication Required"))
+        #expect(next.contains(.invite(leg: LegID(2), uri: "sip:carol@x", sdp: offer, callerId: nil, headers: [:], attempt: 2)))
+        let actions = driver.send(.failed(leg: LegID(2), status: 401, reason: "Unauthorized"))
+        #expect(actions.contains(.rejectCaller(status: 403, reason: "Forbidden", reasonHeader: "SIP;cause=407;text=\"Proxy Authentication Required\"")))
+    }
+
+    @Test func aBLegsRedirectIsFollowedBeforeTheNextTarget() {
+        var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x"), BridgeTarget(uri: "sip:carol@x")])
+        let redirected = driver.send(.redirected(leg: LegID(1), status: 302, reason: "Moved Temporarily", targets: ["sip:dave@x", "sip:erin@x"]))
+        #expect(redirected.contains(.invite(leg: LegID(2), uri: "sip:dave@x", sdp: offer, callerId: nil, headers: [:], attempt: 2)))
+        let next = driver.send(.failed(leg: LegID(2), status: 486, reason: "Busy Here"))
+        #expect(next.contains(.invite(leg: LegID(3), uri: "sip:erin@x", sdp: offer, callerId: nil, headers: [:], attempt: 3)))
+        let last = driver.send(.failed(leg: LegID(3), status: 404, reason: "Not Found"))
+        #expect(last.contains(.invite(leg: LegID(4), uri: "sip:carol@x", sdp: offer, callerId: nil, headers: [:], attempt: 4)))
+        #expect(driver.send(.answered(leg: LegID(4), sdp: answer)).contains(.answerCaller(sdp: answer)))
+    }
+
+    @Test func redirectsAreCappedPerCallAndAnUnfollowedOneReachesTheCallerAs480() {
+        var (driver, _) = inbound([BridgeTarget(uri: "sip:bob@x")])
+        let contacts = (1...6).map { "sip:r\($0)@x" }
+        var actions = driver.send(.redirected(leg: LegID(1), status: 302, reason: "Moved Temporarily", targets: contacts))
+        var dialled: [String] = []
+        var leg = LegID(2)
+        while let uri = actions.lazy.compactMap({ if case .invite(_, let uri, _, _, _, _) = $0 { uri } else { nil } }).first {
+            dialled.append(uri)
+            // Each redirect target redirects again: the call's limit still holds.
+            actions = driver.send(.redirected(leg: leg, status: 301, reason: "Moved Permanently", targets: ["sip:more@x"]))
+            leg = leg.next
+        }
+        #expect(dialled == Array(contacts.prefix(TargetAttempts.maxRedirectTargets)))
+        #expect(actions.contains(.rejectCaller(status: 480, reason: "Temporarily Unavailable",
+                                               reasonHeader: "SIP;cause=302;text=\"Moved Temporarily\"")))
+    }
+
+    @Test func aReasonHeadersTextIsAQuotedString() {
+        let failure = CallerFailure(status: 500, reason: #"Bad "gateway" \ oops"#)
+        #expect(failure.reasonHeader == #"SIP;cause=500;text="Bad \"gateway\" \\ oops""#)
+        #expect(CallerFailure(status: 486, reason: "Busy Here").reasonHeader == nil)
+    }
+
     @Test func parallelFirstAnswerWinsOthersAreCancelledAndLateAnswersHungUp() {
         var (driver, actions) = inbound([BridgeTarget(uri: "sip:bob@x"), BridgeTarget(uri: "sip:carol@x")], mode: .parallel)
         #expect(actions.filter { if case .invite = $0 { true } else { false } }.count == 2)

@@ -105,10 +105,10 @@ final class SIPSideHarness {
 
     // MARK: - A caller and a callee
 
-    func callerInvite(branch: String = "z9hG4bKcaller1", callID: String = "caller-call-1") -> SIPRequest {
+    func callerInvite(branch: String = "z9hG4bKcaller1", callID: String = "caller-call-1", maxForwards: Int = 70) -> SIPRequest {
         var invite = SIPRequest(method: .invite, uri: SIPAnyURI("sip:bob@127.0.0.1:5080")!)
         invite.headers.add("Via", "SIP/2.0/UDP 127.0.0.1:5999;branch=\(branch);rport")
-        invite.headers.add("Max-Forwards", "70")
+        invite.headers.add("Max-Forwards", "\(maxForwards)")
         invite.headers.add("From", "<sip:alice@127.0.0.1>;tag=alice1")
         invite.headers.add("To", "<sip:bob@127.0.0.1>")
         invite.headers.add("Call-ID", callID)
@@ -163,8 +163,8 @@ final class SIPSideHarness {
     }
 
     /// Runs a caller's INVITE through to the bridge's INVITE to the callee: returns that INVITE.
-    func bridgeToCallee(ringTimeoutMs: Int? = nil) throws -> SIPRequest {
-        receive(.request(callerInvite()), from: Self.caller)
+    func bridgeToCallee(ringTimeoutMs: Int? = nil, maxForwards: Int = 70) throws -> SIPRequest {
+        receive(.request(callerInvite(maxForwards: maxForwards)), from: Self.caller)
         let route = BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@127.0.0.2:5070", ringTimeoutMs: ringTimeoutMs)], mode: .serial)
         resolveAll(.decided(.bridge(route), workerId: "w1"))
         guard let invite = wire.take().compactMap(\.request).first(where: { $0.method == .invite }) else {

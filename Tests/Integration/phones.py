@@ -13,6 +13,8 @@ with digest auth first, then treat every INVITE that Kamailio forwards to them:
                 its CANCEL (200, 487 for the re-INVITE), then the remote BYE gets 200
     "glare"     answers (180, 200 + SDP); the first re-INVITE gets 491, the next one 200
                 (a=recvonly), then the remote BYE gets 200
+    "refuse"    final = "STATUS REASON" with one header final_header (a 503 with its
+                Retry-After, a 407 with its Proxy-Authenticate, a 302 with its Contact)
 Callers (sipp UAC, scenarios/phone_call*.xml), started by call(): they REGISTER, then
 INVITE a number through Kamailio (407 handled):
     "call"      waits for the answer; the remote BYE (or hangs up after hangup_after_ms);
@@ -51,7 +53,7 @@ USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
 CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
                     "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml",
                     "reinvite_cancelled": "phone_answer_reinvite_cancelled.xml",
-                    "glare": "phone_answer_491.xml"}
+                    "glare": "phone_answer_491.xml", "refuse": "phone_refuse.xml"}
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
                     "cancel": "phone_call_cancel.xml", "sipi": "phone_call_sipi.xml",
                     "reinvite_cancel": "phone_call_reinvite_cancel.xml",
@@ -203,10 +205,10 @@ def _launch(sipp, name, argv):
 
 def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
           hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10,
-          reinvite_contact_user=None):
+          reinvite_contact_user=None, final=None, final_header=None):
     """Start a callee phone registered at `kamailio` as `user` and return it once Kamailio
     accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject |
-    reinvite_cancelled | glare.
+    reinvite_cancelled | glare | refuse (final, final_header).
     ring_ms: pause between 180 and 200 ("answer"). hangup_after_ms: > 0 = the phone sends
     BYE that long after answering (the timer restarts after each re-INVITE); 0 = it waits
     for the remote BYE. calls: the phone's sipp ends after that many calls (None: runs
@@ -220,6 +222,11 @@ def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
     keys = {"registrar_ip": LOCAL, "registrar_port": kamailio.port,
             "ring_ms": int(ring_ms), "hangup_after_ms": int(hangup_after_ms),
             "reinvite_contact_user": reinvite_contact_user or user}
+    if behaviour == "refuse":
+        # sipp checks a response's status when it loads the scenario: the code is written in
+        status, reason = final.split(" ", 1)
+        scenario = sipp._scenario(scenario, status)
+        keys |= {"final_reason": reason, "final_header": final_header}
     # the remote host only sets [remote_ip]:[remote_port] (sipp's digest uri); replies go
     # where requests came from, the REGISTER where the scenario's setdest says
     extra = (["-m", calls + 1] if calls is not None else []) + [f"{LOCAL}:{kamailio.port}"]

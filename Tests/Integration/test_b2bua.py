@@ -79,12 +79,14 @@ class Bus:
 
 @pytest.fixture
 def b2b(tmp_path, swift, sipp, start_kamailio):
-    """start(plan) → Kamailio, the bridge (B2BUA through Kamailio) and the Python worker."""
+    """start(plan) → Kamailio, the bridge (B2BUA through Kamailio) and the Python worker.
+    spare_bridges: ports of further bridges in the dispatcher set, after this one; more
+    keyword arguments go to start_kamailio (defines, trusted, trunks)."""
     state = {}
 
-    def start(plan=None, bridge_args=()):
+    def start(plan=None, bridge_args=(), spare_bridges=(), **kamailio):
         sip_port = harness.free_port()
-        k = start_kamailio(subscribers=phones.USERS, bridge_ports=[sip_port])
+        k = start_kamailio(subscribers=phones.USERS, bridge_ports=[sip_port, *spare_bridges], **kamailio)
         ports = dict(zip(("events", "decisions", "replay", "commands"), harness.free_ports(4)))
         args = ["--sip-listen", f"{LOCAL}:{sip_port}", "--outbound-proxy", f"{LOCAL}:{k.port}",
                 "--bus-events", f"tcp://{LOCAL}:{ports['events']}",

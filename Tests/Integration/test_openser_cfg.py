@@ -1,4 +1,5 @@
 """openser-cfg/kamailio.cfg against a real Kamailio 5.6 and sipp (no Swift code)."""
+import re
 import socket
 import uuid
 
@@ -20,6 +21,22 @@ def test_config_accepted(tmp_path):
     res = k.check_config()
     assert res.returncode == 0, res.stdout + res.stderr
     assert "config file ok" in res.stdout + res.stderr
+
+
+def test_bridge_branch_outlasts_the_bridges_longest_ring(swift):
+    """Kamailio's timers on the branch to a bridge (fr_inv_timer, the INVITE's lifetime) are
+    above the bridge's max_ring_timeout: a ring the bridge allows is not cut by the proxy."""
+    cfg = (harness.REPO / "openser-cfg" / "kamailio.cfg").read_text()
+    ring_ms = int(re.search(r"^#!define BRIDGE_RING_MS (\d+)$", cfg, re.M).group(1))
+    to_bridge = [cfg[m.start():cfg.index("route(RELAY);", m.start())]
+                 for m in re.finditer(r"ds_(select|next)_dst\(", cfg)]
+    assert len(to_bridge) == 2, to_bridge
+    for block in to_bridge:
+        assert "t_set_fr(BRIDGE_RING_MS, BRIDGE_TIMEOUT_MS);" in block, block
+        assert "t_set_max_lifetime(BRIDGE_RING_MS, 0);" in block, block
+    settings = swift.run("switchboard-bridge", "--check-config")
+    max_ring_s = int(re.search(r"^max_ring_timeout\s*=?\s*(\d+)", settings, re.M).group(1))
+    assert ring_ms > max_ring_s * 1000, (ring_ms, max_ring_s)
 
 
 def test_register_requires_auth_then_succeeds(start_kamailio, sipp):

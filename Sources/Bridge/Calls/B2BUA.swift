@@ -48,7 +48,7 @@ final class B2BUA {
     private var nextOriginate: UInt64 = 0
     private let callPrefix: String
     private var stopping = false
-    private lazy var uac = UACLegs(configuration: configuration, loop: loop, client: client, bus: bus, logger: logger,
+    private lazy var uac = UACLegs(configuration: configuration, loop: loop, client: client, bus: bus, destinations: destinations, logger: logger,
                                    report: { [unowned self] call, event in drive(call, event) },
                                    register: { [unowned self] leg, call, index in
                                        dialogs[DialogKey(callID: leg.sipCallId, localTag: leg.localTag)] = (call.id, index)
@@ -111,7 +111,9 @@ final class B2BUA {
     func startInbound(callId: String, invite: SIPRequest, serverKey: TransactionKey, toTag: String, route: BridgeRoute) {
         let flow = CallFlow(inbound: MessageBody.sdp(of: invite), callerURI: invite.from?.uri.description ?? "",
                             at: .now, defaultRingTimeout: limits.defaultRingTimeout)
-        let call = Call(id: callId, flow: flow, account: invite.headers["X-Switchboard-Auth-User"])
+        // The decision gate answered 483 to an INVITE with no hop left, so this is at least 0.
+        let call = Call(id: callId, flow: flow, account: invite.headers["X-Switchboard-Auth-User"],
+                        maxForwards: (invite.maxForwards ?? 70) - 1)
         let dialog = Dialog(uas: invite, localTag: toTag, localContact: uac.localContact)
         // Requests to the caller follow its route set (Kamailio's Record-Route), else its Contact.
         guard let dialog, let destination = uac.destination(in: dialog) else {
@@ -190,8 +192,8 @@ final class B2BUA {
             uas.provisionalToCaller(call, status: status, sdp: sdp)
         case .answerCaller(let sdp):
             uas.answerCaller(call, sdp: sdp)
-        case .rejectCaller(let status, let reason):
-            uas.rejectCaller(call, status: status, reason: reason)
+        case .rejectCaller(let status, let reason, let reasonHeader):
+            uas.rejectCaller(call, status: status, reason: reason, reasonHeader: reasonHeader)
         case .startRingTimer(let leg, let delay):
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in drive(call, .ringTimeout(leg: leg)) }

@@ -28,13 +28,17 @@ final class Call {
     var flow: CallFlow
     var sip: [LegID: LegSIP] = [:]
     let account: String?
+    /// Max-Forwards of the INVITEs this call's legs send: one less than the caller's (RFC 7332 §3), so
+    /// a loop back into a bridge runs out of hops; 70 for a call the bridge places itself.
+    let maxForwards: Int
     let createdWall: Date
     var connectedWall: Date?
 
-    init(id: String, flow: CallFlow, account: String?) {
+    init(id: String, flow: CallFlow, account: String?, maxForwards: Int = 70) {
         self.id = id
         self.flow = flow
         self.account = account
+        self.maxForwards = maxForwards
         createdWall = Date()
     }
 }

@@ -46,6 +46,8 @@ struct CallFlow {
         case answered(leg: LegID, sdp: [UInt8]?)
         /// A final failure of the leg's initial INVITE (408 when it timed out).
         case failed(leg: LegID, status: Int, reason: String)
+        /// A 3xx to the leg's initial INVITE, with its contacts that may be called (policy-screened, by q).
+        case redirected(leg: LegID, status: Int, reason: String, targets: [String])
         /// The 2xx to a re-INVITE the flow sent (join or hold).
         case reinviteAnswered(leg: LegID, sdp: [UInt8]?)
         case reinviteFailed(leg: LegID, status: Int)
@@ -82,7 +84,8 @@ struct CallFlow {
         case bye(leg: LegID)
         case provisionalToCaller(status: Int, sdp: [UInt8]?)
         case answerCaller(sdp: [UInt8]?)
-        case rejectCaller(status: Int, reason: String)
+        /// The caller's INVITE fails; `reasonHeader` (RFC 3326) names the B leg's own status when it differs.
+        case rejectCaller(status: Int, reason: String, reasonHeader: String? = nil)
         case startRingTimer(leg: LegID, after: Duration)
         case cancelRingTimer(leg: LegID)
         case publish(EventBody)
@@ -162,6 +165,12 @@ struct CallFlow {
         case .answered(let leg, let sdp):
             return answered(leg, sdp: sdp, at: now)
         case .failed(let leg, let status, let reason):
+            return failed(leg, status: status, reason: reason, at: now)
+        case .redirected(let leg, let status, let reason, let targets):
+            // A B target's redirect is followed (TargetAttempts.redirect); originate's party A is not routed.
+            if phase == .ringing, let info = legs[leg], info.state == .calling || info.state == .ringing {
+                attempts?.redirect(to: targets)
+            }
             return failed(leg, status: status, reason: reason, at: now)
         case .reinviteAnswered(let leg, let sdp):
             return reinviteAnswered(leg, sdp: sdp, at: now)
@@ -372,9 +381,9 @@ struct CallFlow {
         if let next = nextSerialAttempt(at: now) { return actions + next }
         // Parallel: wait for the other forks.
         if legs.values.contains(where: { $0.role == .b && ($0.state == .calling || $0.state == .ringing) }) { return actions }
-        let best = attempts?.best ?? (status, reason)
-        let finalCause = legs.values.contains { $0.role == .b && $0.timedOut } && best.status == 480 ? EndCause.noAnswer : EndCause(status: best.status)
-        actions += end(cause: finalCause, status: best.status, reason: best.reason, by: .b, at: now)
+        let best = attempts?.best ?? CallerFailure(status: reported.0, reason: reported.1)
+        let finalCause = legs.values.contains { $0.role == .b && $0.timedOut } && best.status == 480 ? EndCause.noAnswer : EndCause(status: best.legStatus)
+        actions += end(cause: finalCause, status: best.status, reason: best.reason, reasonHeader: best.reasonHeader, by: .b, at: now)
         return actions
     }
 
@@ -399,7 +408,7 @@ struct CallFlow {
     // MARK: - Ending
 
     /// Ends the call: cancels what rings, hangs up what is answered, answers the caller if it still waits.
-    private mutating func end(cause: EndCause, status: Int?, reason: String? = nil, by: Initiator,
+    private mutating func end(cause: EndCause, status: Int?, reason: String? = nil, reasonHeader: String? = nil, by: Initiator,
                               at now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
         for (leg, info) in legs.sorted(by: { $0.key < $1.key }) {
@@ -407,7 +416,7 @@ struct CallFlow {
             case .calling, .ringing:
                 if leg == .first, kind == .inbound {
                     let final = status ?? 480
-                    actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final)))
+                    actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final), reasonHeader: reasonHeader))
                 } else {
                     actions += [.cancelRingTimer(leg: leg), .cancel(leg: leg)]
                 }
@@ -420,7 +429,7 @@ struct CallFlow {
         }
         if kind == .inbound, phase == .routing || phase == .ringing, !actions.contains(where: { if case .rejectCaller = $0 { true } else { false } }) {
             let final = status ?? 480
-            actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final)))
+            actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final), reasonHeader: reasonHeader))
         }
         let talk = connectedAt.map { Self.ms(now - $0) } ?? 0
         phase = .ended

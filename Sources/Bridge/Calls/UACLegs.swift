@@ -12,18 +12,21 @@ final class UACLegs {
     private let loop: EventLoop
     private let client: SIPClient
     private let bus: BridgeBus
+    /// Screens the contacts of a B leg's 3xx before the call follows them.
+    private let destinations: DestinationGuard
     private let logger: Logger
     /// Hands a leg's news to its call's flow (the B2BUA drives it).
     private let report: (Call, CallFlow.Event) -> Void
     /// Called when a leg's dialog is known by Call-ID and tag, so requests in it find the call.
     private let register: (LegSIP, Call, LegID) -> Void
 
-    init(configuration: BridgeConfiguration, loop: EventLoop, client: SIPClient, bus: BridgeBus, logger: Logger,
+    init(configuration: BridgeConfiguration, loop: EventLoop, client: SIPClient, bus: BridgeBus, destinations: DestinationGuard, logger: Logger,
          report: @escaping (Call, CallFlow.Event) -> Void, register: @escaping (LegSIP, Call, LegID) -> Void) {
         self.configuration = configuration
         self.loop = loop
         self.client = client
         self.bus = bus
+        self.destinations = destinations
         self.logger = logger
         self.report = report
         self.register = register
@@ -44,7 +47,7 @@ final class UACLegs {
         let from = fromAddress(call, callerId: callerId)
         var request = SIPRequest(method: .invite, uri: target)
         request.headers.add("Via", client.makeVia().description)
-        request.headers.add("Max-Forwards", "70")
+        request.headers.add("Max-Forwards", "\(call.maxForwards)")
         request.headers.add("From", NameAddress(displayName: from.displayName, uri: from.uri, parameters: [SIPParameter("tag", tag)]).description)
         request.headers.add("To", NameAddress(uri: target).description)
         request.headers.add("Call-ID", sipCallId)
@@ -106,10 +109,28 @@ final class UACLegs {
                 leg.setup = .answered(response)
                 leg.destination = destination(in: dialog) ?? leg.destination
                 report(call, .answered(leg: index, sdp: MessageBody.sdp(of: response)))
+            } else if (300...399).contains(response.status) {
+                report(call, .redirected(leg: index, status: response.status, reason: response.reason,
+                                         targets: redirectTargets(response, call: call)))
             } else {
                 report(call, .failed(leg: index, status: response.status, reason: response.reason))
             }
         }
+    }
+
+    /// A 3xx's contacts that the call may follow: SIP URIs, highest q first (RFC 3261 §8.1.3.4), each
+    /// passing the destination policy (whatever `policy_worker_targets` says: a callee's redirect is
+    /// trusted less than a worker's decision).
+    private func redirectTargets(_ response: SIPResponse, call: Call) -> [String] {
+        let contacts = response.contacts.filter { $0.uri.sipURI != nil }.enumerated().sorted { lhs, rhs in
+            let (l, r) = (Self.q(lhs.element), Self.q(rhs.element))
+            return l != r ? l > r : lhs.offset < rhs.offset
+        }
+        return contacts.map { $0.element.uri.description }.filter { destinations.check($0, place: .redirect, callId: call.id) == nil }
+    }
+
+    private static func q(_ contact: NameAddress) -> Double {
+        contact.parameters.value(for: "q").flatMap(Double.init) ?? 1
     }
 
     /// A 2xx after the leg's first one (RFC 3261 §13.2.2.4): the same dialog's retransmission gets our ACK

@@ -40,12 +40,18 @@ final class UASLegs {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
         var response = SIPResponse(replyingTo: invite, status: 200, toTag: leg.localTag)
         decorate(&response, for: invite, sdp: sdp)
+        // RFC 3261 §13.3.1.4: a 2xx to an INVITE names the methods allowed in the dialog and the
+        // extensions supported (none: no 100rel, no session timer).
+        response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
+        response.headers.add("Supported", "")
         retransmitUntilACK(call, leg: .first, response: response, key: key)
     }
 
-    func rejectCaller(_ call: Call, status: Int, reason: String) {
+    func rejectCaller(_ call: Call, status: Int, reason: String, reasonHeader: String?) {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
-        transactions.respond(key, SIPResponse(replyingTo: invite, status: status, reason: reason, toTag: leg.localTag))
+        var response = SIPResponse(replyingTo: invite, status: status, reason: reason, toTag: leg.localTag)
+        if let reasonHeader { response.headers.add("Reason", reasonHeader) }
+        transactions.respond(key, response)
     }
 
     /// A UAS response in a dialog carries our Contact and the request's Record-Route (RFC 3261 §12.1.1).

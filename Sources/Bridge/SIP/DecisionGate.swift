@@ -77,6 +77,13 @@ final class DecisionGate {
     /// A new INVITE with its server transaction open (RFC 3261 §17.2.1): offered to the workers, with the
     /// trying delay and the decision deadline running.
     func offer(_ request: SIPRequest, key: TransactionKey, packet: InboundPacket) {
+        guard request.maxForwards != 0 else {
+            // RFC 3261 §16.3 and, for a B2BUA, RFC 7332 §3: no hop left, so no leg is placed for it (a
+            // B2BUA that dialled it with a fresh Max-Forwards would feed a loop through a PBX for ever).
+            logger.notice("INVITE refused: Max-Forwards 0", metadata: ["sip.remote": "\(packet.remote)", "sip.call_id": "\(request.callID ?? "-")"])
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 483, toTag: transactions.toTag(for: key)))
+            return
+        }
         let source = packet.remote.ipAddress ?? "\(packet.remote)"
         guard waitingBySource[source, default: 0] < configuration.maxPendingOffersPerSource else {
             // No call yet, so no event: the INVITE is answered before anything is offered or journaled.

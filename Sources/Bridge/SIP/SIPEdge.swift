@@ -168,7 +168,8 @@ final class SIPEdge {
             return response
         case .cancel:
             if let target = TransactionKey.forCancelledInvite(request), transactions.hasInvite(target) {
-                return SIPResponse(replyingTo: request, status: 200, toTag: tag)
+                // RFC 3261 §9.2: the 200 to the CANCEL and the INVITE's answers carry the same To tag.
+                return SIPResponse(replyingTo: request, status: 200, toTag: transactions.toTag(for: target) ?? tag)
             }
             return SIPResponse(replyingTo: request, status: 481, toTag: tag)
         case .bye, .info, .update:
