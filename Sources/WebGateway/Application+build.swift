@@ -77,6 +77,9 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
                sipDomain: configuration.sipDomain, callerIdName: configuration.callerIdName)
         .register(on: authenticated)
     CDRRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:))).register(on: authenticated)
+    EventsSocket.registerUpgradeRequired(on: api)
+    // Last: it wraps only the not-found responder (router middleware applies to the routes added after it).
+    router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
 
     let webSocket = EventsSocket(table: table, authenticator: authenticator, limit: configuration.webSocketsPerPrincipal,
                                  recheck: configuration.webSocketRecheckInterval).router().buildResponder()

@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 
 import harness  # noqa: E402  (needs the path above)
+from switchboard_testkit import apifuzz  # noqa: E402
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -61,3 +62,13 @@ def swift(request, tmp_path):
     _register(request, "swift", s.tails)
     yield s
     s.stop()
+
+
+@pytest.fixture
+def api_stack(request, tmp_path):
+    """A bridge, the accounting worker and the gateway with an admin key and a user, for schemathesis
+    (switchboard_testkit.apifuzz)."""
+    stack = apifuzz.Stack(harness.BIN_DIR, tmp_path)
+    _register(request, "gateway stack", stack.tails)
+    yield stack
+    stack.stop()

@@ -239,6 +239,77 @@ import Testing
         #expect(fixture.bridge.sent.isEmpty)
     }
 
+    /// schemathesis: `caller_id: ""` fitted the document (a string) and was refused 400. The document's `Party` pattern
+    /// and `maxLength` now say what the gateway takes: each sample is refused 400 by both or by neither.
+    @Test func thePartySyntaxIsTheDocumentsPattern() async throws {
+        let fixture = try GatewayFixture()
+        let key = try fixture.key(AccessPolicy(maxConcurrent: 100, ratePerSecond: 100, burst: 100, numbers: ["*"]))
+        let samples = ["+1 (202) 555-0100", "alice", " alice\t", "bob.smith_2", "sip:bob@switchboard.local", "SIPS:bob@switchboard.local",
+                       "tel:+12025550100", "sip:ü@switchboard.local", String(repeating: "1", count: 256), "", " ", "sip:", "sip: bob",
+                       "sip:bob smith", "sip:<bob>", "tel:+1\"", "a\tb", "(-)", "<sip:evil>", "alice@host", "ü", "1\u{301}",
+                       "sip:bob@switchboard.local\r\n", "alice\n", String(repeating: "1", count: 257)]
+        try await fixture.test { client async throws in
+            let document = try await client.send(.get, "/api/v1/openapi.yaml").text
+            let party = try #require(document.range(of: "\n    Party:\n"))
+            let line = try #require(document[party.upperBound...].split(separator: "\n").first { $0.contains("pattern: '") })
+            let quoted = line.drop { $0 != "'" }.dropFirst().dropLast()
+            // JSON Schema's `$` is the end of the input (ECMA 262); ICU's also matches before a final line break.
+            let pattern = try NSRegularExpression(pattern: quoted.dropLast() + "\\z")
+            var documented = 0
+            for sample in samples {
+                let inDocument = sample.unicodeScalars.count <= 256
+                    && pattern.firstMatch(in: sample, range: NSRange(sample.startIndex..., in: sample)) != nil
+                let body = try JSONSerialization.data(withJSONObject: ["from": "+12025550100", "to": sample])
+                let response = try await client.send(.post, "/api/v1/calls", key: key.secret, json: String(decoding: body, as: UTF8.self))
+                let refused = response.status == .badRequest && response.invalidParamNames == ["to"]
+                #expect(refused != inDocument, "\(sample.debugDescription): \(response.status) \(response.text)")
+                documented += inDocument ? 1 : 0
+            }
+            #expect(documented == 9)
+        }
+    }
+
+    /// schemathesis: `"caller_id": null` was taken as no caller id while the document said a string (it now says
+    /// string or null); `ring_timeout_s` 351 passed the gateway's 1...600 and the bridge refused it with
+    /// `bad_command` (its `max_ring_timeout` is 300), so the gateway takes 1...300.
+    @Test func nullMeansLeftOutAndTheRingTimeoutIsTheBridgesRange() async throws {
+        let fixture = try GatewayFixture()
+        let key = try fixture.key(AccessPolicy(maxConcurrent: 100, ratePerSecond: 100, burst: 100, numbers: ["+1"]))
+        try await fixture.test { client async throws in
+            let nulls = try await client.send(.post, "/api/v1/calls", key: key.secret,
+                                              json: #"{"from":"+12025550100","to":"bob","caller_id":null,"ring_timeout_s":null}"#)
+            #expect(nulls.status == .created)
+            let longest = try await client.send(.post, "/api/v1/calls", key: key.secret,
+                                                json: #"{"from":"+12025550100","to":"bob","ring_timeout_s":300}"#)
+            #expect(longest.status == .created)
+            let tooLong = try await client.send(.post, "/api/v1/calls", key: key.secret,
+                                                json: #"{"from":"+12025550100","to":"bob","ring_timeout_s":301}"#)
+            #expect(tooLong.invalidParamNames == ["ring_timeout_s"])
+        }
+        guard case .originate(let first) = fixture.bridge.sent.first, case .originate(let second) = fixture.bridge.sent.last else {
+            Issue.record("no originate sent")
+            return
+        }
+        #expect(first.b.callerId?.uri == first.a.uri && first.a.ringTimeoutMs == nil)
+        #expect(second.a.ringTimeoutMs == 300_000)
+        #expect(fixture.bridge.sent.count == 2)
+    }
+
+    /// The document's `Idempotency-Key` is visible ASCII (`^[!-~]+$`); a space or a control character is a 400.
+    @Test func anIdempotencyKeyIsVisibleASCII() async throws {
+        let fixture = try GatewayFixture()
+        let key = try fixture.key()
+        try await fixture.test { client async throws in
+            for value in ["order 42", "order\t42"] {
+                let response = try await client.send(.post, "/api/v1/calls", key: key.secret, json: body,
+                                                     headers: [.idempotencyKey: value])
+                #expect(response.invalidParamNames == ["Idempotency-Key"], "\(value.debugDescription)")
+            }
+            let visible = try await client.send(.post, "/api/v1/calls", key: key.secret, json: body, headers: [.idempotencyKey: "order-42:~!"])
+            #expect(visible.status == .created)
+        }
+    }
+
     @Test func bridgeErrorsMapToHTTPStatuses() async throws {
         let cases: [(String, HTTPResponse.Status)] = [
             ("unknown_call", .notFound), ("invalid_state", .conflict), ("account_limit", .tooManyRequests),

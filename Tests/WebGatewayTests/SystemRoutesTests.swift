@@ -64,6 +64,37 @@ import Testing
         }
     }
 
+    /// schemathesis: `TRACE /api/v1/health` was 404, as if the path did not exist; a method a path does not serve is
+    /// 405 naming the ones it does. A path no route has stays 404.
+    @Test func aMethodAPathDoesNotServeIs405WithAllow() async throws {
+        let fixture = try GatewayFixture()
+        let key = try fixture.key()
+        try await fixture.test { client async throws in
+            for (method, path, allow) in [(HTTPRequest.Method.trace, "/api/v1/health", "GET"), (.put, "/api/v1/calls", "GET, POST"),
+                                          (.patch, "/api/v1/calls/c1", "DELETE, GET"), (.put, "/api/v1/session", "DELETE, GET, POST"),
+                                          (.post, "/metrics", "GET")] {
+                let response = try await client.send(method, path, key: key.secret)
+                #expect(response.status == .methodNotAllowed, "\(method) \(path)")
+                #expect(response.headers[.allow] == allow, "\(method) \(path)")
+                #expect(response.headers[.contentType] == "application/problem+json")
+            }
+            #expect(try await client.send(.put, "/api/v1/nothing-here", key: key.secret).status == .notFound)
+            #expect(try await client.send(.get, "/api/v1/calls/c1/legs", key: key.secret).status == .notFound)
+        }
+    }
+
+    /// schemathesis: a plain `GET /api/v1/events` (no upgrade) was 404; it is 426 with `Upgrade: websocket`.
+    @Test func theEventsSocketWithoutAnUpgradeIs426() async throws {
+        let fixture = try GatewayFixture()
+        let key = try fixture.key()
+        try await fixture.test { client async throws in
+            let response = try await client.send(.get, "/api/v1/events", key: key.secret)
+            #expect(response.status == .upgradeRequired)
+            #expect(response.headers[.upgrade] == "websocket")
+            #expect(response.object["type"] as? String == "https://switchboard.dev/problems/upgrade-required")
+        }
+    }
+
     @Test func thePageIsServedFromThePublicFolder() async throws {
         let fixture = try GatewayFixture()
         try await fixture.test { client async throws in

@@ -9,6 +9,7 @@ for Debian's /usr/bin/python3.
     sipp      sipp scenario runs for the tests; the statistics of the benches' load runs
     metrics   the bridge's and the gateway's Prometheus /metrics
     gateway   the web gateway's health
+    apifuzz   schemathesis against the gateway's OpenAPI document, on a bridge + gateway it starts
     bench     what the bench scripts share: binaries, the router's dial plan, results files
 
 Put the folder holding this package on sys.path (the bench scripts and scripts/lib/sbtools.py

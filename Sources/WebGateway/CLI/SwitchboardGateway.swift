@@ -9,6 +9,7 @@ import Logging
 /// ```sh
 /// switchboard-gateway keys create --db gateway.sqlite --name crm --allow 1202 --max-concurrent 2
 /// switchboard-gateway users add --db gateway.sqlite --name alice      # asks for the password
+/// switchboard-gateway keys numbers --db gateway.sqlite --id sbk_1a2b3c4d --add +12025550100 --remove '*'
 /// switchboard-gateway serve --config gateway.json
 /// curl -H "Authorization: Bearer sbk_..." http://127.0.0.1:8080/api/v1/calls
 /// ```
@@ -101,10 +102,26 @@ struct PolicyOptions: ParsableArguments {
     }
 }
 
-/// `keys create|revoke|list`.
+/// `--add` and `--remove` of `keys numbers` and `users numbers`.
+struct NumberChanges: ParsableArguments {
+    @Option(name: .customLong("add"), help: "A number or SIP account to own, which `from` may then be (repeatable; pattern syntax as --allow).")
+    var add: [String] = []
+    @Option(name: .customLong("remove"), help: "A number to give up, as `keys list` shows it (repeatable).")
+    var remove: [String] = []
+
+    func validate() throws {
+        if add.isEmpty && remove.isEmpty { throw ValidationError("give --add, --remove or both") }
+        for pattern in add where !DialPattern.validate(pattern) {
+            throw ValidationError(GatewayStoreError.invalidPattern(pattern).description)
+        }
+    }
+}
+
+/// `keys create|revoke|list|numbers`.
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Create, revoke and list API keys.", subcommands: [Create.self, Revoke.self, List.self])
+        commandName: "keys", abstract: "Create, revoke and list API keys; change the numbers a key owns.",
+        subcommands: [Create.self, Revoke.self, List.self, Numbers.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an API key; the key is printed once and stored hashed.")
@@ -135,6 +152,22 @@ struct KeysCommand: AsyncParsableCommand {
         }
     }
 
+    struct Numbers: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add or remove numbers a key owns (what `from` may be); its next request sees them.")
+        @OptionGroup var store: StoreOptions
+        @Option(help: "The key's id, as `keys list` shows it.")
+        var id: String
+        @OptionGroup var changes: NumberChanges
+
+        func run() async throws { print(try await execute()) }
+
+        func execute() async throws -> String {
+            let numbers = try await store.openStore().changeNumbers(keyId: id, adding: changes.add, removing: changes.remove)
+            return "key \(id) owns " + (numbers.isEmpty ? "no number: it can place no call" : numbers.joined(separator: ", "))
+        }
+    }
+
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List keys (ids and policies, never secrets).")
         @OptionGroup var store: StoreOptions
@@ -155,10 +188,11 @@ struct KeysCommand: AsyncParsableCommand {
     }
 }
 
-/// `users add|passwd`: people who log in to the page.
+/// `users add|passwd|numbers`: people who log in to the page.
 struct UsersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "users", abstract: "Add users of the page and set their passwords.", subcommands: [Add.self, Passwd.self])
+        commandName: "users", abstract: "Add users of the page, set their passwords, change the numbers they own.",
+        subcommands: [Add.self, Passwd.self, Numbers.self])
 
     /// The password from --password-stdin or, on a terminal, a prompt without echo.
     struct PasswordOptions: ParsableArguments {
@@ -190,6 +224,22 @@ struct UsersCommand: AsyncParsableCommand {
             policy.admin = true
             try await store.openStore().addUser(name: name, password: try password.read(), policy: policy)
             print("added user \(name)")
+        }
+    }
+
+    struct Numbers: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add or remove numbers a user owns besides its own SIP account; its sessions' next requests see them.")
+        @OptionGroup var store: StoreOptions
+        @Option(help: "The login name.")
+        var name: String
+        @OptionGroup var changes: NumberChanges
+
+        func run() async throws { print(try await execute()) }
+
+        func execute() async throws -> String {
+            let numbers = try await store.openStore().changeNumbers(user: name, adding: changes.add, removing: changes.remove)
+            return "user \(name) owns its own SIP account" + (numbers.isEmpty ? " only" : " and " + numbers.joined(separator: ", "))
         }
     }
 

@@ -18,16 +18,17 @@ struct CDRRoutes: Sendable {
                           detail: "the gateway has no cdr_database configured")
         }
         let parameters = request.uri.queryParameters
+        // An empty prefix filters nothing; an empty number or time is no number or time (400), as the document says.
         func text(_ name: String) -> String? { parameters.get(name).flatMap { $0.isEmpty ? nil : $0 } }
         func number(_ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-            guard let raw = text(name) else { return value }
+            guard let raw = parameters.get(name) else { return value }
             guard let parsed = Int(raw), range.contains(parsed) else {
                 throw Problem.badRequest("`\(name)` must be a whole number in \(range.lowerBound)...\(range.upperBound)", field: name)
             }
             return parsed
         }
         func time(_ name: String) throws -> String? {
-            guard let raw = text(name) else { return nil }
+            guard let raw = parameters.get(name) else { return nil }
             guard let date = Timestamp.parse(raw) else {
                 throw Problem.badRequest("`\(name)` must be an ISO 8601 time such as 2026-11-26T20:00:00Z", field: name)
             }

@@ -13,7 +13,7 @@ struct OriginateRequest: Decodable, Sendable {
     var to: String
     /// What party B's phone shows; default: A's address.
     var callerId: String?
-    /// How long each phone rings, 1...600 s; default: the bridge's.
+    /// How long each phone rings, 1...300 s (the bridge's default `max_ring_timeout`); default: the bridge's `ring_timeout`.
     var ringTimeoutS: Int?
 
     enum CodingKeys: String, CodingKey {
@@ -44,11 +44,11 @@ struct CallRoutes: Sendable {
         let a = try sipURI(body.from, field: "from")
         let b = try sipURI(body.to, field: "to")
         let callerId = try body.callerId.map { try sipURI($0, field: "caller_id") }
-        if let seconds = body.ringTimeoutS, !(1...600).contains(seconds) {
-            throw Problem.badRequest("`ring_timeout_s` must be between 1 and 600", field: "ring_timeout_s")
+        if let seconds = body.ringTimeoutS, !(1...300).contains(seconds) {
+            throw Problem.badRequest("`ring_timeout_s` must be between 1 and 300", field: "ring_timeout_s")
         }
         let idempotencyKey = request.headers[.idempotencyKey]
-        if let key = idempotencyKey, key.isEmpty || key.count > 128 || !key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
+        if let key = idempotencyKey, key.isEmpty || key.count > 128 || !key.unicodeScalars.allSatisfy({ (0x21...0x7E).contains($0.value) }) {
             throw Problem.badRequest("`Idempotency-Key` must be 1 to 128 visible ASCII characters", field: "Idempotency-Key")
         }
 
@@ -163,27 +163,29 @@ struct CallRoutes: Sendable {
         return call
     }
 
-    /// A number or user name becomes `sip:X@domain`; URIs are checked for what may not be in them.
+    /// A number or user name becomes `sip:X@domain`; URIs are checked for what may not be in them. What passes is
+    /// exactly what the OpenAPI document's `Party` pattern and `maxLength` describe (a client that follows the
+    /// document never gets this 400): at most 256 characters; spaces and tabs around it are dropped; then either a
+    /// `sip:`, `sips:` or `tel:` URI (any case) with no `<`, `>`, `"`, space, tab, CR or LF, or a number or user name of
+    /// ASCII letters, digits, `+`, `.` and `_`, which may be written with spaces, `-`, `(` and `)` (`+1 (202) 555-0100`).
     func sipURI(_ value: String, field: String) throws -> String {
-        var text = value.trimmingCharacters(in: .whitespaces)
+        let text = value.trimmingCharacters(in: CharacterSet(charactersIn: " \t"))
         let lower = text.lowercased()
         let isURI = lower.hasPrefix("sip:") || lower.hasPrefix("sips:") || lower.hasPrefix("tel:")
-        // A number may be written with spaces (`+1 202 555 0100`); a URI may not contain them.
-        if !isURI { text = text.filter { !" -()".contains($0) } }
-        let forbidden = CharacterSet(charactersIn: "<>\"\r\n\t ")
-        guard !text.isEmpty, text.count <= 256, text.rangeOfCharacter(from: forbidden) == nil else {
-            throw Problem.badRequest("`\(field)` must be a phone number, a SIP user name or a sip:/tel: URI", field: field)
-        }
         if isURI {
-            guard !text.drop(while: { $0 != ":" }).dropFirst().isEmpty else {
-                throw Problem.badRequest("`\(field)` is an empty URI", field: field)
+            guard value.unicodeScalars.count <= 256, !text.drop(while: { $0 != ":" }).dropFirst().isEmpty,
+                  text.rangeOfCharacter(from: CharacterSet(charactersIn: "<>\"\r\n\t ")) == nil else {
+                throw Problem.badRequest("`\(field)` is not a usable sip:/sips:/tel: URI (empty, over 256 characters, or with <, >, \", "
+                                         + "white space or a line break)", field: field)
             }
             return text
         }
-        guard text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+._".contains($0)) }) else {
+        let number = text.unicodeScalars.filter { !" -()".unicodeScalars.contains($0) }
+        guard value.unicodeScalars.count <= 256, !number.isEmpty,
+              number.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "+._".unicodeScalars.contains($0)) }) else {
             throw Problem.badRequest("`\(field)` must be a phone number, a SIP user name or a sip:/tel: URI", field: field)
         }
-        return "sip:\(text)@\(sipDomain)"
+        return "sip:\(String(number))@\(sipDomain)"
     }
 
     /// 403 `destination-denied` naming the rule (and the field and pattern when known).

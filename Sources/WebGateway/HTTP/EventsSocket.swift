@@ -36,6 +36,16 @@ struct EventsSocket: Sendable {
         case credentialsEnded
     }
 
+    /// `GET /api/v1/events` without an upgrade reaches the HTTP router, not the WebSocket's: 426 Upgrade
+    /// Required with `Upgrade: websocket` (RFC 9110 §15.5.22), rather than a 404 saying nothing is here.
+    static func registerUpgradeRequired(on group: RouterGroup<GatewayContext>) {
+        group.get("events") { _, _ -> Response in
+            throw Problem(status: .upgradeRequired, kind: "upgrade-required", title: "Upgrade required",
+                          detail: "/api/v1/events is a WebSocket: open it with an upgrade (Connection: Upgrade, Upgrade: websocket)",
+                          headers: [.upgrade: "websocket"])
+        }
+    }
+
     /// A router holding only the WebSocket route, for the upgrade channel (`HTTP1WebSocketUpgradeChannel`).
     func router() -> Router<EventsSocketContext> {
         let router = Router(context: EventsSocketContext.self)

@@ -110,6 +110,41 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// Answers a request for a route's path with a method the route does not serve: 405 with `Allow`
+/// (RFC 9110 §15.5.6), not the router's 404, which would say the resource does not exist. Add it to the
+/// router after every route: a router middleware wraps only the routes added after it, and the router's
+/// not-found responder, which is what this one is for.
+struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Each route's path and the methods it serves.
+    let routes: [(path: RouterPath, methods: [HTTPRequest.Method])]
+
+    init(routes: [Router<Context>.RouteDescription]) {
+        self.routes = Dictionary(grouping: routes, by: \.path.description).values.compactMap { routes in
+            routes.first.map { ($0.path, routes.map(\.method)) }
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let allowed = methods(path: request.uri.path)
+            guard !allowed.isEmpty else { throw error }
+            let list = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+            throw Problem(status: .methodNotAllowed, kind: "method-not-allowed", title: "Method not allowed",
+                          detail: "\(request.uri.path) does not answer \(request.method); it answers \(list)", headers: [.allow: list])
+        }
+    }
+
+    /// The methods of the routes whose path matches `path`; none: no route has it.
+    func methods(path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        return routes.filter { route in
+            route.path.components.count == segments.count && zip(route.path.components, segments).allSatisfy { $0 ~= $1 }
+        }.flatMap(\.methods)
+    }
+}
+
 extension HTTPField.Name {
     static let csrfToken = Self("X-CSRF-Token")!
     static let apiKey = Self("X-API-Key")!

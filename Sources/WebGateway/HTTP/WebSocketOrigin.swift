@@ -47,6 +47,12 @@ struct OriginPolicy: Sendable {
 /// Answers a WebSocket upgrade from a refused origin with 403 problem+json before Hummingbird's
 /// upgrader sees it (which can only answer a refusal with a bare 400). It reads the first request
 /// head of a connection, then steps out of the pipeline.
+///
+/// Until then it also answers a request that does not parse (a control character in a header, a broken
+/// request line, a head over the decoder's limits) with 400 problem+json and closes the connection:
+/// the upgrader waits for a head that will never come and Hummingbird answers parse errors only from the
+/// second request on, so without it such a connection stayed open, unanswered, for as long as the client
+/// liked.
 final class WebSocketOriginHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -72,16 +78,30 @@ final class WebSocketOriginHandler: ChannelInboundHandler, RemovableChannelHandl
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             return
         }
+        refuse(context: context, version: head.version, status: .forbidden, kind: "origin-denied", title: "Origin not allowed",
+               detail: reason, instance: head.uri)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let error = error as? HTTPParserError, !refused else {
+            context.fireErrorCaught(error)
+            return
+        }
+        refuse(context: context, version: .http1_1, status: .badRequest, kind: "malformed-request", title: "Malformed request",
+               detail: "the request is not valid HTTP/1.1 (\(error))", instance: nil)
+    }
+
+    /// Writes a problem+json response and closes the connection.
+    private func refuse(context: ChannelHandlerContext, version: HTTPVersion, status: HTTPResponseStatus, kind: String, title: String,
+                        detail: String, instance: String?) {
         refused = true
-        let body = try? JSONSerialization.data(withJSONObject: [
-            "type": Problem.typeBase + "origin-denied", "title": "Origin not allowed", "status": 403, "detail": reason,
-            "instance": head.uri,
-        ], options: [.sortedKeys])
+        var problem: [String: Any] = ["type": Problem.typeBase + kind, "title": title, "status": Int(status.code), "detail": detail]
+        problem["instance"] = instance
+        let body = try? JSONSerialization.data(withJSONObject: problem, options: [.sortedKeys])
         let buffer = context.channel.allocator.buffer(bytes: body ?? Data())
         let headers = HTTPHeaders([("Content-Type", "application/problem+json"), ("Content-Length", "\(buffer.readableBytes)"),
                                    ("Connection", "close")])
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .forbidden, headers: headers))),
-                      promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }

@@ -78,6 +78,14 @@ struct UserRecord: Codable, Equatable, Sendable, FetchableRecord, PersistableRec
     var policy: AccessPolicy
 }
 
+/// A stored key or user: what ``GatewayStore`` changes the policy of.
+protocol PrincipalRecord: FetchableRecord, PersistableRecord {
+    var policy: AccessPolicy { get set }
+}
+
+extension APIKeyRecord: PrincipalRecord {}
+extension UserRecord: PrincipalRecord {}
+
 /// A login session; the cookie carries the id, the table only its SHA-256.
 struct SessionRecord: Codable, Equatable, Sendable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "sessions"
@@ -99,6 +107,8 @@ enum GatewayStoreError: Error, Equatable, CustomStringConvertible {
     case duplicateUser(String)
     case unknownUser(String)
     case invalidPattern(String)
+    /// `--remove` named a number the key or user does not have (with the ones it has).
+    case notANumberOf(String, numbers: [String])
 
     var description: String {
         switch self {
@@ -106,6 +116,21 @@ enum GatewayStoreError: Error, Equatable, CustomStringConvertible {
         case .duplicateUser(let name): "user \(name) exists already; use `users passwd`"
         case .unknownUser(let name): "no user \(name)"
         case .invalidPattern(let pattern): "invalid pattern \(pattern): use digits, +, x (any digit), a trailing *, or a SIP user name"
+        case .notANumberOf(let number, let numbers):
+            "\(number) is not among its numbers (\(numbers.isEmpty ? "it has none" : numbers.joined(separator: ", "))); nothing changed"
+        }
+    }
+}
+
+extension AccessPolicy {
+    /// Adds the numbers in `adding` it does not have yet, then removes those in `removing`, each of which it must have
+    /// (as written: a typo in a removal is an error, not a silent no-op).
+    mutating func changeNumbers(adding: [String], removing: [String]) throws {
+        for pattern in adding where !DialPattern.validate(pattern) { throw GatewayStoreError.invalidPattern(pattern) }
+        for number in adding where !numbers.contains(number) { numbers.append(number) }
+        for number in removing {
+            guard let index = numbers.firstIndex(of: number) else { throw GatewayStoreError.notANumberOf(number, numbers: numbers) }
+            numbers.remove(at: index)
         }
     }
 }
@@ -192,6 +217,12 @@ final class GatewayStore: Sendable {
         if changed == 0, try key(id: id) == nil { throw GatewayStoreError.unknownKey(id) }
     }
 
+    /// Adds and removes numbers the key owns (what `from` may be); returns the numbers it then owns. The key's next
+    /// request sees them (every request reads the key's row).
+    func changeNumbers(keyId id: String, adding: [String], removing: [String]) throws -> [String] {
+        try changeNumbers(of: APIKeyRecord.self, id: id, unknown: .unknownKey(id), adding: adding, removing: removing)
+    }
+
     func key(id: String) throws -> APIKeyRecord? {
         try database.read { db in try APIKeyRecord.fetchOne(db, key: id) }
     }
@@ -228,6 +259,22 @@ final class GatewayStore: Sendable {
             user.passwordHash = hash
             try user.update(db)
             try SessionRecord.filter(Column("user") == name).deleteAll(db)
+        }
+    }
+
+    /// Adds and removes numbers the user owns (besides its own SIP account); returns the numbers it then owns. Its
+    /// sessions' next requests see them (every request reads the user's row).
+    func changeNumbers(user name: String, adding: [String], removing: [String]) throws -> [String] {
+        try changeNumbers(of: UserRecord.self, id: name, unknown: .unknownUser(name), adding: adding, removing: removing)
+    }
+
+    private func changeNumbers<Record: PrincipalRecord>(of type: Record.Type, id: String, unknown: GatewayStoreError, adding: [String],
+                                                        removing: [String]) throws -> [String] {
+        try database.write { db in
+            guard var record = try Record.fetchOne(db, key: id) else { throw unknown }
+            try record.policy.changeNumbers(adding: adding, removing: removing)
+            try record.update(db)
+            return record.policy.numbers
         }
     }
 
