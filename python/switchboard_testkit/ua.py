@@ -10,7 +10,8 @@ retransmitted request, the ACK again for a retransmitted 2xx.
     d = ua.invite("sip:7701@switchboard.local", done=lambda status, msg: ...)
     ua.request(d, "INFO", "Signal=5\\r\\nDuration=160\\r\\n", "application/dtmf-relay", done=...)
     ua.bye(d, done=...)
-Incoming requests are answered first, then reported to `on_request(ua, dialog, message)`."""
+Incoming requests (and the ACK of a 2xx) are answered first, then reported to
+`on_request(ua, dialog, message)`; a 2xx never ACKed within 64*T1 to `on_no_ack(ua, dialog)`."""
 import re
 import socket
 import time
@@ -96,12 +97,16 @@ class Dialog:
 
 
 class UA:
-    def __init__(self, user, password, proxy_port, on_request=lambda ua, dialog, msg: None, register_as=True):
+    """The phone `user`: its socket on 127.0.0.1 (`port`, else a free one), registered at the proxy
+    unless register_as is False (then the caller registers it, e.g. with sip.register)."""
+
+    def __init__(self, user, password, proxy_port, on_request=lambda ua, dialog, msg: None,
+                 on_no_ack=lambda ua, dialog: None, register_as=True, port=None):
         self.user, self.password, self.proxy = user, password, (LOCAL, proxy_port)
-        self.on_request = on_request
+        self.on_request, self.on_no_ack = on_request, on_no_ack
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-        self.port = free_port(udp_and_tcp=False)
+        self.port = port or free_port(udp_and_tcp=False)
         self.sock.bind((LOCAL, self.port))
         self.sock.setblocking(False)
         self.contact = f"<sip:{user}@{LOCAL}:{self.port}>"
@@ -255,6 +260,7 @@ class UA:
                 d = self.dialogs.get(msg.call_id)
                 if d is not None:
                     d.received.append((now, "ACK", msg))
+                    self.on_request(self, d, msg)
             return
         seen = self.served.get((msg.call_id, number, method))
         if seen is not None:            # a retransmission: the same answer again
@@ -337,6 +343,7 @@ class UA:
                 d = self.dialogs.get(key[0])
                 if d is not None:
                     d.received.append((now, "NO-ACK", None))
+                    self.on_no_ack(self, d)
             elif r[0] <= now:
                 self.counters["retransmitted"] += 1
                 self._send(r[3], r[4])
