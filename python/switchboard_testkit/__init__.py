@@ -5,6 +5,7 @@ for Debian's /usr/bin/python3.
     net       free ports on 127.0.0.1
     procs     child processes stopped at exit, waiting, logs, CPU and memory from /proc
     sip       one-shot SIP requests over UDP (OPTIONS probes, INVITE, REGISTER with digest)
+    ua        a phone for the benches: many calls on one UDP socket, mid-call requests, retransmissions
     kamailio  Kamailio running the shipped openser-cfg/kamailio.cfg
     sipp      sipp scenario runs for the tests; the statistics of the benches' load runs
     metrics   the bridge's and the gateway's Prometheus /metrics

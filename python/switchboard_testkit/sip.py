@@ -76,6 +76,23 @@ def kick(port, user, sender="harness"):
                  (LOCAL, int(port)))
 
 
+def digest_authorization(challenge, user, password, method, uri, header="Authorization"):
+    """The `header` line (no CRLF) that answers a WWW-Authenticate / Proxy-Authenticate
+    `challenge` (RFC 2617 digest, MD5, qop=auth when offered) for `method` on `uri`."""
+    params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge.replace("Digest", "", 1)))
+    ha1 = hashlib.md5(f"{user}:{params['realm']}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
+    cnonce, nc = uuid.uuid4().hex[:16], "00000001"
+    if "auth" in params.get("qop", "").split(","):
+        resp = hashlib.md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+        qop = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
+    else:
+        resp = hashlib.md5(f"{ha1}:{params['nonce']}:{ha2}".encode()).hexdigest()
+        qop = ""
+    return (f'{header}: Digest username="{user}", realm="{params["realm"]}", '
+            f'nonce="{params["nonce"]}", uri="{uri}", response="{resp}", algorithm=MD5{qop}')
+
+
 def register(kamailio_port, user, password, contact_port, expires=3600):
     """REGISTER `user` at Kamailio with digest auth (RFC 2617, qop=auth); the Contact is
     sip:user@127.0.0.1:contact_port. Returns the final status (None: no usable answer)."""
@@ -101,19 +118,8 @@ def register(kamailio_port, user, password, contact_port, expires=3600):
                     break
             if status != 401:
                 return status
-            challenge = header_values(data, "WWW-Authenticate")[0]
-            params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge.replace("Digest", "", 1)))
-            ha1 = hashlib.md5(f"{user}:{params['realm']}:{password}".encode()).hexdigest()
-            ha2 = hashlib.md5(f"REGISTER:{uri}".encode()).hexdigest()
-            cnonce, nc = uuid.uuid4().hex[:16], "00000001"
-            if "auth" in params.get("qop", "").split(","):
-                resp = hashlib.md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
-                qop = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
-            else:
-                resp = hashlib.md5(f"{ha1}:{params['nonce']}:{ha2}".encode()).hexdigest()
-                qop = ""
-            auth = (f'Authorization: Digest username="{user}", realm="{params["realm"]}", '
-                    f'nonce="{params["nonce"]}", uri="{uri}", response="{resp}", algorithm=MD5{qop}\r\n')
+            auth = digest_authorization(header_values(data, "WWW-Authenticate")[0], user, password,
+                                        "REGISTER", uri) + "\r\n"
         return status
     except (socket.timeout, IndexError, KeyError, ValueError):
         return None
