@@ -378,6 +378,46 @@ import Testing
         #expect(harness.wire.take().compactMap(\.response).map(\.status) == [200])
     }
 
+    /// A connected call transferred (leg a kept) to carol: returns the bridge's INVITE to bob and to carol.
+    static func transferredCall(_ harness: Harness) throws -> (bobInvite: SIPRequest, carolInvite: SIPRequest, toTag: String) {
+        let (bobInvite, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        let callId = try #require(harness.bus.events.first?.callId)
+        harness.wire.take()
+        #expect(harness.side.b2bua.execute(.transfer(callId: callId, leg: .a, target: "sip:carol@127.0.0.2:5070")) == .done(callId: callId))
+        let sent = harness.wire.take().compactMap(\.request)
+        #expect(sent.map(\.method) == [.bye, .invite])
+        return (bobInvite, try #require(sent.last), toTag)
+    }
+
+    /// Found by bench/interop-mix: bob, released by the transfer, re-INVITEs before his BYE's answer; relayed,
+    /// his SDP would turn the caller's media back to him. It belongs to no call now: 481.
+    @Test func aRequestFromALegTheTransferReleasedGets481AndIsNotRelayed() throws {
+        let harness = Harness()
+        let (bobInvite, _, _) = try Self.transferredCall(harness)
+        let reinvite = Harness.calleeRequest(.invite, in: bobInvite, cseq: 2, branch: "z9hG4bKbobre", body: Harness.answer)
+        harness.receive(.request(reinvite), from: Harness.callee)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [481])
+        #expect(sent.compactMap(\.request).isEmpty, "nothing relayed")
+    }
+
+    /// Found by bench/interop-mix: an UPDATE or INFO while the transfer joins gets a 500 the sender may retry,
+    /// with a Retry-After (RFC 3311 §5.2), not a bare 500.
+    @Test func anINFOWhileTheTransferJoinsGets500WithRetryAfter() throws {
+        let harness = Harness()
+        let (_, _, toTag) = try Self.transferredCall(harness)
+        var info = harness.callerRequest(.info, cseq: 2, toTag: toTag, branch: "z9hG4bKinfo1")
+        info.headers.add("Content-Type", "application/dtmf-relay")
+        info.body = Array("Signal=5\r\nDuration=160\r\n".utf8)
+        harness.receive(.request(info), from: Harness.caller)
+        let response = try #require(harness.wire.take().compactMap(\.response).first)
+        #expect(response.status == 500)
+        let retryAfter = try #require(response.headers["Retry-After"].flatMap { Int($0) })
+        #expect((0...10).contains(retryAfter))
+    }
+
     /// A SIP-I trunk's INVITE: SDP beside an ISUP IAM (`multipart/mixed`, RFC 3204).
     static func sipIInvite(_ harness: Harness, isupHandling: String = "optional", closing: Bool = true) -> SIPRequest {
         var invite = harness.callerInvite()

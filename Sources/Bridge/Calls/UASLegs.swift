@@ -125,11 +125,21 @@ final class UASLegs {
     /// Passes a phone's re-INVITE, UPDATE or INFO to the other party and its answer back (RFC 7092's
     /// signaling-only B2BUA): SDP unchanged, so media keeps flowing between the phones.
     func relay(_ request: SIPRequest, key: TransactionKey, from index: LegID, in call: Call) {
+        // A leg a transfer released keeps its dialog until its BYE is answered; what it sends meanwhile
+        // belongs to no call (RFC 3261 §12.2.2), and relayed it would turn the media back to it.
+        guard call.flow.legs[index]?.state == .answered else {
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 481))
+            return
+        }
         guard call.flow.phase == .connected,
               let other = call.sip.first(where: { $0.key != index && call.flow.legs[$0.key]?.state == .answered })?.key,
               let otherLeg = call.sip[other], var otherDialog = otherLeg.dialog else {
-            transactions.respond(key, SIPResponse(replyingTo: request, status: request.method == .invite ? 491 : 500,
-                                                  reason: request.method == .invite ? "Request Pending" : "Call Not Connected"))
+            // Not connected (a transfer or a 3PCC join under way): try again shortly (RFC 3261 §14.2,
+            // RFC 3311 §5.2: a Retry-After of 0 to 10 s).
+            var response = SIPResponse(replyingTo: request, status: request.method == .invite ? 491 : 500,
+                                       reason: request.method == .invite ? "Request Pending" : "Call Not Connected")
+            if request.method != .invite { response.headers.add("Retry-After", "\(Int.random(in: 0...10))") }
+            transactions.respond(key, response)
             return
         }
         if request.method == .invite, otherLeg.busy {
