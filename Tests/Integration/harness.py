@@ -53,9 +53,10 @@ class Swift:
 
     def start(self, label, name, *args):
         args = [str(a) for a in args]
-        if name == "switchboard-bridge" and "--bus-commands" not in args:
-            # Tests choose every port: several bridges may run at once.
-            args += ["--bus-commands", f"tcp://{LOCAL}:{free_port()}"]
+        for option in ("--bus-commands", "--bus-replay"):
+            if name == "switchboard-bridge" and option not in args:
+                # Tests choose every port: several bridges (and other test runs) may run at once.
+                args += [option, f"tcp://{LOCAL}:{free_port()}"]
         if name == "switchboard-bridge" and "--policy-trunks" not in args:
             # The hosts the tests' workers route to are the tests' trunks (the destination policy
             # allows a worker target at the SIP domain and these hosts only).

@@ -90,3 +90,19 @@ import Testing
         }
     }
 }
+
+/// Two processes opening a new file at once (the accounting worker and `cdrs list`): both must get a
+/// migrated store, neither "table ... already exists". Two connections race here as two processes would.
+@Suite struct ConcurrentMigrationTests {
+    @Test func twoOpenersOfANewFileBothSucceed() async throws {
+        for _ in 0..<30 {
+            let path = temporaryDatabasePath()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<2 {
+                    group.addTask { _ = try CDRStore(path: path) }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+}
