@@ -36,6 +36,37 @@ import Testing
         #expect(ok.headers.contains("Supported"))
     }
 
+    /// RFC 3261 §15: the callee hangs up before the caller ACKed our 2xx; the caller's BYE waits for that
+    /// ACK (the 2xx goes on meanwhile), even though the call has ended.
+    @Test func aBYEToTheCallerWaitsForItsACK() throws {
+        let harness = Harness()
+        let (invite, ok) = try harness.answeredCall()
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(Harness.calleeRequest(.bye, in: invite, cseq: 2, branch: "z9hG4bKbobbye")), from: Harness.callee)
+        #expect(harness.wire.take().compactMap(\.request).isEmpty, "no BYE to the caller before its ACK")
+        #expect(harness.bus.types.last == "call.ended")
+        harness.advance(by: .milliseconds(500))
+        #expect(harness.wire.take().compactMap(\.response).map(\.status) == [200], "the 2xx goes on")
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        let byes = harness.wire.take().compactMap(\.request).filter { $0.method == .bye }
+        #expect(byes.count == 1)
+        #expect(byes.first?.to?.tag == "alice1")
+        harness.advance(by: .seconds(40))
+        #expect(harness.wire.take().compactMap(\.response).isEmpty, "no 2xx after the ACK")
+    }
+
+    /// No ACK ever: the BYE follows the 2xx's give-up, 64·T1 after it.
+    @Test func aBYEWaitingForAnACKThatNeverComesGoesAtTheGiveUp() throws {
+        let harness = Harness()
+        let (invite, _) = try harness.answeredCall()
+        harness.receive(.request(Harness.calleeRequest(.bye, in: invite, cseq: 2, branch: "z9hG4bKbobbye")), from: Harness.callee)
+        harness.wire.take()
+        harness.advance(by: .milliseconds(31_600))
+        #expect(!harness.wire.take().compactMap(\.request).contains { $0.method == .bye })
+        harness.advance(by: .seconds(4))
+        #expect(harness.wire.take().compactMap(\.request).filter { $0.method == .bye }.count == 1)
+    }
+
     @Test func noACKBy64T1EndsTheCallWithBYE() throws {
         let harness = Harness()
         let (invite, _) = try harness.answeredCall()

@@ -42,6 +42,8 @@ final class B2BUA {
     /// Every URI a command or a worker decision names passes it before the bridge dials or redirects.
     let destinations: DestinationGuard
     private(set) var calls: [String: Call] = [:]
+    /// Ended calls whose caller has not ACKed our 2xx yet: its ACK still finds them, and the BYE follows.
+    private var awaitingACK: [String: Call] = [:]
     /// Call-ID + our tag → the call and leg of that dialog.
     private var dialogs: [DialogKey: (call: String, leg: LegID)] = [:]
     private var idempotency = IdempotencyCache()
@@ -186,8 +188,7 @@ final class B2BUA {
             if leg == .first, call.flow.kind == .inbound { return }
             uac.cancel(call, leg: leg)
         case .bye(let leg):
-            uas.stopRetransmitting(call, leg: leg)
-            uac.bye(call, leg: leg)
+            uas.bye(call, leg: leg)
         case .provisionalToCaller(let status, let sdp):
             uas.provisionalToCaller(call, status: status, sdp: sdp)
         case .answerCaller(let sdp):
@@ -226,9 +227,10 @@ final class B2BUA {
         let keys = call.sip.values.map { DialogKey(callID: $0.sipCallId, localTag: $0.localTag) }
         for leg in call.sip.values {
             leg.ringTimer?.cancel()
-            leg.unacknowledged?.timer?.cancel()
+            if !leg.byeAfterACK { leg.unacknowledged?.timer?.cancel() }
             leg.relaying?.timerC?.cancel()
         }
+        if call.sip.values.contains(where: \.byeAfterACK) { awaitingACK[call.id] = call }
         loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.timers.t1 * 64)) { [self] in
             for key in keys where dialogs[key].map({ calls[$0.call] == nil }) ?? false { dialogs[key] = nil }
         }
@@ -242,14 +244,18 @@ final class B2BUA {
         guard let callID = request.callID, let tag = request.to?.tag, let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)] else {
             return false
         }
-        guard let call = calls[callId], let leg = call.sip[index], var dialog = leg.dialog else {
-            // The call just ended: a crossing BYE still gets its 200.
-            if request.method == .bye { transactions.respond(key, SIPResponse(replyingTo: request, status: 200)) }
-            return request.method == .bye || request.method == .ack
-        }
-        if request.method == .ack {
+        if request.method == .ack, let call = calls[callId] ?? awaitingACK[callId] {
             uas.acknowledged(call, leg: index, ack: request)
+            if call.sip[index]?.unacknowledged == nil { awaitingACK[callId] = nil }
             return true
+        }
+        guard let call = calls[callId], let leg = call.sip[index], var dialog = leg.dialog else {
+            // The call just ended: a crossing BYE still gets its 200, and ends a wait for the caller's ACK.
+            if request.method == .bye {
+                transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+                if let waiting = awaitingACK.removeValue(forKey: callId) { uas.byeReceived(waiting, leg: index) }
+            }
+            return request.method == .bye || request.method == .ack
         }
         if case .outOfOrder = dialog.receive(request) {
             transactions.respond(key, SIPResponse(replyingTo: request, status: 500, reason: "Server Internal Error - CSeq Out Of Order"))

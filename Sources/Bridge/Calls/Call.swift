@@ -60,11 +60,14 @@ final class LegSIP {
     final class Answer {
         var machine: UAS2xxRetransmission
         let key: TransactionKey
+        /// The 2xx to the INVITE that made the dialog, not to a re-INVITE.
+        let initial: Bool
         var timer: Scheduled<Void>?
 
-        init(machine: UAS2xxRetransmission, key: TransactionKey) {
+        init(machine: UAS2xxRetransmission, key: TransactionKey, initial: Bool) {
             self.machine = machine
             self.key = key
+            self.initial = initial
         }
     }
 
@@ -102,6 +105,9 @@ final class LegSIP {
     var ackBody: [UInt8] = []
     /// A 2xx we sent as UAS, retransmitted until its ACK.
     var unacknowledged: Answer?
+    /// The call ended before the caller ACKed our 2xx to its INVITE: the BYE follows that ACK, or the 2xx's
+    /// give-up (RFC 3261 §15).
+    var byeAfterACK = false
     var ringTimer: Scheduled<Void>?
     /// A re-INVITE or other request of ours in flight in the dialog (glare: a peer's gets 491).
     var busy = false

@@ -44,7 +44,7 @@ final class UASLegs {
         // extensions supported (none: no 100rel, no session timer).
         response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
         response.headers.add("Supported", "")
-        retransmitUntilACK(call, leg: .first, response: response, key: key)
+        retransmitUntilACK(call, leg: .first, response: response, key: key, initial: true)
     }
 
     func rejectCaller(_ call: Call, status: Int, reason: String, reasonHeader: String?) {
@@ -68,10 +68,10 @@ final class UASLegs {
 
     /// Sends the 2xx through the request's server transaction and again until its ACK; a leg whose ACK
     /// never comes is lost (the flow ends the call with BYE).
-    private func retransmitUntilACK(_ call: Call, leg index: LegID, response: SIPResponse, key: TransactionKey) {
+    private func retransmitUntilACK(_ call: Call, leg index: LegID, response: SIPResponse, key: TransactionKey, initial: Bool = false) {
         guard let leg = call.sip[index] else { return }
         leg.unacknowledged?.timer?.cancel()
-        let answer = LegSIP.Answer(machine: UAS2xxRetransmission(response: response, timers: timers), key: key)
+        let answer = LegSIP.Answer(machine: UAS2xxRetransmission(response: response, timers: timers), key: key, initial: initial)
         leg.unacknowledged = answer
         perform(answer.machine.start(), answer, call: call, leg: index)
     }
@@ -91,7 +91,9 @@ final class UASLegs {
                 answer.timer = nil
             case .terminated(let reason):
                 call.sip[index]?.unacknowledged = nil
-                if reason == .timeout {
+                if call.sip[index]?.byeAfterACK == true {
+                    uac.bye(call, leg: index)
+                } else if reason == .timeout {
                     logger.notice("no ACK for 2xx: leg given up", metadata: ["call.id": "\(call.id)", "sip.call_id": "\(call.sip[index]?.sipCallId ?? "-")"])
                     report(call, .lost(leg: index))
                 }
@@ -113,11 +115,28 @@ final class UASLegs {
         }
     }
 
-    /// The leg's dialog ends (BYE): its 2xx is not sent again.
-    func stopRetransmitting(_ call: Call, leg index: LegID) {
-        guard let answer = call.sip[index]?.unacknowledged else { return }
+    /// The caller hung up while the bridge waited for its ACK to send a BYE: neither is needed now.
+    func byeReceived(_ call: Call, leg index: LegID) {
+        guard let leg = call.sip[index], let answer = leg.unacknowledged else { return }
+        leg.byeAfterACK = false
         perform(answer.machine.stop(), answer, call: call, leg: index)
-        call.sip[index]?.unacknowledged = nil
+        leg.unacknowledged = nil
+    }
+
+    /// The flow ends the leg's dialog with BYE. Not before the caller's ACK of our 2xx to its INVITE (RFC
+    /// 3261 §15): that 2xx goes on until the ACK or its give-up, and the BYE then. A 2xx to a re-INVITE is
+    /// not sent again.
+    func bye(_ call: Call, leg index: LegID) {
+        guard let leg = call.sip[index] else { return }
+        if let answer = leg.unacknowledged {
+            guard !answer.initial else {
+                leg.byeAfterACK = true
+                return
+            }
+            perform(answer.machine.stop(), answer, call: call, leg: index)
+            leg.unacknowledged = nil
+        }
+        uac.bye(call, leg: index)
     }
 
     // MARK: - Relaying in-dialog requests
