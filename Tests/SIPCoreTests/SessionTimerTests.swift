@@ -124,4 +124,28 @@ import Testing
         #expect(Self.fields(headers) == ["Session-Expires: 600;refresher=uac", "Require: timer"])
         #expect(timer.nextEvent?.after == .seconds(568))
     }
+
+    // MARK: - Refreshes the other way round
+
+    /// `refresher` names a side by its role in the refresh's transaction (§4): a refresh the dialog's UAS sends
+    /// makes it the UAC.
+    @Test func aRefreshTheDialogsUASSendsNamesItselfUAC() throws {
+        var timer = SessionTimer(role: .uas)
+        _ = try timer.received(Self.request([("Session-Expires", "600")]))  // no timer support: this side refreshes
+        #expect(timer.refresher == .uas)
+        #expect(Self.fields(timer.requestHeaders()) == ["Supported: timer", "Session-Expires: 600;refresher=uac", "Min-SE: 90"])
+        timer.received2xx(Self.response(200, [("Session-Expires", "600;refresher=uac")]))
+        #expect(timer.refreshesLocally)
+        #expect(timer.nextEvent?.event == .refresh)
+    }
+
+    @Test func aRefreshTheDialogsUASSendsToTheDialogsUAC() throws {
+        var timer = SessionTimer(role: .uac)
+        timer.received2xx(Self.response(200, [("Session-Expires", "600;refresher=uac")]))
+        // The peer re-INVITEs asking to refresh itself: as the request's UAC it names itself uac.
+        let headers = try timer.received(Self.request([("Supported", "timer"), ("Session-Expires", "600;refresher=uac")])).get()
+        #expect(Self.fields(headers) == ["Session-Expires: 600;refresher=uac", "Require: timer"])
+        #expect(timer.refresher == .uas)
+        #expect(timer.nextEvent?.event == .expire)
+    }
 }

@@ -49,8 +49,10 @@ public struct SessionTimer: Sendable, Hashable {
     public let configuration: Configuration
     /// The agreed interval in seconds; nil while none is agreed (or none ever will be).
     public private(set) var interval: Int?
-    /// Who refreshes; nil while no interval is agreed.
-    public private(set) var refresher: Refresher?
+    /// Whether this side refreshes; nil while no interval is agreed. Kept apart from the `refresher` parameter,
+    /// which names a side by its role in the transaction that carries it (§4), not in the dialog: in a refresh
+    /// the UAS of the initial INVITE sends, `refresher=uac` names it.
+    private var localRefresher: Bool?
     /// The largest Min-SE the peer asked for (in a 422 or a request): later requests ask for no less (§7.1).
     public private(set) var peerMinimum: Int?
 
@@ -59,8 +61,13 @@ public struct SessionTimer: Sendable, Hashable {
         self.configuration = configuration
     }
 
+    /// Who refreshes, by role in the dialog; nil while no interval is agreed.
+    public var refresher: Refresher? {
+        localRefresher.map { $0 == (role == .uac) ? .uac : .uas }
+    }
+
     /// Whether this side sends the refreshes.
-    public var refreshesLocally: Bool { refresher?.rawValue == role.rawValue }
+    public var refreshesLocally: Bool { localRefresher == true }
 
     /// When to act, counted from the last refresh (or the 2xx that agreed the interval): a refresher refreshes
     /// at half the interval (§7.4); the other side gives up before it ends, by a third or 32 s, whichever is
@@ -75,25 +82,25 @@ public struct SessionTimer: Sendable, Hashable {
 
     /// The header fields of a session refresh request this side sends, the initial INVITE included:
     /// `Supported: timer`, the interval it asks for (the agreed one, with its refresher, in a refresh) and
-    /// Min-SE.
+    /// Min-SE. This side is the request's UAC, whichever side sent the dialog's initial INVITE.
     public func requestHeaders() -> [SIPHeader] {
         let minimum = max(configuration.minimum, peerMinimum ?? 0)
         var expires = "\(max(interval ?? configuration.interval, minimum))"
-        if let refresher { expires += ";refresher=\(refresher.rawValue)" }
+        if let localRefresher { expires += ";refresher=\(localRefresher ? "uac" : "uas")" }
         return [SIPHeader(name: "Supported", value: "timer"), SIPHeader(name: "Session-Expires", value: expires),
                 SIPHeader(name: "Min-SE", value: "\(minimum)")]
     }
 
     /// A 2xx to a session refresh request this side sent (§7.2). With Session-Expires, its interval and
-    /// refresher hold (a refresher missing from it is taken as uac); without, the peer does not do session
+    /// refresher hold (a refresher missing from it is taken as uac, this side); without, the peer does not do session
     /// timers, and this side refreshes itself at the interval it asked for, so a dead peer is still found.
     public mutating func received2xx(_ response: SIPResponse) {
         if let (seconds, named) = Self.sessionExpires(in: response) {
             interval = seconds
-            refresher = named ?? .uac
+            localRefresher = (named ?? .uac) == .uac
         } else {
             interval = max(interval ?? configuration.interval, configuration.minimum, peerMinimum ?? 0)
-            refresher = Refresher(rawValue: role.rawValue)
+            localRefresher = true
         }
     }
 
@@ -111,7 +118,8 @@ public struct SessionTimer: Sendable, Hashable {
     /// A session refresh request from the peer, the initial INVITE included: the header fields for its 2xx, or a
     /// 422 when it asks for less than this side's minimum and supports timers (one that does not gets the
     /// minimum instead: it cannot understand a 422; RFC 4028 errata 1687). The refresher is the one asked for;
-    /// if none, the peer when it supports timers (it sends the refreshes it knows how to send), else this side.
+    /// if none, the one agreed before; if none, the peer when it supports timers (it sends the refreshes it
+    /// knows how to send), else this side.
     public mutating func received(_ request: SIPRequest) -> Result<[SIPHeader], SIPStatusError> {
         let supportsTimer = Self.lists(request, "supported", "timer") || Self.lists(request, "require", "timer")
         let asked = Self.sessionExpires(in: request)
@@ -126,15 +134,15 @@ public struct SessionTimer: Sendable, Hashable {
             }
             seconds = minimum
         }
-        let peer: Refresher = role == .uas ? .uac : .uas
-        let chosen = asked?.refresher ?? refresher ?? (supportsTimer ? peer : Refresher(rawValue: role.rawValue)!)
+        // This side is the request's UAS: `refresher=uac` names the peer.
+        let peerChosen = asked?.refresher.map { $0 == .uac } ?? localRefresher.map(!) ?? supportsTimer
         // A peer that does not support timers cannot be made the refresher.
-        let agreed = chosen == peer && !supportsTimer ? Refresher(rawValue: role.rawValue)! : chosen
+        let peerRefreshes = peerChosen && supportsTimer
         interval = seconds
-        refresher = agreed
-        var headers = [SIPHeader(name: "Session-Expires", value: "\(seconds);refresher=\(agreed.rawValue)")]
+        localRefresher = !peerRefreshes
+        var headers = [SIPHeader(name: "Session-Expires", value: "\(seconds);refresher=\(peerRefreshes ? "uac" : "uas")")]
         // §9: a UAS that makes the UAC the refresher requires the extension of it.
-        if agreed == peer { headers.append(SIPHeader(name: "Require", value: "timer")) }
+        if peerRefreshes { headers.append(SIPHeader(name: "Require", value: "timer")) }
         return .success(headers)
     }
 
