@@ -17,9 +17,12 @@ final class UACLegs {
     private let report: (Call, CallFlow.Event) -> Void
     /// Called when a leg's dialog is known by Call-ID and tag, so requests in it find the call.
     private let register: (LegSIP, Call, LegID) -> Void
+    /// Called when a 2xx refreshed the leg's session (RFC 4028): its session timer starts again.
+    private let refreshed: (Call, LegID) -> Void
 
     init(configuration: BridgeConfiguration, loop: EventLoop, client: SIPClient, bus: BridgeBus, logger: Logger,
-         report: @escaping (Call, CallFlow.Event) -> Void, register: @escaping (LegSIP, Call, LegID) -> Void) {
+         report: @escaping (Call, CallFlow.Event) -> Void, register: @escaping (LegSIP, Call, LegID) -> Void,
+         refreshed: @escaping (Call, LegID) -> Void) {
         self.configuration = configuration
         self.loop = loop
         self.client = client
@@ -27,6 +30,7 @@ final class UACLegs {
         self.logger = logger
         self.report = report
         self.register = register
+        self.refreshed = refreshed
     }
 
     /// Built on first use, once the socket is bound; every dialog then shares its storage.
@@ -52,6 +56,8 @@ final class UACLegs {
         request.headers.add("Contact", localContact.description)
         request.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
         request.headers.add("X-Switchboard-Call-Id", call.id)
+        let sessionTimer = SessionTimer(role: .uac, configuration: configuration.sessionTimer)
+        for header in sessionTimer.requestHeaders() { request.headers.add(header.name, header.value) }
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { request.headers.add(name, value) }
         if let sdp {
             request.headers.add("Content-Type", "application/sdp")
@@ -62,7 +68,7 @@ final class UACLegs {
             report(call, .failed(leg: index, status: 503, reason: "No Route"))
             return
         }
-        let leg = LegSIP(sipCallId: sipCallId, localTag: tag, invite: request, destination: destination)
+        let leg = LegSIP(sipCallId: sipCallId, localTag: tag, invite: request, destination: destination, sessionTimer: sessionTimer)
         call.sip[index] = leg
         register(leg, call, index)
         if let role = call.flow.legs[index]?.role {
@@ -105,11 +111,33 @@ final class UACLegs {
                 // Answered: no CANCEL can follow, and another fork's 2xx is handled from the dialog.
                 leg.setup = .answered(response)
                 leg.destination = destination(in: dialog) ?? leg.destination
+                leg.sessionTimer.received2xx(response)
+                leg.peerAllowsUpdate = LegSIP.allowsUpdate(response)
                 report(call, .answered(leg: index, sdp: MessageBody.sdp(of: response)))
+                refreshed(call, index)
+            } else if response.status == 422, retryWithLargerInterval(response, call: call, leg: index) {
+                return
             } else {
                 report(call, .failed(leg: index, status: response.status, reason: response.reason))
             }
         }
+    }
+
+    /// RFC 4028 §7.3: a 422 to the leg's INVITE is tried once more, asking for the interval its Min-SE names, as
+    /// a new transaction for the same dialog-to-be (the same Call-ID and From tag, CSeq one up). False when the
+    /// retry was made already, or the 422 names no larger interval.
+    private func retryWithLargerInterval(_ response: SIPResponse, call: Call, leg index: LegID) -> Bool {
+        guard let leg = call.sip[index], var invite = leg.invite, let cseq = invite.cseq, cseq.sequence == 1,
+              leg.sessionTimer.received422(response) != nil else { return false }
+        invite.headers.set("Via", client.makeVia().description)
+        invite.headers.set("CSeq", "\(cseq.sequence + 1) INVITE")
+        for header in leg.sessionTimer.requestHeaders() { invite.headers.set(header.name, header.value) }
+        leg.setup = .inviting(invite)
+        leg.gotProvisional = false
+        logger.info("422 from the leg: INVITE sent again with a larger Session-Expires",
+                    metadata: ["call.id": "\(call.id)", "sip.call_id": "\(leg.sipCallId)"])
+        client.send(invite, to: leg.destination) { [self] outcome in inviteOutcome(call, leg: index, outcome) }
+        return true
     }
 
     /// A 2xx after the leg's first one (RFC 3261 §13.2.2.4): the same dialog's retransmission gets our ACK
@@ -187,7 +215,9 @@ final class UACLegs {
     /// crossing re-INVITE gets 491 (RFC 3261 §14.2). Timer C bounds the wait for its final response.
     func reinvite(_ call: Call, leg index: LegID, sdp: [UInt8]?) {
         guard let leg = call.sip[index], var dialog = leg.dialog else { return }
-        let request = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
+        var request = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
+        // Every re-INVITE refreshes the session too (RFC 4028 §7.4).
+        for header in leg.sessionTimer.requestHeaders() { request.headers.add(header.name, header.value) }
         leg.dialog = dialog
         leg.busy = true
         let timerC = TimerCRun(machine: InviteTimerC(timers: configuration.timers))
@@ -203,8 +233,10 @@ final class UACLegs {
                     if let leg = call.sip[index] {
                         refreshTarget(leg, with: response)
                         sendACK(for: response, leg: leg)
+                        leg.sessionTimer.received2xx(response)
                     }
                     report(call, .reinviteAnswered(leg: index, sdp: MessageBody.sdp(of: response)))
+                    refreshed(call, index)
                 } else {
                     report(call, .reinviteFailed(leg: index, status: response.status))
                 }
