@@ -512,6 +512,33 @@ import Testing
         #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.invite])
     }
 
+    /// An UPDATE the caller advertised but refuses (501) makes the bridge refresh by re-INVITE, with the SDP the
+    /// caller last got (B's answer), from then on; a 422 to that is tried again at once with its Min-SE (§7.3).
+    @Test func aRefusedRefreshUPDATEFallsBackToReINVITEAndA422IsRetried() throws {
+        let harness = Harness()
+        _ = try timedCall(harness, caller: [("Session-Expires", "90"), ("Allow", "INVITE, ACK, BYE, UPDATE")])
+        harness.advance(by: .seconds(45))
+        let update = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(update.method == .update)
+        harness.receive(.response(SIPResponse(replyingTo: update, status: 501)), from: Harness.caller)
+        let reinvite = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(reinvite.body == Array(Harness.answer.utf8) && reinvite.callID == "caller-call-1")
+        var tooSmall = SIPResponse(replyingTo: reinvite, status: 422)
+        tooSmall.headers.add("Min-SE", "120")
+        harness.receive(.response(tooSmall), from: Harness.caller)
+        let retry = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(retry.headers["Session-Expires"] == "120;refresher=uac" && retry.headers["Min-SE"] == "120")
+        #expect((retry.cseq?.sequence ?? 0) > (reinvite.cseq?.sequence ?? 0))
+        var ok = SIPResponse(replyingTo: retry, status: 200)
+        ok.headers.add("Contact", "<sip:alice@127.0.0.1:5999>")
+        ok.headers.add("Session-Expires", "120;refresher=uac")
+        harness.receive(.response(ok), from: Harness.caller)
+        #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.ack])
+        harness.advance(by: .seconds(60))
+        #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.invite])
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
     /// A caller that refreshes itself (Supported: timer) gets Require: timer; its relayed UPDATE refreshes its own leg
     /// and B's, and the 2xx it gets names its interval, not B's. When it then stops, the bridge ends the call at
     /// the expiry (RFC 4028 §10: a third of 90 s before its end) with BYE to both legs.

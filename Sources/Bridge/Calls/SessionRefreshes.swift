@@ -60,20 +60,33 @@ final class SessionRefreshes {
             schedule(.refresh, after: TimeAmount(timers.t2), call: call, leg: index)
             return
         }
-        let method: SIPMethod = leg.peerAllowsUpdate ? .update : .invite
-        let sdp = method == .invite ? call.flow.legs[index]?.sentSDP : nil
-        var request = dialog.makeRequest(method, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
+        guard leg.peerAllowsUpdate else {
+            let sdp = call.flow.legs[index]?.sentSDP
+            let reinvite = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
+            leg.dialog = dialog
+            // Its 2xx is ACKed and restarts the leg's timer in `UACLegs`.
+            uac.sendReinvite(reinvite, call: call, leg: index) { [self] response in
+                if !response.isSuccess { refreshFailed(response, method: .invite, call: call, leg: index) }
+            }
+            return
+        }
+        var update = dialog.makeRequest(.update, via: client.makeVia())
         leg.dialog = dialog
-        for header in leg.sessionTimer.requestHeaders() { request.headers.add(header.name, header.value) }
+        for header in leg.sessionTimer.requestHeaders() { update.headers.add(header.name, header.value) }
         leg.busy = true
-        uac.sendInDialog(request, leg: leg) { [self] outcome in
+        uac.sendInDialog(update, leg: leg) { [self] outcome in
             guard let leg = call.sip[index] else { return }
             switch outcome {
             case .response(let response) where response.isProvisional:
                 return
+            case .response(let response) where response.isSuccess:
+                leg.busy = false
+                uac.refreshTarget(leg, with: response)
+                leg.sessionTimer.received2xx(response)
+                arm(call, leg: index)
             case .response(let response):
                 leg.busy = false
-                refreshAnswered(response, to: request, call: call, leg: index)
+                refreshFailed(response, method: .update, call: call, leg: index)
             case .timeout, .transportError:
                 leg.busy = false
                 // RFC 5057 §5.1: no answer to a request in the dialog means it is gone.
@@ -82,27 +95,21 @@ final class SessionRefreshes {
         }
     }
 
-    private func refreshAnswered(_ response: SIPResponse, to request: SIPRequest, call: Call, leg index: LegID) {
+    /// A refresh answered with a failure: 422 is tried again at once asking for the peer's Min-SE (§7.3); an
+    /// UPDATE the peer advertised but refuses is sent as a re-INVITE from now on; 481 and 408 mean the dialog is
+    /// gone (RFC 5057 §5.1); any other failure leaves the session standing, and the next refresh is due an
+    /// interval later.
+    private func refreshFailed(_ response: SIPResponse, method: SIPMethod, call: Call, leg index: LegID) {
         guard let leg = call.sip[index] else { return }
-        if response.isSuccess {
-            uac.refreshTarget(leg, with: response)
-            if request.method == .invite { uac.sendACK(for: response, leg: leg) }
-            leg.sessionTimer.received2xx(response)
-            arm(call, leg: index)
-            return
-        }
         switch response.status {
         case 422 where leg.sessionTimer.received422(response) != nil:
-            // §7.3: again at once, asking for the peer's Min-SE.
             refresh(call, leg: index)
-        case 405 where request.method == .update, 501 where request.method == .update:
-            // An UPDATE the peer advertised but refuses: re-INVITE from now on.
+        case 405 where method == .update, 501 where method == .update:
             leg.peerAllowsUpdate = false
             refresh(call, leg: index)
         case 408, 481:
             report(call, .lost(leg: index))
         default:
-            // The session stands until it expires; the peer may take the next refresh (a 491, a 500 with Retry-After).
             arm(call, leg: index)
         }
     }

@@ -211,14 +211,29 @@ final class UACLegs {
         }
     }
 
-    /// A re-INVITE of the flow's (the 3PCC join, hold); the leg is busy until it is answered, so a peer's
-    /// crossing re-INVITE gets 491 (RFC 3261 §14.2). Timer C bounds the wait for its final response.
+    /// A re-INVITE of the flow's (the 3PCC join, hold).
     func reinvite(_ call: Call, leg index: LegID, sdp: [UInt8]?) {
         guard let leg = call.sip[index], var dialog = leg.dialog else { return }
-        var request = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
-        // Every re-INVITE refreshes the session too (RFC 4028 §7.4).
-        for header in leg.sessionTimer.requestHeaders() { request.headers.add(header.name, header.value) }
+        let request = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
         leg.dialog = dialog
+        sendReinvite(request, call: call, leg: index) { [self] response in
+            if response.isSuccess {
+                report(call, .reinviteAnswered(leg: index, sdp: MessageBody.sdp(of: response)))
+            } else {
+                report(call, .reinviteFailed(leg: index, status: response.status))
+            }
+        }
+    }
+
+    /// A re-INVITE of the bridge's own in the leg's dialog, which refreshes the leg's session too (RFC 4028 §7.4:
+    /// it carries the leg's session timer header fields). The leg is busy until it is answered, so a peer's
+    /// crossing re-INVITE gets 491 (RFC 3261 §14.2); Timer C bounds the wait for its final response. A 2xx moves
+    /// the remote target, is ACKed and restarts the leg's session timer before `final` gets it; no answer at all
+    /// loses the leg.
+    func sendReinvite(_ request: SIPRequest, call: Call, leg index: LegID, final: @escaping (SIPResponse) -> Void) {
+        guard let leg = call.sip[index] else { return }
+        var request = request
+        for header in leg.sessionTimer.requestHeaders() { request.headers.add(header.name, header.value) }
         leg.busy = true
         let timerC = TimerCRun(machine: InviteTimerC(timers: configuration.timers))
         run(timerC, timerC.machine.start(), of: request, call: call, leg: index)
@@ -229,17 +244,15 @@ final class UACLegs {
                 run(timerC, timerC.machine.received(status: response.status), of: request, call: call, leg: index)
                 if response.isProvisional {
                     call.sip[index]?.busy = true
-                } else if response.isSuccess {
-                    if let leg = call.sip[index] {
-                        refreshTarget(leg, with: response)
-                        sendACK(for: response, leg: leg)
-                        leg.sessionTimer.received2xx(response)
-                    }
-                    report(call, .reinviteAnswered(leg: index, sdp: MessageBody.sdp(of: response)))
-                    refreshed(call, index)
-                } else {
-                    report(call, .reinviteFailed(leg: index, status: response.status))
+                    return
                 }
+                if response.isSuccess, let leg = call.sip[index] {
+                    refreshTarget(leg, with: response)
+                    sendACK(for: response, leg: leg)
+                    leg.sessionTimer.received2xx(response)
+                    refreshed(call, index)
+                }
+                final(response)
             case .timeout, .transportError:
                 run(timerC, timerC.machine.transactionEnded(), of: request, call: call, leg: index)
                 report(call, .lost(leg: index))

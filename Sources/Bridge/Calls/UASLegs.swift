@@ -222,8 +222,6 @@ final class UASLegs {
                 if response.isSuccess {
                     sessionRefreshed(answer, session: relay.session, into: &response, requester: index, far: relay.far, in: call)
                     retransmitUntilACK(call, leg: index, response: response, key: relay.key)
-                    refreshed(call, index)
-                    refreshed(call, relay.far)
                 } else {
                     transactions.respond(relay.key, response)
                 }
@@ -240,14 +238,16 @@ final class UASLegs {
     }
 
     /// A relayed refresh was answered 2xx: each leg's session timer takes its side's news (the requester's from its
-    /// request, the far leg's from the 2xx), and the requester's 2xx carries its own Session-Expires, not the far
-    /// side's, which `relayedResponse` never copies.
+    /// request, the far leg's from the 2xx) and starts again, and the requester's 2xx carries its own
+    /// Session-Expires, not the far side's, which `relayedResponse` never copies. INFO refreshes nothing.
     private func sessionRefreshed(_ answer: SIPResponse, session: LegSIP.SessionRefresh?, into response: inout SIPResponse,
                                   requester index: LegID, far: LegID, in call: Call) {
         guard let session else { return }
         call.sip[far]?.sessionTimer.received2xx(answer)
         call.sip[index]?.sessionTimer = session.requester
         addSessionTimer(session.headers, to: &response)
+        refreshed(call, index)
+        refreshed(call, far)
     }
 
     /// UPDATE and INFO: the far side's final response goes back to the requester.
@@ -267,10 +267,8 @@ final class UASLegs {
                 farEndGone = answer.status == 481 || answer.status == 408
                 if let otherLeg = call.sip[other] { uac.refreshTarget(otherLeg, with: answer) }
                 response = relayedResponse(answer, to: request, toTag: toTag)
-                if answer.isSuccess, session != nil {
+                if answer.isSuccess {
                     sessionRefreshed(answer, session: session, into: &response, requester: index, far: other, in: call)
-                    refreshed(call, index)
-                    refreshed(call, other)
                 }
             case .timeout:
                 farEndGone = true
