@@ -82,6 +82,8 @@ struct BridgeConfiguration {
     /// The live calls' dialogs; nil means `./bridge-<bridge id>.dialogs.sqlite`.
     var dialogStorePath: String?
     var callLimits = B2BUA.Limits()
+    /// Session timers (RFC 4028) on every leg: the interval asked for and the smallest accepted.
+    var sessionTimer = SessionTimer.Configuration()
     /// The event journal's file; nil means `./bridge-<bridge id>.journal.sqlite`.
     var journalPath: String?
     var journalMaxEvents = 1_000_000
@@ -137,6 +139,9 @@ struct BridgeConfiguration {
     func validate() throws(BridgeSettingsError) {
         if callLimits.maxRingTimeout < callLimits.defaultRingTimeout {
             throw BridgeSettingsError(key: "ring_timeout", "must be at most max_ring_timeout (\(callLimits.maxRingTimeout.components.seconds) s)")
+        }
+        if sessionTimer.interval < sessionTimer.minimum {
+            throw BridgeSettingsError(key: "session_expires", "must be at least session_min_se (\(sessionTimer.minimum) s)")
         }
         let hasClients = curveClientsDirectory != nil || !curveRoleDirectories.isEmpty
         if curveKeyFile == nil, hasClients {

@@ -162,6 +162,10 @@ extension BridgeSetting {
                 { Int($0.callLimits.maxRingTimeout.components.seconds) }) { $0.callLimits.maxRingTimeout = .seconds($1) },
         integer("max_call_duration_minutes", "Longest a connected call may last before the bridge hangs it up (cause limit).", minimum: 1,
                 { Int($0.callLimits.maxCallDuration.components.seconds / 60) }) { $0.callLimits.maxCallDuration = .seconds($1 * 60) },
+        integer("session_expires", "Session-Expires in seconds the bridge asks each leg for, and gives a caller that asks for none (RFC 4028).",
+                minimum: 90, { $0.sessionTimer.interval }) { $0.sessionTimer.interval = $1 },
+        integer("session_min_se", "Smallest session interval in seconds the bridge accepts (Min-SE); a caller asking for less gets 422.",
+                minimum: 90, { $0.sessionTimer.minimum }) { $0.sessionTimer.minimum = $1 },
         text("journal", "Event journal, a SQLite file; every event is committed there before it is published.",
              unset: "./bridge-<bridge_id>.journal.sqlite", { $0.journalPath }) { configuration, value throws(BridgeSettingProblem) in
             configuration.journalPath = try path(value)

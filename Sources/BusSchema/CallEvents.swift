@@ -38,6 +38,8 @@ public enum EndCause: String, Equatable, Sendable, CaseIterable {
     case shutdown
     /// A concurrency limit refused it.
     case limit
+    /// A leg's session timer ran out (RFC 4028 §10): the party that was to refresh the session stopped.
+    case sessionExpired = "session_expired"
 
     /// The cause a final failure response means. The causes that are not a status (a ring timeout,
     /// a cancel, a command) are the bridge's to name.

@@ -547,4 +547,157 @@ import Testing
         }
         #expect(ended.cause == .failed)
     }
+
+    // MARK: - Session timers (RFC 4028), per leg
+
+    /// A connected call whose caller sent `callerHeaders` and whose callee answered with `calleeHeaders`: returns
+    /// the bridge's INVITE to the callee, its 200 to the caller and the caller's To tag.
+    func timedCall(_ harness: Harness, caller callerHeaders: [(String, String)], callee calleeHeaders: [(String, String)] = [])
+        throws -> (calleeInvite: SIPRequest, callerOK: SIPResponse, toTag: String) {
+        let (invite, ok) = try harness.answeredCall(callerHeaders: callerHeaders, calleeHeaders: calleeHeaders)
+        let toTag = try #require(ok.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.wire.take()
+        return (invite, ok, toTag)
+    }
+
+    /// A caller without timer support asking 90 s: the bridge is its refresher, and as its Allow lists UPDATE it
+    /// refreshes with an UPDATE without a body every 45 s, each 2xx starting the interval again.
+    @Test func theBridgeRefreshesTheCallerByUPDATEAtHalfTheInterval() throws {
+        let harness = Harness()
+        let (_, ok, _) = try timedCall(harness, caller: [("Session-Expires", "90"), ("Allow", "INVITE, ACK, BYE, UPDATE")])
+        #expect(ok.headers["Session-Expires"] == "90;refresher=uas")
+        #expect(ok.headers.values("Supported").contains("timer"))
+        #expect(!ok.headers.contains("Require"))
+        for round in 1...2 {
+            harness.advance(by: .milliseconds(44_999))
+            #expect(harness.wire.take().compactMap(\.request).isEmpty, "round \(round)")
+            harness.advance(by: .milliseconds(1))
+            let update = try #require(harness.wire.take().compactMap(\.request).first)
+            #expect(update.method == .update && update.body.isEmpty && update.callID == "caller-call-1")
+            // The bridge is the UPDATE's UAC: it names itself so.
+            #expect(update.headers["Session-Expires"] == "90;refresher=uac")
+            var answer = SIPResponse(replyingTo: update, status: 200)
+            answer.headers.add("Session-Expires", "90;refresher=uac")
+            harness.receive(.response(answer), from: Harness.caller)
+            #expect(harness.wire.take().isEmpty)
+        }
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    /// Without UPDATE in the callee's Allow the bridge refreshes B by re-INVITE with the SDP B last got (the
+    /// caller's offer, unchanged), ACKs its 2xx, and refreshes again an interval later.
+    @Test func theBridgeRefreshesTheCalleeByReINVITEWithTheSDPItLastGot() throws {
+        let harness = Harness()
+        let (invite, _, _) = try timedCall(harness, caller: [], callee: [("Session-Expires", "120;refresher=uac")])
+        #expect(invite.headers["Session-Expires"] == "1800" && invite.headers["Min-SE"] == "90")
+        #expect(invite.headers.values("Supported").contains("timer"))
+        harness.advance(by: .seconds(59))
+        #expect(harness.wire.take().compactMap(\.request).isEmpty)
+        harness.advance(by: .seconds(1))
+        let reinvite = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(reinvite.method == .invite && reinvite.callID == invite.callID && reinvite.cseq?.sequence == 2)
+        #expect(reinvite.body == Array(Harness.offer.utf8))
+        #expect(reinvite.headers["Session-Expires"] == "120;refresher=uac")
+        harness.receive(.response(Harness.calleeResponse(to: reinvite, status: 200, sdp: Harness.answer,
+                                                         headers: [("Session-Expires", "120;refresher=uac")])), from: Harness.callee)
+        let acks = harness.wire.take().compactMap(\.request)
+        #expect(acks.map(\.method) == [.ack] && acks.first?.cseq?.sequence == 2)
+        harness.advance(by: .seconds(60))
+        #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.invite])
+    }
+
+    /// An UPDATE the caller advertised but refuses (501) makes the bridge refresh by re-INVITE, with the SDP the
+    /// caller last got (B's answer), from then on; a 422 to that is tried again at once with its Min-SE (§7.3).
+    @Test func aRefusedRefreshUPDATEFallsBackToReINVITEAndA422IsRetried() throws {
+        let harness = Harness()
+        _ = try timedCall(harness, caller: [("Session-Expires", "90"), ("Allow", "INVITE, ACK, BYE, UPDATE")])
+        harness.advance(by: .seconds(45))
+        let update = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(update.method == .update)
+        harness.receive(.response(SIPResponse(replyingTo: update, status: 501)), from: Harness.caller)
+        let reinvite = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(reinvite.body == Array(Harness.answer.utf8) && reinvite.callID == "caller-call-1")
+        var tooSmall = SIPResponse(replyingTo: reinvite, status: 422)
+        tooSmall.headers.add("Min-SE", "120")
+        harness.receive(.response(tooSmall), from: Harness.caller)
+        let retry = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(retry.headers["Session-Expires"] == "120;refresher=uac" && retry.headers["Min-SE"] == "120")
+        #expect((retry.cseq?.sequence ?? 0) > (reinvite.cseq?.sequence ?? 0))
+        var ok = SIPResponse(replyingTo: retry, status: 200)
+        ok.headers.add("Contact", "<sip:alice@127.0.0.1:5999>")
+        ok.headers.add("Session-Expires", "120;refresher=uac")
+        harness.receive(.response(ok), from: Harness.caller)
+        #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.ack])
+        harness.advance(by: .seconds(60))
+        #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.invite])
+        #expect(harness.bus.types.last == "call.connected")
+    }
+
+    /// A caller that refreshes itself (Supported: timer) gets Require: timer; its relayed UPDATE refreshes its own leg
+    /// and B's, and the 2xx it gets names its interval, not B's. When it then stops, the bridge ends the call at
+    /// the expiry (RFC 4028 §10: a third of 90 s before its end) with BYE to both legs.
+    @Test func aCallerThatStopsRefreshingEndsTheCallWithBYEToBothLegs() throws {
+        let harness = Harness()
+        let (invite, ok, toTag) = try timedCall(harness, caller: [("Supported", "timer"), ("Session-Expires", "90")],
+                                                callee: [("Session-Expires", "1800;refresher=uas")])
+        #expect(ok.headers["Session-Expires"] == "90;refresher=uac")
+        #expect(ok.headers.values("Require").contains("timer"))
+
+        harness.advance(by: .seconds(40))
+        var update = harness.callerRequest(.update, cseq: 2, toTag: toTag, branch: "z9hG4bKup1")
+        update.headers.add("Supported", "timer")
+        update.headers.add("Session-Expires", "90;refresher=uac")
+        harness.receive(.request(update), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first)
+        #expect(relayed.method == .update && relayed.callID == invite.callID)
+        // B's leg gets the bridge's own refresh headers, not the caller's.
+        #expect(relayed.headers["Session-Expires"] == "1800;refresher=uas")
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 200, headers: [("Session-Expires", "1800;refresher=uas")])),
+                        from: Harness.callee)
+        let back = try #require(harness.wire.take().compactMap(\.response).first)
+        #expect(back.status == 200)
+        #expect(back.headers.values("Session-Expires") == ["90;refresher=uac"])
+        #expect(back.headers.values("Require").contains("timer"))
+
+        harness.advance(by: .seconds(59))
+        #expect(!harness.wire.take().compactMap(\.request).contains { $0.method == .bye })
+        harness.advance(by: .seconds(1))
+        let byes = harness.wire.take().compactMap(\.request).filter { $0.method == .bye }
+        #expect(Set(byes.compactMap(\.callID)) == ["caller-call-1", invite.callID])
+        guard case .callEnded(let ended)? = harness.bus.events.last?.body else {
+            Issue.record("no call.ended: \(harness.bus.types)")
+            return
+        }
+        #expect(ended.cause == .sessionExpired && ended.by == .bridge)
+    }
+
+    /// RFC 4028 §9: a caller that supports timers and asks for less than Min-SE gets 422 with it, before a worker is
+    /// asked or a B leg dialled.
+    @Test func tooSmallAnIntervalFromTheCallerIs422BeforeAnyBLeg() throws {
+        let harness = Harness()
+        harness.receive(.request(harness.callerInvite(headers: [("Supported", "timer"), ("Session-Expires", "60")])), from: Harness.caller)
+        let sent = harness.wire.take()
+        let refusal = try #require(sent.compactMap(\.response).first { $0.status >= 200 })
+        #expect(refusal.status == 422 && refusal.headers["Min-SE"] == "90")
+        #expect(sent.compactMap(\.request).isEmpty)
+        #expect(harness.bus.decisionRequests.isEmpty)
+    }
+
+    /// RFC 4028 §7.3: B's 422 gets one more INVITE (same Call-ID and From tag, CSeq one up) asking for its Min-SE;
+    /// a second 422 is the leg's failure, not a loop.
+    @Test func a422FromTheCalleeIsRetriedOnceWithItsMinSE() throws {
+        let harness = Harness()
+        let invite = try harness.bridgeToCallee()
+        harness.receive(.response(Harness.calleeResponse(to: invite, status: 422, headers: [("Min-SE", "3600")])), from: Harness.callee)
+        let retry = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(retry.callID == invite.callID && retry.from?.tag == invite.from?.tag && retry.cseq?.sequence == 2)
+        #expect(retry.topVia?.branch != invite.topVia?.branch)
+        #expect(retry.headers["Session-Expires"] == "3600" && retry.headers["Min-SE"] == "3600")
+        #expect(retry.body == invite.body)
+
+        harness.receive(.response(Harness.calleeResponse(to: retry, status: 422, headers: [("Min-SE", "7200")])), from: Harness.callee)
+        #expect(!harness.wire.take().compactMap(\.request).contains { $0.method == .invite })
+        #expect(harness.bus.types.contains("call.ended"))
+    }
 }

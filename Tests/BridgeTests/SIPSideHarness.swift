@@ -105,7 +105,8 @@ final class SIPSideHarness {
 
     // MARK: - A caller and a callee
 
-    func callerInvite(branch: String = "z9hG4bKcaller1", callID: String = "caller-call-1", maxForwards: Int = 70) -> SIPRequest {
+    func callerInvite(branch: String = "z9hG4bKcaller1", callID: String = "caller-call-1", maxForwards: Int = 70,
+                      headers: [(String, String)] = []) -> SIPRequest {
         var invite = SIPRequest(method: .invite, uri: SIPAnyURI("sip:bob@127.0.0.1:5080")!)
         invite.headers.add("Via", "SIP/2.0/UDP 127.0.0.1:5999;branch=\(branch);rport")
         invite.headers.add("Max-Forwards", "\(maxForwards)")
@@ -114,6 +115,7 @@ final class SIPSideHarness {
         invite.headers.add("Call-ID", callID)
         invite.headers.add("CSeq", "1 INVITE")
         invite.headers.add("Contact", "<sip:alice@127.0.0.1:5999>")
+        for (name, value) in headers { invite.headers.add(name, value) }
         invite.headers.add("Content-Type", "application/sdp")
         invite.body = Array(Self.offer.utf8)
         return invite
@@ -136,9 +138,11 @@ final class SIPSideHarness {
     }
 
     /// The callee's answer to the bridge's INVITE (or a fork's, with another tag).
-    static func calleeResponse(to invite: SIPRequest, status: Int, toTag: String = "bob1", sdp: String? = nil) -> SIPResponse {
+    static func calleeResponse(to invite: SIPRequest, status: Int, toTag: String = "bob1", sdp: String? = nil,
+                               headers: [(String, String)] = []) -> SIPResponse {
         var response = SIPResponse(replyingTo: invite, status: status, toTag: status == 100 ? nil : toTag)
         if status > 100 { response.headers.add("Contact", "<sip:bob@127.0.0.2:5070>") }
+        for (name, value) in headers { response.headers.add(name, value) }
         if let sdp {
             response.headers.add("Content-Type", "application/sdp")
             response.body = Array(sdp.utf8)
@@ -163,8 +167,8 @@ final class SIPSideHarness {
     }
 
     /// Runs a caller's INVITE through to the bridge's INVITE to the callee: returns that INVITE.
-    func bridgeToCallee(ringTimeoutMs: Int? = nil, maxForwards: Int = 70) throws -> SIPRequest {
-        receive(.request(callerInvite(maxForwards: maxForwards)), from: Self.caller)
+    func bridgeToCallee(ringTimeoutMs: Int? = nil, maxForwards: Int = 70, callerHeaders: [(String, String)] = []) throws -> SIPRequest {
+        receive(.request(callerInvite(maxForwards: maxForwards, headers: callerHeaders)), from: Self.caller)
         let route = BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@127.0.0.2:5070", ringTimeoutMs: ringTimeoutMs)], mode: .serial)
         resolveAll(.decided(.bridge(route), workerId: "w1"))
         guard let invite = wire.take().compactMap(\.request).first(where: { $0.method == .invite }) else {
@@ -174,10 +178,11 @@ final class SIPSideHarness {
     }
 
     /// A bridged call up to the callee's 200: returns the bridge's INVITE to the callee and its 200 to the caller.
-    func answeredCall() throws -> (calleeInvite: SIPRequest, callerOK: SIPResponse) {
-        let invite = try bridgeToCallee()
+    func answeredCall(callerHeaders: [(String, String)] = [], calleeHeaders: [(String, String)] = []) throws
+        -> (calleeInvite: SIPRequest, callerOK: SIPResponse) {
+        let invite = try bridgeToCallee(callerHeaders: callerHeaders)
         receive(.response(Self.calleeResponse(to: invite, status: 180)), from: Self.callee)
-        receive(.response(Self.calleeResponse(to: invite, status: 200, sdp: Self.answer)), from: Self.callee)
+        receive(.response(Self.calleeResponse(to: invite, status: 200, sdp: Self.answer, headers: calleeHeaders)), from: Self.callee)
         guard let ok = wire.take().compactMap(\.response).first(where: { $0.status == 200 }) else {
             throw HarnessError.nothingSent("200 to the caller")
         }

@@ -111,6 +111,7 @@ import Testing
         #expect(EndCause.allCases.map(\.rawValue) == [
             "normal_clearing", "caller_cancelled", "busy", "no_answer", "rejected", "unavailable", "failed",
             "hangup_command", "bridge_restart", "shutdown", "limit",
+            "session_expired",
         ])
     }
 }

@@ -4,7 +4,7 @@ registered at Kamailio (openser-cfg/kamailio.cfg) as a subscriber, with a behavi
 Callees (sipp UAS, scenarios/phone_<behaviour>.xml), started by start(): they REGISTER
 with digest auth first, then treat every INVITE that Kamailio forwards to them:
     "answer"    180, ring_ms later 200 + SDP; answers re-INVITEs (hold/unhold; the 200's
-                Contact names reinvite_contact_user) and BYE, or hangs up itself
+                Contact names reinvite_contact_user), UPDATEs and BYE, or hangs up itself
                 hangup_after_ms after the answer; a CANCEL while ringing gets 200 + 487
     "busy"      486 Busy Here
     "noanswer"  180 and nothing more; CANCEL -> 200 + 487
@@ -26,6 +26,11 @@ INVITE a number through Kamailio (407 handled):
                 cancel_after_ms after the proxy's 100 (200 + 487, ACK), BYE hold_ms later
     "reinvite_nosdp"  re-INVITE without SDP talk_ms after the answer; the 200 carries the
                 other side's offer, the ACK the answer; BYE hold_ms later
+    "timer"     session timer (RFC 4028) Session-Expires: 90;refresher=uac: a refresh re-INVITE
+                talk_ms after the answer, a refresh UPDATE hold_ms later, then none: it
+                waits for the BYE of the expired session
+    "timer_refreshed"  session timer Session-Expires: 90;refresher=uas (UPDATE allowed): answers
+                the refreshes it gets, BYE after the refreshes-th
 
 Every phone writes a message trace; messages(), received(), final_status() read it.
 Phones are stopped with the `sipp` fixture (they are in its `running` list) and their
@@ -57,7 +62,8 @@ CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
                     "cancel": "phone_call_cancel.xml", "sipi": "phone_call_sipi.xml",
                     "reinvite_cancel": "phone_call_reinvite_cancel.xml",
-                    "reinvite_nosdp": "phone_call_reinvite_nosdp.xml"}
+                    "reinvite_nosdp": "phone_call_reinvite_nosdp.xml",
+                    "timer": "phone_call_timer.xml", "timer_refreshed": "phone_call_timer_refreshed.xml"}
 
 _SEPARATOR = "----------------------------------------------- "
 
@@ -242,18 +248,21 @@ def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
 
 
 def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_after_ms=0,
-         talk_ms=500, hold_ms=500, unhold_talk_ms=None, cancel_after_ms=500, timeout=30,
+         talk_ms=500, hold_ms=500, unhold_talk_ms=None, cancel_after_ms=500, refreshes=2, timeout=30,
          name=None):
     """Start a caller phone: it registers as `user`, then calls `number` through
     `kamailio`; returns at once (finish() waits for the end of the call).
-    behaviour: call | sipi | hold | cancel | reinvite_cancel | reinvite_nosdp. "call":
+    behaviour: call | sipi | hold | cancel | reinvite_cancel | reinvite_nosdp | timer | timer_refreshed. "call":
     hangup_after_ms > 0 = BYE that long after the answer, 0 = wait for the remote BYE; final failures
     (486, 603, ...) end the call normally (see final_status()); "sipi" the same as a SIP-I trunk (SDP
     and ISUP in multipart/mixed). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
     unhold_talk_ms (default talk_ms), BYE; a BYE from the other side meanwhile ends the
     call normally. "cancel": CANCEL cancel_after_ms after the 180. "reinvite_cancel": talk_ms,
     re-INVITE, CANCEL it cancel_after_ms after the proxy's 100, BYE hold_ms after the 487.
-    "reinvite_nosdp": talk_ms, re-INVITE without SDP, answer in the ACK, BYE hold_ms later."""
+    "reinvite_nosdp": talk_ms, re-INVITE without SDP, answer in the ACK, BYE hold_ms later.
+    "timer": Session-Expires 90 refreshed by re-INVITE talk_ms after the answer and by UPDATE hold_ms
+    later, then no more: the call ends at the session's expiry with the bridge's BYE.
+    "timer_refreshed": Session-Expires 90 refreshed by the other side; BYE after `refreshes` refreshes."""
     scenario = CALLER_SCENARIOS[behaviour]
     name = name or f"caller-{user}"
     password = password if password is not None else USERS[user]
@@ -264,7 +273,9 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
             "cancel": {"cancel_after_ms": int(cancel_after_ms)},
             "reinvite_cancel": {"talk_ms": int(talk_ms), "cancel_after_ms": int(cancel_after_ms),
                                 "hold_ms": int(hold_ms)},
-            "reinvite_nosdp": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms)}}[behaviour]
+            "reinvite_nosdp": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms)},
+            "timer": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms)},
+            "timer_refreshed": {"refreshes": int(refreshes)}}[behaviour]
     argv = _argv(sipp, name, scenario, port, user, password, keys,
                  ["-m", 1, "-s", number, f"{LOCAL}:{kamailio.port}"], timeout)
     proc = _launch(sipp, name, argv)

@@ -6,6 +6,7 @@ Calls to numbers that are not subscribers (5000, 5001, ...) go to the bridge; th
 worker's plan bridges them to registered users, whom the bridge reaches through
 Kamailio's location service (--outbound-proxy)."""
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -288,6 +289,62 @@ def test_an_offerless_reinvite_gets_the_far_offer_and_its_ack_answers_the_far_le
     assert alice_ok.body.strip() == bob_offer, alice.report()
     answer = alice.sent("ACK")[-1].body.strip()
     assert answer and bob.received("ACK")[-1].body.strip() == answer, bob.report()
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
+
+
+def test_session_timers_per_leg_refresh_through_kamailio_and_a_quiet_refresher_ends_the_call(b2b, sipp):
+    """Issue 12 item 8, RFC 4028 per leg: alice asks Session-Expires 90 and refreshes herself, by
+    re-INVITE at 30 s and UPDATE at 60 s; both reach bob with bob's leg's own interval (the bridge
+    asks bob 100 s and refreshes his leg), never alice's. The bridge refreshes bob by re-INVITE with
+    the SDP bob last got once no refresh crossed his leg for half of it (at 110 s). Alice then stops
+    refreshing, and at her session's expiry (120 s: 90 less a third, 30 s, after her UPDATE) the bridge
+    BYEs both legs with cause session_expired. About two minutes: the smallest interval is 90 s."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}},
+            bridge_args=("--session-expires", "100"))
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100, timeout=200)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "timer", talk_ms=30_000, hold_ms=30_000, timeout=200)
+    finished(alice, bob, timeout=190)
+    ok = [m for m in alice.responses("INVITE") if m.status == 200]
+    assert [m.header("Session-Expires") for m in ok] == [["90;refresher=uac"]] * 2, alice.report()
+    assert all("timer" in m.header("Require") for m in ok), alice.report()
+    assert [m.header("Session-Expires") for m in alice.responses("UPDATE") if m.status == 200] == \
+        [["90;refresher=uac"]], alice.report()
+    invites = bob.received("INVITE")
+    assert len(invites) == 3 and len(bob.received("UPDATE")) == 1, bob.report()
+    assert invites[0].header("Session-Expires") == ["100"] and "timer" in invites[0].header("Supported"), bob.report()
+    # alice's refreshes reach bob with his leg's interval; the last re-INVITE is the bridge's own
+    assert invites[1].header("Session-Expires") == ["100;refresher=uac"], bob.report()
+    assert bob.received("UPDATE")[0].header("Session-Expires") == ["100;refresher=uac"], bob.report()
+    assert invites[2].body.strip() == invites[0].body.strip(), bob.report()
+    assert len(bob.received("BYE")) == 1 and len(alice.received("BYE")) == 1, (alice.report(), bob.report())
+    ended = s.bus.wait("call.ended")["ended"]
+    assert ended["cause"] == "session_expired" and ended["by"] == "bridge", ended
+    assert 115_000 <= ended["talk_ms"] <= 130_000, ended
+
+
+def test_the_bridge_refreshes_each_leg_itself_by_update_and_by_reinvite(b2b, sipp):
+    """Issue 12 item 8, the bridge as refresher on both legs: alice asks Session-Expires
+    90;refresher=uas with UPDATE in her Allow, so the bridge refreshes her every 45 s by UPDATE; bob
+    allows no UPDATE, so his leg (100 s) gets a re-INVITE with the SDP he last got every 50 s. Alice
+    hangs up after SWITCHBOARD_SESSION_TIMER_REFRESHES of the bridge's refreshes (default 2, about
+    a minute and a half; 13 is the issue's ten-minute run) and the call ends normally."""
+    refreshes = int(os.environ.get("SWITCHBOARD_SESSION_TIMER_REFRESHES", "2"))
+    seconds = refreshes * 45
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}},
+            bridge_args=("--session-expires", "100"))
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100, timeout=seconds + 60)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "timer_refreshed", refreshes=refreshes,
+                        timeout=seconds + 60)
+    finished(alice, bob, timeout=seconds + 50)
+    ok = [m for m in alice.responses("INVITE") if m.status == 200]
+    assert ok[0].header("Session-Expires") == ["90;refresher=uas"] and not ok[0].header("Require"), alice.report()
+    updates = alice.received("UPDATE")
+    assert len(updates) == refreshes and not alice.received("INVITE"), alice.report()
+    assert all(u.header("Session-Expires") == ["90;refresher=uac"] and not u.body.strip() for u in updates), alice.report()
+    invites = bob.received("INVITE")
+    assert len(invites) - 1 == seconds // 50 and not bob.received("UPDATE"), bob.report()
+    assert all(i.body.strip() == invites[0].body.strip() for i in invites[1:]), bob.report()
     ended = s.bus.wait("call.ended")["ended"]
     assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
 

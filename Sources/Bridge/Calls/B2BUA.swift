@@ -50,13 +50,17 @@ final class B2BUA {
     private var nextOriginate: UInt64 = 0
     private let callPrefix: String
     private var stopping = false
-    private lazy var uac = UACLegs(configuration: configuration, loop: loop, client: client, bus: bus, destinations: destinations, logger: logger,
+    private lazy var uac: UACLegs = UACLegs(configuration: configuration, loop: loop, client: client, bus: bus, destinations: destinations, logger: logger,
                                    report: { [unowned self] call, event in drive(call, event) },
                                    register: { [unowned self] leg, call, index in
                                        dialogs[DialogKey(callID: leg.sipCallId, localTag: leg.localTag)] = (call.id, index)
-                                   })
-    private lazy var uas = UASLegs(loop: loop, timers: configuration.timers, transactions: transactions, client: client, uac: uac,
-                                   logger: logger, report: { [unowned self] call, event in drive(call, event) })
+                                   },
+                                   refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) })
+    private lazy var uas: UASLegs = UASLegs(loop: loop, timers: configuration.timers, transactions: transactions, client: client, uac: uac,
+                                   logger: logger, report: { [unowned self] call, event in drive(call, event) },
+                                   refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) })
+    private lazy var sessions: SessionRefreshes = SessionRefreshes(loop: loop, timers: configuration.timers, client: client, uac: uac, logger: logger,
+                                                 report: { [unowned self] call, event in drive(call, event) })
 
     private let callsGauge = Gauge(label: "switchboard_calls_active")
     private let callsEnded = Counter(label: "switchboard_calls_ended_total")
@@ -122,8 +126,10 @@ final class B2BUA {
             transactions.respond(serverKey, SIPResponse(replyingTo: invite, status: 400, reason: "Missing Contact", toTag: toTag))
             return
         }
-        let leg = LegSIP(sipCallId: invite.callID ?? "", localTag: toTag, serverKey: serverKey, destination: destination)
+        let leg = LegSIP(sipCallId: invite.callID ?? "", localTag: toTag, serverKey: serverKey, destination: destination,
+                         sessionTimer: SessionTimer(role: .uas, configuration: configuration.sessionTimer))
         leg.dialog = dialog
+        leg.peerAllowsUpdate = LegSIP.allowsUpdate(invite)
         call.sip[.first] = leg
         calls[callId] = call
         dialogs[DialogKey(callID: leg.sipCallId, localTag: toTag)] = (callId, .first)
@@ -188,6 +194,7 @@ final class B2BUA {
             if leg == .first, call.flow.kind == .inbound { return }
             uac.cancel(call, leg: leg)
         case .bye(let leg):
+            call.sip[leg]?.sessionTask?.cancel()
             uas.bye(call, leg: leg)
         case .provisionalToCaller(let status, let sdp):
             uas.provisionalToCaller(call, status: status, sdp: sdp)
@@ -229,6 +236,7 @@ final class B2BUA {
             leg.ringTimer?.cancel()
             if !leg.byeAfterACK { leg.unacknowledged?.timer?.cancel() }
             leg.relaying?.timerC?.cancel()
+            leg.sessionTask?.cancel()
         }
         if call.sip.values.contains(where: \.byeAfterACK) { awaitingACK[call.id] = call }
         loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.timers.t1 * 64)) { [self] in

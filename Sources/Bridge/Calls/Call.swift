@@ -80,15 +80,25 @@ final class LegSIP {
         let request: SIPRequest
         let far: LegID
         let farInvite: SIPRequest
+        let session: SessionRefresh?
         var timerC: Scheduled<Void>?
 
-        init(machine: RelayedReinvite, key: TransactionKey, request: SIPRequest, far: LegID, farInvite: SIPRequest) {
+        init(machine: RelayedReinvite, key: TransactionKey, request: SIPRequest, far: LegID, farInvite: SIPRequest,
+             session: SessionRefresh?) {
             self.machine = machine
             self.key = key
             self.request = request
             self.far = far
             self.farInvite = farInvite
+            self.session = session
         }
+    }
+
+    /// What a relayed re-INVITE or UPDATE does to its requester's session timer (RFC 4028 §9): the timer as the
+    /// request leaves it and the header fields for the 2xx, both taken only once the far side answers 2xx.
+    struct SessionRefresh {
+        let requester: SessionTimer
+        let headers: [SIPHeader]
     }
 
     let sipCallId: String
@@ -113,14 +123,26 @@ final class LegSIP {
     var busy = false
     /// The peer's re-INVITE the bridge is relaying to the other leg.
     var relaying: Relay?
+    /// The leg's session timer (RFC 4028): the bridge ends the timer of each leg itself, as its UA.
+    var sessionTimer: SessionTimer
+    /// The refresh or expiry `sessionTimer` asks for next, on the call's loop.
+    var sessionTask: Scheduled<Void>?
+    /// The peer's Allow lists UPDATE: the bridge's refreshes go as UPDATE, else as re-INVITE (RFC 4028 §7.4).
+    var peerAllowsUpdate = false
 
     init(sipCallId: String, localTag: String, invite: SIPRequest? = nil, serverKey: TransactionKey? = nil,
-         destination: SocketAddress) {
+         destination: SocketAddress, sessionTimer: SessionTimer) {
         self.sipCallId = sipCallId
         self.localTag = localTag
+        self.sessionTimer = sessionTimer
         setup = invite.map(Setup.inviting)
         self.serverKey = serverKey
         self.destination = destination
+    }
+
+    /// Whether `message`'s Allow lists UPDATE.
+    static func allowsUpdate(_ message: some SIPMessageFields) -> Bool {
+        message.headers.values("Allow").contains { $0.trimmingCharacters(in: .whitespaces).uppercased() == "UPDATE" }
     }
 
     /// Our INVITE while it is unanswered.

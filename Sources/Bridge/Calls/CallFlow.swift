@@ -70,6 +70,8 @@ struct CallFlow {
         case shutdown
         /// The call reached the bridge's maximum duration.
         case durationLimit
+        /// The leg's session timer ran out without a refresh (RFC 4028 §10): BYE to every leg, the silent one too.
+        case sessionExpired(leg: LegID)
     }
 
     enum Action: Sendable, Equatable {
@@ -237,6 +239,9 @@ struct CallFlow {
             return end(cause: .shutdown, status: 503, by: .bridge, at: now)
         case .durationLimit:
             return end(cause: .limit, status: nil, by: .bridge, at: now)
+        case .sessionExpired(let leg):
+            guard legs[leg]?.state == .answered else { return [] }
+            return end(cause: .sessionExpired, status: nil, by: .bridge, at: now)
         }
     }
 

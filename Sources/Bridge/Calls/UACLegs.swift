@@ -19,9 +19,12 @@ final class UACLegs {
     private let report: (Call, CallFlow.Event) -> Void
     /// Called when a leg's dialog is known by Call-ID and tag, so requests in it find the call.
     private let register: (LegSIP, Call, LegID) -> Void
+    /// Called when a 2xx refreshed the leg's session (RFC 4028): its session timer starts again.
+    private let refreshed: (Call, LegID) -> Void
 
     init(configuration: BridgeConfiguration, loop: EventLoop, client: SIPClient, bus: BridgeBus, destinations: DestinationGuard, logger: Logger,
-         report: @escaping (Call, CallFlow.Event) -> Void, register: @escaping (LegSIP, Call, LegID) -> Void) {
+         report: @escaping (Call, CallFlow.Event) -> Void, register: @escaping (LegSIP, Call, LegID) -> Void,
+         refreshed: @escaping (Call, LegID) -> Void) {
         self.configuration = configuration
         self.loop = loop
         self.client = client
@@ -30,6 +33,7 @@ final class UACLegs {
         self.logger = logger
         self.report = report
         self.register = register
+        self.refreshed = refreshed
     }
 
     /// Built on first use, once the socket is bound; every dialog then shares its storage.
@@ -55,6 +59,8 @@ final class UACLegs {
         request.headers.add("Contact", localContact.description)
         request.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
         request.headers.add("X-Switchboard-Call-Id", call.id)
+        let sessionTimer = SessionTimer(role: .uac, configuration: configuration.sessionTimer)
+        for header in sessionTimer.requestHeaders() { request.headers.add(header.name, header.value) }
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { request.headers.add(name, value) }
         if let sdp {
             request.headers.add("Content-Type", "application/sdp")
@@ -65,7 +71,7 @@ final class UACLegs {
             report(call, .failed(leg: index, status: 503, reason: "No Route"))
             return
         }
-        let leg = LegSIP(sipCallId: sipCallId, localTag: tag, invite: request, destination: destination)
+        let leg = LegSIP(sipCallId: sipCallId, localTag: tag, invite: request, destination: destination, sessionTimer: sessionTimer)
         call.sip[index] = leg
         register(leg, call, index)
         if let role = call.flow.legs[index]?.role {
@@ -108,7 +114,12 @@ final class UACLegs {
                 // Answered: no CANCEL can follow, and another fork's 2xx is handled from the dialog.
                 leg.setup = .answered(response)
                 leg.destination = destination(in: dialog) ?? leg.destination
+                leg.sessionTimer.received2xx(response)
+                leg.peerAllowsUpdate = LegSIP.allowsUpdate(response)
                 report(call, .answered(leg: index, sdp: MessageBody.sdp(of: response)))
+                refreshed(call, index)
+            } else if response.status == 422, retryWithLargerInterval(response, call: call, leg: index) {
+                return
             } else if (300...399).contains(response.status) {
                 report(call, .redirected(leg: index, status: response.status, reason: response.reason,
                                          targets: redirectTargets(response, call: call)))
@@ -131,6 +142,23 @@ final class UACLegs {
 
     private static func q(_ contact: NameAddress) -> Double {
         contact.parameters.value(for: "q").flatMap(Double.init) ?? 1
+    }
+
+    /// RFC 4028 §7.3: a 422 to the leg's INVITE is tried once more, asking for the interval its Min-SE names, as
+    /// a new transaction for the same dialog-to-be (the same Call-ID and From tag, CSeq one up). False when the
+    /// retry was made already, or the 422 names no larger interval.
+    private func retryWithLargerInterval(_ response: SIPResponse, call: Call, leg index: LegID) -> Bool {
+        guard let leg = call.sip[index], var invite = leg.invite, let cseq = invite.cseq, cseq.sequence == 1,
+              leg.sessionTimer.received422(response) != nil else { return false }
+        invite.headers.set("Via", client.makeVia().description)
+        invite.headers.set("CSeq", "\(cseq.sequence + 1) INVITE")
+        for header in leg.sessionTimer.requestHeaders() { invite.headers.set(header.name, header.value) }
+        leg.setup = .inviting(invite)
+        leg.gotProvisional = false
+        logger.info("422 from the leg: INVITE sent again with a larger Session-Expires",
+                    metadata: ["call.id": "\(call.id)", "sip.call_id": "\(leg.sipCallId)"])
+        client.send(invite, to: leg.destination) { [self] outcome in inviteOutcome(call, leg: index, outcome) }
+        return true
     }
 
     /// A 2xx after the leg's first one (RFC 3261 §13.2.2.4): the same dialog's retransmission gets our ACK
@@ -204,12 +232,29 @@ final class UACLegs {
         }
     }
 
-    /// A re-INVITE of the flow's (the 3PCC join, hold); the leg is busy until it is answered, so a peer's
-    /// crossing re-INVITE gets 491 (RFC 3261 §14.2). Timer C bounds the wait for its final response.
+    /// A re-INVITE of the flow's (the 3PCC join, hold).
     func reinvite(_ call: Call, leg index: LegID, sdp: [UInt8]?) {
         guard let leg = call.sip[index], var dialog = leg.dialog else { return }
         let request = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
         leg.dialog = dialog
+        sendReinvite(request, call: call, leg: index) { [self] response in
+            if response.isSuccess {
+                report(call, .reinviteAnswered(leg: index, sdp: MessageBody.sdp(of: response)))
+            } else {
+                report(call, .reinviteFailed(leg: index, status: response.status))
+            }
+        }
+    }
+
+    /// A re-INVITE of the bridge's own in the leg's dialog, which refreshes the leg's session too (RFC 4028 §7.4:
+    /// it carries the leg's session timer header fields). The leg is busy until it is answered, so a peer's
+    /// crossing re-INVITE gets 491 (RFC 3261 §14.2); Timer C bounds the wait for its final response. A 2xx moves
+    /// the remote target, is ACKed and restarts the leg's session timer before `final` gets it; no answer at all
+    /// loses the leg.
+    func sendReinvite(_ request: SIPRequest, call: Call, leg index: LegID, final: @escaping (SIPResponse) -> Void) {
+        guard let leg = call.sip[index] else { return }
+        var request = request
+        for header in leg.sessionTimer.requestHeaders() { request.headers.add(header.name, header.value) }
         leg.busy = true
         let timerC = TimerCRun(machine: InviteTimerC(timers: configuration.timers))
         run(timerC, timerC.machine.start(), of: request, call: call, leg: index)
@@ -220,15 +265,15 @@ final class UACLegs {
                 run(timerC, timerC.machine.received(status: response.status), of: request, call: call, leg: index)
                 if response.isProvisional {
                     call.sip[index]?.busy = true
-                } else if response.isSuccess {
-                    if let leg = call.sip[index] {
-                        refreshTarget(leg, with: response)
-                        sendACK(for: response, leg: leg)
-                    }
-                    report(call, .reinviteAnswered(leg: index, sdp: MessageBody.sdp(of: response)))
-                } else {
-                    report(call, .reinviteFailed(leg: index, status: response.status))
+                    return
                 }
+                if response.isSuccess, let leg = call.sip[index] {
+                    refreshTarget(leg, with: response)
+                    sendACK(for: response, leg: leg)
+                    leg.sessionTimer.received2xx(response)
+                    refreshed(call, index)
+                }
+                final(response)
             case .timeout, .transportError:
                 run(timerC, timerC.machine.transactionEnded(), of: request, call: call, leg: index)
                 report(call, .lost(leg: index))

@@ -15,9 +15,11 @@ final class UASLegs {
     private let logger: Logger
     /// Hands news to the call's flow (the B2BUA drives it).
     private let report: (Call, CallFlow.Event) -> Void
+    /// Called when a 2xx refreshed the leg's session (RFC 4028): its session timer starts again.
+    private let refreshed: (Call, LegID) -> Void
 
     init(loop: EventLoop, timers: SIPTimers, transactions: ServerResponder, client: SIPClient, uac: UACLegs, logger: Logger,
-         report: @escaping (Call, CallFlow.Event) -> Void) {
+         report: @escaping (Call, CallFlow.Event) -> Void, refreshed: @escaping (Call, LegID) -> Void) {
         self.loop = loop
         self.timers = timers
         self.transactions = transactions
@@ -25,6 +27,7 @@ final class UASLegs {
         self.uac = uac
         self.logger = logger
         self.report = report
+        self.refreshed = refreshed
     }
 
     // MARK: - The caller's INVITE
@@ -36,15 +39,24 @@ final class UASLegs {
         transactions.respond(key, response)
     }
 
+    /// The 2xx to the caller carries the session interval agreed with it (RFC 4028 §9), its own and not B's; the
+    /// caller's session timer starts with it.
     func answerCaller(_ call: Call, sdp: [UInt8]?) {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
         var response = SIPResponse(replyingTo: invite, status: 200, toTag: leg.localTag)
         decorate(&response, for: invite, sdp: sdp)
-        // RFC 3261 §13.3.1.4: a 2xx to an INVITE names the methods allowed in the dialog and the
-        // extensions supported (none: no 100rel, no session timer).
+        // RFC 3261 §13.3.1.4: a 2xx to an INVITE names the methods allowed in the dialog; the edge answered
+        // 422 to an INVITE asking for too small a session interval, so this is a success.
         response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
-        response.headers.add("Supported", "")
+        addSessionTimer((try? leg.sessionTimer.received(invite).get()) ?? [], to: &response)
         retransmitUntilACK(call, leg: .first, response: response, key: key, initial: true)
+        refreshed(call, .first)
+    }
+
+    /// `Supported: timer` and the leg's Session-Expires (and Require) in a 2xx to a session refresh request.
+    private func addSessionTimer(_ headers: [SIPHeader], to response: inout SIPResponse) {
+        response.headers.add("Supported", "timer")
+        for header in headers { response.headers.add(header.name, header.value) }
     }
 
     func rejectCaller(_ call: Call, status: Int, reason: String, reasonHeader: String?) {
@@ -166,10 +178,30 @@ final class UASLegs {
             transactions.respond(key, SIPResponse(replyingTo: request, status: 491))
             return
         }
-        let relayed = otherDialog.makeRequest(request.method, via: client.makeVia(), body: request.body, contentType: request.contentType)
+        // RFC 4028: a re-INVITE or UPDATE refreshes the session of each leg it crosses, each with its own timer. The
+        // requester's is negotiated now and kept once the far side answers 2xx; too small an interval is a 422 here.
+        var requesterTimer: SessionTimer?
+        var requesterHeaders: [SIPHeader] = []
+        if request.method != .info, var timer = call.sip[index]?.sessionTimer {
+            switch timer.received(request) {
+            case .success(let headers):
+                requesterTimer = timer
+                requesterHeaders = headers
+            case .failure(let problem):
+                var response = SIPResponse(replyingTo: request, status: problem.status, reason: problem.reason, toTag: call.sip[index]?.localTag)
+                for header in problem.headers { response.headers.add(header.name, header.value) }
+                transactions.respond(key, response)
+                return
+            }
+        }
+        var relayed = otherDialog.makeRequest(request.method, via: client.makeVia(), body: request.body, contentType: request.contentType)
         otherLeg.dialog = otherDialog
+        if request.method != .info {
+            for header in otherLeg.sessionTimer.requestHeaders() { relayed.headers.add(header.name, header.value) }
+        }
+        let session = requesterTimer.map { LegSIP.SessionRefresh(requester: $0, headers: requesterHeaders) }
         guard request.method == .invite else {
-            relayNonInvite(request, key: key, as: relayed, from: index, to: other, in: call)
+            relayNonInvite(request, key: key, as: relayed, from: index, to: other, in: call, session: session)
             return
         }
         // RFC 3261 §17.2.1: the far side's answer takes a round trip, so 100 Trying now; it also lets the
@@ -177,7 +209,7 @@ final class UASLegs {
         transactions.respond(key, SIPResponse(replyingTo: request, status: 100))
         otherLeg.busy = true
         let relay = LegSIP.Relay(machine: RelayedReinvite(offer: request.body, timers: timers), key: key, request: request, far: other,
-                                 farInvite: relayed)
+                                 farInvite: relayed, session: session)
         call.sip[index]?.relaying = relay
         step(relay, from: index, in: call) { $0.start() }
         uac.sendInDialog(relayed, leg: otherLeg) { [self] outcome in
@@ -219,8 +251,9 @@ final class UASLegs {
                 if let farLeg = call.sip[relay.far] { uac.cancelInDialog(relay.farInvite, leg: farLeg) }
             case .relayFinal(let answer):
                 if let farLeg = call.sip[relay.far] { uac.refreshTarget(farLeg, with: answer) }
-                let response = relayedResponse(answer, to: relay.request, toTag: call.sip[index]?.localTag)
+                var response = relayedResponse(answer, to: relay.request, toTag: call.sip[index]?.localTag)
                 if response.isSuccess {
+                    sessionRefreshed(answer, session: relay.session, into: &response, requester: index, far: relay.far, in: call)
                     retransmitUntilACK(call, leg: index, response: response, key: relay.key)
                 } else {
                     transactions.respond(relay.key, response)
@@ -237,9 +270,22 @@ final class UASLegs {
         }
     }
 
+    /// A relayed refresh was answered 2xx: each leg's session timer takes its side's news (the requester's from its
+    /// request, the far leg's from the 2xx) and starts again, and the requester's 2xx carries its own
+    /// Session-Expires, not the far side's, which `relayedResponse` never copies. INFO refreshes nothing.
+    private func sessionRefreshed(_ answer: SIPResponse, session: LegSIP.SessionRefresh?, into response: inout SIPResponse,
+                                  requester index: LegID, far: LegID, in call: Call) {
+        guard let session else { return }
+        call.sip[far]?.sessionTimer.received2xx(answer)
+        call.sip[index]?.sessionTimer = session.requester
+        addSessionTimer(session.headers, to: &response)
+        refreshed(call, index)
+        refreshed(call, far)
+    }
+
     /// UPDATE and INFO: the far side's final response goes back to the requester.
     private func relayNonInvite(_ request: SIPRequest, key: TransactionKey, as relayed: SIPRequest, from index: LegID, to other: LegID,
-                                in call: Call) {
+                                in call: Call, session: LegSIP.SessionRefresh?) {
         guard let otherLeg = call.sip[other] else { return }
         let toTag = call.sip[index]?.localTag
         uac.sendInDialog(relayed, leg: otherLeg) { [self] outcome in
@@ -254,6 +300,9 @@ final class UASLegs {
                 farEndGone = answer.status == 481 || answer.status == 408
                 if let otherLeg = call.sip[other] { uac.refreshTarget(otherLeg, with: answer) }
                 response = relayedResponse(answer, to: request, toTag: toTag)
+                if answer.isSuccess {
+                    sessionRefreshed(answer, session: session, into: &response, requester: index, far: other, in: call)
+                }
             case .timeout:
                 farEndGone = true
                 response = SIPResponse(replyingTo: request, status: 408, toTag: toTag)

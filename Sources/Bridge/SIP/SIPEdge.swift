@@ -13,6 +13,8 @@ import SIPCore
 final class SIPEdge {
     /// Methods this edge serves; anything else it recognises gets 405 with this list (RFC 3261 §8.2.1).
     static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye, .update, .info]
+    /// The option tags a request may Require of the bridge: session timers (RFC 4028).
+    static let extensions: Set<String> = ["timer"]
 
     private let loop: EventLoop
     private let logger: Logger
@@ -22,6 +24,7 @@ final class SIPEdge {
     private let gate: DecisionGate
     private let b2bua: B2BUA
     private let trusted: TrustedSources
+    private let sessionTimer: SessionTimer.Configuration
 
     private let received = Counter(label: "switchboard_sip_messages_received_total")
     private let malformed = Counter(label: "switchboard_sip_malformed_total")
@@ -41,6 +44,7 @@ final class SIPEdge {
         self.gate = gate
         self.b2bua = b2bua
         trusted = configuration.resolvedTrustedSources
+        sessionTimer = configuration.sessionTimer
     }
 
     // MARK: - Inbound
@@ -142,7 +146,7 @@ final class SIPEdge {
     private func answerNonInvite(_ request: SIPRequest, key: TransactionKey, reply: ReplyPath) {
         transactions.openNonInvite(key: key, reply: reply)
         if request.method != .cancel, request.to?.tag != nil,
-           validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: Self.contentTypes(for: request)) == nil,
+           validateForEndpoint(request, supportedExtensions: Self.extensions, supportedContentTypes: Self.contentTypes(for: request)) == nil,
            b2bua.inDialog(request, key: key) {
             return
         }
@@ -156,7 +160,7 @@ final class SIPEdge {
 
     private func nonInviteAnswer(_ request: SIPRequest) -> SIPResponse {
         let tag = Self.makeTag()
-        if let problem = validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: Self.contentTypes(for: request)) {
+        if let problem = validateForEndpoint(request, supportedExtensions: Self.extensions, supportedContentTypes: Self.contentTypes(for: request)) {
             return errorResponse(problem, to: request, toTag: tag)
         }
         switch request.method {
@@ -188,7 +192,7 @@ final class SIPEdge {
 
     private func startInvite(_ request: SIPRequest, key: TransactionKey, reply: ReplyPath, packet: InboundPacket) {
         let toTag = transactions.openInvite(request, key: key, reply: reply)
-        if let problem = validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: Self.contentTypes(for: request)) {
+        if let problem = validateForEndpoint(request, supportedExtensions: Self.extensions, supportedContentTypes: Self.contentTypes(for: request)) {
             transactions.respond(key, errorResponse(problem, to: request, toTag: toTag))
             return
         }
@@ -200,6 +204,12 @@ final class SIPEdge {
             return
         }
         if let problem = Self.sessionBodyProblem(request) {
+            transactions.respond(key, errorResponse(problem, to: request, toTag: toTag))
+            return
+        }
+        // RFC 4028 §9: too small a session interval is a 422 with our Min-SE, before a worker is asked or B dialled.
+        var timer = SessionTimer(role: .uas, configuration: sessionTimer)
+        if case .failure(let problem) = timer.received(request) {
             transactions.respond(key, errorResponse(problem, to: request, toTag: toTag))
             return
         }

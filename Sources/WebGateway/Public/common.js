@@ -103,6 +103,7 @@ const Switchboard = (() => {
     bridge_restart: "Service restarted",
     shutdown: "Service shut down",
     limit: "Too many calls",
+    session_expired: "Connection lost",
     lost: "Connection lost",
     redirected: "Redirected",
   };
