@@ -21,7 +21,7 @@ public enum SDPDirection: String, Sendable, Hashable, CaseIterable, Codable {
         var session: SDPDirection?
         var media: SDPDirection?
         var mediaSections = 0
-        for line in lines(of: sdp) {
+        for line in SDPLine.lines(of: sdp) {
             if line.content.starts(with: mediaPrefix) {
                 mediaSections += 1
                 if mediaSections > 1 { break }
@@ -37,7 +37,7 @@ public enum SDPDirection: String, Sendable, Hashable, CaseIterable, Codable {
     /// session when there is none), and the session version in `o=` goes up by one, as a new offer in the
     /// session needs (RFC 3264 §8). Pass the last SDP this UA sent, so that the version follows its own.
     public func applied(to sdp: [UInt8]) -> [UInt8] {
-        let lines = Self.lines(of: sdp)
+        let lines = SDPLine.lines(of: sdp)
         // New lines end as the body's lines do; CRLF is what RFC 4566 §5 asks for.
         let lineEnd = Array(lines.first { !$0.end.isEmpty }?.end ?? [ASCII.cr, ASCII.lf])
         let attribute = Array("a=\(rawValue)".utf8) + lineEnd
@@ -69,26 +69,6 @@ public enum SDPDirection: String, Sendable, Hashable, CaseIterable, Codable {
     private static let mediaPrefix = Array("m=".utf8)
     private static let originPrefix = Array("o=".utf8)
     private static let attributePrefix = Array("a=".utf8)
-
-    /// One line of a body: its content and the CRLF or LF that ended it (empty for an unterminated last line).
-    private struct Line {
-        var content: ArraySlice<UInt8>
-        var end: ArraySlice<UInt8>
-    }
-
-    private static func lines(of sdp: [UInt8]) -> [Line] {
-        var lines: [Line] = []
-        var start = sdp.startIndex
-        while start < sdp.endIndex {
-            let newline = sdp[start...].firstIndex(of: ASCII.lf) ?? sdp.endIndex
-            var contentEnd = newline
-            if contentEnd > start, sdp[contentEnd - 1] == ASCII.cr { contentEnd -= 1 }
-            let lineEnd = newline < sdp.endIndex ? newline + 1 : newline
-            lines.append(Line(content: sdp[start..<contentEnd], end: sdp[contentEnd..<lineEnd]))
-            start = lineEnd
-        }
-        return lines
-    }
 
     /// `o=<username> <sess-id> <sess-version> <nettype> <addrtype> <address>` with the version one higher; the line
     /// as it was when the version is not a number.
