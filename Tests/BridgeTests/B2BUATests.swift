@@ -184,6 +184,80 @@ import Testing
         #expect(relayed.body == Array(Harness.answer.utf8))
     }
 
+    /// RFC 7332 §3: a relayed in-dialog request carries the requester's Max-Forwards less one; at 0 it is a loop's
+    /// end, 483, and nothing is relayed.
+    @Test func aRelayedRequestCarriesTheRequestersMaxForwardsLessOneAndAtZeroGets483() throws {
+        let harness = Harness()
+        let (_, toTag) = try connectedCall(harness)
+        var reinvite = harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKmf7", body: Harness.offer)
+        reinvite.headers.set("Max-Forwards", "7")
+        harness.receive(.request(reinvite), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(relayed.maxForwards == 6)
+        harness.receive(.response(SIPResponse(replyingTo: relayed, status: 200, toTag: relayed.to?.tag)), from: Harness.callee)
+        harness.wire.take()
+        var info = harness.callerRequest(.info, cseq: 3, toTag: toTag, branch: "z9hG4bKmf0")
+        info.headers.set("Max-Forwards", "0")
+        harness.receive(.request(info), from: Harness.caller)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [483])
+        #expect(sent.compactMap(\.request).isEmpty, "nothing relayed")
+    }
+
+    /// The bridge resolves no names (RFC 3263 is the proxy's): a callee whose Contact names a host gets its BYE
+    /// through the outbound proxy, which reads the same Request-URI.
+    @Test func aHostnameInTheCalleesContactSendsItsRequestsToTheOutboundProxy() throws {
+        var configuration = BridgeFixture.configuration()
+        let proxy = try SocketAddress(ipAddress: "127.0.0.9", port: 5060)
+        configuration.outboundProxy = proxy
+        let harness = Harness(configuration: configuration)
+        let invite = try harness.bridgeToCallee()
+        var ok = Harness.calleeResponse(to: invite, status: 200, sdp: Harness.answer)
+        ok.headers.set("Contact", "<sip:bob@phone.example.com:5070>")
+        harness.receive(.response(ok), from: Harness.callee)
+        let toTag = try #require(harness.wire.take().compactMap(\.response).first { $0.status == 200 }?.to?.tag)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 1, toTag: toTag, branch: "z9hG4bKack1")), from: Harness.caller)
+        harness.receive(.request(harness.callerRequest(.bye, cseq: 2, toTag: toTag, branch: "z9hG4bKbye1")), from: Harness.caller)
+        let bye = try #require(harness.wire.take().first { $0.request?.method == .bye })
+        #expect(bye.destination == proxy)
+        #expect(bye.request?.uri.description == "sip:bob@phone.example.com:5070")
+    }
+
+    /// What reaches the bridge came through its trusted proxy, which keeps a phone's claims out (openser-cfg
+    /// route[IDENTITY]): P-Asserted-Identity, Privacy and Diversion go on to the B leg.
+    @Test func theCallersAssertedIdentityPrivacyAndDiversionGoToTheBLeg() throws {
+        let identity = [("P-Asserted-Identity", "<sip:alice@example.com>"), ("Privacy", "id"),
+                        ("Diversion", "<sip:9999@example.com>;reason=unconditional")]
+        let invite = try Harness().bridgeToCallee(callerHeaders: identity)
+        #expect(invite.headers.values("P-Asserted-Identity") == ["<sip:alice@example.com>"])
+        #expect(invite.headers.values("Privacy") == ["id"])
+        #expect(invite.headers.values("Diversion") == ["<sip:9999@example.com>;reason=unconditional"])
+    }
+
+    /// A caller id the worker chose is what the B leg's From and P-Asserted-Identity both say (RFC 3325).
+    @Test func aChosenCallerIdIsTheAssertedIdentity() throws {
+        let harness = Harness()
+        harness.receive(.request(harness.callerInvite(headers: [("P-Asserted-Identity", "<sip:alice@example.com>"), ("Privacy", "id")])),
+                        from: Harness.caller)
+        let route = BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@127.0.0.2:5070")],
+                                callerId: CallerID(uri: "sip:+15551230000@example.com", displayName: "Acme"))
+        harness.resolveAll(.decided(.bridge(route), workerId: "w1"))
+        let invite = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(invite.headers.values("P-Asserted-Identity") == ["\"Acme\" <sip:+15551230000@example.com>"])
+        #expect(invite.headers.values("Privacy") == ["id"])
+    }
+
+    /// RFC 3326: a carrier's cause in the BYE that ends the call reaches the other party in the bridge's BYE.
+    @Test func theReasonOfABYEGoesOnInTheBYEToTheOtherLeg() throws {
+        let harness = Harness()
+        let (_, toTag) = try connectedCall(harness)
+        var bye = harness.callerRequest(.bye, cseq: 2, toTag: toTag, branch: "z9hG4bKbyer")
+        bye.headers.add("Reason", "Q.850;cause=16;text=\"Normal call clearing\"")
+        harness.receive(.request(bye), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .bye })
+        #expect(relayed.headers.values("Reason") == ["Q.850;cause=16;text=\"Normal call clearing\""])
+    }
+
     /// A connected call whose caller ACKed: returns the bridge's INVITE to the callee and its To tag to the caller.
     func connectedCall(_ harness: Harness) throws -> (calleeInvite: SIPRequest, toTag: String) {
         let (invite, ok) = try harness.answeredCall()
@@ -420,6 +494,29 @@ import Testing
         let sent = harness.wire.take().compactMap(\.request)
         #expect(sent.map(\.method) == [.bye, .invite])
         return (bobInvite, try #require(sent.last), toTag)
+    }
+
+    /// RFC 3264 §8: the caller saw bob's session; after the transfer it gets carol's offer, and after a hold command
+    /// its own answer held, each under bob's origin one version higher, never carol's or its own.
+    @Test func theCallerKeepsSeeingOneSessionOriginAcrossTransferAndHold() throws {
+        let harness = Harness()
+        let (_, carolInvite, toTag) = try Self.transferredCall(harness)
+        let carolOffer = "v=0\r\no=carol 900 4 IN IP4 192.0.2.3\r\ns=-\r\nc=IN IP4 192.0.2.3\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
+        harness.receive(.response(Harness.calleeResponse(to: carolInvite, status: 200, toTag: "carol1", sdp: carolOffer)), from: Harness.callee)
+        let join = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(String(decoding: join.body, as: UTF8.self) == carolOffer.replacingOccurrences(of: "o=carol 900 4", with: "o=b 1 2").replacingOccurrences(of: "192.0.2.3\r\ns", with: "192.0.2.2\r\ns"))
+        var ok = SIPResponse(replyingTo: join, status: 200, toTag: toTag)
+        ok.headers.add("Contact", "<sip:alice@127.0.0.1:5999>")
+        ok.headers.add("Content-Type", "application/sdp")
+        ok.body = Array(Harness.offer.utf8)
+        harness.receive(.response(ok), from: Harness.caller)
+        let carolACK = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .ack && $0.callID == carolInvite.callID })
+        #expect(carolACK.body == Array(Harness.offer.utf8), "carol's first SDP from the bridge goes as it came")
+        let callId = try #require(harness.bus.events.first?.callId)
+        #expect(harness.side.b2bua.execute(.hold(callId: callId, leg: .a)) == .done(callId: callId))
+        let hold = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        let holdText = String(decoding: hold.body, as: UTF8.self)
+        #expect(holdText.contains("o=b 1 3 IN IP4 192.0.2.2") && holdText.contains("a=sendonly"))
     }
 
     /// Found by bench/interop-mix: bob, released by the transfer, re-INVITEs before his BYE's answer; relayed,

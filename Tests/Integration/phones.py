@@ -107,6 +107,11 @@ class Message:
         m = re.search(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", self.body, re.M)
         return m.group(1) if m else None
 
+    def sdp_origin(self):
+        """(username, session id, version) of the SDP body's o= line, or None."""
+        m = re.search(r"^o=(\S+) (\S+) (\d+) ", self.body, re.M)
+        return (m.group(1), m.group(2), int(m.group(3))) if m else None
+
     def __repr__(self):
         return f"<{self.direction} {self.first_line}>"
 

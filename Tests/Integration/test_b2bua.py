@@ -136,6 +136,11 @@ def b2b(tmp_path, swift, sipp, start_kamailio):
         state["bus"].close()
 
 
+def without_origin(message):
+    """The message's body but for its o= line."""
+    return "\n".join(line for line in message.body.strip().splitlines() if not line.startswith("o="))
+
+
 def finished(*ps, timeout=30):
     for p in ps:
         assert p.finish(timeout) == 0, p.report()
@@ -284,11 +289,12 @@ def test_an_offerless_reinvite_gets_the_far_offer_and_its_ack_answers_the_far_le
     alice = phones.call(sipp, s.kamailio, "alice", "5000", "reinvite_nosdp", talk_ms=300, hold_ms=500)
     finished(alice, bob)
     assert bob.received("INVITE")[-1].body.strip() == "", bob.report()
-    bob_offer = [m for m in bob.responses("INVITE", direction="sent") if m.status == 200][-1].body.strip()
+    # the bodies pass but for their o= lines, which keep each phone's view of one session (RFC 3264 §8)
+    bob_offer = without_origin([m for m in bob.responses("INVITE", direction="sent") if m.status == 200][-1])
     alice_ok = [m for m in alice.responses("INVITE") if m.status == 200][-1]
-    assert alice_ok.body.strip() == bob_offer, alice.report()
-    answer = alice.sent("ACK")[-1].body.strip()
-    assert answer and bob.received("ACK")[-1].body.strip() == answer, bob.report()
+    assert without_origin(alice_ok) == bob_offer, alice.report()
+    answer = without_origin(alice.sent("ACK")[-1])
+    assert answer and without_origin(bob.received("ACK")[-1]) == answer, bob.report()
     ended = s.bus.wait("call.ended")["ended"]
     assert ended["cause"] == "normal_clearing" and ended["by"] == "a", ended
 
@@ -424,7 +430,10 @@ def test_click2call_b_busy_hangs_up_a(b2b, sipp):
     assert len(alice.received("BYE")) == 1, alice.report()
 
 
-def test_hold_command_and_transfer(b2b, sipp):
+def test_hold_command_and_transfer_keep_one_sdp_origin_per_phone(b2b, sipp):
+    """Issue 12 item 13 too, RFC 3264 §8: alice gets the bridge's held answer (Flow III), bob's offer,
+    then carol's after the transfer; bob gets alice's answer, then the holds. Whoever wrote each,
+    a phone sees one origin, its version one higher with each, and alice never her own."""
     s = b2b()
     alice = phones.start(sipp, s.kamailio, "alice", "answer", ring_ms=100)
     bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100)
@@ -446,6 +455,25 @@ def test_hold_command_and_transfer(b2b, sipp):
     assert s.bus.command({"name": "hangup", "call_id": call_id})["ok"]
     finished(alice, bob, carol)
     assert len(carol.received("BYE")) == 1, carol.report()
+    for phone, count in ((alice, 3), (bob, 3)):
+        origins = sdp_origins(phone)
+        assert len(origins) == count, (phone.name, origins, phone.report())
+        assert len({o[:2] for o in origins}) == 1, (phone.name, origins)
+        versions = [o[2] for o in origins]
+        assert versions == list(range(versions[0], versions[0] + count)), (phone.name, origins)
+    assert sdp_origins(alice)[0][0] == "switchboard", sdp_origins(alice)
+
+
+def sdp_origins(phone):
+    """The o= (username, session id, version) of each SDP the phone received in a request
+    (INVITE, ACK), once per transaction, in order."""
+    seen, origins = set(), []
+    for m in phone.messages():
+        key = (m.method, tuple(m.header("CSeq")), tuple(m.header("Call-ID")))
+        if m.direction == "received" and m.method in ("INVITE", "ACK") and m.sdp_origin() and key not in seen:
+            seen.add(key)
+            origins.append(m.sdp_origin())
+    return origins
 
 
 def test_a_hold_command_that_meets_491_is_retried_after_the_back_off(b2b, sipp):

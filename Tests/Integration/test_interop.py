@@ -162,6 +162,43 @@ def test_a_b_legs_redirect_is_followed_by_the_bridge(b2b, sipp):
     assert [f["leg_failed"]["status"] for f in s.bus.events(call_id, "call.leg_failed")] == [302]
 
 
+# --- identity and cause: a stated trust policy (docs/interop.md) ---
+
+def test_a_phones_identity_claims_stop_at_kamailio_and_the_identity_it_proved_reaches_b(b2b, sipp):
+    """alice's phone claims to be the CEO, diverted from 9999, and gives a Reason in its BYE.
+    openser-cfg drops what a phone asserts and asserts who alice authenticated as; the bridge
+    passes on what reaches it from Kamailio (P-Asserted-Identity, Privacy, Diversion, a BYE's
+    Reason), so bob sees alice's proved identity and her Privacy request, and nothing of the claims."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", hangup_after_ms=300)
+    finished(alice, bob)
+    assert alice.final_status() == 200, alice.report()
+    sent = alice.sent("INVITE")[-1]
+    assert sent.header("P-Asserted-Identity") and sent.header("Diversion"), sent
+    invite = bob.received("INVITE")[0]
+    assert invite.header("P-Asserted-Identity") == [f"<sip:alice@{DOMAIN}>"], invite
+    assert invite.header("Privacy") == ["id"], invite
+    assert invite.header("Diversion") == [], invite
+    assert alice.sent("BYE")[0].header("Reason"), alice.report()
+    assert bob.received("BYE")[0].header("Reason") == [], bob.report()
+
+
+def test_a_request_over_1300_bytes_goes_over_udp_to_the_proxy_and_reaches_the_phone(b2b, sipp):
+    """RFC 3261 §18.1.1 asks for a congestion-controlled transport past 1300 bytes on a 1500-byte
+    MTU path. The bridge's only next hop is its outbound proxy, on the same host or LAN
+    (docs/interop.md): it sends UDP there, and Kamailio picks the transport towards the phone.
+    A B leg's INVITE of over 2 KB (a worker's headers) completes its call."""
+    notes = {f"X-Note-{i}": "n" * 200 for i in range(8)}
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}], "headers": notes}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", hangup_after_ms=300)
+    finished(alice, bob)
+    assert alice.final_status() == 200, alice.report()
+    invite = bob.received("INVITE")[0]
+    assert len(invite.text.encode()) > 2000 and invite.header("X-Note-7") == ["n" * 200], invite
+
+
 # --- loops ---
 
 def test_a_loop_through_an_external_pbx_ends_with_483(b2b, sipp):

@@ -119,11 +119,17 @@ final class B2BUA {
                             at: .now, defaultRingTimeout: limits.defaultRingTimeout)
         // The decision gate answered 483 to an INVITE with no hop left, so this is at least 0.
         let call = Call(id: callId, flow: flow, account: invite.headers["X-Switchboard-Auth-User"],
-                        maxForwards: (invite.maxForwards ?? 70) - 1)
+                        maxForwards: (invite.maxForwards ?? 70) - 1,
+                        callerIdentity: invite.headers.filter { Call.identityHeaders.contains($0.name.lowercased()) })
         let dialog = Dialog(uas: invite, localTag: toTag, localContact: uac.localContact)
         // Requests to the caller follow its route set (Kamailio's Record-Route), else its Contact.
-        guard let dialog, let destination = uac.destination(in: dialog) else {
+        guard let dialog else {
             transactions.respond(serverKey, SIPResponse(replyingTo: invite, status: 400, reason: "Missing Contact", toTag: toTag))
+            return
+        }
+        guard let destination = uac.destination(in: dialog) else {
+            // A hostname with no outbound proxy to resolve it (UACLegs.destination): the BYE would have nowhere to go.
+            transactions.respond(serverKey, SIPResponse(replyingTo: invite, status: 400, reason: "Next Hop Not An IP Address", toTag: toTag))
             return
         }
         let leg = LegSIP(sipCallId: invite.callID ?? "", localTag: toTag, serverKey: serverKey, destination: destination,
@@ -184,11 +190,11 @@ final class B2BUA {
     private func perform(_ action: CallFlow.Action, in call: Call) {
         switch action {
         case .invite(let leg, let uri, let sdp, let callerId, let headers, let attempt):
-            uac.invite(call, leg: leg, uri: uri, sdp: sdp, callerId: callerId, headers: headers, attempt: attempt)
+            uac.invite(call, leg: leg, uri: uri, sdp: call.stamp(sdp, to: leg, answer: false), callerId: callerId, headers: headers, attempt: attempt)
         case .reinvite(let leg, let sdp):
-            uac.reinvite(call, leg: leg, sdp: sdp)
+            uac.reinvite(call, leg: leg, sdp: call.stamp(sdp, to: leg, answer: false))
         case .ack(let leg, let sdp):
-            uac.ack(call, leg: leg, sdp: sdp)
+            uac.ack(call, leg: leg, sdp: call.stamp(sdp, to: leg, answer: true))
         case .cancel(let leg):
             // The inbound caller's INVITE is ours to answer, not to cancel (the flow rejects it).
             if leg == .first, call.flow.kind == .inbound { return }
@@ -197,9 +203,9 @@ final class B2BUA {
             call.sip[leg]?.sessionTask?.cancel()
             uas.bye(call, leg: leg)
         case .provisionalToCaller(let status, let sdp):
-            uas.provisionalToCaller(call, status: status, sdp: sdp)
+            uas.provisionalToCaller(call, status: status, sdp: call.stamp(sdp, to: .first, answer: call.flow.callerOffered))
         case .answerCaller(let sdp):
-            uas.answerCaller(call, sdp: sdp)
+            uas.answerCaller(call, sdp: call.stamp(sdp, to: .first, answer: call.flow.callerOffered))
         case .rejectCaller(let status, let reason, let reasonHeader):
             uas.rejectCaller(call, status: status, reason: reason, reasonHeader: reasonHeader)
         case .startRingTimer(let leg, let delay):
@@ -273,6 +279,7 @@ final class B2BUA {
         switch request.method {
         case .bye:
             transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+            call.byeReasons = request.headers.values("Reason")
             drive(call, .bye(leg: index))
         case .invite, .update, .info:
             uas.relay(request, key: key, from: index, in: call)

@@ -33,13 +33,37 @@ final class Call {
     let maxForwards: Int
     let createdWall: Date
     var connectedWall: Date?
+    /// The `o=` each leg's peer sees, kept across every body the bridge sends it.
+    private var origins: [LegID: SDPOrigin] = [:]
+    /// The caller's P-Asserted-Identity, Privacy and Diversion, for the legs the call places. They are trusted because
+    /// the bridge takes INVITEs from its `sip_trusted_sources` only, and the proxy there drops a phone's own
+    /// (openser-cfg's route[IDENTITY]).
+    let callerIdentity: [SIPHeader]
+    /// The Reason (RFC 3326) of the BYE that ended the call, for the BYEs the bridge sends the other legs.
+    var byeReasons: [String] = []
 
-    init(id: String, flow: CallFlow, account: String?, maxForwards: Int = 70) {
+    static let identityHeaders: Set<String> = ["p-asserted-identity", "privacy", "diversion"]
+
+    init(id: String, flow: CallFlow, account: String?, maxForwards: Int = 70, callerIdentity: [SIPHeader] = []) {
         self.id = id
         self.flow = flow
         self.account = account
         self.maxForwards = maxForwards
+        self.callerIdentity = callerIdentity
         createdWall = Date()
+    }
+
+    /// `sdp` as leg `leg`'s peer gets it: whoever wrote it, under one origin for the whole call, its version up by
+    /// one with each change (RFC 3264 §8), and as an answer never `a=setup:actpass`.
+    func stamp(_ sdp: [UInt8]?, to leg: LegID, answer: Bool) -> [UInt8]? {
+        guard let sdp else { return nil }
+        return origins[leg, default: SDPOrigin()].stamp(sdp, answer: answer)
+    }
+
+    /// A relayed body: stamped when it is SDP; any other (INFO's DTMF, a SIP-I multipart) passes as it is.
+    func stamp(_ body: [UInt8], contentType: String?, to leg: LegID, answer: Bool) -> [UInt8] {
+        guard !body.isEmpty, contentType.flatMap(MediaType.init(parsing:))?.essence == "application/sdp" else { return body }
+        return origins[leg, default: SDPOrigin()].stamp(body, answer: answer)
     }
 }
 

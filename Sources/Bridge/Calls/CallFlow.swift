@@ -105,6 +105,10 @@ struct CallFlow {
     let defaultRingTimeout: Duration
     /// The inbound caller's offer (nil for a caller that sent none).
     private let callerOffer: [UInt8]?
+    /// The session id of the SDP the bridge writes itself (Flow III's held answer to A).
+    private let ownSessionID = UInt64.random(in: 1...(1 << 62))
+    /// The SDP the caller gets from B is an answer: the caller made the offer.
+    var callerOffered: Bool { callerOffer != nil }
     private var attempts: TargetAttempts?
     /// Inbound: B answered a caller that sent no offer; B's ACK waits for the caller's answer.
     private var ackAwaitingCaller: LegID?
@@ -313,7 +317,10 @@ struct CallFlow {
                 legs[leg]?.state = .ended
                 return actions + [.ack(leg: leg, sdp: nil), .bye(leg: leg)] + end(cause: .failed, status: nil, by: .a, at: now)
             }
-            let answer = SDPDirection.inactive.applied(to: sdp)
+            // The answer is A's own offer held inactive, under an origin of the bridge's: A must not see its own
+            // session identity come back (RFC 4566 §5.2).
+            let answer = SDPOrigin.replacingOrigin(of: SDPDirection.inactive.applied(to: sdp), username: "switchboard",
+                                                   sessionID: ownSessionID)
             legs[leg]?.sentSDP = answer
             phase = .ringing
             return actions + [.ack(leg: leg, sdp: answer), .persist] + (nextSerialAttempt(at: now) ?? [])

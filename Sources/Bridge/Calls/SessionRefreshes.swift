@@ -61,7 +61,7 @@ final class SessionRefreshes {
             return
         }
         guard leg.peerAllowsUpdate else {
-            let sdp = call.flow.legs[index]?.sentSDP
+            let sdp = call.stamp(call.flow.legs[index]?.sentSDP, to: index, answer: false)
             let reinvite = dialog.makeRequest(.invite, via: client.makeVia(), body: sdp ?? [], contentType: sdp == nil ? nil : "application/sdp")
             leg.dialog = dialog
             // Its 2xx is ACKed and restarts the leg's timer in `UACLegs`.

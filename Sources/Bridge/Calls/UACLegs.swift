@@ -56,6 +56,7 @@ final class UACLegs {
         request.headers.add("To", NameAddress(uri: target).description)
         request.headers.add("Call-ID", sipCallId)
         request.headers.add("CSeq", "1 INVITE")
+        addIdentity(of: call, presenting: callerId, as: from, to: &request)
         request.headers.add("Contact", localContact.description)
         request.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
         request.headers.add("X-Switchboard-Call-Id", call.id)
@@ -78,6 +79,16 @@ final class UACLegs {
             bus.publish(callId: call.id, .callDialing(Dialing(leg: role, uri: uri, sipCallId: sipCallId, attempt: attempt)))
         }
         client.send(request, to: destination) { [self] outcome in inviteOutcome(call, leg: index, outcome) }
+    }
+
+    /// The caller's identity headers (`Call.callerIdentity`); a caller id the decision or command chose is what the
+    /// bridge asserts instead (RFC 3325), since the From it writes says the same.
+    private func addIdentity(of call: Call, presenting callerId: CallerID?, as from: NameAddress, to request: inout SIPRequest) {
+        let chosen = callerId?.uri != nil
+        for header in call.callerIdentity where !(chosen && header.name.lowercased() == "p-asserted-identity") {
+            request.headers.add(header.name, header.value)
+        }
+        if chosen { request.headers.add("P-Asserted-Identity", NameAddress(displayName: from.displayName, uri: from.uri).description) }
     }
 
     /// Caller id for a leg: the one asked for, else (inbound) the caller's own From, else the bridge.
@@ -223,7 +234,9 @@ final class UACLegs {
     /// BYE in the leg's dialog, if it has one.
     func bye(_ call: Call, leg index: LegID) {
         guard let leg = call.sip[index], var dialog = leg.dialog else { return }
-        let request = dialog.makeRequest(.bye, via: client.makeVia())
+        var request = dialog.makeRequest(.bye, via: client.makeVia())
+        // RFC 3326: the cause the other party's BYE gave (a carrier's Q.850 code) reaches this one.
+        for reason in call.byeReasons { request.headers.add("Reason", reason) }
         leg.dialog = dialog
         sendInDialog(request, leg: leg) { [logger] outcome in
             if case .response(let response) = outcome, !response.isSuccess, !response.isProvisional {
@@ -327,12 +340,15 @@ final class UACLegs {
     // MARK: - Addresses
 
     /// Where an in-dialog request goes: the first route (a loose router) or the remote target (RFC 3261 §12.2.1.1).
+    /// The bridge resolves no names: a hostname there sends the request to the outbound proxy, whose job RFC 3263
+    /// is (it reads the same Route and Request-URI); without one, nil.
     func destination(in dialog: Dialog) -> SocketAddress? {
-        if let first = dialog.routeSet.first, let uri = first.uri.sipURI { return Self.address(of: uri) }
-        return dialog.remoteTarget.sipURI.flatMap(Self.address(of:))
+        guard let next = dialog.routeSet.first?.uri.sipURI ?? dialog.remoteTarget.sipURI else { return nil }
+        return Self.address(of: next) ?? configuration.outboundProxy
     }
 
-    /// New calls go through the outbound proxy (Kamailio, which finds registered users), else straight to the target.
+    /// New calls go through the outbound proxy (Kamailio, which finds registered users), else straight to the
+    /// target, which must then name an IP address.
     func outboundDestination(for target: SIPAnyURI) -> SocketAddress? {
         if let proxy = configuration.outboundProxy { return proxy }
         return target.sipURI.flatMap(Self.address(of:))

@@ -156,6 +156,13 @@ final class UASLegs {
     /// Passes a phone's re-INVITE, UPDATE or INFO to the other party and its answer back (RFC 7092's
     /// signaling-only B2BUA): SDP unchanged, so media keeps flowing between the phones.
     func relay(_ request: SIPRequest, key: TransactionKey, from index: LegID, in call: Call) {
+        // RFC 7332 §3: what the bridge relays carries the requester's Max-Forwards less one, so in-dialog requests
+        // looping between B2BUAs run out of hops as INVITEs do.
+        let hops = request.maxForwards ?? 70
+        guard hops > 0 else {
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 483, toTag: call.sip[index]?.localTag))
+            return
+        }
         // A leg a transfer released keeps its dialog until its BYE is answered; what it sends meanwhile
         // belongs to no call (RFC 3261 §12.2.2), and relayed it would turn the media back to it.
         guard call.flow.legs[index]?.state == .answered else {
@@ -194,7 +201,9 @@ final class UASLegs {
                 return
             }
         }
-        var relayed = otherDialog.makeRequest(request.method, via: client.makeVia(), body: request.body, contentType: request.contentType)
+        let body = request.method == .info ? request.body : call.stamp(request.body, contentType: request.contentType, to: other, answer: false)
+        var relayed = otherDialog.makeRequest(request.method, via: client.makeVia(), body: body, contentType: request.contentType)
+        relayed.headers.set("Max-Forwards", "\(hops - 1)")
         otherLeg.dialog = otherDialog
         if request.method != .info {
             for header in otherLeg.sessionTimer.requestHeaders() { relayed.headers.add(header.name, header.value) }
@@ -251,7 +260,7 @@ final class UASLegs {
                 if let farLeg = call.sip[relay.far] { uac.cancelInDialog(relay.farInvite, leg: farLeg) }
             case .relayFinal(let answer):
                 if let farLeg = call.sip[relay.far] { uac.refreshTarget(farLeg, with: answer) }
-                var response = relayedResponse(answer, to: relay.request, toTag: call.sip[index]?.localTag)
+                var response = relayedResponse(answer, to: relay.request, from: index, in: call)
                 if response.isSuccess {
                     sessionRefreshed(answer, session: relay.session, into: &response, requester: index, far: relay.far, in: call)
                     retransmitUntilACK(call, leg: index, response: response, key: relay.key)
@@ -261,7 +270,9 @@ final class UASLegs {
             case .respond(let status):
                 transactions.respond(relay.key, SIPResponse(replyingTo: relay.request, status: status, toTag: call.sip[index]?.localTag))
             case .ackFar(let answer, let body):
-                if let farLeg = call.sip[relay.far] { uac.sendACK(for: answer, leg: farLeg, body: body) }
+                if let farLeg = call.sip[relay.far] {
+                    uac.sendACK(for: answer, leg: farLeg, body: call.stamp(body, contentType: "application/sdp", to: relay.far, answer: true))
+                }
             case .offerAccepted(let offerer, let sdp):
                 report(call, .peerOffer(leg: offerer == .requester ? index : relay.far, sdp: sdp))
             case .farEndGone:
@@ -299,7 +310,7 @@ final class UASLegs {
             case .response(let answer):
                 farEndGone = answer.status == 481 || answer.status == 408
                 if let otherLeg = call.sip[other] { uac.refreshTarget(otherLeg, with: answer) }
-                response = relayedResponse(answer, to: request, toTag: toTag)
+                response = relayedResponse(answer, to: request, from: index, in: call)
                 if answer.isSuccess {
                     sessionRefreshed(answer, session: session, into: &response, requester: index, far: other, in: call)
                 }
@@ -314,15 +325,17 @@ final class UASLegs {
         }
     }
 
-    /// The far side's final response as the requester gets it: its status and reason, and for a 2xx our Contact,
-    /// the request's Record-Route and the far side's body.
-    private func relayedResponse(_ answer: SIPResponse, to request: SIPRequest, toTag: String?) -> SIPResponse {
-        var response = SIPResponse(replyingTo: request, status: answer.status, reason: answer.reason, toTag: toTag)
+    /// The far side's final response as the requester (leg `index`) gets it: its status and reason, and for a 2xx
+    /// our Contact, the request's Record-Route and the far side's body, an answer when the request made an offer.
+    private func relayedResponse(_ answer: SIPResponse, to request: SIPRequest, from index: LegID, in call: Call) -> SIPResponse {
+        var response = SIPResponse(replyingTo: request, status: answer.status, reason: answer.reason, toTag: call.sip[index]?.localTag)
         guard answer.isSuccess else { return response }
         decorate(&response, for: request, sdp: nil)
         if !answer.body.isEmpty {
-            response.headers.add("Content-Type", answer.contentType ?? "application/sdp")
-            response.body = answer.body
+            let contentType = answer.contentType ?? "application/sdp"
+            response.headers.add("Content-Type", contentType)
+            response.body = request.method == .info ? answer.body
+                : call.stamp(answer.body, contentType: contentType, to: index, answer: !request.body.isEmpty)
         }
         return response
     }
