@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import NIOSSL
 import Prometheus
 import ServiceLifecycle
@@ -84,9 +85,11 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
     let webSocket = EventsSocket(table: table, authenticator: authenticator, limit: configuration.webSocketsPerPrincipal,
                                  recheck: configuration.webSocketRecheckInterval).router().buildResponder()
     let origins = OriginPolicy(allowed: configuration.webSocketAllowedOrigins)
+    let idleTimeout = TimeAmount(configuration.httpIdleTimeout)
     var server = HTTPServerBuilder { responder in
-        OriginCheckedChannel(base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocket, configuration: .init()),
-                             policy: origins)
+        OriginCheckedChannel(base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocket,
+                                                                configuration: .init(http1: .init(idleTimeout: idleTimeout))),
+                             policy: origins, headTimeout: idleTimeout)
     }
     if let tls = configuration.tls {
         let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChain).map { NIOSSLCertificateSource.certificate($0) }

@@ -9,6 +9,7 @@ gets a 429, and a repeated Idempotency-Key places one call."""
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import sqlite3
@@ -356,3 +357,37 @@ def test_a_malformed_first_request_is_400_and_closed_and_the_gateway_still_stops
             assert json.loads(body)["type"].endswith("/malformed-request"), body
     os.kill(stack.gateway.pid, signal.SIGTERM)
     stack.gateway.wait(20)  # fails the test, with the gateway's log, when it is still running
+
+
+def test_an_idle_or_dribbling_http_connection_is_closed(stack, swift, tmp_path):
+    """slowloris: a connection that sends nothing, or its head a byte at a time, held a gateway
+    connection for ever. With `listen.idle_timeout_ms` 1500, both are closed within about that,
+    and a request that completes in time is served."""
+    config = json.loads((tmp_path / "gateway.json").read_text())
+    port = harness.free_port()
+    config["listen"] |= {"port": port, "idle_timeout_ms": 1500}
+    (tmp_path / "gateway-idle.json").write_text(json.dumps(config))
+    gateway = swift.start("gateway-idle", "switchboard-gateway", "serve", "--config", tmp_path / "gateway-idle.json")
+    harness.wait_until(lambda: gateway_healthy(port), 20, "the second gateway to serve", gateway.tail, gateway)
+    for dribble in (False, True):
+        with socket.create_connection((LOCAL, port), timeout=10) as s:
+            start, closed = time.monotonic(), None
+            head = iter(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100)
+            while closed is None and time.monotonic() - start < 10:
+                if dribble:
+                    try:
+                        s.send(bytes([next(head)]))
+                    except OSError:
+                        closed = time.monotonic() - start
+                        break
+                readable, _, _ = select.select([s], [], [], 0.25)
+                if readable:
+                    try:
+                        gone = s.recv(4096) == b""
+                    except OSError:
+                        gone = True
+                    if gone:
+                        closed = time.monotonic() - start
+        assert closed is not None and 1.2 <= closed <= 4, (dribble, closed)
+    assert gateway_healthy(port)
+

@@ -81,6 +81,9 @@ struct GatewayConfiguration: Sendable {
     var webSocketRecheckInterval: Duration = .seconds(5)
     /// How often each bridge is asked for its live calls (health, reconciliation).
     var healthInterval: Duration = .seconds(5)
+    /// An HTTP connection is closed once it has read no complete request head or body part, nor finished a
+    /// response, for this long: a client sending nothing, or a head a byte at a time (slowloris), cannot hold it.
+    var httpIdleTimeout: Duration = .seconds(30)
     var logLevel: Logger.Level = .info
 
     /// Whether `host` is a loopback address, where plain HTTP is acceptable.
@@ -108,6 +111,7 @@ struct GatewayConfiguration: Sendable {
         }
         if webSocketsPerPrincipal < 1 { throw .invalid("websocket.max_per_principal", "must be at least 1") }
         if webSocketRecheckInterval <= .zero { throw .invalid("websocket.recheck_ms", "must be positive") }
+        if httpIdleTimeout <= .zero { throw .invalid("listen.idle_timeout_ms", "must be positive") }
     }
 
     /// Reads `file` (JSON; optional) with the environment on top: a key `listen.host` is
@@ -184,6 +188,7 @@ struct GatewayConfiguration: Sendable {
         webSocketsPerPrincipal = reader.int(forKey: "websocket.max_per_principal", default: defaults.webSocketsPerPrincipal)
         webSocketRecheckInterval = .milliseconds(reader.int(forKey: "websocket.recheck_ms", default: 5000))
         healthInterval = .milliseconds(reader.int(forKey: "bus.health_interval_ms", default: 5000))
+        httpIdleTimeout = .milliseconds(reader.int(forKey: "listen.idle_timeout_ms", default: 30_000))
         let level = reader.string(forKey: "log_level", default: "info")
         guard let parsed = Logger.Level(rawValue: level) else { throw GatewayConfigurationError.invalid("log_level", level) }
         logLevel = parsed

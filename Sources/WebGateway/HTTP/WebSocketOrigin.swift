@@ -53,19 +53,36 @@ struct OriginPolicy: Sendable {
 /// the upgrader waits for a head that will never come and Hummingbird answers parse errors only from the
 /// second request on, so without it such a connection stayed open, unanswered, for as long as the client
 /// liked.
+///
+/// And it closes a connection whose first head is not complete within `headTimeout`: Hummingbird's idle
+/// timeout (`listen.idle_timeout_ms`) starts only once that head is read, so a client sending nothing, or a
+/// head a byte at a time (slowloris), held its connection for ever.
 final class WebSocketOriginHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let policy: OriginPolicy
+    private let headTimeout: TimeAmount
+    private var headDeadline: Scheduled<Void>?
     private var refused = false
 
-    init(policy: OriginPolicy) {
+    init(policy: OriginPolicy, headTimeout: TimeAmount) {
         self.policy = policy
+        self.headTimeout = headTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        headDeadline = context.eventLoop.scheduleTask(in: headTimeout) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headDeadline?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        headDeadline?.cancel()
         // The refused request's body and end, if any, go nowhere: the connection is closing.
         guard !refused else { return }
         guard case .head(let head) = unwrapInboundIn(data),
@@ -112,11 +129,13 @@ final class WebSocketOriginHandler: ChannelInboundHandler, RemovableChannelHandl
 struct OriginCheckedChannel<Base: ServerChildChannel>: ServerChildChannel {
     let base: Base
     let policy: OriginPolicy
+    let headTimeout: TimeAmount
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Base.Value> {
         base.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try channel.pipeline.syncOperations.addHandler(WebSocketOriginHandler(policy: policy), position: .after(decoder))
+            try channel.pipeline.syncOperations.addHandler(WebSocketOriginHandler(policy: policy, headTimeout: headTimeout),
+                                                           position: .after(decoder))
             return value
         }
     }
