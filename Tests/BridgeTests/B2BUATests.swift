@@ -704,6 +704,43 @@ import Testing
         #expect(harness.wire.take().compactMap(\.request).map(\.method) == [.invite])
     }
 
+    /// RFC 4028 §10 with RFC 3261 §14.1: the bridge's refresh UPDATE meets 491 (the caller's own request crossed
+    /// it) and goes again within the caller-side back-off of 0-2 s, not half an interval later, past the session's end.
+    @Test func aRefreshThatMeets491GoesAgainAfterTheBackOff() throws {
+        let harness = Harness()
+        _ = try timedCall(harness, caller: [("Session-Expires", "90"), ("Allow", "INVITE, ACK, BYE, UPDATE")])
+        harness.advance(by: .seconds(45))
+        let update = try #require(harness.wire.take().compactMap(\.request).first)
+        harness.receive(.response(SIPResponse(replyingTo: update, status: 491)), from: Harness.caller)
+        harness.advance(by: .seconds(2))
+        // One new UPDATE (and its retransmissions, RFC 3261 §17.1.2.2).
+        let again = harness.wire.take().compactMap(\.request)
+        #expect(Set(again.map(\.method)) == [.update])
+        #expect(Set(again.compactMap(\.cseq?.sequence)) == [(update.cseq?.sequence ?? 0) + 1])
+    }
+
+    /// A refresh the caller keeps refusing (500 with Retry-After 20) is tried again each 20 s while the session
+    /// lasts; the one that would come too late is not sent: the call ends with the session, BYE to both legs.
+    @Test func aRefreshRefusedUntilTheSessionEndsEndsTheCall() throws {
+        let harness = Harness()
+        _ = try timedCall(harness, caller: [("Session-Expires", "90"), ("Allow", "INVITE, ACK, BYE, UPDATE")])
+        var tries: [SIPRequest] = []
+        harness.advance(by: .seconds(45))
+        for _ in 0..<3 {
+            guard let update = harness.wire.take().compactMap(\.request).first(where: { $0.method == .update }) else { break }
+            tries.append(update)
+            var refusal = SIPResponse(replyingTo: update, status: 500)
+            refusal.headers.add("Retry-After", "20")
+            harness.receive(.response(refusal), from: Harness.caller)
+            harness.advance(by: .seconds(20))
+        }
+        // At 45, 65 and 85 s; a fourth at 105 s would come after the session's end at 90 s, when the call ended.
+        #expect(tries.count == 3)
+        let byes = harness.wire.take().compactMap(\.request).filter { $0.method == .bye }
+        #expect(Set(byes.compactMap(\.callID)).count == 2)
+        #expect(harness.bus.types.last == "call.ended")
+    }
+
     /// An UPDATE the caller advertised but refuses (501) makes the bridge refresh by re-INVITE, with the SDP the
     /// caller last got (B's answer), from then on; a 422 to that is tried again at once with its Min-SE (§7.3).
     @Test func aRefusedRefreshUPDATEFallsBackToReINVITEAndA422IsRetried() throws {

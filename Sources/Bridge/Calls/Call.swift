@@ -151,6 +151,9 @@ final class LegSIP {
     var sessionTimer: SessionTimer
     /// The refresh or expiry `sessionTimer` asks for next, on the call's loop.
     var sessionTask: Scheduled<Void>?
+    /// When the leg's session ends unless refreshed (its last refresh plus the interval): a failed refresh is
+    /// retried until then.
+    var sessionEnds: NIODeadline?
     /// The peer's Allow lists UPDATE: the bridge's refreshes go as UPDATE, else as re-INVITE (RFC 4028 §7.4).
     var peerAllowsUpdate = false
 

@@ -30,10 +30,11 @@ final class SessionRefreshes {
     func arm(_ call: Call, leg index: LegID) {
         guard let leg = call.sip[index], call.flow.phase != .ended else { return }
         leg.sessionTask?.cancel()
-        guard let (delay, event) = leg.sessionTimer.nextEvent else {
+        guard let (delay, event) = leg.sessionTimer.nextEvent, let interval = leg.sessionTimer.interval else {
             leg.sessionTask = nil
             return
         }
+        leg.sessionEnds = loop.now + .seconds(Int64(interval))
         schedule(event, after: TimeAmount(delay), call: call, leg: index)
     }
 
@@ -97,8 +98,8 @@ final class SessionRefreshes {
 
     /// A refresh answered with a failure: 422 is tried again at once asking for the peer's Min-SE (§7.3); an
     /// UPDATE the peer advertised but refuses is sent as a re-INVITE from now on; 481 and 408 mean the dialog is
-    /// gone (RFC 5057 §5.1); any other failure leaves the session standing, and the next refresh is due an
-    /// interval later.
+    /// gone (RFC 5057 §5.1); any other failure (a 491 glare, a busy 500 or 503) is tried again before the session
+    /// ends (`retry`).
     private func refreshFailed(_ response: SIPResponse, method: SIPMethod, call: Call, leg index: LegID) {
         guard let leg = call.sip[index] else { return }
         switch response.status {
@@ -110,7 +111,29 @@ final class SessionRefreshes {
         case 408, 481:
             report(call, .lost(leg: index))
         default:
-            arm(call, leg: index)
+            retry(after: response, call: call, leg: index)
+        }
+    }
+
+    /// RFC 4028 §10: a session whose refresh failed stands only until it ends, so the refresh goes again after
+    /// RFC 3261 §14.1's back-off for a 491, else after the Retry-After asked for and at least T2; when that would
+    /// be too late, the call ends with the session (`session_expired`), as the peer would end it.
+    private func retry(after response: SIPResponse, call: Call, leg index: LegID) {
+        guard let leg = call.sip[index], let ends = leg.sessionEnds else { return }
+        var random = SystemRandomNumberGenerator()
+        let retryAfter = response.headers["Retry-After"].flatMap { Int64($0.prefix(while: \.isNumber)) }.map(TimeAmount.seconds)
+        let delay = if response.status == 491, let dialog = leg.dialog {
+            TimeAmount(dialog.glareRetryDelay(using: &random))
+        } else {
+            max(TimeAmount(timers.t2), retryAfter ?? .zero)
+        }
+        let left = ends - loop.now
+        logger.info("session refresh failed", metadata: ["call.id": "\(call.id)", "sip.status": "\(response.status)",
+                                                         "retry_in_ms": "\(delay.nanoseconds / 1_000_000)"])
+        if delay < left {
+            schedule(.refresh, after: delay, call: call, leg: index)
+        } else {
+            schedule(.expire, after: max(left, .zero), call: call, leg: index)
         }
     }
 }
