@@ -741,6 +741,24 @@ import Testing
         #expect(harness.bus.types.last == "call.ended")
     }
 
+    /// A callee's 422 to a relayed re-INVITE is about its own leg's interval, which the caller cannot meet: the
+    /// caller gets 491 and sends again, and the relayed retry asks the callee's Min-SE.
+    @Test func aCalleesFourTwentyTwoToARelayedReINVITEIsA491AndTheRetryAsksItsMinSE() throws {
+        let harness = Harness()
+        let (_, toTag) = try connectedCall(harness)
+        let reinvite = harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKst1", body: Harness.offer)
+        harness.receive(.request(reinvite), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        var tooSmall = SIPResponse(replyingTo: relayed, status: 422, toTag: relayed.to?.tag)
+        tooSmall.headers.add("Min-SE", "1900")
+        harness.receive(.response(tooSmall), from: Harness.callee)
+        #expect(harness.wire.take().compactMap(\.response).map(\.status) == [491])
+        let again = harness.callerRequest(.invite, cseq: 3, toTag: toTag, branch: "z9hG4bKst2", body: Harness.offer)
+        harness.receive(.request(again), from: Harness.caller)
+        let retried = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(retried.headers["Session-Expires"]?.hasPrefix("1900") == true)
+    }
+
     /// An UPDATE the caller advertised but refuses (501) makes the bridge refresh by re-INVITE, with the SDP the
     /// caller last got (B's answer), from then on; a 422 to that is tried again at once with its Min-SE (§7.3).
     @Test func aRefusedRefreshUPDATEFallsBackToReINVITEAndA422IsRetried() throws {

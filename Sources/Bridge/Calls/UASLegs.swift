@@ -260,7 +260,7 @@ final class UASLegs {
                 if let farLeg = call.sip[relay.far] { uac.cancelInDialog(relay.farInvite, leg: farLeg) }
             case .relayFinal(let answer):
                 if let farLeg = call.sip[relay.far] { uac.refreshTarget(farLeg, with: answer) }
-                var response = relayedResponse(answer, to: relay.request, from: index, in: call)
+                var response = relayedResponse(answer, to: relay.request, from: index, far: relay.far, in: call)
                 if response.isSuccess {
                     sessionRefreshed(answer, session: relay.session, into: &response, requester: index, far: relay.far, in: call)
                     retransmitUntilACK(call, leg: index, response: response, key: relay.key)
@@ -310,7 +310,7 @@ final class UASLegs {
             case .response(let answer):
                 farEndGone = answer.status == 481 || answer.status == 408
                 if let otherLeg = call.sip[other] { uac.refreshTarget(otherLeg, with: answer) }
-                response = relayedResponse(answer, to: request, from: index, in: call)
+                response = relayedResponse(answer, to: request, from: index, far: other, in: call)
                 if answer.isSuccess {
                     sessionRefreshed(answer, session: session, into: &response, requester: index, far: other, in: call)
                 }
@@ -327,8 +327,21 @@ final class UASLegs {
 
     /// The far side's final response as the requester (leg `index`) gets it: its status and reason, and for a 2xx
     /// our Contact, the request's Record-Route and the far side's body, an answer when the request made an offer.
-    private func relayedResponse(_ answer: SIPResponse, to request: SIPRequest, from index: LegID, in call: Call) -> SIPResponse {
-        var response = SIPResponse(replyingTo: request, status: answer.status, reason: answer.reason, toTag: call.sip[index]?.localTag)
+    ///
+    /// A 422 is about the far leg's session interval, not the requester's (each leg has its own timer): the far leg's
+    /// timer takes the Min-SE for its next request, and the requester is asked to send again, 491 to a re-INVITE
+    /// (RFC 3261 §14.1) and 500 with Retry-After 0 to an UPDATE (RFC 3311 §5.2); relayed, the 422 would name no
+    /// Min-SE the requester could meet.
+    private func relayedResponse(_ answer: SIPResponse, to request: SIPRequest, from index: LegID, far: LegID,
+                                 in call: Call) -> SIPResponse {
+        let toTag = call.sip[index]?.localTag
+        if answer.status == 422, request.method != .info, call.sip[far]?.sessionTimer.received422(answer) != nil {
+            guard request.method == .update else { return SIPResponse(replyingTo: request, status: 491, toTag: toTag) }
+            var response = SIPResponse(replyingTo: request, status: 500, toTag: toTag)
+            response.headers.add("Retry-After", "0")
+            return response
+        }
+        var response = SIPResponse(replyingTo: request, status: answer.status, reason: answer.reason, toTag: toTag)
         guard answer.isSuccess else { return response }
         decorate(&response, for: request, sdp: nil)
         if !answer.body.isEmpty {
