@@ -759,6 +759,25 @@ import Testing
         #expect(retried.headers["Session-Expires"]?.hasPrefix("1900") == true)
     }
 
+    /// The caller's INVITE listed no UPDATE, so the bridge refreshes it by re-INVITE; a later re-INVITE of the
+    /// caller's whose Allow lists UPDATE (another phone took the call) makes the next refresh an UPDATE.
+    @Test func anAllowInALaterReINVITEIsWhatTheNextRefreshGoesBy() throws {
+        let harness = Harness()
+        let (invite, _, toTag) = try timedCall(harness, caller: [("Session-Expires", "90"), ("Allow", "INVITE, ACK, BYE")])
+        var reinvite = harness.callerRequest(.invite, cseq: 2, toTag: toTag, branch: "z9hG4bKal1", body: Harness.offer)
+        reinvite.headers.add("Allow", "INVITE, ACK, BYE, UPDATE")
+        reinvite.headers.add("Session-Expires", "90")
+        harness.receive(.request(reinvite), from: Harness.caller)
+        let relayed = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        #expect(relayed.callID == invite.callID)
+        harness.receive(.response(Harness.calleeResponse(to: relayed, status: 200, sdp: Harness.answer)), from: Harness.callee)
+        harness.receive(.request(harness.callerRequest(.ack, cseq: 2, toTag: toTag, branch: "z9hG4bKal2")), from: Harness.caller)
+        harness.wire.take()
+        harness.advance(by: .seconds(45))
+        let refresh = harness.wire.take().compactMap(\.request).filter { $0.callID == "caller-call-1" }
+        #expect(Set(refresh.map(\.method)) == [.update])
+    }
+
     /// An UPDATE the caller advertised but refuses (501) makes the bridge refresh by re-INVITE, with the SDP the
     /// caller last got (B's answer), from then on; a 422 to that is tried again at once with its Min-SE (§7.3).
     @Test func aRefusedRefreshUPDATEFallsBackToReINVITEAndA422IsRetried() throws {

@@ -282,6 +282,7 @@ final class B2BUA {
             call.byeReasons = request.headers.values("Reason")
             drive(call, .bye(leg: index))
         case .invite, .update, .info:
+            if request.method != .info { leg.readAllow(of: request) }
             uas.relay(request, key: key, from: index, in: call)
         case .options:
             transactions.respond(key, SIPResponse(replyingTo: request, status: 200))

@@ -172,6 +172,12 @@ final class LegSIP {
         message.headers.values("Allow").contains { $0.trimmingCharacters(in: .whitespaces).uppercased() == "UPDATE" }
     }
 
+    /// A target refresh request or 2xx from the peer that lists Allow says anew what it takes (a PBX that moved
+    /// the call to another phone, say); one without Allow changes nothing.
+    func readAllow(of message: some SIPMessageFields) {
+        if message.headers.contains("Allow") { peerAllowsUpdate = Self.allowsUpdate(message) }
+    }
+
     /// Our INVITE while it is unanswered.
     var invite: SIPRequest? {
         if case .inviting(let invite) = setup { invite } else { nil }

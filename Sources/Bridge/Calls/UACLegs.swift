@@ -209,6 +209,7 @@ final class UACLegs {
     func refreshTarget(_ leg: LegSIP, with response: SIPResponse) {
         guard response.isSuccess, let method = response.cseq?.method, method == .invite || method == .update else { return }
         leg.dialog?.refreshTarget(with: response)
+        leg.readAllow(of: response)
     }
 
     // MARK: - CANCEL (RFC 3261 §9.1)
