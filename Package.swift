@@ -66,10 +66,11 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(name: "SQLiteStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(
             name: "Workers",
             dependencies: [
-                "WorkerSDK", "BusSchema", "ZeroMQ",
+                "WorkerSDK", "BusSchema", "ZeroMQ", "SQLiteStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -79,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "WebGateway",
             dependencies: [
-                "WorkerSDK", "BusSchema", "CallPolicy", "ZeroMQ",
+                "WorkerSDK", "BusSchema", "CallPolicy", "ZeroMQ", "SQLiteStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

@@ -85,4 +85,18 @@ import Testing
         try await store.saveLiveCalls(bridge: "b", seq: 42, upserts: [], removals: ["c1"])
         #expect(try store.liveCalls().calls.isEmpty)
     }
+
+    /// The gateway and `keys create` opening a new file at once: both get a migrated store (one of them used
+    /// to fail with "table ... already exists" or SQLITE_BUSY).
+    @Test func twoOpenersOfANewFileBothSucceed() async throws {
+        for _ in 0..<30 {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID()).sqlite").path
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<2 {
+                    group.addTask { _ = try GatewayStore(path: path) }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
 }

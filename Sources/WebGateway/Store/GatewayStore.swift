@@ -1,6 +1,7 @@
 import CallPolicy
 import Foundation
 import GRDB
+import SQLiteStore
 
 /// What a key or a user may do: where it may call, how fast, how many calls at once.
 struct AccessPolicy: Codable, Equatable, Sendable {
@@ -151,8 +152,8 @@ final class GatewayStore: Sendable {
     init(path: String) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
-        database = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(database)
+        // The gateway and its CLI (`keys create`, `users add`) may open a new file at once.
+        database = try MigratedDatabase.open(migrator: Self.migrator) { try DatabasePool(path: path, configuration: configuration) }
         self.path = path
     }
 
