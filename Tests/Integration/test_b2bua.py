@@ -222,6 +222,24 @@ def test_b_busy_then_the_next_target_answers(b2b, sipp):
     assert len(carol.received("BYE")) == 1, carol.report()
 
 
+def test_an_announcement_then_a_failure_then_another_carriers_answer_is_a_new_dialog_to_the_caller(b2b, sipp):
+    """Issue 12 item 3, serial LCR: carrier 1 (bob) plays a 183 announcement and fails with 503,
+    carrier 2 (carol) answers with other SDP. The caller's 183 and 200 carry different To tags
+    (its sipp fails the call otherwise), so the 200's SDP is a new answer (RFC 6337 §3.1)."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}, {"uri": user_uri("carol")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "early_refuse", ring_ms=300, final="503 Service Unavailable",
+                       final_header="Retry-After: 30")
+    carol = phones.start(sipp, s.kamailio, "carol", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "early", hangup_after_ms=300)
+    finished(alice, bob, carol)
+    early = [m for m in alice.responses("INVITE") if m.status == 183]
+    answer = [m for m in alice.responses("INVITE") if m.status == 200]
+    assert len(early) == 1 and answer, alice.report()
+    assert "announcement" in early[0].body and "announcement" not in answer[0].body, alice.report()
+    assert early[0].header("To") != answer[0].header("To"), alice.report()
+    assert len(carol.received("BYE")) == 1, carol.report()
+
+
 def test_b_never_answers_ring_timeout(b2b, sipp):
     s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob"), "ring_timeout_ms": 1500}]}})
     bob = phones.start(sipp, s.kamailio, "bob", "noanswer")

@@ -58,7 +58,10 @@ final class B2BUA {
                                    refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) })
     private lazy var uas: UASLegs = UASLegs(loop: loop, timers: configuration.timers, transactions: transactions, client: client, uac: uac,
                                    logger: logger, report: { [unowned self] call, event in drive(call, event) },
-                                   refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) })
+                                   refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) },
+                                   register: { [unowned self] call, tag in
+                                       if let leg = call.sip[.first] { dialogs[DialogKey(callID: leg.sipCallId, localTag: tag)] = (call.id, .first) }
+                                   })
     private lazy var sessions: SessionRefreshes = SessionRefreshes(loop: loop, timers: configuration.timers, client: client, uac: uac, logger: logger,
                                                  report: { [unowned self] call, event in drive(call, event) })
 
@@ -196,10 +199,10 @@ final class B2BUA {
         case .bye(let leg):
             call.sip[leg]?.sessionTask?.cancel()
             uas.bye(call, leg: leg)
-        case .provisionalToCaller(let status, let sdp):
-            uas.provisionalToCaller(call, status: status, sdp: sdp)
-        case .answerCaller(let sdp):
-            uas.answerCaller(call, sdp: sdp)
+        case .provisionalToCaller(let leg, let status, let sdp):
+            uas.provisionalToCaller(call, from: leg, status: status, sdp: sdp)
+        case .answerCaller(let leg, let sdp):
+            uas.answerCaller(call, from: leg, sdp: sdp)
         case .rejectCaller(let status, let reason, let reasonHeader):
             uas.rejectCaller(call, status: status, reason: reason, reasonHeader: reasonHeader)
         case .startRingTimer(let leg, let delay):
@@ -231,7 +234,9 @@ final class B2BUA {
         callsGauge.record(calls.count)
         store?.delete(callId: call.id)
         // Dialog lookups stay a little while, so a late BYE or retransmitted 2xx still finds its leg.
-        let keys = call.sip.values.map { DialogKey(callID: $0.sipCallId, localTag: $0.localTag) }
+        let keys = call.sip.values.flatMap { leg in
+            ([leg.localTag] + leg.earlyTags.values).map { DialogKey(callID: leg.sipCallId, localTag: $0) }
+        }
         for leg in call.sip.values {
             leg.ringTimer?.cancel()
             if !leg.byeAfterACK { leg.unacknowledged?.timer?.cancel() }

@@ -94,6 +94,13 @@ final class LegSIP {
         }
     }
 
+    /// A B leg's early dialog as the caller sees it: the B leg and the To tag B gave it (nil for a provisional
+    /// without one).
+    struct EarlyKey: Hashable {
+        let leg: LegID
+        let remoteTag: String?
+    }
+
     /// What a relayed re-INVITE or UPDATE does to its requester's session timer (RFC 4028 §9): the timer as the
     /// request leaves it and the header fields for the 2xx, both taken only once the far side answers 2xx.
     struct SessionRefresh {
@@ -102,7 +109,8 @@ final class LegSIP {
     }
 
     let sipCallId: String
-    let localTag: String
+    /// Leg A: the To tag of the early dialog the caller is answered in, once answered.
+    var localTag: String
     var setup: Setup?
     /// The caller's INVITE transaction (the inbound leg A).
     let serverKey: TransactionKey?
@@ -127,6 +135,11 @@ final class LegSIP {
     var sessionTimer: SessionTimer
     /// The refresh or expiry `sessionTimer` asks for next, on the call's loop.
     var sessionTask: Scheduled<Void>?
+    /// Leg A before its answer: the To tag the caller knows each B early dialog by, one each (RFC 3261 §13.2.1,
+    /// RFC 6337 §3.1), so the 2xx of another B is a new dialog to the caller and its SDP a new answer.
+    var earlyTags: [EarlyKey: String] = [:]
+    /// A B leg: the To tag of its latest provisional, the early dialog the caller hears it in.
+    var earlyTag: String?
     /// The peer's Allow lists UPDATE: the bridge's refreshes go as UPDATE, else as re-INVITE (RFC 4028 §7.4).
     var peerAllowsUpdate = false
 

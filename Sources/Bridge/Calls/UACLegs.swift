@@ -100,6 +100,7 @@ final class UACLegs {
             if response.isProvisional {
                 leg.gotProvisional = true
                 if leg.cancelWanted { sendCancel(leg) }
+                leg.earlyTag = response.to?.tag
                 report(call, .provisional(leg: index, status: response.status, sdp: MessageBody.sdp(of: response)))
             } else if response.isSuccess {
                 if let dialog = leg.dialog {

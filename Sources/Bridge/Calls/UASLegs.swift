@@ -17,9 +17,12 @@ final class UASLegs {
     private let report: (Call, CallFlow.Event) -> Void
     /// Called when a 2xx refreshed the leg's session (RFC 4028): its session timer starts again.
     private let refreshed: (Call, LegID) -> Void
+    /// Called with each To tag the caller gets, so its requests with that tag (PRACK, ACK, BYE) find the call.
+    private let register: (Call, String) -> Void
 
     init(loop: EventLoop, timers: SIPTimers, transactions: ServerResponder, client: SIPClient, uac: UACLegs, logger: Logger,
-         report: @escaping (Call, CallFlow.Event) -> Void, refreshed: @escaping (Call, LegID) -> Void) {
+         report: @escaping (Call, CallFlow.Event) -> Void, refreshed: @escaping (Call, LegID) -> Void,
+         register: @escaping (Call, String) -> Void) {
         self.loop = loop
         self.timers = timers
         self.transactions = transactions
@@ -28,22 +31,46 @@ final class UASLegs {
         self.logger = logger
         self.report = report
         self.refreshed = refreshed
+        self.register = register
     }
 
     // MARK: - The caller's INVITE
 
-    func provisionalToCaller(_ call: Call, status: Int, sdp: [UInt8]?) {
+    /// B leg `from`'s provisional to the caller, in the caller's early dialog for B's (RFC 3261 §13.2.1).
+    func provisionalToCaller(_ call: Call, from bLeg: LegID, status: Int, sdp: [UInt8]?) {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
-        var response = SIPResponse(replyingTo: invite, status: status, toTag: leg.localTag)
+        let early = LegSIP.EarlyKey(leg: bLeg, remoteTag: call.sip[bLeg]?.earlyTag)
+        let tag = leg.earlyTags[early] ?? newEarlyTag(leg, call: call)
+        leg.earlyTags[early] = tag
+        var response = SIPResponse(replyingTo: invite, status: status, toTag: tag)
         decorate(&response, for: invite, sdp: sdp)
         transactions.respond(key, response)
     }
 
-    /// The 2xx to the caller carries the session interval agreed with it (RFC 4028 §9), its own and not B's; the
-    /// caller's session timer starts with it.
-    func answerCaller(_ call: Call, sdp: [UInt8]?) {
+    /// The first early dialog takes the tag the INVITE transaction was given (so the 200 to a CANCEL names it, RFC
+    /// 3261 §9.2), every other one a tag of its own.
+    private func newEarlyTag(_ leg: LegSIP, call: Call) -> String {
+        guard leg.earlyTags.isEmpty else {
+            let tag = SIPEdge.makeTag()
+            register(call, tag)
+            return tag
+        }
+        return leg.localTag
+    }
+
+    /// The 2xx to the caller, from B leg `from`, in the caller's early dialog for B's answering dialog; a dialog the
+    /// caller never heard of gets a tag of its own, so its SDP is a new answer and not a change of an early one
+    /// (RFC 6337 §3.1). It carries the session interval agreed with the caller (RFC 4028 §9), its own and not
+    /// B's; the caller's session timer starts with it.
+    func answerCaller(_ call: Call, from bLeg: LegID, sdp: [UInt8]?) {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
-        var response = SIPResponse(replyingTo: invite, status: 200, toTag: leg.localTag)
+        let early = LegSIP.EarlyKey(leg: bLeg, remoteTag: call.sip[bLeg]?.dialog?.id.remoteTag)
+        let tag = leg.earlyTags[early] ?? newEarlyTag(leg, call: call)
+        if tag != leg.localTag, let dialog = Dialog(uas: invite, localTag: tag, localContact: uac.localContact) {
+            leg.localTag = tag
+            leg.dialog = dialog
+        }
+        var response = SIPResponse(replyingTo: invite, status: 200, toTag: tag)
         decorate(&response, for: invite, sdp: sdp)
         // RFC 3261 §13.3.1.4: a 2xx to an INVITE names the methods allowed in the dialog; the edge answered
         // 422 to an INVITE asking for too small a session interval, so this is a success.
