@@ -239,6 +239,7 @@ final class B2BUA {
         }
         for leg in call.sip.values {
             leg.ringTimer?.cancel()
+            leg.reliable?.timer?.cancel()
             if !leg.byeAfterACK { leg.unacknowledged?.timer?.cancel() }
             leg.relaying?.timerC?.cancel()
             leg.sessionTask?.cancel()
@@ -283,6 +284,10 @@ final class B2BUA {
             uas.relay(request, key: key, from: index, in: call)
         case .options:
             transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+        case .prack where index == .first:
+            uas.prack(request, key: key, in: call)
+        case .prack:
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 481))
         default:
             var response = SIPResponse(replyingTo: request, status: 405)
             response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))

@@ -94,6 +94,26 @@ final class LegSIP {
         }
     }
 
+    /// The caller's reliable provisionals (RFC 3262 §3): the machine, the INVITE transaction they go out through,
+    /// and the retransmission timer the machine asked for.
+    final class Reliable {
+        var machine: ReliableProvisionals
+        let key: TransactionKey
+        var timer: Scheduled<Void>?
+
+        init(machine: ReliableProvisionals, key: TransactionKey) {
+            self.machine = machine
+            self.key = key
+        }
+    }
+
+    /// A B leg's early dialog (RFC 3261 §12.1.2) the bridge PRACKs in, and the RSeq of the last reliable
+    /// provisional it PRACKed there (RFC 3262 §4).
+    struct ReliableEarly {
+        var dialog: Dialog
+        var rseq: UInt32
+    }
+
     /// A B leg's early dialog as the caller sees it: the B leg and the To tag B gave it (nil for a provisional
     /// without one).
     struct EarlyKey: Hashable {
@@ -138,8 +158,12 @@ final class LegSIP {
     /// Leg A before its answer: the To tag the caller knows each B early dialog by, one each (RFC 3261 §13.2.1,
     /// RFC 6337 §3.1), so the 2xx of another B is a new dialog to the caller and its SDP a new answer.
     var earlyTags: [EarlyKey: String] = [:]
+    /// Leg A whose INVITE supports 100rel: its provisionals go reliably.
+    var reliable: Reliable?
     /// A B leg: the To tag of its latest provisional, the early dialog the caller hears it in.
     var earlyTag: String?
+    /// A B leg: its early dialogs with a reliable provisional, by B's To tag, until answered.
+    var reliableEarly: [String: ReliableEarly] = [:]
     /// The peer's Allow lists UPDATE: the bridge's refreshes go as UPDATE, else as re-INVITE (RFC 4028 §7.4).
     var peerAllowsUpdate = false
 

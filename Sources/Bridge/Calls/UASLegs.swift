@@ -36,7 +36,8 @@ final class UASLegs {
 
     // MARK: - The caller's INVITE
 
-    /// B leg `from`'s provisional to the caller, in the caller's early dialog for B's (RFC 3261 §13.2.1).
+    /// B leg `from`'s provisional to the caller, in the caller's early dialog for B's (RFC 3261 §13.2.1): reliably
+    /// when the caller's INVITE supports 100rel (RFC 3262 §3).
     func provisionalToCaller(_ call: Call, from bLeg: LegID, status: Int, sdp: [UInt8]?) {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
         let early = LegSIP.EarlyKey(leg: bLeg, remoteTag: call.sip[bLeg]?.earlyTag)
@@ -44,7 +45,14 @@ final class UASLegs {
         leg.earlyTags[early] = tag
         var response = SIPResponse(replyingTo: invite, status: status, toTag: tag)
         decorate(&response, for: invite, sdp: sdp)
-        transactions.respond(key, response)
+        if invite.headers.namesOptionTag("100rel", in: "Supported") || invite.headers.namesOptionTag("100rel", in: "Require") {
+            let reliable = leg.reliable ?? LegSIP.Reliable(machine: ReliableProvisionals(firstRSeq: .random(in: 1...0x7FFF_FFFF), timers: timers),
+                                                             key: key)
+            leg.reliable = reliable
+            perform(reliable.machine.provisional(response), reliable, call: call)
+        } else {
+            transactions.respond(key, response)
+        }
     }
 
     /// The first early dialog takes the tag the INVITE transaction was given (so the 200 to a CANCEL names it, RFC
@@ -76,13 +84,18 @@ final class UASLegs {
         // 422 to an INVITE asking for too small a session interval, so this is a success.
         response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
         addSessionTimer((try? leg.sessionTimer.received(invite).get()) ?? [], to: &response)
-        retransmitUntilACK(call, leg: .first, response: response, key: key, initial: true)
+        if let reliable = leg.reliable {
+            perform(reliable.machine.final(response), reliable, call: call)
+        } else {
+            retransmitUntilACK(call, leg: .first, response: response, key: key, initial: true)
+        }
         refreshed(call, .first)
     }
 
-    /// `Supported: timer` and the leg's Session-Expires (and Require) in a 2xx to a session refresh request.
+    /// `Supported` (100rel and timer) and the leg's Session-Expires (and Require) in a 2xx to the caller's INVITE or
+    /// to a session refresh request.
     private func addSessionTimer(_ headers: [SIPHeader], to response: inout SIPResponse) {
-        response.headers.add("Supported", "timer")
+        response.headers.add("Supported", "100rel, timer")
         for header in headers { response.headers.add(header.name, header.value) }
     }
 
@@ -90,7 +103,52 @@ final class UASLegs {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
         var response = SIPResponse(replyingTo: invite, status: status, reason: reason, toTag: leg.localTag)
         if let reasonHeader { response.headers.add("Reason", reasonHeader) }
-        transactions.respond(key, response)
+        if let reliable = leg.reliable {
+            perform(reliable.machine.final(response), reliable, call: call)
+        } else {
+            transactions.respond(key, response)
+        }
+    }
+
+    // MARK: - Reliable provisionals (RFC 3262 §3)
+
+    /// The caller's PRACK: 200 when it acknowledges the reliable provisional out (which then stops, and lets a held
+    /// 2xx or the next provisional go), 481 when it matches none.
+    func prack(_ request: SIPRequest, key: TransactionKey, in call: Call) {
+        guard let reliable = call.sip[.first]?.reliable, let rack = request.headers["RAck"].flatMap(RAck.init),
+              let actions = reliable.machine.prack(rack) else {
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 481))
+            return
+        }
+        transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+        perform(actions, reliable, call: call)
+    }
+
+    private func perform(_ actions: [ReliableProvisionals.Action], _ reliable: LegSIP.Reliable, call: Call) {
+        for action in actions {
+            switch action {
+            case .send(let response) where response.isSuccess:
+                retransmitUntilACK(call, leg: .first, response: response, key: reliable.key, initial: true)
+            case .send(let response):
+                transactions.respond(reliable.key, response)
+            case .startTimer(let delay):
+                reliable.timer = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
+                    perform(reliable.machine.timerFired(), reliable, call: call)
+                }
+            case .cancelTimer:
+                reliable.timer?.cancel()
+                reliable.timer = nil
+            case .timedOut:
+                // RFC 3262 §3: the caller never PRACKed, so it cannot be answered: a 5xx, and the B legs end. The
+                // caller's dialog never came up, so nothing is sent in it.
+                logger.notice("no PRACK from the caller: INVITE rejected", metadata: ["call.id": "\(call.id)"])
+                if let leg = call.sip[.first], let invite = transactions.request(for: reliable.key) {
+                    transactions.respond(reliable.key, SIPResponse(replyingTo: invite, status: 504, reason: "No PRACK", toTag: leg.localTag))
+                    leg.dialog = nil
+                }
+                report(call, .lost(leg: .first))
+            }
+        }
     }
 
     /// A UAS response in a dialog carries our Contact and the request's Record-Route (RFC 3261 §12.1.1).
