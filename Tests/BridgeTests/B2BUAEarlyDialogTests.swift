@@ -33,6 +33,14 @@ import Testing
         harness.wire.take().compactMap(\.response).filter { $0.cseq?.method == .invite }
     }
 
+    /// The caller's CANCEL of its INVITE (RFC 3261 §9.1).
+    func callerCancel(_ harness: Harness) -> SIPRequest {
+        var cancel = SIPRequest(method: .cancel, uri: harness.callerInvite().uri)
+        for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] { cancel.headers.add(name, harness.callerInvite().headers[name]!) }
+        cancel.headers.add("CSeq", "1 CANCEL")
+        return cancel
+    }
+
     func prack(_ harness: Harness, toTag: String, rack: String, cseq: UInt32 = 2, branch: String = "z9hG4bKprack1") -> SIPRequest {
         var prack = harness.callerRequest(.prack, cseq: cseq, toTag: toTag, branch: branch)
         prack.headers.add("RAck", rack)
@@ -85,10 +93,7 @@ import Testing
         let invite = try harness.bridgeToCallee()
         harness.receive(.response(Harness.calleeResponse(to: invite, status: 183, sdp: Harness.answer)), from: Harness.callee)
         let early = try #require(callerResponses(harness).first?.to?.tag)
-        var cancel = SIPRequest(method: .cancel, uri: harness.callerInvite().uri)
-        for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] { cancel.headers.add(name, harness.callerInvite().headers[name]!) }
-        cancel.headers.add("CSeq", "1 CANCEL")
-        harness.receive(.request(cancel), from: Harness.caller)
+        harness.receive(.request(callerCancel(harness)), from: Harness.caller)
         let answers = harness.wire.take().compactMap(\.response)
         #expect(answers.first { $0.cseq?.method == .cancel }?.to?.tag == early)
         #expect(answers.first { $0.status == 487 }?.to?.tag == early)
@@ -169,6 +174,23 @@ import Testing
         let sent = harness.wire.take()
         #expect(sent.compactMap(\.response).filter { $0.cseq?.method == .invite }.map(\.status) == [504])
         #expect(sent.compactMap(\.request).contains { $0.method == .cancel && $0.callID == invite.callID })
+        #expect(harness.bus.types.last == "call.ended")
+    }
+
+    /// The caller CANCELs while its 2xx waits for the PRACK of the 183: it gets 487, never the 2xx, and B (answered
+    /// already) gets BYE.
+    @Test func aCANCELWhileThe2xxWaitsForThePRACKGets487AndBIsHungUp() throws {
+        let harness = Harness()
+        let invite = try harness.bridgeToCallee(callerHeaders: [("Supported", "100rel")])
+        harness.receive(.response(Harness.calleeResponse(to: invite, status: 183, sdp: Harness.answer)), from: Harness.callee)
+        harness.receive(.response(Harness.calleeResponse(to: invite, status: 200, sdp: Harness.answer)), from: Harness.callee)
+        #expect(!callerResponses(harness).contains { $0.status == 200 })
+        harness.receive(.request(callerCancel(harness)), from: Harness.caller)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [200, 487])
+        #expect(sent.compactMap(\.request).contains { $0.method == .bye && $0.callID == invite.callID })
+        harness.advance(by: .seconds(40))
+        #expect(!callerResponses(harness).contains { $0.status == 200 })
         #expect(harness.bus.types.last == "call.ended")
     }
 

@@ -307,7 +307,7 @@ final class B2BUA {
         }
         guard let tag = transactions.toTag(for: serverKey), let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)],
               index == .first, let call = calls[callId] else { return false }
-        drive(call, .callerCancelled)
+        if !uas.cancelHeldAnswer(call) { drive(call, .callerCancelled) }
         return true
     }
 

@@ -112,6 +112,17 @@ final class UASLegs {
 
     // MARK: - Reliable provisionals (RFC 3262 §3)
 
+    /// The caller CANCELled while its 2xx waits for a PRACK: no final response went out, so the INVITE gets 487
+    /// (RFC 3261 §9.2) and the call ends as if the caller hung up at the answer. False when no 2xx waits.
+    func cancelHeldAnswer(_ call: Call) -> Bool {
+        guard let leg = call.sip[.first], let reliable = leg.reliable, reliable.machine.holdsFinal,
+              let invite = transactions.request(for: reliable.key) else { return false }
+        let terminated = SIPResponse(replyingTo: invite, status: 487, toTag: leg.localTag)
+        perform(reliable.machine.final(terminated), reliable, call: call)
+        report(call, .bye(leg: .first))
+        return true
+    }
+
     /// The caller's PRACK: 200 when it acknowledges the reliable provisional out (which then stops, and lets a held
     /// 2xx or the next provisional go), 481 when it matches none.
     func prack(_ request: SIPRequest, key: TransactionKey, in call: Call) {

@@ -79,6 +79,9 @@ public struct ReliableProvisionals: Sendable {
     private var interval: Duration
     private var waited: Duration = .zero
 
+    /// A 2xx is waiting for a PRACK: no final response went out yet.
+    public var holdsFinal: Bool { held != nil }
+
     /// `firstRSeq` is random in 1...2^31-1 (§3), so a restarted UAS does not repeat one.
     public init(firstRSeq: UInt32, timers: SIPTimers = SIPTimers()) {
         nextRSeq = firstRSeq
