@@ -29,11 +29,11 @@ import Testing
         #expect(harness.bus.types.last == "call.connected")
     }
 
-    /// RFC 3261 §13.3.1.4: the caller learns what it may send in the dialog (and that no extension is supported).
+    /// RFC 3261 §13.3.1.4: the caller learns what it may send in the dialog and the extensions the bridge does.
     @Test func the2xxToTheCallerNamesAllowAndSupported() throws {
         let (_, ok) = try Harness().answeredCall()
-        #expect(ok.headers.values("Allow") == ["INVITE", "ACK", "CANCEL", "OPTIONS", "BYE", "UPDATE", "INFO"])
-        #expect(ok.headers.contains("Supported"))
+        #expect(ok.headers.values("Allow") == ["INVITE", "ACK", "CANCEL", "OPTIONS", "BYE", "UPDATE", "INFO", "PRACK"])
+        #expect(ok.headers.values("Supported") == ["100rel", "timer"])
     }
 
     /// RFC 3261 §15: the callee hangs up before the caller ACKed our 2xx; the caller's BYE waits for that

@@ -63,10 +63,10 @@ struct FlowDriver {
         #expect(actions == [.invite(leg: LegID(1), uri: "sip:bob@x", sdp: offer, callerId: nil, headers: [:], attempt: 1),
                             .startRingTimer(leg: LegID(1), after: .seconds(30))])
         #expect(driver.send(.provisional(leg: LegID(1), status: 180, sdp: nil)) ==
-            [.publish(.callRinging(Ringing(leg: .b, status: 180, earlyMedia: false))), .provisionalToCaller(status: 180, sdp: nil)])
+            [.publish(.callRinging(Ringing(leg: .b, status: 180, earlyMedia: false))), .provisionalToCaller(leg: LegID(1), status: 180, sdp: nil)])
         _ = driver.advance(by: .seconds(4))
         let answered = driver.send(.answered(leg: LegID(1), sdp: answer))
-        #expect(answered.contains(.answerCaller(sdp: answer)))
+        #expect(answered.contains(.answerCaller(leg: LegID(1), sdp: answer)))
         #expect(answered.contains(.ack(leg: LegID(1), sdp: nil)))
         #expect(answered.contains(.persist))
         #expect(driver.flow.phase == .connected)
@@ -138,7 +138,7 @@ struct FlowDriver {
         #expect(next.contains(.invite(leg: LegID(3), uri: "sip:erin@x", sdp: offer, callerId: nil, headers: [:], attempt: 3)))
         let last = driver.send(.failed(leg: LegID(3), status: 404, reason: "Not Found"))
         #expect(last.contains(.invite(leg: LegID(4), uri: "sip:carol@x", sdp: offer, callerId: nil, headers: [:], attempt: 4)))
-        #expect(driver.send(.answered(leg: LegID(4), sdp: answer)).contains(.answerCaller(sdp: answer)))
+        #expect(driver.send(.answered(leg: LegID(4), sdp: answer)).contains(.answerCaller(leg: LegID(4), sdp: answer)))
     }
 
     @Test func redirectsAreCappedPerCallAndAnUnfollowedOneReachesTheCallerAs480() {
@@ -188,7 +188,7 @@ struct FlowDriver {
         let actions = driver.send(.decided(BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@x")])))
         #expect(actions.first == .invite(leg: LegID(1), uri: "sip:bob@x", sdp: nil, callerId: nil, headers: [:], attempt: 1))
         let answered = driver.send(.answered(leg: LegID(1), sdp: offer))
-        #expect(answered.contains(.answerCaller(sdp: offer)))
+        #expect(answered.contains(.answerCaller(leg: LegID(1), sdp: offer)))
         #expect(!answered.contains(.ack(leg: LegID(1), sdp: nil)))
         #expect(driver.send(.callerACK(sdp: answer)) == [.ack(leg: LegID(1), sdp: answer)])
     }

@@ -15,6 +15,9 @@ with digest auth first, then treat every INVITE that Kamailio forwards to them:
                 (a=recvonly), then the remote BYE gets 200
     "refuse"    final = "STATUS REASON" with one header final_header (a 503 with its
                 Retry-After, a 407 with its Proxy-Authenticate, a 302 with its Contact)
+    "early_refuse"  183 with SDP (an announcement), ring_ms later final (as "refuse")
+    "answer_100rel"  183 with SDP sent reliably (Require: 100rel, RSeq 1) until its PRACK,
+                ring_ms after the PRACK 200 + SDP; the remote BYE gets 200
 Callers (sipp UAC, scenarios/phone_call*.xml), started by call(): they REGISTER, then
 INVITE a number through Kamailio (407 handled):
     "call"      waits for the answer; the remote BYE (or hangs up after hangup_after_ms);
@@ -31,6 +34,10 @@ INVITE a number through Kamailio (407 handled):
                 waits for the BYE of the expired session
     "timer_refreshed"  session timer Session-Expires: 90;refresher=uas (UPDATE allowed): answers
                 the refreshes it gets, BYE after the refreshes-th
+    "early"     expects a 183, maybe a 180, then a 200 whose To tag is not the 183's (the call
+                fails otherwise); BYE hangup_after_ms after the answer
+    "100rel"    INVITE with Require: 100rel; the 183 must be reliable (RSeq), PRACK, its 200,
+                then the INVITE's 200; BYE hangup_after_ms after the answer
 
 Every phone writes a message trace; messages(), received(), final_status() read it.
 Phones are stopped with the `sipp` fixture (they are in its `running` list) and their
@@ -58,12 +65,14 @@ USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
 CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
                     "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml",
                     "reinvite_cancelled": "phone_answer_reinvite_cancelled.xml",
-                    "glare": "phone_answer_491.xml", "refuse": "phone_refuse.xml"}
+                    "glare": "phone_answer_491.xml", "refuse": "phone_refuse.xml",
+                    "early_refuse": "phone_early_refuse.xml", "answer_100rel": "phone_answer_100rel.xml"}
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
                     "cancel": "phone_call_cancel.xml", "sipi": "phone_call_sipi.xml",
                     "reinvite_cancel": "phone_call_reinvite_cancel.xml",
                     "reinvite_nosdp": "phone_call_reinvite_nosdp.xml",
-                    "timer": "phone_call_timer.xml", "timer_refreshed": "phone_call_timer_refreshed.xml"}
+                    "timer": "phone_call_timer.xml", "timer_refreshed": "phone_call_timer_refreshed.xml",
+                    "early": "phone_call_early.xml", "100rel": "phone_call_100rel.xml"}
 
 _SEPARATOR = "----------------------------------------------- "
 
@@ -219,7 +228,7 @@ def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
           reinvite_contact_user=None, final=None, final_header=None):
     """Start a callee phone registered at `kamailio` as `user` and return it once Kamailio
     accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject |
-    reinvite_cancelled | glare | refuse (final, final_header).
+    reinvite_cancelled | glare | refuse | early_refuse (final, final_header) | answer_100rel.
     ring_ms: pause between 180 and 200 ("answer"). hangup_after_ms: > 0 = the phone sends
     BYE that long after answering (the timer restarts after each re-INVITE); 0 = it waits
     for the remote BYE. calls: the phone's sipp ends after that many calls (None: runs
@@ -233,7 +242,7 @@ def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
     keys = {"registrar_ip": LOCAL, "registrar_port": kamailio.port,
             "ring_ms": int(ring_ms), "hangup_after_ms": int(hangup_after_ms),
             "reinvite_contact_user": reinvite_contact_user or user}
-    if behaviour == "refuse":
+    if behaviour in ("refuse", "early_refuse"):
         # sipp checks a response's status when it loads the scenario: the code is written in
         status, reason = final.split(" ", 1)
         scenario = sipp._scenario(scenario, status)
@@ -257,7 +266,8 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
          name=None):
     """Start a caller phone: it registers as `user`, then calls `number` through
     `kamailio`; returns at once (finish() waits for the end of the call).
-    behaviour: call | sipi | hold | cancel | reinvite_cancel | reinvite_nosdp | timer | timer_refreshed. "call":
+    behaviour: call | sipi | early | 100rel | hold | cancel | reinvite_cancel | reinvite_nosdp | timer |
+    timer_refreshed. "early" and "100rel" hang up hangup_after_ms after the answer. "call":
     hangup_after_ms > 0 = BYE that long after the answer, 0 = wait for the remote BYE; final failures
     (486, 603, ...) end the call normally (see final_status()); "sipi" the same as a SIP-I trunk (SDP
     and ISUP in multipart/mixed). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
@@ -273,6 +283,7 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
     password = password if password is not None else USERS[user]
     port = harness.free_port()
     keys = {"call": {"hangup_after_ms": int(hangup_after_ms)}, "sipi": {"hangup_after_ms": int(hangup_after_ms)},
+            "early": {"hangup_after_ms": int(hangup_after_ms)}, "100rel": {"hangup_after_ms": int(hangup_after_ms)},
             "hold": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms),
                      "unhold_talk_ms": int(talk_ms if unhold_talk_ms is None else unhold_talk_ms)},
             "cancel": {"cancel_after_ms": int(cancel_after_ms)},

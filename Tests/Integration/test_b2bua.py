@@ -227,6 +227,55 @@ def test_b_busy_then_the_next_target_answers(b2b, sipp):
     assert len(carol.received("BYE")) == 1, carol.report()
 
 
+def test_an_announcement_then_a_failure_then_another_carriers_answer_is_a_new_dialog_to_the_caller(b2b, sipp):
+    """Issue 12 item 3, serial LCR: carrier 1 (bob) plays a 183 announcement and fails with 503,
+    carrier 2 (carol) answers with other SDP. The caller's 183 and 200 carry different To tags
+    (its sipp fails the call otherwise), so the 200's SDP is a new answer (RFC 6337 §3.1)."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}, {"uri": user_uri("carol")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "early_refuse", ring_ms=300, final="503 Service Unavailable",
+                       final_header="Retry-After: 30")
+    carol = phones.start(sipp, s.kamailio, "carol", "answer", ring_ms=100)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "early", hangup_after_ms=300)
+    finished(alice, bob, carol)
+    early = [m for m in alice.responses("INVITE") if m.status == 183]
+    answer = [m for m in alice.responses("INVITE") if m.status == 200]
+    assert len(early) == 1 and answer, alice.report()
+    assert "announcement" in early[0].body and "announcement" not in answer[0].body, alice.report()
+    assert early[0].header("To") != answer[0].header("To"), alice.report()
+    assert len(carol.received("BYE")) == 1, carol.report()
+
+
+def test_a_caller_requiring_100rel_prack_s_the_bridge_and_the_bridge_prack_s_the_callee(b2b, sipp):
+    """Issue 12 item 9, RFC 3262 per leg: the caller's `Require: 100rel` (once a 420) gets a reliable
+    183 that it PRACKs; the callee's reliable 183 gets the bridge's PRACK (RAck 1 1 INVITE)."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer_100rel", ring_ms=300)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", "100rel", hangup_after_ms=300)
+    finished(alice, bob)
+    early = [m for m in alice.responses("INVITE") if m.status == 183]
+    assert early and early[0].header("RSeq") and early[0].header("Require") == ["100rel"], alice.report()
+    assert [m.status for m in alice.responses("PRACK")] == [200], alice.report()
+    assert alice.final_status() == 200, alice.report()
+    pracks = bob.received("PRACK")
+    assert len(pracks) == 1 and pracks[0].header("RAck") == ["1 1 INVITE"], bob.report()
+    assert bob.received("INVITE")[0].header("Supported") == ["100rel, timer"], bob.report()
+    assert len(bob.received("BYE")) == 1, bob.report()
+
+
+def test_a_callees_reliable_183_reaches_a_caller_without_100rel_as_before(b2b, sipp):
+    """Issue 12 item 9: the bridge PRACKs the callee itself; a caller without 100rel gets the 183
+    unreliably (no RSeq) and the call completes."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "answer_100rel", ring_ms=300)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000", hangup_after_ms=300)
+    finished(alice, bob)
+    assert alice.final_status() == 200, alice.report()
+    early = [m for m in alice.responses("INVITE") if m.status == 183]
+    assert len(early) == 1 and not early[0].header("RSeq"), alice.report()
+    assert len(bob.received("PRACK")) == 1, bob.report()
+    assert len(bob.received("BYE")) == 1, bob.report()
+
+
 def test_b_never_answers_ring_timeout(b2b, sipp):
     s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob"), "ring_timeout_ms": 1500}]}})
     bob = phones.start(sipp, s.kamailio, "bob", "noanswer")
@@ -318,7 +367,7 @@ def test_session_timers_per_leg_refresh_through_kamailio_and_a_quiet_refresher_e
         [["90;refresher=uac"]], alice.report()
     invites = bob.received("INVITE")
     assert len(invites) == 3 and len(bob.received("UPDATE")) == 1, bob.report()
-    assert invites[0].header("Session-Expires") == ["100"] and "timer" in invites[0].header("Supported"), bob.report()
+    assert invites[0].header("Session-Expires") == ["100"] and invites[0].header("Supported") == ["100rel, timer"], bob.report()
     # alice's refreshes reach bob with his leg's interval; the last re-INVITE is the bridge's own
     assert invites[1].header("Session-Expires") == ["100;refresher=uac"], bob.report()
     assert bob.received("UPDATE")[0].header("Session-Expires") == ["100;refresher=uac"], bob.report()

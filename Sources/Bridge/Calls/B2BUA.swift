@@ -58,7 +58,10 @@ final class B2BUA {
                                    refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) })
     private lazy var uas: UASLegs = UASLegs(loop: loop, timers: configuration.timers, transactions: transactions, client: client, uac: uac,
                                    logger: logger, report: { [unowned self] call, event in drive(call, event) },
-                                   refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) })
+                                   refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) },
+                                   register: { [unowned self] call, tag in
+                                       if let leg = call.sip[.first] { dialogs[DialogKey(callID: leg.sipCallId, localTag: tag)] = (call.id, .first) }
+                                   })
     private lazy var sessions: SessionRefreshes = SessionRefreshes(loop: loop, timers: configuration.timers, client: client, uac: uac, logger: logger,
                                                  report: { [unowned self] call, event in drive(call, event) })
 
@@ -202,10 +205,10 @@ final class B2BUA {
         case .bye(let leg):
             call.sip[leg]?.sessionTask?.cancel()
             uas.bye(call, leg: leg)
-        case .provisionalToCaller(let status, let sdp):
-            uas.provisionalToCaller(call, status: status, sdp: call.stamp(sdp, to: .first, answer: call.flow.callerOffered))
-        case .answerCaller(let sdp):
-            uas.answerCaller(call, sdp: call.stamp(sdp, to: .first, answer: call.flow.callerOffered))
+        case .provisionalToCaller(let leg, let status, let sdp):
+            uas.provisionalToCaller(call, from: leg, status: status, sdp: sdp)
+        case .answerCaller(let leg, let sdp):
+            uas.answerCaller(call, from: leg, sdp: sdp)
         case .rejectCaller(let status, let reason, let reasonHeader):
             uas.rejectCaller(call, status: status, reason: reason, reasonHeader: reasonHeader)
         case .startRingTimer(let leg, let delay):
@@ -237,9 +240,12 @@ final class B2BUA {
         callsGauge.record(calls.count)
         store?.delete(callId: call.id)
         // Dialog lookups stay a little while, so a late BYE or retransmitted 2xx still finds its leg.
-        let keys = call.sip.values.map { DialogKey(callID: $0.sipCallId, localTag: $0.localTag) }
+        let keys = call.sip.values.flatMap { leg in
+            ([leg.localTag] + leg.earlyTags.values).map { DialogKey(callID: leg.sipCallId, localTag: $0) }
+        }
         for leg in call.sip.values {
             leg.ringTimer?.cancel()
+            leg.reliable?.timer?.cancel()
             if !leg.byeAfterACK { leg.unacknowledged?.timer?.cancel() }
             leg.relaying?.timerC?.cancel()
             leg.sessionTask?.cancel()
@@ -286,6 +292,10 @@ final class B2BUA {
             uas.relay(request, key: key, from: index, in: call)
         case .options:
             transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+        case .prack where index == .first:
+            uas.prack(request, key: key, in: call)
+        case .prack:
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 481))
         default:
             var response = SIPResponse(replyingTo: request, status: 405)
             response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
@@ -305,7 +315,7 @@ final class B2BUA {
         }
         guard let tag = transactions.toTag(for: serverKey), let (callId, index) = dialogs[DialogKey(callID: callID, localTag: tag)],
               index == .first, let call = calls[callId] else { return false }
-        drive(call, .callerCancelled)
+        if !uas.cancelHeldAnswer(call) { drive(call, .callerCancelled) }
         return true
     }
 

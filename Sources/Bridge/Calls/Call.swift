@@ -33,8 +33,9 @@ final class Call {
     let maxForwards: Int
     let createdWall: Date
     var connectedWall: Date?
-    /// The `o=` each leg's peer sees, kept across every body the bridge sends it.
-    private var origins: [LegID: SDPOrigin] = [:]
+    /// The `o=` each leg's peer sees, kept across every body the bridge sends it in one dialog: the caller's early
+    /// dialogs (one per B early dialog) are sessions of their own, so the tag they go in is kept too.
+    private var origins: [LegID: (tag: String?, origin: SDPOrigin)] = [:]
     /// The caller's P-Asserted-Identity, Privacy and Diversion, for the legs the call places. They are trusted because
     /// the bridge takes INVITEs from its `sip_trusted_sources` only, and the proxy there drops a phone's own
     /// (openser-cfg's route[IDENTITY]).
@@ -55,15 +56,19 @@ final class Call {
 
     /// `sdp` as leg `leg`'s peer gets it: whoever wrote it, under one origin for the whole call, its version up by
     /// one with each change (RFC 3264 §8), and as an answer never `a=setup:actpass`.
-    func stamp(_ sdp: [UInt8]?, to leg: LegID, answer: Bool) -> [UInt8]? {
+    /// `dialogTag` names the caller's early dialog a provisional or the 2xx goes in; a new one starts a new origin.
+    func stamp(_ sdp: [UInt8]?, to leg: LegID, dialogTag: String? = nil, answer: Bool) -> [UInt8]? {
         guard let sdp else { return nil }
-        return origins[leg, default: SDPOrigin()].stamp(sdp, answer: answer)
+        if let dialogTag, let kept = origins[leg], kept.tag != dialogTag { origins[leg] = nil }
+        var entry = origins[leg] ?? (tag: dialogTag, origin: SDPOrigin())
+        defer { origins[leg] = entry }
+        return entry.origin.stamp(sdp, answer: answer)
     }
 
     /// A relayed body: stamped when it is SDP; any other (INFO's DTMF, a SIP-I multipart) passes as it is.
     func stamp(_ body: [UInt8], contentType: String?, to leg: LegID, answer: Bool) -> [UInt8] {
         guard !body.isEmpty, contentType.flatMap(MediaType.init(parsing:))?.essence == "application/sdp" else { return body }
-        return origins[leg, default: SDPOrigin()].stamp(body, answer: answer)
+        return stamp(body, to: leg, answer: answer) ?? body
     }
 }
 
@@ -118,6 +123,33 @@ final class LegSIP {
         }
     }
 
+    /// The caller's reliable provisionals (RFC 3262 §3): the machine, the INVITE transaction they go out through,
+    /// and the retransmission timer the machine asked for.
+    final class Reliable {
+        var machine: ReliableProvisionals
+        let key: TransactionKey
+        var timer: Scheduled<Void>?
+
+        init(machine: ReliableProvisionals, key: TransactionKey) {
+            self.machine = machine
+            self.key = key
+        }
+    }
+
+    /// A B leg's early dialog (RFC 3261 §12.1.2) the bridge PRACKs in, and the RSeq of the last reliable
+    /// provisional it PRACKed there (RFC 3262 §4).
+    struct ReliableEarly {
+        var dialog: Dialog
+        var rseq: UInt32
+    }
+
+    /// A B leg's early dialog as the caller sees it: the B leg and the To tag B gave it (nil for a provisional
+    /// without one).
+    struct EarlyKey: Hashable {
+        let leg: LegID
+        let remoteTag: String?
+    }
+
     /// What a relayed re-INVITE or UPDATE does to its requester's session timer (RFC 4028 §9): the timer as the
     /// request leaves it and the header fields for the 2xx, both taken only once the far side answers 2xx.
     struct SessionRefresh {
@@ -126,7 +158,8 @@ final class LegSIP {
     }
 
     let sipCallId: String
-    let localTag: String
+    /// Leg A: the To tag of the early dialog the caller is answered in, once answered.
+    var localTag: String
     var setup: Setup?
     /// The caller's INVITE transaction (the inbound leg A).
     let serverKey: TransactionKey?
@@ -154,6 +187,15 @@ final class LegSIP {
     /// When the leg's session ends unless refreshed (its last refresh plus the interval): a failed refresh is
     /// retried until then.
     var sessionEnds: NIODeadline?
+    /// Leg A before its answer: the To tag the caller knows each B early dialog by, one each (RFC 3261 §13.2.1,
+    /// RFC 6337 §3.1), so the 2xx of another B is a new dialog to the caller and its SDP a new answer.
+    var earlyTags: [EarlyKey: String] = [:]
+    /// Leg A whose INVITE supports 100rel: its provisionals go reliably.
+    var reliable: Reliable?
+    /// A B leg: the To tag of its latest provisional, the early dialog the caller hears it in.
+    var earlyTag: String?
+    /// A B leg: its early dialogs with a reliable provisional, by B's To tag, until answered.
+    var reliableEarly: [String: ReliableEarly] = [:]
     /// The peer's Allow lists UPDATE: the bridge's refreshes go as UPDATE, else as re-INVITE (RFC 4028 §7.4).
     var peerAllowsUpdate = false
 

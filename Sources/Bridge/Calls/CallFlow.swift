@@ -84,8 +84,9 @@ struct CallFlow {
         case ack(leg: LegID, sdp: [UInt8]?)
         case cancel(leg: LegID)
         case bye(leg: LegID)
-        case provisionalToCaller(status: Int, sdp: [UInt8]?)
-        case answerCaller(sdp: [UInt8]?)
+        /// B leg `leg`'s provisional (or answer) to the caller: each B early dialog is one of the caller's.
+        case provisionalToCaller(leg: LegID, status: Int, sdp: [UInt8]?)
+        case answerCaller(leg: LegID, sdp: [UInt8]?)
         /// The caller's INVITE fails; `reasonHeader` (RFC 3326) names the B leg's own status when it differs.
         case rejectCaller(status: Int, reason: String, reasonHeader: String? = nil)
         case startRingTimer(leg: LegID, after: Duration)
@@ -298,7 +299,7 @@ struct CallFlow {
             actions.append(.publish(.callRinging(Ringing(leg: info.role, status: status, earlyMedia: sdp != nil))))
         }
         if kind == .inbound, info.role == .b, case .answerCaller = attempts?.join {
-            actions.append(.provisionalToCaller(status: status, sdp: sdp))
+            actions.append(.provisionalToCaller(leg: leg, status: status, sdp: sdp))
         }
         return actions
     }
@@ -338,9 +339,9 @@ struct CallFlow {
             if callerOffer == nil {
                 // The caller made no offer: B's offer goes to the caller and its answer comes in the ACK.
                 ackAwaitingCaller = leg
-                actions.append(.answerCaller(sdp: sdp))
+                actions.append(.answerCaller(leg: leg, sdp: sdp))
             } else {
-                actions += [.answerCaller(sdp: sdp), .ack(leg: leg, sdp: nil)]
+                actions += [.answerCaller(leg: leg, sdp: sdp), .ack(leg: leg, sdp: nil)]
             }
             return actions + connect(at: now)
         case .reinvite(let waiting):

@@ -61,7 +61,7 @@ final class UACLegs {
         request.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
         request.headers.add("X-Switchboard-Call-Id", call.id)
         let sessionTimer = SessionTimer(role: .uac, configuration: configuration.sessionTimer)
-        for header in sessionTimer.requestHeaders() { request.headers.add(header.name, header.value) }
+        for header in Self.inviteHeaders(sessionTimer) { request.headers.add(header.name, header.value) }
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { request.headers.add(name, value) }
         if let sdp {
             request.headers.add("Content-Type", "application/sdp")
@@ -91,6 +91,12 @@ final class UACLegs {
         if chosen { request.headers.add("P-Asserted-Identity", NameAddress(displayName: from.displayName, uri: from.uri).description) }
     }
 
+    /// The session timer's header fields for a leg's INVITE, its Supported naming 100rel too: the bridge PRACKs
+    /// a reliable provisional (RFC 3262 §4).
+    private static func inviteHeaders(_ timer: SessionTimer) -> [SIPHeader] {
+        timer.requestHeaders().map { $0.name == "Supported" ? SIPHeader(name: "Supported", value: "100rel, \($0.value)") : $0 }
+    }
+
     /// Caller id for a leg: the one asked for, else (inbound) the caller's own From, else the bridge.
     private func fromAddress(_ call: Call, callerId: CallerID?) -> NameAddress {
         let original = call.sip[.first]?.dialog?.remoteURI
@@ -109,19 +115,22 @@ final class UACLegs {
         case .response(let response):
             guard let leg = call.sip[index] else { return }
             if response.isProvisional {
+                guard prackIfReliable(response, leg: leg, call: call) else { return }
                 leg.gotProvisional = true
                 if leg.cancelWanted { sendCancel(leg) }
+                leg.earlyTag = response.to?.tag
                 report(call, .provisional(leg: index, status: response.status, sdp: MessageBody.sdp(of: response)))
             } else if response.isSuccess {
                 if let dialog = leg.dialog {
                     repeated2xx(response, leg: leg, dialog: dialog, call: call)
                     return
                 }
-                guard let invite = leg.invite, let dialog = Dialog(uac: invite, response: response) else {
+                guard let dialog = answeredDialog(response, leg: leg) else {
                     logger.warning("2xx without To tag or Contact", metadata: ["call.id": "\(call.id)"])
                     return
                 }
                 leg.dialog = dialog
+                leg.reliableEarly = [:]
                 // Answered: no CANCEL can follow, and another fork's 2xx is handled from the dialog.
                 leg.setup = .answered(response)
                 leg.destination = destination(in: dialog) ?? leg.destination
@@ -138,6 +147,44 @@ final class UACLegs {
                 report(call, .failed(leg: index, status: response.status, reason: response.reason))
             }
         }
+    }
+
+    /// RFC 3262 §4: a reliable provisional (Require: 100rel, RSeq) gets a PRACK in its early dialog, with the next
+    /// CSeq there. False for one not to pass on: a retransmission of one PRACKed already, or one out of order (its
+    /// RSeq not one up).
+    private func prackIfReliable(_ response: SIPResponse, leg: LegSIP, call: Call) -> Bool {
+        guard response.status > 100, response.headers.namesOptionTag("100rel", in: "Require"),
+              let rseq = response.headers["RSeq"].flatMap({ UInt32($0) }), let tag = response.to?.tag, let cseq = response.cseq,
+              let invite = leg.invite else { return true }
+        var early: LegSIP.ReliableEarly
+        if let known = leg.reliableEarly[tag] {
+            guard rseq == known.rseq &+ 1 else { return false }
+            early = known
+            early.rseq = rseq
+        } else {
+            guard let dialog = Dialog(uac: invite, response: response) else { return true }
+            early = LegSIP.ReliableEarly(dialog: dialog, rseq: rseq)
+        }
+        let rack = RAck(rseq: rseq, sequence: cseq.sequence, method: cseq.method)
+        let prack = early.dialog.makeRequest(.prack, via: client.makeVia(), extraHeaders: [("RAck", rack.description)])
+        leg.reliableEarly[tag] = early
+        client.send(prack, to: destination(in: early.dialog) ?? leg.destination) { [logger] outcome in
+            // Its 2xx is absorbed; a failure leaves B to retransmit its provisional and give up (§3).
+            if case .response(let answer) = outcome, answer.status >= 300 {
+                logger.info("PRACK refused", metadata: ["call.id": "\(call.id)", "sip.status": "\(answer.status)"])
+            }
+        }
+        return true
+    }
+
+    /// The dialog B's 2xx makes: the early dialog it confirms when the bridge PRACKed in it (its CSeq goes on past
+    /// the PRACKs), else a new one (RFC 3261 §13.2.2.4).
+    private func answeredDialog(_ response: SIPResponse, leg: LegSIP) -> Dialog? {
+        if let tag = response.to?.tag, var early = leg.reliableEarly[tag]?.dialog {
+            early.confirm(with: response)
+            return early
+        }
+        return leg.invite.flatMap { Dialog(uac: $0, response: response) }
     }
 
     /// A 3xx's contacts that the call may follow: SIP URIs, highest q first (RFC 3261 §8.1.3.4), each
@@ -163,7 +210,7 @@ final class UACLegs {
               leg.sessionTimer.received422(response) != nil else { return false }
         invite.headers.set("Via", client.makeVia().description)
         invite.headers.set("CSeq", "\(cseq.sequence + 1) INVITE")
-        for header in leg.sessionTimer.requestHeaders() { invite.headers.set(header.name, header.value) }
+        for header in Self.inviteHeaders(leg.sessionTimer) { invite.headers.set(header.name, header.value) }
         leg.setup = .inviting(invite)
         leg.gotProvisional = false
         logger.info("422 from the leg: INVITE sent again with a larger Session-Expires",

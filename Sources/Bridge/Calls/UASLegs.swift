@@ -17,9 +17,12 @@ final class UASLegs {
     private let report: (Call, CallFlow.Event) -> Void
     /// Called when a 2xx refreshed the leg's session (RFC 4028): its session timer starts again.
     private let refreshed: (Call, LegID) -> Void
+    /// Called with each To tag the caller gets, so its requests with that tag (PRACK, ACK, BYE) find the call.
+    private let register: (Call, String) -> Void
 
     init(loop: EventLoop, timers: SIPTimers, transactions: ServerResponder, client: SIPClient, uac: UACLegs, logger: Logger,
-         report: @escaping (Call, CallFlow.Event) -> Void, refreshed: @escaping (Call, LegID) -> Void) {
+         report: @escaping (Call, CallFlow.Event) -> Void, refreshed: @escaping (Call, LegID) -> Void,
+         register: @escaping (Call, String) -> Void) {
         self.loop = loop
         self.timers = timers
         self.transactions = transactions
@@ -28,34 +31,71 @@ final class UASLegs {
         self.logger = logger
         self.report = report
         self.refreshed = refreshed
+        self.register = register
     }
 
     // MARK: - The caller's INVITE
 
-    func provisionalToCaller(_ call: Call, status: Int, sdp: [UInt8]?) {
+    /// B leg `from`'s provisional to the caller, in the caller's early dialog for B's (RFC 3261 §13.2.1): reliably
+    /// when the caller's INVITE supports 100rel (RFC 3262 §3).
+    func provisionalToCaller(_ call: Call, from bLeg: LegID, status: Int, sdp: [UInt8]?) {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
-        var response = SIPResponse(replyingTo: invite, status: status, toTag: leg.localTag)
-        decorate(&response, for: invite, sdp: sdp)
-        transactions.respond(key, response)
+        let early = LegSIP.EarlyKey(leg: bLeg, remoteTag: call.sip[bLeg]?.earlyTag)
+        let tag = leg.earlyTags[early] ?? newEarlyTag(leg, call: call)
+        leg.earlyTags[early] = tag
+        var response = SIPResponse(replyingTo: invite, status: status, toTag: tag)
+        decorate(&response, for: invite, sdp: call.stamp(sdp, to: .first, dialogTag: tag, answer: call.flow.callerOffered))
+        if invite.headers.namesOptionTag("100rel", in: "Supported") || invite.headers.namesOptionTag("100rel", in: "Require") {
+            let reliable = leg.reliable ?? LegSIP.Reliable(machine: ReliableProvisionals(firstRSeq: .random(in: 1...0x7FFF_FFFF), timers: timers),
+                                                             key: key)
+            leg.reliable = reliable
+            perform(reliable.machine.provisional(response), reliable, call: call)
+        } else {
+            transactions.respond(key, response)
+        }
     }
 
-    /// The 2xx to the caller carries the session interval agreed with it (RFC 4028 §9), its own and not B's; the
-    /// caller's session timer starts with it.
-    func answerCaller(_ call: Call, sdp: [UInt8]?) {
+    /// The first early dialog takes the tag the INVITE transaction was given (so the 200 to a CANCEL names it, RFC
+    /// 3261 §9.2), every other one a tag of its own.
+    private func newEarlyTag(_ leg: LegSIP, call: Call) -> String {
+        guard leg.earlyTags.isEmpty else {
+            let tag = SIPEdge.makeTag()
+            register(call, tag)
+            return tag
+        }
+        return leg.localTag
+    }
+
+    /// The 2xx to the caller, from B leg `from`, in the caller's early dialog for B's answering dialog; a dialog the
+    /// caller never heard of gets a tag of its own, so its SDP is a new answer and not a change of an early one
+    /// (RFC 6337 §3.1). It carries the session interval agreed with the caller (RFC 4028 §9), its own and not
+    /// B's; the caller's session timer starts with it.
+    func answerCaller(_ call: Call, from bLeg: LegID, sdp: [UInt8]?) {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
-        var response = SIPResponse(replyingTo: invite, status: 200, toTag: leg.localTag)
-        decorate(&response, for: invite, sdp: sdp)
+        let early = LegSIP.EarlyKey(leg: bLeg, remoteTag: call.sip[bLeg]?.dialog?.id.remoteTag)
+        let tag = leg.earlyTags[early] ?? newEarlyTag(leg, call: call)
+        if tag != leg.localTag, let dialog = Dialog(uas: invite, localTag: tag, localContact: uac.localContact) {
+            leg.localTag = tag
+            leg.dialog = dialog
+        }
+        var response = SIPResponse(replyingTo: invite, status: 200, toTag: tag)
+        decorate(&response, for: invite, sdp: call.stamp(sdp, to: .first, dialogTag: tag, answer: call.flow.callerOffered))
         // RFC 3261 §13.3.1.4: a 2xx to an INVITE names the methods allowed in the dialog; the edge answered
         // 422 to an INVITE asking for too small a session interval, so this is a success.
         response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))
         addSessionTimer((try? leg.sessionTimer.received(invite).get()) ?? [], to: &response)
-        retransmitUntilACK(call, leg: .first, response: response, key: key, initial: true)
+        if let reliable = leg.reliable {
+            perform(reliable.machine.final(response), reliable, call: call)
+        } else {
+            retransmitUntilACK(call, leg: .first, response: response, key: key, initial: true)
+        }
         refreshed(call, .first)
     }
 
-    /// `Supported: timer` and the leg's Session-Expires (and Require) in a 2xx to a session refresh request.
+    /// `Supported` (100rel and timer) and the leg's Session-Expires (and Require) in a 2xx to the caller's INVITE or
+    /// to a session refresh request.
     private func addSessionTimer(_ headers: [SIPHeader], to response: inout SIPResponse) {
-        response.headers.add("Supported", "timer")
+        response.headers.add("Supported", "100rel, timer")
         for header in headers { response.headers.add(header.name, header.value) }
     }
 
@@ -63,7 +103,63 @@ final class UASLegs {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
         var response = SIPResponse(replyingTo: invite, status: status, reason: reason, toTag: leg.localTag)
         if let reasonHeader { response.headers.add("Reason", reasonHeader) }
-        transactions.respond(key, response)
+        if let reliable = leg.reliable {
+            perform(reliable.machine.final(response), reliable, call: call)
+        } else {
+            transactions.respond(key, response)
+        }
+    }
+
+    // MARK: - Reliable provisionals (RFC 3262 §3)
+
+    /// The caller CANCELled while its 2xx waits for a PRACK: no final response went out, so the INVITE gets 487
+    /// (RFC 3261 §9.2) and the call ends as if the caller hung up at the answer. False when no 2xx waits.
+    func cancelHeldAnswer(_ call: Call) -> Bool {
+        guard let leg = call.sip[.first], let reliable = leg.reliable, reliable.machine.holdsFinal,
+              let invite = transactions.request(for: reliable.key) else { return false }
+        let terminated = SIPResponse(replyingTo: invite, status: 487, toTag: leg.localTag)
+        perform(reliable.machine.final(terminated), reliable, call: call)
+        report(call, .bye(leg: .first))
+        return true
+    }
+
+    /// The caller's PRACK: 200 when it acknowledges the reliable provisional out (which then stops, and lets a held
+    /// 2xx or the next provisional go), 481 when it matches none.
+    func prack(_ request: SIPRequest, key: TransactionKey, in call: Call) {
+        guard let reliable = call.sip[.first]?.reliable, let rack = request.headers["RAck"].flatMap(RAck.init),
+              let actions = reliable.machine.prack(rack) else {
+            transactions.respond(key, SIPResponse(replyingTo: request, status: 481))
+            return
+        }
+        transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+        perform(actions, reliable, call: call)
+    }
+
+    private func perform(_ actions: [ReliableProvisionals.Action], _ reliable: LegSIP.Reliable, call: Call) {
+        for action in actions {
+            switch action {
+            case .send(let response) where response.isSuccess:
+                retransmitUntilACK(call, leg: .first, response: response, key: reliable.key, initial: true)
+            case .send(let response):
+                transactions.respond(reliable.key, response)
+            case .startTimer(let delay):
+                reliable.timer = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
+                    perform(reliable.machine.timerFired(), reliable, call: call)
+                }
+            case .cancelTimer:
+                reliable.timer?.cancel()
+                reliable.timer = nil
+            case .timedOut:
+                // RFC 3262 §3: the caller never PRACKed, so it cannot be answered: a 5xx, and the B legs end. The
+                // caller's dialog never came up, so nothing is sent in it.
+                logger.notice("no PRACK from the caller: INVITE rejected", metadata: ["call.id": "\(call.id)"])
+                if let leg = call.sip[.first], let invite = transactions.request(for: reliable.key) {
+                    transactions.respond(reliable.key, SIPResponse(replyingTo: invite, status: 504, reason: "No PRACK", toTag: leg.localTag))
+                    leg.dialog = nil
+                }
+                report(call, .lost(leg: .first))
+            }
+        }
     }
 
     /// A UAS response in a dialog carries our Contact and the request's Record-Route (RFC 3261 §12.1.1).

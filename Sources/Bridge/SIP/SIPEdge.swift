@@ -12,9 +12,10 @@ import SIPCore
 /// a `NIOLoopBound`.
 final class SIPEdge {
     /// Methods this edge serves; anything else it recognises gets 405 with this list (RFC 3261 §8.2.1).
-    static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye, .update, .info]
-    /// The option tags a request may Require of the bridge: session timers (RFC 4028).
-    static let extensions: Set<String> = ["timer"]
+    static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye, .update, .info, .prack]
+    /// The option tags a request may Require of the bridge: reliable provisionals (RFC 3262) and session timers
+    /// (RFC 4028).
+    static let extensions: Set<String> = ["100rel", "timer"]
 
     private let loop: EventLoop
     private let logger: Logger
@@ -176,10 +177,10 @@ final class SIPEdge {
                 return SIPResponse(replyingTo: request, status: 200, toTag: transactions.toTag(for: target) ?? tag)
             }
             return SIPResponse(replyingTo: request, status: 481, toTag: tag)
-        case .bye, .info, .update:
-            // Dialogs of ours took theirs already: this one names no dialog the bridge has.
+        case .bye, .info, .update, .prack:
+            // Dialogs of ours took theirs already: this one names no dialog the bridge has (for PRACK, RFC 3262 §3).
             return SIPResponse(replyingTo: request, status: 481, toTag: tag)
-        case .register, .subscribe, .notify, .message, .publish, .refer, .prack:
+        case .register, .subscribe, .notify, .message, .publish, .refer:
             var response = SIPResponse(replyingTo: request, status: 405, toTag: tag)
             response.headers.add("Allow", Self.allowed.map(\.rawValue).joined(separator: ", "))
             return response
