@@ -448,6 +448,35 @@ def test_hold_command_and_transfer(b2b, sipp):
     assert len(carol.received("BYE")) == 1, carol.report()
 
 
+def test_a_phones_blind_refer_is_carried_out_by_the_bridge(b2b, sipp):
+    """Issue 12 item 10, RFC 3515: bob, called by alice through the bridge, REFERs her to carol. The
+    bridge answers 202, asks the worker where carol is (its plan routes her as any call), NOTIFYs
+    bob (100 Trying, 200 OK), calls carol for alice and joins them by re-INVITE, then hangs bob up;
+    carol ends the call. Every leg ends with a BYE."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]},
+             "carol": {"action": "bridge", "targets": [{"uri": user_uri("carol")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "refer", talk_ms=300, refer_to=user_uri("carol"))
+    carol = phones.start(sipp, s.kamailio, "carol", "answer", ring_ms=100, hangup_after_ms=800)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000")
+    finished(alice, bob, carol)
+    assert [m.status for m in bob.responses("REFER") if m.status >= 200] == [202], bob.report()
+    notifies = bob.received("NOTIFY")
+    assert [n.body.strip() for n in notifies] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"], bob.report()
+    assert notifies[-1].header("Subscription-State")[0].startswith("terminated"), bob.report()
+    assert len(bob.received("BYE")) == 1, bob.report()
+    # alice was re-INVITEd with carol's SDP, and carol's BYE ended her leg
+    assert carol.received("INVITE")[0].header("Referred-By") == [f"<{user_uri('bob')}>"], carol.report()
+    carol_ok = [m for m in carol.responses("INVITE", direction="sent") if m.status == 200][0]
+    assert [m.body.strip() for m in alice.received("INVITE")] == [carol_ok.body.strip()], alice.report()
+    assert len(alice.received("BYE")) == 1, alice.report()
+    assert len(carol.sent("BYE")) == 1, carol.report()
+    call_id = one_call(s.bus)
+    transferred = s.bus.events(call_id, "call.transferred")
+    assert [e["transferred"] for e in transferred] == [{"leg": "a", "target": user_uri("carol"), "by": "b"}], transferred
+    ended = s.bus.events(call_id, "call.ended")[0]["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "b", ended
+
+
 def test_a_hold_command_that_meets_491_is_retried_after_the_back_off(b2b, sipp):
     """Issue 12, RFC 3261 §14.1: bob answers the hold re-INVITE 491; the bridge, which made bob's
     Call-ID, sends it again 2.1-4 s later and bob is held (the hold used to be dropped)."""

@@ -42,6 +42,8 @@ final class B2BUA {
     /// Every URI a command or a worker decision names passes it before the bridge dials or redirects.
     let destinations: DestinationGuard
     private(set) var calls: [String: Call] = [:]
+    /// Decides where a phone's REFER goes (the decision gate, once built).
+    weak var transferDecider: TransferDecider?
     /// Ended calls whose caller has not ACKed our 2xx yet: its ACK still finds them, and the BYE follows.
     private var awaitingACK: [String: Call] = [:]
     /// Call-ID + our tag → the call and leg of that dialog.
@@ -59,6 +61,9 @@ final class B2BUA {
     private lazy var uas: UASLegs = UASLegs(loop: loop, timers: configuration.timers, transactions: transactions, client: client, uac: uac,
                                    logger: logger, report: { [unowned self] call, event in drive(call, event) },
                                    refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) })
+    private lazy var referrals: Referrals = Referrals(loop: loop, transactions: transactions, client: client, uac: uac, uas: uas, destinations: destinations,
+                                           logger: logger, report: { [unowned self] call, event in drive(call, event) },
+                                           ask: { [unowned self] in transferDecider })
     private lazy var sessions: SessionRefreshes = SessionRefreshes(loop: loop, timers: configuration.timers, client: client, uac: uac, logger: logger,
                                                  report: { [unowned self] call, event in drive(call, event) })
 
@@ -215,6 +220,10 @@ final class B2BUA {
         case .cancelRingTimer(let leg):
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = nil
+        case .notify(let leg, let status, let reason):
+            referrals.notify(call, leg: leg, status: status, reason: reason)
+        case .release(let leg):
+            referrals.release(call, leg: leg)
         case .publish(let body):
             if case .callConnected = body, call.connectedWall == nil { call.connectedWall = Date() }
             bus.publish(callId: call.id, body)
@@ -227,6 +236,7 @@ final class B2BUA {
 
     private func finish(_ call: Call) {
         calls[call.id] = nil
+        referrals.finished(call)
         callsEnded.increment()
         callsGauge.record(calls.count)
         store?.delete(callId: call.id)
@@ -273,11 +283,14 @@ final class B2BUA {
         switch request.method {
         case .bye:
             transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+            referrals.hungUp(call, leg: index)
             drive(call, .bye(leg: index))
         case .invite, .update, .info:
             uas.relay(request, key: key, from: index, in: call)
         case .options:
             transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
+        case .refer:
+            referrals.received(request, key: key, from: index, in: call)
         default:
             var response = SIPResponse(replyingTo: request, status: 405)
             response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))

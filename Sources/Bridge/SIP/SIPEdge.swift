@@ -12,7 +12,7 @@ import SIPCore
 /// a `NIOLoopBound`.
 final class SIPEdge {
     /// Methods this edge serves; anything else it recognises gets 405 with this list (RFC 3261 §8.2.1).
-    static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye, .update, .info]
+    static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye, .update, .info, .refer]
     /// The option tags a request may Require of the bridge: session timers (RFC 4028).
     static let extensions: Set<String> = ["timer"]
 
@@ -179,7 +179,10 @@ final class SIPEdge {
         case .bye, .info, .update:
             // Dialogs of ours took theirs already: this one names no dialog the bridge has.
             return SIPResponse(replyingTo: request, status: 481, toTag: tag)
-        case .register, .subscribe, .notify, .message, .publish, .refer, .prack:
+        case .refer:
+            // The bridge transfers its own calls only (RFC 3515 §2.4.7 lets a REFER outside a dialog be refused).
+            return SIPResponse(replyingTo: request, status: request.to?.tag == nil ? 403 : 481, toTag: tag)
+        case .register, .subscribe, .notify, .message, .publish, .prack:
             var response = SIPResponse(replyingTo: request, status: 405, toTag: tag)
             response.headers.add("Allow", Self.allowed.map(\.rawValue).joined(separator: ", "))
             return response
