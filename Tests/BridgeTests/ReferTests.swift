@@ -167,7 +167,7 @@ import Testing
     }
 
     @Test(arguments: [
-        (nil, 400), ("tel:+12025550100", 403), ("sip:carol@127.0.0.2:5071?Replaces=abc%3Bto-tag%3Dx%3Bfrom-tag%3Dy", 403),
+        (nil, 400), ("tel:+12025550100", 403), ("sip:carol@127.0.0.2:5071?Subject=hi", 403),
     ] as [(String?, Int)])
     func aREFERWithoutAUsableReferToIsRefused(target: String?, status: Int) throws {
         let harness = Harness()
@@ -229,6 +229,91 @@ import Testing
         #expect(!harness.bus.types.contains("call.ended"))
         try Self.decide(harness, Self.toCarol)
         #expect(harness.wire.take().compactMap(\.request).contains { $0.method == .invite && $0.uri.description == Self.carol })
+    }
+
+    /// Bob's second call through the bridge, to carol, answered and ACKed: the bridge's INVITE to carol and its tag
+    /// in bob's dialog.
+    static func bobCallsCarol(_ harness: Harness) throws -> (carolInvite: SIPRequest, bobsTag: String) {
+        var invite = harness.callerInvite(branch: "z9hG4bKbobcall", callID: "bob-call-2")
+        invite.headers.set("Via", "SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKbobcall;rport")
+        invite.headers.set("From", "<sip:bob@127.0.0.2>;tag=bobY")
+        invite.headers.set("Contact", "<sip:bob@127.0.0.2:5070>")
+        invite.body = Array(Harness.answer.utf8)
+        harness.receive(.request(invite), from: Harness.callee)
+        try decide(harness, toCarol)
+        let carolInvite = try #require(harness.wire.take().compactMap(\.request).first { $0.method == .invite })
+        harness.receive(.response(Harness.calleeResponse(to: carolInvite, status: 200, toTag: "carol1", sdp: carolAnswer)), from: Harness.callee)
+        let ok = try #require(harness.wire.take().compactMap(\.response).first { $0.status == 200 })
+        let tag = try #require(ok.to?.tag)
+        var ack = SIPRequest(method: .ack, uri: SIPAnyURI("sip:switchboard@127.0.0.1:5080")!)
+        ack.headers.add("Via", "SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKboback;rport")
+        ack.headers.add("Max-Forwards", "70")
+        ack.headers.add("From", "<sip:bob@127.0.0.2>;tag=bobY")
+        ack.headers.add("To", "<sip:bob@127.0.0.1>;tag=\(tag)")
+        ack.headers.add("Call-ID", "bob-call-2")
+        ack.headers.add("CSeq", "1 ACK")
+        harness.receive(.request(ack), from: Harness.callee)
+        harness.wire.take()
+        return (carolInvite, tag)
+    }
+
+    /// RFC 3891: bob talks to alice (call X) and to carol (call Y), both through the bridge, and REFERs alice to carol
+    /// with Replaces naming his dialog of Y. The bridge joins alice and carol in X; bob's legs of both calls end.
+    @Test func anAttendedREFERJoinsTheTwoOtherPartiesInTheBridge() throws {
+        let harness = Harness()
+        let bobInvite = try Self.connectedCall(harness)
+        let callX = try #require(harness.bus.events.first?.callId)
+        let (carolInvite, tag) = try Self.bobCallsCarol(harness)
+        let callY = try #require(harness.bus.events.last?.callId)
+        #expect(callX != callY)
+        let replaces = "bob-call-2%3Bto-tag%3D\(tag)%3Bfrom-tag%3DbobY"
+        harness.receive(.request(Self.refer(in: bobInvite, to: "sip:carol@127.0.0.2:5071?Replaces=\(replaces)")), from: Harness.callee)
+        var sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [202])
+        let requests = sent.compactMap(\.request)
+        #expect(requests.contains { $0.method == .notify && Self.sipfrag($0) == "SIP/2.0 100 Trying\r\n" })
+        #expect(requests.contains { $0.method == .bye && $0.callID == "bob-call-2" }, "bob's leg of Y ends")
+        #expect(!requests.contains { $0.method == .bye && $0.callID == carolInvite.callID }, "carol stays")
+        let reinvite = try #require(requests.first { $0.method == .invite && $0.callID == "caller-call-1" })
+        #expect(String(decoding: reinvite.body, as: UTF8.self).contains("192.0.2.3"), "alice gets carol's media")
+        let endedY = harness.bus.events.filter { $0.callId == callY }.map(\.body.type)
+        #expect(endedY.suffix(2) == ["call.transferred", "call.ended"])
+
+        var ok = SIPResponse(replyingTo: reinvite, status: 200)
+        ok.headers.add("Content-Type", "application/sdp")
+        ok.body = Array(Harness.offer.utf8)
+        harness.receive(.response(ok), from: Harness.caller)
+        sent = harness.wire.take()
+        let toCarol = try #require(sent.compactMap(\.request).first { $0.method == .invite && $0.callID == carolInvite.callID })
+        #expect(String(decoding: toCarol.body, as: UTF8.self).contains("192.0.2.1"), "carol gets alice's media")
+        #expect(sent.compactMap(\.request).contains { $0.method == .notify && Self.sipfrag($0) == "SIP/2.0 200 OK\r\n" })
+        let transferred = harness.bus.events.filter { $0.callId == callX }.compactMap { if case .callTransferred(let t) = $0.body { t } else { nil } }
+        #expect(transferred == [Transferred(leg: .a, target: "sip:carol@127.0.0.2:5071", by: .b)])
+        guard case .callConnected(let connected)? = harness.bus.events.last(where: { $0.callId == callX })?.body else {
+            Issue.record("no call.connected: \(harness.bus.types)")
+            return
+        }
+        #expect(connected == Connected(a: "sip:alice@127.0.0.1", b: "sip:carol@127.0.0.2:5071"))
+        harness.advance(by: Referrals.referrerGrace)
+        #expect(harness.wire.take().compactMap(\.request).contains { $0.method == .bye && $0.callID == bobInvite.callID })
+
+        // Carol hangs up: alice gets the BYE, and call X ends.
+        harness.receive(.response(SIPResponse(replyingTo: toCarol, status: 200)), from: Harness.callee)
+        harness.receive(.request(Harness.calleeRequest(.bye, in: carolInvite, cseq: 5, branch: "z9hG4bKcarolbye")), from: Harness.callee)
+        #expect(harness.wire.take().compactMap(\.request).contains { $0.method == .bye && $0.callID == "caller-call-1" })
+        #expect(harness.bus.events.last?.callId == callX)
+        #expect(harness.bus.types.last == "call.ended")
+    }
+
+    @Test func aReplacesThatNamesNoDialogOfTheBridgeGets403() throws {
+        let harness = Harness()
+        let bobInvite = try Self.connectedCall(harness)
+        harness.receive(.request(Self.refer(in: bobInvite, to: "sip:carol@127.0.0.2:5071?Replaces=elsewhere%3Bto-tag%3Dx%3Bfrom-tag%3Dy")),
+                        from: Harness.callee)
+        let sent = harness.wire.take()
+        #expect(sent.compactMap(\.response).map(\.status) == [403])
+        #expect(sent.compactMap(\.response).first?.reason == "Replaces Names No Call Of This Bridge")
+        #expect(sent.compactMap(\.request).isEmpty)
     }
 
     @Test func aSecondREFERWhileOneRunsGets491() throws {

@@ -44,6 +44,8 @@ final class B2BUA {
     private(set) var calls: [String: Call] = [:]
     /// Decides where a phone's REFER goes (the decision gate, once built).
     weak var transferDecider: TransferDecider?
+    /// The leg an attended transfer moves into a call, between taking it from its call and `.adopt`.
+    private var adopting: LegSIP?
     /// Ended calls whose caller has not ACKed our 2xx yet: its ACK still finds them, and the BYE follows.
     private var awaitingACK: [String: Call] = [:]
     /// Call-ID + our tag → the call and leg of that dialog.
@@ -63,7 +65,13 @@ final class B2BUA {
                                    refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) })
     private lazy var referrals: Referrals = Referrals(loop: loop, transactions: transactions, client: client, uac: uac, uas: uas, destinations: destinations,
                                            logger: logger, report: { [unowned self] call, event in drive(call, event) },
-                                           ask: { [unowned self] in transferDecider })
+                                           ask: { [unowned self] in transferDecider },
+                                           dialog: { [unowned self] callID, tag in
+                                               dialogs[DialogKey(callID: callID, localTag: tag)].flatMap { entry in calls[entry.call].map { ($0, entry.leg) } }
+                                           },
+                                           join: { [unowned self] call, referrer, other, replaced in
+                                               joinReplaced(call, referrer: referrer, other, replaced: replaced)
+                                           })
     private lazy var sessions: SessionRefreshes = SessionRefreshes(loop: loop, timers: configuration.timers, client: client, uac: uac, logger: logger,
                                                  report: { [unowned self] call, event in drive(call, event) })
 
@@ -224,6 +232,12 @@ final class B2BUA {
             referrals.notify(call, leg: leg, status: status, reason: reason)
         case .release(let leg):
             referrals.release(call, leg: leg)
+        case .adopt(let leg):
+            guard let sip = adopting else { return }
+            adopting = nil
+            call.sip[leg] = sip
+            dialogs[DialogKey(callID: sip.sipCallId, localTag: sip.localTag)] = (call.id, leg)
+            sessions.arm(call, leg: leg)
         case .publish(let body):
             if case .callConnected = body, call.connectedWall == nil { call.connectedWall = Date() }
             bus.publish(callId: call.id, body)
@@ -232,6 +246,23 @@ final class B2BUA {
         case .finished:
             finish(call)
         }
+    }
+
+    /// An attended transfer (RFC 3891) between two calls of the bridge: the party the referrer's leg `replaced` talks to
+    /// in `other` moves into `call`, in place of `referrer`; `other` ends, `replaced` with a BYE.
+    private func joinReplaced(_ call: Call, referrer: LegID, _ other: Call, replaced: LegID) {
+        guard let (moved, sip) = other.sip.first(where: { $0.key != replaced && other.flow.legs[$0.key]?.state == .answered }),
+              let uri = other.flow.legs[moved]?.uri,
+              let transferee = call.flow.legs.first(where: { $0.key != referrer && $0.value.state == .answered })?.value.uri else {
+            drive(call, .referralRefused(status: 481, reason: "Call Leg/Transaction Does Not Exist"))
+            return
+        }
+        let sdp = other.flow.legs[replaced]?.sentSDP
+        sip.sessionTask?.cancel()
+        other.sip[moved] = nil
+        drive(other, .legMoved(leg: moved, to: transferee))
+        adopting = sip
+        drive(call, .referralReplaces(uri: uri, sdp: sdp))
     }
 
     private func finish(_ call: Call) {

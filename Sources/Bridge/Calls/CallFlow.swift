@@ -70,6 +70,12 @@ struct CallFlow {
         case referralRouted(BridgeRoute)
         /// The REFER's target is refused (a worker's reject, the fallback): the referrer learns it, the call goes on.
         case referralRefused(status: Int, reason: String)
+        /// An attended transfer (RFC 3891): the party at `uri`, in another call of the bridge, takes the referrer's place
+        /// (the owner moves its leg here on `.adopt`); `sdp` is what that party last sent.
+        case referralReplaces(uri: String, sdp: [UInt8]?)
+        /// An attended transfer took this answered party into the call at `to`: the rest of this call ends, without a BYE
+        /// to that party.
+        case legMoved(leg: LegID, to: String)
         case hold(leg: Leg, on: Bool)
         /// An offer of this party's that the other party accepted in a relayed re-INVITE (the 2xx to it, or with an
         /// offerless re-INVITE the ACK that answered it): tracks hold by the phones.
@@ -102,6 +108,8 @@ struct CallFlow {
         case notify(leg: LegID, status: Int, reason: String)
         /// The referrer's part is over: the leg is hung up after its final NOTIFY, unless it hangs up itself.
         case release(leg: LegID)
+        /// The leg is the answered party `.referralReplaces` named: its SIP moves into this call under this number.
+        case adopt(leg: LegID)
         /// The call's answered legs changed: persist them (so a restart can end them with BYE).
         case persist
         /// The call is over; pending legs are the owner's to clean up.
@@ -126,8 +134,17 @@ struct CallFlow {
     /// A peer that answers 491 every time is refusing, not crossing us; three retries cover a real glare.
     static let maxGlareRetries = 3
     private var nextLeg = LegID(1)
-    /// A REFER the flow is carrying out: who sent it, the party it transfers, and whether its targets are being called.
-    private var referral: (referrer: LegID, transferee: LegID, routed: Bool)?
+    /// A REFER the flow is carrying out.
+    private struct Referral {
+        let referrer: LegID
+        let transferee: LegID
+        /// Its targets are being called, or (attended) the replacing party is being joined.
+        var routed = false
+        /// Attended: the party joined has its dialog already.
+        var replaces = false
+    }
+
+    private var referral: Referral?
 
     /// An inbound call: leg `.first` is the caller, already offering `offer`.
     init(inbound offer: [UInt8]?, callerURI: String, at now: ContinuousClock.Instant, defaultRingTimeout: Duration) {
@@ -241,6 +258,15 @@ struct CallFlow {
         case .referralRefused(let status, let reason):
             guard referral?.routed == false else { return [] }
             return referralFailed(status: status, reason: reason, legStatus: status, at: now)
+        case .referralReplaces(let uri, let sdp):
+            return referralReplaces(uri: uri, sdp: sdp, at: now)
+        case .legMoved(let leg, let target):
+            guard let info = legs[leg], info.state == .answered, phase == .connected else { return [] }
+            legs[leg]?.state = .ended
+            // The referrer's leg is the one left: its phone asked for this.
+            let by: Initiator = info.role == .a ? .b : .a
+            return [.publish(.callTransferred(Transferred(leg: info.role, target: target, by: by)))]
+                + end(cause: .normalClearing, status: nil, by: by, at: now)
         case .hold(let role, let on):
             guard let leg = answeredLeg(role), phase == .connected, holdPending[leg] == nil else { return [] }
             holdPending[leg] = on
@@ -383,6 +409,12 @@ struct CallFlow {
         // The newest answered leg: a referrer stays answered until its target is joined.
         guard phase == .joining, case .reinvite(let waiting) = attempts?.join, waiting == leg,
               let joined = legs.filter({ $0.key != leg && $0.value.state == .answered }).keys.max() else { return [] }
+        if referral?.replaces == true {
+            // Attended: the joined party's dialog exists already, so the transferee's answer reaches it in a re-INVITE.
+            let offer = sdp.map { SDPDirection.sendrecv.applied(to: $0) }
+            legs[joined]?.sentSDP = offer
+            return [.reinvite(leg: joined, sdp: offer)] + referralDone(joined) + connect(at: now)
+        }
         // Flow III's last step: A's answer to B's offer completes B's INVITE.
         legs[joined]?.sentSDP = sdp
         return [.ack(leg: joined, sdp: sdp)] + referralDone(joined) + connect(at: now)
@@ -390,7 +422,8 @@ struct CallFlow {
 
     /// The REFER's target is joined to the transferee: the referrer gets its final NOTIFY and is released.
     private mutating func referralDone(_ joined: LegID) -> [Action] {
-        guard let (referrer, transferee, _) = referral, let role = legs[transferee]?.role, let target = legs[joined]?.uri else { return [] }
+        guard let referrer = referral?.referrer, let transferee = referral?.transferee, let role = legs[transferee]?.role,
+              let target = legs[joined]?.uri else { return [] }
         referral = nil
         var actions: [Action] = [.publish(.callTransferred(Transferred(leg: role, target: target, by: role == .a ? .b : .a)))]
         if legs[referrer]?.state == .answered {
@@ -454,7 +487,7 @@ struct CallFlow {
     private mutating func refer(from referrer: LegID) -> [Action] {
         guard phase == .connected, referral == nil, let info = legs[referrer], info.state == .answered,
               let transferee = answeredLeg(info.role == .a ? .b : .a) else { return [.notify(leg: referrer, status: 503, reason: "Service Unavailable")] }
-        referral = (referrer, transferee, false)
+        referral = Referral(referrer: referrer, transferee: transferee)
         phase = .ringing
         return []
     }
@@ -462,8 +495,8 @@ struct CallFlow {
     /// The route's targets are called for the transferee (each new leg takes the referrer's role), and one that answers
     /// is joined to it by re-INVITE, as a transfer command does. Unlike the command, the referrer stays up meanwhile.
     private mutating func referralRouted(_ route: BridgeRoute, at now: ContinuousClock.Instant) -> [Action] {
-        guard let (referrer, transferee, routed) = referral, !routed else { return [] }
-        referral = (referrer, transferee, true)
+        guard let transferee = referral?.transferee, referral?.routed == false else { return [] }
+        referral?.routed = true
         var route = route
         route.callerId = route.callerId ?? CallerID(uri: legs[transferee]?.uri)
         attempts = TargetAttempts(route: route, join: .reinvite(waiting: transferee))
@@ -471,10 +504,26 @@ struct CallFlow {
         return started.isEmpty ? referralFailed(status: 480, reason: "Temporarily Unavailable", legStatus: 480, at: now) : started
     }
 
+    /// The replacing party joins in the referrer's role, answered already: the transferee is re-INVITEd with what that
+    /// party last sent (sendrecv again: the referrer may have held it), and its answer goes to that party next.
+    private mutating func referralReplaces(uri: String, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
+        guard let current = referral, !current.routed, let role = legs[current.referrer]?.role else { return [] }
+        referral?.routed = true
+        referral?.replaces = true
+        let leg = nextLeg
+        nextLeg = nextLeg.next
+        legs[leg] = FlowLeg(role: role, uri: uri, state: .answered, startedAt: now)
+        attempts = TargetAttempts(route: BridgeRoute(targets: []), join: .reinvite(waiting: current.transferee))
+        phase = .joining
+        let offer = sdp.map { SDPDirection.sendrecv.applied(to: $0) }
+        legs[current.transferee]?.sentSDP = offer
+        return [.adopt(leg: leg), .reinvite(leg: current.transferee, sdp: offer)]
+    }
+
     /// RFC 3515 §2.4.5: the referrer learns the failure, and the call goes on as before the REFER. A referrer that hung
     /// up already leaves nobody to go back to.
     private mutating func referralFailed(status: Int, reason: String, legStatus: Int, at now: ContinuousClock.Instant) -> [Action] {
-        guard let (referrer, _, _) = referral else { return [] }
+        guard let referrer = referral?.referrer else { return [] }
         referral = nil
         guard legs[referrer]?.state == .answered else {
             return end(cause: EndCause(status: legStatus), status: nil, by: .bridge, at: now)

@@ -1,4 +1,5 @@
 import BusSchema
+import Foundation
 import Logging
 import NIOCore
 import SIPCore
@@ -37,13 +38,19 @@ final class Referrals {
     private let report: (Call, CallFlow.Event) -> Void
     /// Asks the workers where a REFER's target goes (the decision gate); nil dials the Refer-To target as it is.
     private let ask: () -> TransferDecider?
+    /// The call and leg of a dialog of the bridge's, by Call-ID and the bridge's tag.
+    private let dialog: (_ callID: String, _ localTag: String) -> (call: Call, leg: LegID)?
+    /// Joins the REFER's call (sent on `referrer`) to the party the leg `replaced` of `other` talks to (the B2BUA moves
+    /// that party's leg).
+    private let join: (_ call: Call, _ referrer: LegID, _ other: Call, _ replaced: LegID) -> Void
     /// By call id: one REFER at a time per call.
     private var subscriptions: [String: Subscription] = [:]
     /// Released referrers whose BYE waits for `referrerGrace`, by call id.
     private var releases: [String: (leg: LegID, bye: Scheduled<Void>)] = [:]
 
     init(loop: EventLoop, transactions: ServerResponder, client: SIPClient, uac: UACLegs, uas: UASLegs, destinations: DestinationGuard,
-         logger: Logger, report: @escaping (Call, CallFlow.Event) -> Void, ask: @escaping () -> TransferDecider?) {
+         logger: Logger, report: @escaping (Call, CallFlow.Event) -> Void, ask: @escaping () -> TransferDecider?,
+         dialog: @escaping (String, String) -> (call: Call, leg: LegID)?, join: @escaping (Call, LegID, Call, LegID) -> Void) {
         self.loop = loop
         self.transactions = transactions
         self.client = client
@@ -53,11 +60,13 @@ final class Referrals {
         self.logger = logger
         self.report = report
         self.ask = ask
+        self.dialog = dialog
+        self.join = join
     }
 
     /// A REFER in the leg's dialog: 400 without one SIP Refer-To, 491 while the call is not connected or another
     /// REFER runs, 403 when the destination policy refuses the target (as for any target the bridge dials), else
-    /// 202 with NOTIFY 100 Trying, and the flow takes it from there.
+    /// 202 with NOTIFY 100 Trying, and the flow takes it from there. A Refer-To with Replaces is an attended transfer.
     func received(_ request: SIPRequest, key: TransactionKey, from index: LegID, in call: Call) {
         let values = request.headers.values("Refer-To")
         guard values.count == 1, let referTo = NameAddress(values[0]) ?? SIPAnyURI(values[0]).map({ NameAddress(uri: $0) }) else {
@@ -73,9 +82,17 @@ final class Referrals {
             transactions.respond(key, SIPResponse(replyingTo: request, status: 491))
             return
         }
-        // Headers in the Refer-To (`?Replaces=`, RFC 3891) ask for more than a call to the target.
-        guard let target = referTo.uri.sipURI, target.headers.isEmpty else {
-            refuse(request, key: key, reason: referTo.uri.sipURI == nil ? "Refer-To Not A SIP URI" : "Refer-To Headers Not Supported")
+        guard let target = referTo.uri.sipURI else {
+            refuse(request, key: key, reason: "Refer-To Not A SIP URI")
+            return
+        }
+        if let replaces = Self.replaces(in: target) {
+            attended(request, key: key, replaces: replaces, from: index, in: call)
+            return
+        }
+        // Other headers in the Refer-To ask for more than a call to the target.
+        guard target.headers.isEmpty else {
+            refuse(request, key: key, reason: "Refer-To Headers Not Supported")
             return
         }
         if let denial = destinations.check(target.description, place: .transfer, callId: call.id) {
@@ -84,14 +101,7 @@ final class Referrals {
             transactions.respond(key, response)
             return
         }
-        let notifies = request.headers["Refer-Sub"].map { $0.trimmingCharacters(in: .whitespaces).lowercased() != "false" } ?? true
-        var accepted = SIPResponse(replyingTo: request, status: 202)
-        if !notifies { accepted.headers.add("Refer-Sub", "false") }
-        transactions.respond(key, accepted)
-        subscriptions[call.id] = Subscription(leg: index, id: request.cseq?.sequence ?? 0, notifies: notifies)
-        logger.info("REFER accepted", metadata: ["call.id": "\(call.id)", "sip.refer_to": "\(target)"])
-        notify(call, leg: index, status: 100, reason: "Trying")
-        report(call, .referred(by: index))
+        accept(request, key: key, from: index, in: call)
         let referredBy = request.headers["Referred-By"]
         // RFC 3892: the target learns who sent the party its way.
         let headers = referredBy.map { ["Referred-By": $0] } ?? [:]
@@ -127,6 +137,45 @@ final class Referrals {
                          source: Source(address: address, port: peer?.port ?? 0, transport: "udp", peer: address),
                          authUser: call.account, headers: [:], sdp: nil,
                          transfer: TransferOffer(callId: call.id, referrer: referrer, referredBy: referredBy))
+    }
+
+    /// 202, the subscription and its first NOTIFY (none with `Refer-Sub: false`); the transfer is under way.
+    private func accept(_ request: SIPRequest, key: TransactionKey, from index: LegID, in call: Call) {
+        let notifies = request.headers["Refer-Sub"].map { $0.trimmingCharacters(in: .whitespaces).lowercased() != "false" } ?? true
+        var accepted = SIPResponse(replyingTo: request, status: 202)
+        if !notifies { accepted.headers.add("Refer-Sub", "false") }
+        transactions.respond(key, accepted)
+        subscriptions[call.id] = Subscription(leg: index, id: request.cseq?.sequence ?? 0, notifies: notifies)
+        logger.info("REFER accepted", metadata: ["call.id": "\(call.id)", "sip.refer_to": "\(request.headers["Refer-To"] ?? "")"])
+        notify(call, leg: index, status: 100, reason: "Trying")
+        report(call, .referred(by: index))
+    }
+
+    /// RFC 3891 §3: a Refer-To header `Replaces=call-id;to-tag=..;from-tag=..` (escaped), the tags as the dialog's
+    /// other end sees them: `to-tag` is the bridge's own.
+    static func replaces(in target: SIPURI) -> (callID: String, toTag: String, fromTag: String)? {
+        guard let header = target.headers.first(where: { $0.name.lowercased() == "replaces" }),
+              let value = header.value?.removingPercentEncoding else { return nil }
+        let parts = value.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+        func parameter(_ name: String) -> String? {
+            parts.dropFirst().first { $0.lowercased().hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) }
+        }
+        return (parts.first ?? "", parameter("to-tag") ?? "", parameter("from-tag") ?? "")
+    }
+
+    /// An attended transfer (RFC 3891): the referrer's other call through the bridge is named by Replaces, so the two
+    /// parties it talks to are joined in the bridge, and both of the referrer's legs end. A dialog the bridge does not
+    /// have (or one in no state to join) gets 403: the bridge cannot send an INVITE with Replaces to a dialog elsewhere.
+    private func attended(_ request: SIPRequest, key: TransactionKey, replaces: (callID: String, toTag: String, fromTag: String),
+                          from index: LegID, in call: Call) {
+        guard let (other, replaced) = dialog(replaces.callID, replaces.toTag), other !== call,
+              other.sip[replaced]?.dialog?.id.remoteTag == replaces.fromTag, other.flow.phase == .connected,
+              other.flow.legs[replaced]?.state == .answered, subscriptions[other.id] == nil else {
+            refuse(request, key: key, reason: "Replaces Names No Call Of This Bridge")
+            return
+        }
+        accept(request, key: key, from: index, in: call)
+        join(call, index, other, replaced)
     }
 
     private func refuse(_ request: SIPRequest, key: TransactionKey, reason: String) {
