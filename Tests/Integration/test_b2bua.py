@@ -17,6 +17,7 @@ import zmq
 import harness
 import phones
 from harness import DOMAIN, LOCAL
+from switchboard_testkit.ua import UA, sdp, tag_of
 from test_contract import channel_schemas, errors
 
 
@@ -475,6 +476,49 @@ def test_a_phones_blind_refer_is_carried_out_by_the_bridge(b2b, sipp):
     assert [e["transferred"] for e in transferred] == [{"leg": "a", "target": user_uri("carol"), "by": "b"}], transferred
     ended = s.bus.events(call_id, "call.ended")[0]["ended"]
     assert ended["cause"] == "normal_clearing" and ended["by"] == "b", ended
+
+
+def test_a_phones_attended_refer_joins_its_two_calls_in_the_bridge(b2b):
+    """Issue 12 item 10, RFC 3891: bob talks to alice (call X, 5000) and to carol (call Y, 5001), both
+    through the bridge, and REFERs alice with Replaces naming his dialog of Y. The bridge joins alice
+    and carol in X by re-INVITEs, ends Y, and BYEs both of bob's legs; alice's BYE then ends X.
+    Phones are testkit UAs: a sipp scenario holds one dialog, bob needs two."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]},
+             "5001": {"action": "bridge", "targets": [{"uri": user_uri("carol")}]}})
+    alice, bob, carol = (UA(user, phones.USERS[user], s.kamailio.port) for user in ("alice", "bob", "carol"))
+
+    def run_until(condition, what, timeout=10):
+        harness.wait_until(lambda: [(ua.receive(), ua.tick()) for ua in (alice, bob, carol)] and condition(), timeout, what,
+                           lambda: json.dumps(s.bus.events(), indent=1))
+
+    x = alice.invite(f"sip:5000@{DOMAIN}", body=sdp("alice", alice.port + 1, 1))
+    run_until(lambda: x.state == "confirmed", "alice's call to bob")
+    y = bob.invite(f"sip:5001@{DOMAIN}", body=sdp("bob", bob.port + 1, 1))
+    run_until(lambda: y.state == "confirmed", "bob's call to carol")
+    bob_x = next(d for d in bob.dialogs.values() if d.role == "uas")
+    carol_y = next(iter(carol.dialogs.values()))
+    # RFC 3891 §3: the tags as the replaced dialog's other end (the bridge) sees them
+    replaces = f"{y.call_id};to-tag={tag_of(y.remote)};from-tag={tag_of(y.local)}".replace(";", "%3B").replace("=", "%3D")
+    referred = []
+    bob.request(bob_x, "REFER", extra=f"Contact: {bob.contact}\r\nRefer-To: <{user_uri('carol')}?Replaces={replaces}>\r\n",
+                done=lambda status, msg: referred.append(status))
+    run_until(lambda: bob_x.state == "ended" and y.state == "ended", "bob's two legs to end", timeout=15)
+    assert referred == [202], referred
+    notifies = [m.body.strip() for _, method, m in bob_x.received if method == "NOTIFY"]
+    assert notifies == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"], notifies
+    # alice got carol's media and carol alice's; neither was hung up
+    assert [m.body for _, method, m in x.received if method == "INVITE"][-1].count("o=carol") == 1, x.received
+    assert [m.body for _, method, m in carol_y.received if method == "INVITE"][-1].count("o=alice") == 1, carol_y.received
+    assert x.state == "confirmed" and carol_y.state == "confirmed"
+    ended = []
+    alice.bye(x, done=lambda status, msg: ended.append(status))
+    run_until(lambda: ended == [200] and carol_y.state == "ended", "alice's BYE to reach carol")
+    call_x, call_y = (e["call_id"] for e in s.bus.events(type="call.offered"))
+    assert [e["transferred"] for e in s.bus.events(call_x, "call.transferred")] == [
+        {"leg": "a", "target": user_uri("carol"), "by": "b"}], s.bus.events(call_x)
+    assert s.bus.types(call_y)[-2:] == ["call.transferred", "call.ended"], s.bus.events(call_y)
+    assert s.bus.events(call_y, "call.ended")[0]["ended"]["cause"] == "normal_clearing"
+    assert s.bus.events(call_x, "call.ended")[0]["ended"]["by"] == "a", s.bus.events(call_x)
 
 
 def test_a_hold_command_that_meets_491_is_retried_after_the_back_off(b2b, sipp):
