@@ -47,6 +47,7 @@ struct SIPSide {
                             callPrefix: callPrefix, logger: logger)
         edge = SIPEdge(configuration: configuration, loop: loop, transactions: transactions, client: client, gate: gate, b2bua: b2bua,
                        logger: logger)
+        b2bua.transferDecider = gate
     }
 
     /// A command from the bus, carried out and answered.

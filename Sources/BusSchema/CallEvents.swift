@@ -174,19 +174,22 @@ public struct HoldChange: Equatable, Sendable {
     }
 }
 
-/// A blind transfer, as published in `call.transferred`: the party on `leg` stays and is joined to
-/// `target`, which replaces the other leg.
+/// A transfer, as published in `call.transferred`: the party on `leg` stays and is joined to `target`,
+/// which replaces the other leg. `by` says who asked: `command` (the `transfer` command), or the phone on
+/// leg `a` or `b` that sent a REFER; absent from bridges that predate it.
 ///
 /// ```json
-/// {"leg":"a","target":"sip:carol@switchboard.local"}
+/// {"leg":"a","target":"sip:carol@switchboard.local","by":"b"}
 /// ```
 public struct Transferred: Equatable, Sendable {
     public var leg: Leg
     public var target: String
+    public var by: Initiator?
 
-    public init(leg: Leg, target: String) {
+    public init(leg: Leg, target: String, by: Initiator? = nil) {
         self.leg = leg
         self.target = target
+        self.by = by
     }
 }
 
@@ -305,13 +308,14 @@ extension HoldChange: BusMessage {
 
 extension Transferred: BusMessage {
     init(json: JSONObject) throws(BusDecodingError) {
-        self.init(leg: try json.enumValue("leg"), target: try json.string("target"))
+        self.init(leg: try json.enumValue("leg"), target: try json.string("target"), by: try json.optionalEnum("by"))
     }
 
     func write(to writer: inout JSONWriter) {
         writer.openObject()
         writer.member("leg", leg)
         writer.member("target", target)
+        writer.member("by", by)
         writer.closeObject()
     }
 }

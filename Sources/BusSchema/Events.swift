@@ -78,9 +78,12 @@ public struct CallOffer: Equatable, Sendable {
     public var headers: [String: String]
     /// The SDP offer's summary, when the INVITE had one.
     public var sdp: SDPSummary?
+    /// Set when a phone's REFER asks for this leg: the request URI is the Refer-To target, `from` the party
+    /// who will be joined to it. A worker routes or rejects it as any call; one that ignores it routes it.
+    public var transfer: TransferOffer?
 
     public init(sipCallId: String, requestUri: Address, from: Address, to: Address, source: Source,
-                authUser: String?, headers: [String: String], sdp: SDPSummary?) {
+                authUser: String?, headers: [String: String], sdp: SDPSummary?, transfer: TransferOffer? = nil) {
         self.sipCallId = sipCallId
         self.requestUri = requestUri
         self.from = from
@@ -89,6 +92,27 @@ public struct CallOffer: Equatable, Sendable {
         self.authUser = authUser
         self.headers = headers
         self.sdp = sdp
+        self.transfer = transfer
+    }
+}
+
+/// The call a phone's REFER transfers (RFC 3515), in a `decision.request` for the transfer's new leg.
+///
+/// ```json
+/// {"call_id":"bridge-1-7","referrer":"b","referred_by":"<sip:bob@switchboard.local>"}
+/// ```
+public struct TransferOffer: Equatable, Sendable {
+    /// The bridge's id of the call being transferred.
+    public var callId: String
+    /// The leg whose phone sent the REFER and leaves the call.
+    public var referrer: Leg
+    /// The REFER's Referred-By header, when it had one.
+    public var referredBy: String?
+
+    public init(callId: String, referrer: Leg, referredBy: String? = nil) {
+        self.callId = callId
+        self.referrer = referrer
+        self.referredBy = referredBy
     }
 }
 
@@ -588,7 +612,7 @@ extension CallOffer: BusMessage {
     init(json: JSONObject) throws(BusDecodingError) {
         self.init(sipCallId: try json.string("sip_call_id"), requestUri: try json.member("request_uri"), from: try json.member("from"),
                   to: try json.member("to"), source: try json.member("source"), authUser: try json.optionalString("auth_user"),
-                  headers: try json.stringMap("headers"), sdp: try json.optionalMember("sdp"))
+                  headers: try json.stringMap("headers"), sdp: try json.optionalMember("sdp"), transfer: try json.optionalMember("transfer"))
     }
 
     func write(to writer: inout JSONWriter) {
@@ -601,6 +625,21 @@ extension CallOffer: BusMessage {
         writer.member("auth_user", authUser)
         writer.member("headers", headers)
         writer.member("sdp", sdp)
+        writer.member("transfer", transfer)
+        writer.closeObject()
+    }
+}
+
+extension TransferOffer: BusMessage {
+    init(json: JSONObject) throws(BusDecodingError) {
+        self.init(callId: try json.string("call_id"), referrer: try json.enumValue("referrer"), referredBy: try json.optionalString("referred_by"))
+    }
+
+    func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.member("call_id", callId)
+        writer.member("referrer", referrer)
+        writer.member("referred_by", referredBy)
         writer.closeObject()
     }
 }

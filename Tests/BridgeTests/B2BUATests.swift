@@ -32,7 +32,7 @@ import Testing
     /// RFC 3261 §13.3.1.4: the caller learns what it may send in the dialog and the extensions the bridge does.
     @Test func the2xxToTheCallerNamesAllowAndSupported() throws {
         let (_, ok) = try Harness().answeredCall()
-        #expect(ok.headers.values("Allow") == ["INVITE", "ACK", "CANCEL", "OPTIONS", "BYE", "UPDATE", "INFO", "PRACK"])
+        #expect(ok.headers.values("Allow") == ["INVITE", "ACK", "CANCEL", "OPTIONS", "BYE", "UPDATE", "INFO", "PRACK", "REFER"])
         #expect(ok.headers.values("Supported") == ["100rel", "timer"])
     }
 

@@ -13,7 +13,7 @@ import Testing
             phone.send(phone.request("OPTIONS", branch: "opt1"))
             let answer = try #require(await phone.receive())
             #expect(answer.status == 200)
-            #expect(answer.header("Allow") == "INVITE, ACK, CANCEL, OPTIONS, BYE, UPDATE, INFO, PRACK")
+            #expect(answer.header("Allow") == "INVITE, ACK, CANCEL, OPTIONS, BYE, UPDATE, INFO, PRACK, REFER")
             #expect(answer.header("Via")?.contains("rport=\(phone.port)") == true)
             #expect(answer.header("To")?.contains(";tag=") == true)
         }
@@ -100,7 +100,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("BYE", 481), ("CANCEL", 481), ("PRACK", 481), ("REGISTER", 405), ("SUBSCRIBE", 405), ("FROBNICATE", 501),
+        ("BYE", 481), ("CANCEL", 481), ("PRACK", 481), ("REGISTER", 405), ("SUBSCRIBE", 405), ("REFER", 403), ("FROBNICATE", 501),
     ])
     func requestsOutsideWhatTheBridgeServes(method: String, status: Int) async throws {
         try await BridgeFixture.with { _, bound in
@@ -108,7 +108,7 @@ import Testing
             phone.send(phone.request(method, branch: "m\(method)"))
             let answer = try #require(await phone.receive())
             #expect(answer.status == status)
-            if status == 405 { #expect(answer.header("Allow") == "INVITE, ACK, CANCEL, OPTIONS, BYE, UPDATE, INFO, PRACK") }
+            if status == 405 { #expect(answer.header("Allow") == "INVITE, ACK, CANCEL, OPTIONS, BYE, UPDATE, INFO, PRACK, REFER") }
         }
     }
 

@@ -16,8 +16,8 @@ final class FakeBus: BridgeBus {
     }
 
     func requestDecision(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant) {
-        // The real bus publishes call.offered with the request.
-        events.append((callId, .callOffered(offer)))
+        // The real bus publishes call.offered with the request, but for a REFER's target.
+        if offer.transfer == nil { events.append((callId, .callOffered(offer))) }
         decisionRequests.append((requestId, offer))
     }
 

@@ -43,6 +43,18 @@ import Testing
         for message in messages { #expect(try BridgeMessage.decode(message.encoded()) == message) }
     }
 
+    /// A phone's REFER asks for its target's leg with the offer's optional `transfer` member.
+    @Test func aTransferOfferRoundTripsAndItsMemberIsPinned() throws {
+        var offer = offer
+        offer.transfer = TransferOffer(callId: "b1-7", referrer: .b, referredBy: "<sip:bob@b>")
+        let message = BridgeMessage.decisionRequest(requestId: "b1-7-t1", callId: "b1-7", deadlineMs: 500, offer: offer)
+        let frame = message.encoded()
+        #expect(try BridgeMessage.decode(frame) == message)
+        #expect(String(decoding: frame, as: UTF8.self).contains(#""transfer":{"call_id":"b1-7","referrer":"b","referred_by":"<sip:bob@b>"}"#))
+        let plain = BridgeMessage.decisionRequest(requestId: "r1", callId: "c1", deadlineMs: 500, offer: self.offer).encoded()
+        #expect(!String(decoding: plain, as: UTF8.self).contains("transfer"), "absent unless a REFER asks")
+    }
+
     @Test(arguments: [
         ("not json", "bad_json"),
         (#"{"type":"decision"}"#, "bad_json"),

@@ -18,6 +18,9 @@ with digest auth first, then treat every INVITE that Kamailio forwards to them:
     "early_refuse"  183 with SDP (an announcement), ring_ms later final (as "refuse")
     "answer_100rel"  183 with SDP sent reliably (Require: 100rel, RSeq 1) until its PRACK,
                 ring_ms after the PRACK 200 + SDP; the remote BYE gets 200
+    "refer"     answers (180, 200 + SDP), talk_ms later REFERs its caller to refer_to (blind
+                transfer, RFC 3515): 202, two NOTIFYs (100 Trying, 200 OK) answered 200, then
+                the remote BYE gets 200
 Callers (sipp UAC, scenarios/phone_call*.xml), started by call(): they REGISTER, then
 INVITE a number through Kamailio (407 handled):
     "call"      waits for the answer; the remote BYE (or hangs up after hangup_after_ms);
@@ -66,7 +69,8 @@ CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
                     "noanswer": "phone_noanswer.xml", "reject": "phone_reject.xml",
                     "reinvite_cancelled": "phone_answer_reinvite_cancelled.xml",
                     "glare": "phone_answer_491.xml", "refuse": "phone_refuse.xml",
-                    "early_refuse": "phone_early_refuse.xml", "answer_100rel": "phone_answer_100rel.xml"}
+                    "early_refuse": "phone_early_refuse.xml", "answer_100rel": "phone_answer_100rel.xml",
+                    "refer": "phone_answer_refer.xml"}
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
                     "cancel": "phone_call_cancel.xml", "sipi": "phone_call_sipi.xml",
                     "reinvite_cancel": "phone_call_reinvite_cancel.xml",
@@ -225,10 +229,11 @@ def _launch(sipp, name, argv):
 
 def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
           hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10,
-          reinvite_contact_user=None, final=None, final_header=None):
+          reinvite_contact_user=None, final=None, final_header=None, talk_ms=500, refer_to=None):
     """Start a callee phone registered at `kamailio` as `user` and return it once Kamailio
     accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject |
-    reinvite_cancelled | glare | refuse | early_refuse (final, final_header) | answer_100rel.
+    reinvite_cancelled | glare | refuse | early_refuse (final, final_header) | answer_100rel |
+    refer (talk_ms, refer_to).
     ring_ms: pause between 180 and 200 ("answer"). hangup_after_ms: > 0 = the phone sends
     BYE that long after answering (the timer restarts after each re-INVITE); 0 = it waits
     for the remote BYE. calls: the phone's sipp ends after that many calls (None: runs
@@ -247,6 +252,8 @@ def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
         status, reason = final.split(" ", 1)
         scenario = sipp._scenario(scenario, status)
         keys |= {"final_reason": reason, "final_header": final_header}
+    if behaviour == "refer":
+        keys |= {"talk_ms": int(talk_ms), "refer_to": refer_to}
     # the remote host only sets [remote_ip]:[remote_port] (sipp's digest uri); replies go
     # where requests came from, the REGISTER where the scenario's setdest says
     extra = (["-m", calls + 1] if calls is not None else []) + [f"{LOCAL}:{kamailio.port}"]

@@ -17,6 +17,7 @@ import zmq
 import harness
 import phones
 from harness import DOMAIN, LOCAL
+from switchboard_testkit.ua import UA, sdp, tag_of
 from test_contract import channel_schemas, errors
 
 
@@ -523,6 +524,82 @@ def sdp_origins(phone):
             seen.add(key)
             origins.append(m.sdp_origin())
     return origins
+
+
+def test_a_phones_blind_refer_is_carried_out_by_the_bridge(b2b, sipp):
+    """Issue 12 item 10, RFC 3515: bob, called by alice through the bridge, REFERs her to carol. The
+    bridge answers 202, asks the worker where carol is (its plan routes her as any call), NOTIFYs
+    bob (100 Trying, 200 OK), calls carol for alice and joins them by re-INVITE, then hangs bob up;
+    carol ends the call. Every leg ends with a BYE."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]},
+             "carol": {"action": "bridge", "targets": [{"uri": user_uri("carol")}]}})
+    bob = phones.start(sipp, s.kamailio, "bob", "refer", talk_ms=300, refer_to=user_uri("carol"))
+    carol = phones.start(sipp, s.kamailio, "carol", "answer", ring_ms=100, hangup_after_ms=800)
+    alice = phones.call(sipp, s.kamailio, "alice", "5000")
+    finished(alice, bob, carol)
+    assert [m.status for m in bob.responses("REFER") if m.status >= 200] == [202], bob.report()
+    notifies = bob.received("NOTIFY")
+    assert [n.body.strip() for n in notifies] == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"], bob.report()
+    assert notifies[-1].header("Subscription-State")[0].startswith("terminated"), bob.report()
+    assert len(bob.received("BYE")) == 1, bob.report()
+    # alice was re-INVITEd with carol's SDP (under the origin bob's had, RFC 3264 §8), and carol's BYE ended her leg
+    assert carol.received("INVITE")[0].header("Referred-By") == [f"<{user_uri('bob')}>"], carol.report()
+    carol_ok = [m for m in carol.responses("INVITE", direction="sent") if m.status == 200][0]
+    assert [without_origin(m) for m in alice.received("INVITE")] == [without_origin(carol_ok)], alice.report()
+    assert alice.received("INVITE")[0].sdp_origin()[:2] == ("bob", "1000"), alice.report()
+    assert len(alice.received("BYE")) == 1, alice.report()
+    assert len(carol.sent("BYE")) == 1, carol.report()
+    call_id = one_call(s.bus)
+    transferred = s.bus.events(call_id, "call.transferred")
+    assert [e["transferred"] for e in transferred] == [{"leg": "a", "target": user_uri("carol"), "by": "b"}], transferred
+    ended = s.bus.events(call_id, "call.ended")[0]["ended"]
+    assert ended["cause"] == "normal_clearing" and ended["by"] == "b", ended
+
+
+def test_a_phones_attended_refer_joins_its_two_calls_in_the_bridge(b2b):
+    """Issue 12 item 10, RFC 3891: bob talks to alice (call X, 5000) and to carol (call Y, 5001), both
+    through the bridge, and REFERs alice with Replaces naming his dialog of Y. The bridge joins alice
+    and carol in X by re-INVITEs, ends Y, and BYEs both of bob's legs; alice's BYE then ends X.
+    Phones are testkit UAs: a sipp scenario holds one dialog, bob needs two."""
+    s = b2b({"5000": {"action": "bridge", "targets": [{"uri": user_uri("bob")}]},
+             "5001": {"action": "bridge", "targets": [{"uri": user_uri("carol")}]}})
+    alice, bob, carol = (UA(user, phones.USERS[user], s.kamailio.port) for user in ("alice", "bob", "carol"))
+
+    def run_until(condition, what, timeout=10):
+        harness.wait_until(lambda: [(ua.receive(), ua.tick()) for ua in (alice, bob, carol)] and condition(), timeout, what,
+                           lambda: json.dumps(s.bus.events(), indent=1))
+
+    x = alice.invite(f"sip:5000@{DOMAIN}", body=sdp("alice", alice.port + 1, 1))
+    run_until(lambda: x.state == "confirmed", "alice's call to bob")
+    y = bob.invite(f"sip:5001@{DOMAIN}", body=sdp("bob", bob.port + 1, 1))
+    run_until(lambda: y.state == "confirmed", "bob's call to carol")
+    bob_x = next(d for d in bob.dialogs.values() if d.role == "uas")
+    carol_y = next(iter(carol.dialogs.values()))
+    # RFC 3891 §3: the tags as the replaced dialog's other end (the bridge) sees them
+    replaces = f"{y.call_id};to-tag={tag_of(y.remote)};from-tag={tag_of(y.local)}".replace(";", "%3B").replace("=", "%3D")
+    referred = []
+    bob.request(bob_x, "REFER", extra=f"Contact: {bob.contact}\r\nRefer-To: <{user_uri('carol')}?Replaces={replaces}>\r\n",
+                done=lambda status, msg: referred.append(status))
+    run_until(lambda: bob_x.state == "ended" and y.state == "ended", "bob's two legs to end", timeout=15)
+    assert referred == [202], referred
+    notifies = [m.body.strip() for _, method, m in bob_x.received if method == "NOTIFY"]
+    assert notifies == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"], notifies
+    # alice got carol's media and carol alice's (each under the SDP origin it knew bob by, RFC 3264 §8);
+    # neither was hung up
+    to_alice = [m.body for _, method, m in x.received if method == "INVITE"][-1]
+    to_carol = [m.body for _, method, m in carol_y.received if method == "INVITE"][-1]
+    assert f"m=audio {carol.port + 1} " in to_alice and "o=bob " in to_alice, x.received
+    assert f"m=audio {alice.port + 1} " in to_carol and "o=bob " in to_carol, carol_y.received
+    assert x.state == "confirmed" and carol_y.state == "confirmed"
+    ended = []
+    alice.bye(x, done=lambda status, msg: ended.append(status))
+    run_until(lambda: ended == [200] and carol_y.state == "ended", "alice's BYE to reach carol")
+    call_x, call_y = (e["call_id"] for e in s.bus.events(type="call.offered"))
+    assert [e["transferred"] for e in s.bus.events(call_x, "call.transferred")] == [
+        {"leg": "a", "target": user_uri("carol"), "by": "b"}], s.bus.events(call_x)
+    assert s.bus.types(call_y)[-2:] == ["call.transferred", "call.ended"], s.bus.events(call_y)
+    assert s.bus.events(call_y, "call.ended")[0]["ended"]["cause"] == "normal_clearing"
+    assert s.bus.events(call_x, "call.ended")[0]["ended"]["by"] == "a", s.bus.events(call_x)
 
 
 def test_a_hold_command_that_meets_491_is_retried_after_the_back_off(b2b, sipp):

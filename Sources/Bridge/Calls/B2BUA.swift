@@ -42,6 +42,11 @@ final class B2BUA {
     /// Every URI a command or a worker decision names passes it before the bridge dials or redirects.
     let destinations: DestinationGuard
     private(set) var calls: [String: Call] = [:]
+    /// Decides where a phone's REFER goes (the decision gate, once built).
+    weak var transferDecider: TransferDecider?
+    /// The leg an attended transfer moves into a call, with the SDP origin its peer knows, between taking it from
+    /// its call and `.adopt`.
+    private var adopting: (sip: LegSIP, origin: Call.LegOrigin?)?
     /// Ended calls whose caller has not ACKed our 2xx yet: its ACK still finds them, and the BYE follows.
     private var awaitingACK: [String: Call] = [:]
     /// Call-ID + our tag → the call and leg of that dialog.
@@ -62,6 +67,15 @@ final class B2BUA {
                                    register: { [unowned self] call, tag in
                                        if let leg = call.sip[.first] { dialogs[DialogKey(callID: leg.sipCallId, localTag: tag)] = (call.id, .first) }
                                    })
+    private lazy var referrals: Referrals = Referrals(loop: loop, transactions: transactions, client: client, uac: uac, uas: uas, destinations: destinations,
+                                           logger: logger, report: { [unowned self] call, event in drive(call, event) },
+                                           ask: { [unowned self] in transferDecider },
+                                           dialog: { [unowned self] callID, tag in
+                                               dialogs[DialogKey(callID: callID, localTag: tag)].flatMap { entry in calls[entry.call].map { ($0, entry.leg) } }
+                                           },
+                                           join: { [unowned self] call, referrer, other, replaced in
+                                               joinReplaced(call, referrer: referrer, other, replaced: replaced)
+                                           })
     private lazy var sessions: SessionRefreshes = SessionRefreshes(loop: loop, timers: configuration.timers, client: client, uac: uac, logger: logger,
                                                  report: { [unowned self] call, event in drive(call, event) })
 
@@ -224,6 +238,17 @@ final class B2BUA {
         case .cancelRingTimer(let leg):
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = nil
+        case .notify(let leg, let status, let reason):
+            referrals.notify(call, leg: leg, status: status, reason: reason)
+        case .release(let leg):
+            referrals.release(call, leg: leg)
+        case .adopt(let leg):
+            guard let (sip, origin) = adopting else { return }
+            adopting = nil
+            call.sip[leg] = sip
+            call.adoptOrigin(origin, for: leg)
+            dialogs[DialogKey(callID: sip.sipCallId, localTag: sip.localTag)] = (call.id, leg)
+            sessions.arm(call, leg: leg)
         case .publish(let body):
             if case .callConnected = body, call.connectedWall == nil { call.connectedWall = Date() }
             bus.publish(callId: call.id, body)
@@ -234,8 +259,26 @@ final class B2BUA {
         }
     }
 
+    /// An attended transfer (RFC 3891) between two calls of the bridge: the party the referrer's leg `replaced` talks to
+    /// in `other` moves into `call`, in place of `referrer`; `other` ends, `replaced` with a BYE.
+    private func joinReplaced(_ call: Call, referrer: LegID, _ other: Call, replaced: LegID) {
+        guard let (moved, sip) = other.sip.first(where: { $0.key != replaced && other.flow.legs[$0.key]?.state == .answered }),
+              let uri = other.flow.legs[moved]?.uri,
+              let transferee = call.flow.legs.first(where: { $0.key != referrer && $0.value.state == .answered })?.value.uri else {
+            drive(call, .referralRefused(status: 481, reason: "Call Leg/Transaction Does Not Exist"))
+            return
+        }
+        let sdp = other.flow.legs[replaced]?.sentSDP
+        sip.sessionTask?.cancel()
+        other.sip[moved] = nil
+        drive(other, .legMoved(leg: moved, to: transferee))
+        adopting = (sip, other.removeOrigin(of: moved))
+        drive(call, .referralReplaces(uri: uri, sdp: sdp))
+    }
+
     private func finish(_ call: Call) {
         calls[call.id] = nil
+        referrals.finished(call)
         callsEnded.increment()
         callsGauge.record(calls.count)
         store?.delete(callId: call.id)
@@ -286,6 +329,7 @@ final class B2BUA {
         case .bye:
             transactions.respond(key, SIPResponse(replyingTo: request, status: 200))
             call.byeReasons = request.headers.values("Reason")
+            referrals.hungUp(call, leg: index)
             drive(call, .bye(leg: index))
         case .invite, .update, .info:
             if request.method != .info { leg.readAllow(of: request) }
@@ -296,6 +340,8 @@ final class B2BUA {
             uas.prack(request, key: key, in: call)
         case .prack:
             transactions.respond(key, SIPResponse(replyingTo: request, status: 481))
+        case .refer:
+            referrals.received(request, key: key, from: index, in: call)
         default:
             var response = SIPResponse(replyingTo: request, status: 405)
             response.headers.add("Allow", SIPEdge.allowed.map(\.rawValue).joined(separator: ", "))

@@ -35,7 +35,8 @@ final class Call {
     var connectedWall: Date?
     /// The `o=` each leg's peer sees, kept across every body the bridge sends it in one dialog: the caller's early
     /// dialogs (one per B early dialog) are sessions of their own, so the tag they go in is kept too.
-    private var origins: [LegID: (tag: String?, origin: SDPOrigin)] = [:]
+    private var origins: [LegID: LegOrigin] = [:]
+    typealias LegOrigin = (tag: String?, origin: SDPOrigin)
     /// The caller's P-Asserted-Identity, Privacy and Diversion, for the legs the call places. They are trusted because
     /// the bridge takes INVITEs from its `sip_trusted_sources` only, and the proxy there drops a phone's own
     /// (openser-cfg's route[IDENTITY]).
@@ -60,9 +61,18 @@ final class Call {
     func stamp(_ sdp: [UInt8]?, to leg: LegID, dialogTag: String? = nil, answer: Bool) -> [UInt8]? {
         guard let sdp else { return nil }
         if let dialogTag, let kept = origins[leg], kept.tag != dialogTag { origins[leg] = nil }
-        var entry = origins[leg] ?? (tag: dialogTag, origin: SDPOrigin())
+        var entry: LegOrigin = origins[leg] ?? (tag: dialogTag, origin: SDPOrigin())
         defer { origins[leg] = entry }
         return entry.origin.stamp(sdp, answer: answer)
+    }
+
+    /// A leg that moves to another call (an attended transfer) takes the origin its peer knows along.
+    func removeOrigin(of leg: LegID) -> LegOrigin? {
+        origins.removeValue(forKey: leg)
+    }
+
+    func adoptOrigin(_ origin: LegOrigin?, for leg: LegID) {
+        origins[leg] = origin
     }
 
     /// A relayed body: stamped when it is SDP; any other (INFO's DTMF, a SIP-I multipart) passes as it is.

@@ -63,6 +63,19 @@ struct CallFlow {
         /// A `hangup` command: for a two-party call one leg or both end it alike.
         case hangup
         case transfer(keep: Leg, target: String)
+        /// The phone on `by` sent a REFER (RFC 3515) that the bridge accepted: a transfer is under way (the call is not
+        /// connected meanwhile), and `by` stays up until its target is joined, so a failure leaves the call as it was.
+        case referred(by: LegID)
+        /// Where the REFER's target goes (the workers' decision): its targets are called for the other party.
+        case referralRouted(BridgeRoute)
+        /// The REFER's target is refused (a worker's reject, the fallback): the referrer learns it, the call goes on.
+        case referralRefused(status: Int, reason: String)
+        /// An attended transfer (RFC 3891): the party at `uri`, in another call of the bridge, takes the referrer's place
+        /// (the owner moves its leg here on `.adopt`); `sdp` is what that party last sent.
+        case referralReplaces(uri: String, sdp: [UInt8]?)
+        /// An attended transfer took this answered party into the call at `to`: the rest of this call ends, without a BYE
+        /// to that party.
+        case legMoved(leg: LegID, to: String)
         case hold(leg: Leg, on: Bool)
         /// An offer of this party's that the other party accepted in a relayed re-INVITE (the 2xx to it, or with an
         /// offerless re-INVITE the ACK that answered it): tracks hold by the phones.
@@ -92,6 +105,12 @@ struct CallFlow {
         case startRingTimer(leg: LegID, after: Duration)
         case cancelRingTimer(leg: LegID)
         case publish(EventBody)
+        /// NOTIFY the referrer on the leg of its REFER's progress (RFC 3515 §2.4.4): `status` as a sipfrag status line.
+        case notify(leg: LegID, status: Int, reason: String)
+        /// The referrer's part is over: the leg is hung up after its final NOTIFY, unless it hangs up itself.
+        case release(leg: LegID)
+        /// The leg is the answered party `.referralReplaces` named: its SIP moves into this call under this number.
+        case adopt(leg: LegID)
         /// The call's answered legs changed: persist them (so a restart can end them with BYE).
         case persist
         /// The call is over; pending legs are the owner's to clean up.
@@ -120,6 +139,17 @@ struct CallFlow {
     /// A peer that answers 491 every time is refusing, not crossing us; three retries cover a real glare.
     static let maxGlareRetries = 3
     private var nextLeg = LegID(1)
+    /// A REFER the flow is carrying out.
+    private struct Referral {
+        let referrer: LegID
+        let transferee: LegID
+        /// Its targets are being called, or (attended) the replacing party is being joined.
+        var routed = false
+        /// Attended: the party joined has its dialog already.
+        var replaces = false
+    }
+
+    private var referral: Referral?
 
     /// An inbound call: leg `.first` is the caller, already offering `offer`.
     init(inbound offer: [UInt8]?, callerURI: String, at now: ContinuousClock.Instant, defaultRingTimeout: Duration) {
@@ -208,6 +238,8 @@ struct CallFlow {
         case .bye(let leg):
             guard let info = legs[leg], info.state != .ended else { return [] }
             legs[leg]?.state = .ended
+            // A referrer may hang up once its REFER is accepted: the transfer goes on without it.
+            if referral?.referrer == leg { return [] }
             let by: Initiator = info.role == .a ? .a : .b
             // A leg that hangs up during a transfer or a join takes the whole call down: nobody is left to talk.
             return end(cause: phase == .connected ? .normalClearing : .callerCancelled, status: nil, by: by, at: now)
@@ -224,6 +256,22 @@ struct CallFlow {
                        by: .command, at: now)
         case .transfer(let keep, let target):
             return transfer(keep: keep, to: target, at: now)
+        case .referred(let referrer):
+            return refer(from: referrer)
+        case .referralRouted(let route):
+            return referralRouted(route, at: now)
+        case .referralRefused(let status, let reason):
+            guard referral?.routed == false else { return [] }
+            return referralFailed(status: status, reason: reason, legStatus: status, at: now)
+        case .referralReplaces(let uri, let sdp):
+            return referralReplaces(uri: uri, sdp: sdp, at: now)
+        case .legMoved(let leg, let target):
+            guard let info = legs[leg], info.state == .answered, phase == .connected else { return [] }
+            legs[leg]?.state = .ended
+            // The referrer's leg is the one left: its phone asked for this.
+            let by: Initiator = info.role == .a ? .b : .a
+            return [.publish(.callTransferred(Transferred(leg: info.role, target: target, by: by)))]
+                + end(cause: .normalClearing, status: nil, by: by, at: now)
         case .hold(let role, let on):
             guard let leg = answeredLeg(role), phase == .connected, holdPending[leg] == nil else { return [] }
             holdPending[leg] = on
@@ -273,7 +321,8 @@ struct CallFlow {
         guard let route = attempts?.route else { return [] }
         let leg = nextLeg
         nextLeg = nextLeg.next
-        legs[leg] = FlowLeg(role: .b, uri: target.uri, startedAt: now)
+        // A referral's targets replace the referrer, in its role.
+        legs[leg] = FlowLeg(role: referral.flatMap { legs[$0.referrer]?.role } ?? .b, uri: target.uri, startedAt: now)
         // The caller's offer goes to B unchanged (media flows between the phones); a 3PCC B leg starts without one.
         let sdp: [UInt8]? = if case .answerCaller = attempts?.join { callerOffer } else { nil }
         return dial(leg, uri: target.uri, sdp: sdp, callerId: route.callerId, headers: route.headers,
@@ -327,7 +376,7 @@ struct CallFlow {
             return actions + [.ack(leg: leg, sdp: answer), .persist] + (nextSerialAttempt(at: now) ?? [])
         }
         // A B leg won: every other B attempt still ringing is cancelled (RFC 3261 §16.7 for parallel forks).
-        for (other, otherInfo) in legs where other != leg && otherInfo.role == .b
+        for (other, otherInfo) in legs where other != leg && otherInfo.role == info.role
             && (otherInfo.state == .calling || otherInfo.state == .ringing) {
             legs[other]?.state = .ended
             actions += [.cancelRingTimer(leg: other), .cancel(leg: other)]
@@ -365,11 +414,31 @@ struct CallFlow {
             let change = HoldChange(leg: info.role, by: .command)
             return [.publish(on ? .callHeld(change) : .callResumed(change))]
         }
+        // The newest answered leg: a referrer stays answered until its target is joined.
         guard phase == .joining, case .reinvite(let waiting) = attempts?.join, waiting == leg,
-              let joined = legs.first(where: { $0.key != leg && $0.value.state == .answered })?.key else { return [] }
+              let joined = legs.filter({ $0.key != leg && $0.value.state == .answered }).keys.max() else { return [] }
+        if referral?.replaces == true {
+            // Attended: the joined party's dialog exists already, so the transferee's answer reaches it in a re-INVITE.
+            let offer = sdp.map { SDPDirection.sendrecv.applied(to: $0) }
+            legs[joined]?.sentSDP = offer
+            return [.reinvite(leg: joined, sdp: offer)] + referralDone(joined) + connect(at: now)
+        }
         // Flow III's last step: A's answer to B's offer completes B's INVITE.
         legs[joined]?.sentSDP = sdp
-        return [.ack(leg: joined, sdp: sdp)] + connect(at: now)
+        return [.ack(leg: joined, sdp: sdp)] + referralDone(joined) + connect(at: now)
+    }
+
+    /// The REFER's target is joined to the transferee: the referrer gets its final NOTIFY and is released.
+    private mutating func referralDone(_ joined: LegID) -> [Action] {
+        guard let referrer = referral?.referrer, let transferee = referral?.transferee, let role = legs[transferee]?.role,
+              let target = legs[joined]?.uri else { return [] }
+        referral = nil
+        var actions: [Action] = [.publish(.callTransferred(Transferred(leg: role, target: target, by: role == .a ? .b : .a)))]
+        if legs[referrer]?.state == .answered {
+            legs[referrer]?.state = .ended
+            actions = [.notify(leg: referrer, status: 200, reason: "OK"), .release(leg: referrer)] + actions
+        }
+        return actions
     }
 
     private mutating func connect(at now: ContinuousClock.Instant) -> [Action] {
@@ -393,8 +462,11 @@ struct CallFlow {
         attempts?.failed(status: reported.0, reason: reported.1)
         if let next = nextSerialAttempt(at: now) { return actions + next }
         // Parallel: wait for the other forks.
-        if legs.values.contains(where: { $0.role == .b && ($0.state == .calling || $0.state == .ringing) }) { return actions }
+        if legs.values.contains(where: { $0.role == info.role && ($0.state == .calling || $0.state == .ringing) }) { return actions }
         let best = attempts?.best ?? CallerFailure(status: reported.0, reason: reported.1)
+        if referral != nil {
+            return actions + referralFailed(status: best.status, reason: best.reason, legStatus: best.legStatus, at: now)
+        }
         let finalCause = legs.values.contains { $0.role == .b && $0.timedOut } && best.status == 480 ? EndCause.noAnswer : EndCause(status: best.legStatus)
         actions += end(cause: finalCause, status: best.status, reason: best.reason, reasonHeader: best.reasonHeader, by: .b, at: now)
         return actions
@@ -408,7 +480,7 @@ struct CallFlow {
             legs[replaced]?.state = .ended
             actions.append(.bye(leg: replaced))
         }
-        actions.append(.publish(.callTransferred(Transferred(leg: role, target: target))))
+        actions.append(.publish(.callTransferred(Transferred(leg: role, target: target, by: .command))))
         attempts = TargetAttempts(route: BridgeRoute(targets: [BridgeTarget(uri: target)], mode: .serial), join: .reinvite(waiting: kept),
                                   dialled: 1)
         phase = .ringing
@@ -416,6 +488,56 @@ struct CallFlow {
         nextLeg = nextLeg.next
         legs[leg] = FlowLeg(role: replacedRole, uri: target, startedAt: now)
         return actions + dial(leg, uri: target, sdp: nil, callerId: nil, headers: [:], ringTimeout: nil, attempt: 1)
+    }
+
+    /// A phone's REFER (RFC 3515), carried out by the bridge once its route is known: the transfer is under way from
+    /// now, so the referrer may hang up without ending the call.
+    private mutating func refer(from referrer: LegID) -> [Action] {
+        guard phase == .connected, referral == nil, let info = legs[referrer], info.state == .answered,
+              let transferee = answeredLeg(info.role == .a ? .b : .a) else { return [.notify(leg: referrer, status: 503, reason: "Service Unavailable")] }
+        referral = Referral(referrer: referrer, transferee: transferee)
+        phase = .ringing
+        return []
+    }
+
+    /// The route's targets are called for the transferee (each new leg takes the referrer's role), and one that answers
+    /// is joined to it by re-INVITE, as a transfer command does. Unlike the command, the referrer stays up meanwhile.
+    private mutating func referralRouted(_ route: BridgeRoute, at now: ContinuousClock.Instant) -> [Action] {
+        guard let transferee = referral?.transferee, referral?.routed == false else { return [] }
+        referral?.routed = true
+        var route = route
+        route.callerId = route.callerId ?? CallerID(uri: legs[transferee]?.uri)
+        attempts = TargetAttempts(route: route, join: .reinvite(waiting: transferee))
+        let started = startAttempts(at: now)
+        return started.isEmpty ? referralFailed(status: 480, reason: "Temporarily Unavailable", legStatus: 480, at: now) : started
+    }
+
+    /// The replacing party joins in the referrer's role, answered already: the transferee is re-INVITEd with what that
+    /// party last sent (sendrecv again: the referrer may have held it), and its answer goes to that party next.
+    private mutating func referralReplaces(uri: String, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
+        guard let current = referral, !current.routed, let role = legs[current.referrer]?.role else { return [] }
+        referral?.routed = true
+        referral?.replaces = true
+        let leg = nextLeg
+        nextLeg = nextLeg.next
+        legs[leg] = FlowLeg(role: role, uri: uri, state: .answered, startedAt: now)
+        attempts = TargetAttempts(route: BridgeRoute(targets: []), join: .reinvite(waiting: current.transferee))
+        phase = .joining
+        let offer = sdp.map { SDPDirection.sendrecv.applied(to: $0) }
+        legs[current.transferee]?.sentSDP = offer
+        return [.adopt(leg: leg), .reinvite(leg: current.transferee, sdp: offer)]
+    }
+
+    /// RFC 3515 §2.4.5: the referrer learns the failure, and the call goes on as before the REFER. A referrer that hung
+    /// up already leaves nobody to go back to.
+    private mutating func referralFailed(status: Int, reason: String, legStatus: Int, at now: ContinuousClock.Instant) -> [Action] {
+        guard let referrer = referral?.referrer else { return [] }
+        referral = nil
+        guard legs[referrer]?.state == .answered else {
+            return end(cause: EndCause(status: legStatus), status: nil, by: .bridge, at: now)
+        }
+        phase = .connected
+        return [.notify(leg: referrer, status: status, reason: reason)]
     }
 
     // MARK: - Ending

@@ -41,7 +41,7 @@ enum OfferNormalizer {
         return bytes.next() == UInt8(ascii: "-")
     }
 
-    private static func address(_ uri: SIPAnyURI, displayName: String?) -> Address {
+    static func address(_ uri: SIPAnyURI, displayName: String?) -> Address {
         switch uri {
         case .sip(let sip):
             return Address(uri: uri.description, user: sip.unescapedUser, host: sip.host, displayName: displayName)

@@ -36,6 +36,18 @@ final class DecisionGate {
         }
     }
 
+    /// A phone's REFER waiting for the decision on its target.
+    private final class TransferWaiting {
+        let callId: String
+        let decided: (Decision) -> Void
+        var deadline: Scheduled<Void>?
+
+        init(callId: String, decided: @escaping (Decision) -> Void) {
+            self.callId = callId
+            self.decided = decided
+        }
+    }
+
     private enum Outcome {
         case decided(Decision, workerId: String)
         case fallback(cause: DecisionCause)
@@ -55,6 +67,9 @@ final class DecisionGate {
     private var waitingBySource: [String: Int] = [:]
     private var nextCall: UInt64 = 0
     private let callPrefix: String
+    /// Decision request id → the REFER waiting for it.
+    private var transfers: [String: TransferWaiting] = [:]
+    private var nextTransfer: UInt64 = 0
     /// Set by `drain()`: new INVITEs are answered with the fallback rather than offered to workers.
     private var stopping = false
 
@@ -123,9 +138,14 @@ final class DecisionGate {
     /// The bus' answers, a batch at a time, on the SIP loop.
     func resolve(_ batch: [(requestId: String, resolution: BusEndpoints.Resolution)]) {
         for (requestId, resolution) in batch {
-            switch resolution {
-            case .decided(let decision, let workerId): decide(requestId: requestId, outcome: .decided(decision, workerId: workerId))
-            case .fallback(let cause): decide(requestId: requestId, outcome: .fallback(cause: cause))
+            let outcome: Outcome = switch resolution {
+            case .decided(let decision, let workerId): .decided(decision, workerId: workerId)
+            case .fallback(let cause): .fallback(cause: cause)
+            }
+            if transfers[requestId] != nil {
+                decideTransfer(requestId: requestId, outcome: outcome)
+            } else {
+                decide(requestId: requestId, outcome: outcome)
             }
         }
     }
@@ -239,6 +259,29 @@ final class DecisionGate {
         for requestId in Array(waiting.keys) {
             decide(requestId: requestId, outcome: .fallback(cause: .shutdown))
         }
+        for requestId in Array(transfers.keys) {
+            decideTransfer(requestId: requestId, outcome: .fallback(cause: .shutdown))
+        }
+    }
+
+    // MARK: - A phone's REFER
+
+    private func decideTransfer(requestId: String, outcome: Outcome) {
+        guard let entry = transfers.removeValue(forKey: requestId) else { return }
+        entry.deadline?.cancel()
+        switch outcome {
+        case .decided(let decision, _):
+            switch screen(decision, callId: entry.callId) {
+            case .success(let allowed):
+                entry.decided(allowed)
+            case .failure(let denial):
+                entry.decided(.reject(status: 403, reason: "Forbidden", headers: ["Warning": "399 switchboard \"destination policy: \(denial.rule.rawValue)\""]))
+            }
+        case .fallback(let cause):
+            fallbacks.increment()
+            logger.notice("fallback decided a transfer", metadata: ["call.id": "\(entry.callId)", "decision.cause": "\(cause)"])
+            entry.decided(configuration.fallback.decision)
+        }
     }
 
     // MARK: - Responses
@@ -272,5 +315,24 @@ final class DecisionGate {
         while digits.count < 3 { digits = "0" + digits }
         while digits.count > 1, digits.hasSuffix("0") { digits.removeLast() }
         return "0.\(digits)"
+    }
+}
+
+extension DecisionGate: TransferDecider {
+    /// A phone's REFER asks where its target goes, as a new call would, under the same deadline and fallback. No
+    /// `call.offered`: the call was offered once, and the offer's `transfer` member tells the worker what this is.
+    func decideTransfer(callId: String, offer: CallOffer, decided: @escaping (Decision) -> Void) {
+        nextTransfer += 1
+        let requestId = "\(callId)-t\(nextTransfer)"
+        let entry = TransferWaiting(callId: callId, decided: decided)
+        entry.deadline = loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.decisionTimeout)) { [self] in
+            decideTransfer(requestId: requestId, outcome: .fallback(cause: .timeout))
+        }
+        transfers[requestId] = entry
+        guard !stopping else {
+            decideTransfer(requestId: requestId, outcome: .fallback(cause: .shutdown))
+            return
+        }
+        bus.requestDecision(requestId: requestId, callId: callId, offer: offer, deadline: .now + configuration.decisionTimeout)
     }
 }

@@ -12,7 +12,7 @@ import SIPCore
 /// a `NIOLoopBound`.
 final class SIPEdge {
     /// Methods this edge serves; anything else it recognises gets 405 with this list (RFC 3261 §8.2.1).
-    static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye, .update, .info, .prack]
+    static let allowed: [SIPMethod] = [.invite, .ack, .cancel, .options, .bye, .update, .info, .prack, .refer]
     /// The option tags a request may Require of the bridge: reliable provisionals (RFC 3262) and session timers
     /// (RFC 4028).
     static let extensions: Set<String> = ["100rel", "timer"]
@@ -180,7 +180,10 @@ final class SIPEdge {
         case .bye, .info, .update, .prack:
             // Dialogs of ours took theirs already: this one names no dialog the bridge has (for PRACK, RFC 3262 §3).
             return SIPResponse(replyingTo: request, status: 481, toTag: tag)
-        case .register, .subscribe, .notify, .message, .publish, .refer:
+        case .refer:
+            // The bridge transfers its own calls only (RFC 3515 §2.4.7 lets a REFER outside a dialog be refused).
+            return SIPResponse(replyingTo: request, status: request.to?.tag == nil ? 403 : 481, toTag: tag)
+        case .register, .subscribe, .notify, .message, .publish:
             var response = SIPResponse(replyingTo: request, status: 405, toTag: tag)
             response.headers.add("Allow", Self.allowed.map(\.rawValue).joined(separator: ", "))
             return response
