@@ -43,6 +43,12 @@ struct DestinationGuard {
         }
     }
 
+    /// The Warning of a SIP refusal (403): only the rule's name, since the denied URI is a worker's, a caller's or a
+    /// phone's text, not header material.
+    static func warning(_ denial: PolicyDenial) -> String {
+        "399 switchboard \"destination policy: \(denial.rule.rawValue)\""
+    }
+
     /// A command's refusal: `policy_denied` with the rule first, so clients (and the gateway) can read it.
     func commandError(_ denial: PolicyDenial, field: String) -> ErrorReply {
         ErrorReply(code: .policyDenied, message: "\(denial.rule.rawValue): \(field): \(denial.message)")

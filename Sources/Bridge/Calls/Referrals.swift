@@ -97,7 +97,7 @@ final class Referrals {
         }
         if let denial = destinations.check(target.description, place: .transfer, callId: call.id) {
             var response = SIPResponse(replyingTo: request, status: 403)
-            response.headers.add("Warning", "399 switchboard \"destination policy: \(denial.rule.rawValue)\"")
+            response.headers.add("Warning", DestinationGuard.warning(denial))
             transactions.respond(key, response)
             return
         }

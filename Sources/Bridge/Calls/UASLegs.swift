@@ -297,7 +297,7 @@ final class UASLegs {
                 return
             }
         }
-        let body = request.method == .info ? request.body : call.stamp(request.body, contentType: request.contentType, to: other, answer: false)
+        let body = call.stamp(request.body, contentType: request.contentType, to: other, answer: false)
         var relayed = otherDialog.makeRequest(request.method, via: client.makeVia(), body: body, contentType: request.contentType)
         relayed.headers.set("Max-Forwards", "\(hops - 1)")
         otherLeg.dialog = otherDialog
@@ -443,8 +443,7 @@ final class UASLegs {
         if !answer.body.isEmpty {
             let contentType = answer.contentType ?? "application/sdp"
             response.headers.add("Content-Type", contentType)
-            response.body = request.method == .info ? answer.body
-                : call.stamp(answer.body, contentType: contentType, to: index, answer: !request.body.isEmpty)
+            response.body = call.stamp(answer.body, contentType: contentType, to: index, answer: !request.body.isEmpty)
         }
         return response
     }

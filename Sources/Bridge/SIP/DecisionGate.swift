@@ -178,8 +178,7 @@ final class DecisionGate {
             decision = allowed
         case .failure(let denial):
             var response = SIPResponse(replyingTo: request, status: 403, toTag: toTag)
-            // Only the rule's name: the denied URI is a worker's (or a caller's) text, not header material.
-            response.headers.add("Warning", "399 switchboard \"destination policy: \(denial.rule.rawValue)\"")
+            response.headers.add("Warning", DestinationGuard.warning(denial))
             bus.publish(callId: entry.callId, .callRejected(Rejected(status: 403, reason: response.reason, workerId: workerId,
                                                                       fallback: false, cause: .policyDenied, decisionMs: decisionMs)))
             transactions.respond(key, response)
@@ -275,7 +274,7 @@ final class DecisionGate {
             case .success(let allowed):
                 entry.decided(allowed)
             case .failure(let denial):
-                entry.decided(.reject(status: 403, reason: "Forbidden", headers: ["Warning": "399 switchboard \"destination policy: \(denial.rule.rawValue)\""]))
+                entry.decided(.reject(status: 403, reason: "Forbidden", headers: ["Warning": DestinationGuard.warning(denial)]))
             }
         case .fallback(let cause):
             fallbacks.increment()

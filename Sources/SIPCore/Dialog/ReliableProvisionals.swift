@@ -27,17 +27,6 @@ public struct RAck: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(rseq) \(sequence) \(method.rawValue)" }
 }
 
-extension SIPHeaders {
-    /// Whether the option tag `tag` is among the values of `field` (Supported, Require), compared without case.
-    ///
-    /// ```swift
-    /// invite.headers.namesOptionTag("100rel", in: "Supported")
-    /// ```
-    public func namesOptionTag(_ tag: String, in field: String) -> Bool {
-        values(field).contains { $0.lowercased() == tag }
-    }
-}
-
 /// The UAS side of reliable provisional responses to one INVITE (RFC 3262 §3).
 ///
 /// A pure state machine shaped like `UAS2xxRetransmission`: each event returns the actions for the owner to

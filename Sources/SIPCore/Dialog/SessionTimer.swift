@@ -121,7 +121,7 @@ public struct SessionTimer: Sendable, Hashable {
     /// if none, the one agreed before; if none, the peer when it supports timers (it sends the refreshes it
     /// knows how to send), else this side.
     public mutating func received(_ request: SIPRequest) -> Result<[SIPHeader], SIPStatusError> {
-        let supportsTimer = Self.lists(request, "supported", "timer") || Self.lists(request, "require", "timer")
+        let supportsTimer = request.headers.namesOptionTag("timer", in: "Supported") || request.headers.namesOptionTag("timer", in: "Require")
         let asked = Self.sessionExpires(in: request)
         let peerMin = request.headers.first(canonical: "min-se").flatMap(Self.deltaSeconds)
         if let peerMin { peerMinimum = max(peerMinimum ?? 0, peerMin) }
@@ -163,9 +163,5 @@ public struct SessionTimer: Sendable, Hashable {
         let trimmed = Grammar.trimmed(text)
         guard !trimmed.isEmpty, trimmed.utf8.count <= 9, trimmed.utf8.allSatisfy(Grammar.isDigit) else { return nil }
         return Int(trimmed)
-    }
-
-    private static func lists(_ request: SIPRequest, _ field: String, _ option: String) -> Bool {
-        request.headers.values(canonical: field).contains { Grammar.equalsIgnoringCase($0, option) }
     }
 }

@@ -193,3 +193,14 @@ public struct SIPHeaders: Sendable, Hashable, RandomAccessCollection, Expressibl
         "via", "warning",
     ]
 }
+
+extension SIPHeaders {
+    /// Whether the option tag `tag` is among the values of `field` (Supported, Require), compared without case.
+    ///
+    /// ```swift
+    /// invite.headers.namesOptionTag("100rel", in: "Supported")
+    /// ```
+    public func namesOptionTag(_ tag: String, in field: String) -> Bool {
+        values(field).contains { Grammar.equalsIgnoringCase($0, tag) }
+    }
+}
