@@ -20,8 +20,10 @@ struct EventsSocketContext: RequestContext, WebSocketRequestContext {
 /// last message about a call). Authenticated like the REST API (API key header or session cookie;
 /// a browser cannot set headers on a WebSocket, so the page uses its cookie, which SameSite=Strict
 /// keeps from other sites). Before the upgrade ``WebSocketOriginHandler`` refuses foreign origins.
-/// A principal may hold `limit` sockets at once; one more is closed at once with 1008 (policy
-/// violation). Every `recheck` the socket's key or session is checked again, and the socket closed
+/// A principal may hold `limit` sockets at once; one more is refused before the upgrade (400, the
+/// WebSocket router's one refusal; a close frame sent right after the 101 can be lost on a client
+/// still setting up its reader), or, when two upgrades race for the last place, closed at once
+/// with 1008 (policy violation). Every `recheck` the socket's key or session is checked again, and the socket closed
 /// with 1008 once it is revoked, logged out or expired.
 struct EventsSocket: Sendable {
     let table: CallTable
@@ -50,12 +52,16 @@ struct EventsSocket: Sendable {
     func router() -> Router<EventsSocketContext> {
         let router = Router(context: EventsSocketContext.self)
         router.ws("api/v1/events") { request, context in
-            guard (try? principal(request, context)) != nil else { return .dontUpgrade }
+            guard let principal = try? principal(request, context) else { return .dontUpgrade }
+            guard open.hasRoom(principal.owner, limit: limit) else {
+                context.logger.notice("events socket refused: over the cap", metadata: ["gateway.principal": "\(principal.owner)"])
+                return .dontUpgrade
+            }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             guard let principal = try? principal(context.request, context.requestContext) else { return }
             guard open.reserve(principal.owner, limit: limit) else {
-                context.logger.notice("events socket refused: over the cap", metadata: ["gateway.principal": "\(principal.owner)"])
+                context.logger.notice("events socket closed: another upgrade took the last place", metadata: ["gateway.principal": "\(principal.owner)"])
                 try await outbound.close(.policyViolation, reason: "\(principal.owner) has \(limit) event sockets open, its cap")
                 return
             }
@@ -111,6 +117,10 @@ struct EventsSocket: Sendable {
 /// Open sockets per principal, for the cap.
 final class SocketCounter: Sendable {
     private let counts = NIOLockedValueBox<[String: Int]>([:])
+
+    func hasRoom(_ owner: String, limit: Int) -> Bool {
+        counts.withLockedValue { $0[owner, default: 0] < limit }
+    }
 
     func reserve(_ owner: String, limit: Int) -> Bool {
         counts.withLockedValue { counts in
