@@ -46,6 +46,9 @@ def sip_request(port, method="OPTIONS", uri=None, user=None, timeout=1.0, header
                 data = s.recv(65535).decode(errors="replace")
             except (socket.timeout, ConnectionRefusedError):
                 return None
+            if not data.startswith("SIP/2.0 "):
+                # its own request: the ephemeral port it got is the free port the server has yet to bind
+                return None
             status = int(data.split(" ", 2)[1])
             if status >= 200:
                 if timing is not None:
