@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "switchboard-bridge", targets: ["Bridge"]),
         .executable(name: "switchboard-worker", targets: ["Workers"]),
         .executable(name: "switchboard-gateway", targets: ["WebGateway"]),
+        .executable(name: "switchboard-exec", targets: ["Exec"]),
         .library(name: "WorkerSDK", targets: ["WorkerSDK"]),
         .library(name: "SIPCore", targets: ["SIPCore"]),
         .library(name: "BusSchema", targets: ["BusSchema"]),
@@ -52,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "Bridge",
             dependencies: [
-                "SIPCore", "BusSchema", "ZeroMQ", "CallPolicy",
+                "SIPCore", "BusSchema", "ZeroMQ", "CallPolicy", "MetricsEndpoint",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -66,11 +67,32 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "SQLiteStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "SQLiteStore", dependencies: ["Billing", .product(name: "GRDB", package: "GRDB.swift")]),
+        // SIP accounts in Kamailio's own database (ha1/ha1b, aliases, disabled) and the password policy; the gateway serves them.
+        .target(
+            name: "Provisioning",
+            dependencies: ["SQLiteStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // PBX rules (forwards, hunt groups, schedules, DND), their SQLite store and their pure evaluation: the pbx worker
+        // decides with them, the worker's CLI and the gateway edit them.
+        .target(name: "PBX", dependencies: ["BusSchema", "SQLiteStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        // Rating, totals, statistics and CSV of CDRs: the accounting worker writes them, the gateway serves them.
+        .target(name: "Billing"),
+        // `GET /metrics` for the bridge and the accounting worker.
+        .target(
+            name: "MetricsEndpoint",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "Workers",
             dependencies: [
-                "WorkerSDK", "BusSchema", "ZeroMQ", "SQLiteStore",
+                "WorkerSDK", "BusSchema", "ZeroMQ", "SQLiteStore", "Billing", "MetricsEndpoint", "PBX",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -80,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "WebGateway",
             dependencies: [
-                "WorkerSDK", "BusSchema", "CallPolicy", "ZeroMQ", "SQLiteStore",
+                "WorkerSDK", "BusSchema", "CallPolicy", "ZeroMQ", "SQLiteStore", "Billing", "Provisioning", "PBX",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -106,6 +128,8 @@ let package = Package(
             ],
             path: "examples/swift/VIPWorker"
         ),
+        // The OpenSER 1.x hand-off, run by exec_dset once per call: ZeroMQ and BusSchema only, so it starts fast.
+        .executableTarget(name: "Exec", dependencies: ["ZeroMQ", "BusSchema"]),
         // Micro-benchmarks, run by hand: swift run -c release switchboard-bench
         .executableTarget(
             name: "switchboard-bench",
@@ -121,14 +145,18 @@ let package = Package(
         .testTarget(name: "SIPCoreTests", dependencies: ["SIPCore"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BusSchemaTests", dependencies: ["BusSchema"]),
+        .testTarget(name: "ExecTests", dependencies: ["Exec", "BusSchema"]),
+        .testTarget(name: "BillingTests", dependencies: ["Billing"]),
+        .testTarget(name: "PBXTests", dependencies: ["PBX", "BusSchema"]),
         .testTarget(name: "CallPolicyTests", dependencies: ["CallPolicy"]),
+        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "WorkerSDKTests", dependencies: ["WorkerSDK", "BusSchema", "ZeroMQ",
                                                      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "SIPCore", "BusSchema", "CallPolicy", "ZeroMQ", "WorkerSDK",
                                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema"]),
-        .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema", "CallPolicy",
+        .testTarget(name: "WorkersTests", dependencies: ["Workers", "WorkerSDK", "BusSchema", "Billing"]),
+        .testTarget(name: "WebGatewayTests", dependencies: ["WebGateway", "BusSchema", "CallPolicy", "PBX",
                                                       .product(name: "GRDB", package: "GRDB.swift"),
                                                       .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                       .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Create (if missing) the SQLite database used by openser-cfg/kamailio.cfg and
+# Create (if missing) or upgrade the SQLite database used by openser-cfg/kamailio.cfg and
 # add or update subscribers, trusted gateways and trunks.
 #   make-db.sh DBPATH [user password]...
 #   make-db.sh DBPATH --trusted IP[:PORT] --trunk IP[:PORT] [user password]...
@@ -7,6 +7,8 @@
 # --trunk: where a bridge's legs may go besides local users (group 2).
 # Domain of the subscribers: $SIP_DOMAIN (default switchboard.local); with
 # modparam("auth_db","use_domain",0) only the username is matched.
+# Passwords are stored only as ha1/ha1b (the cfg has calculate_ha1 off) and skip the
+# password policy: switchboard-gateway's sip-accounts (CLI and REST) is the way for real accounts.
 set -eu
 [ $# -ge 1 ] || { echo "usage: $0 DBPATH [--trusted IP[:PORT]]... [--trunk IP[:PORT]]... [user password]..." >&2; exit 2; }
 DB=$1; shift
@@ -17,7 +19,7 @@ command -v sqlite3 >/dev/null || { echo "sqlite3 is required (apt-get install sq
 if [ ! -s "$DB" ]; then
     if [ -r "$SQLDIR/standard-create.sql" ]; then
         cat "$SQLDIR/standard-create.sql" "$SQLDIR/auth_db-create.sql" \
-            "$SQLDIR/permissions-create.sql" | sqlite3 "$DB"
+            "$SQLDIR/permissions-create.sql" "$SQLDIR/alias_db-create.sql" | sqlite3 "$DB"
     else   # minimal schema, same as Kamailio 5.6's shipped files
         sqlite3 "$DB" <<'SQL'
 CREATE TABLE version (id INTEGER PRIMARY KEY NOT NULL, table_name VARCHAR(32) NOT NULL,
@@ -35,9 +37,32 @@ INSERT INTO version (table_name, table_version) VALUES ('trusted','6');
 CREATE TABLE address (id INTEGER PRIMARY KEY NOT NULL, grp INTEGER DEFAULT 1 NOT NULL,
   ip_addr VARCHAR(50) NOT NULL, mask INTEGER DEFAULT 32 NOT NULL, port SMALLINT DEFAULT 0 NOT NULL, tag VARCHAR(64));
 INSERT INTO version (table_name, table_version) VALUES ('address','6');
+CREATE TABLE dbaliases (id INTEGER PRIMARY KEY NOT NULL, alias_username VARCHAR(64) DEFAULT '' NOT NULL,
+  alias_domain VARCHAR(64) DEFAULT '' NOT NULL, username VARCHAR(64) DEFAULT '' NOT NULL,
+  domain VARCHAR(64) DEFAULT '' NOT NULL);
+CREATE INDEX dbaliases_alias_idx ON dbaliases (alias_username, alias_domain);
+INSERT INTO version (table_name, table_version) VALUES ('dbaliases','1');
 SQL
     fi
 fi
+
+# Upgrade (also a database made by an older make-db.sh): what openser-cfg and the gateway's SIP
+# accounts need besides Kamailio's schema. WAL: the gateway writes while Kamailio reads, and
+# Kamailio's db_sqlite has no busy timeout, so a reader must never wait for a writer.
+has_column() { sqlite3 "$DB" "SELECT 1 FROM pragma_table_info('subscriber') WHERE name = '$1';" | grep -q 1; }
+has_column disabled || sqlite3 "$DB" "ALTER TABLE subscriber ADD COLUMN disabled INTEGER DEFAULT 0 NOT NULL;"
+has_column display_name || sqlite3 "$DB" "ALTER TABLE subscriber ADD COLUMN display_name VARCHAR(128) DEFAULT '' NOT NULL;"
+has_column billing_account || sqlite3 "$DB" "ALTER TABLE subscriber ADD COLUMN billing_account VARCHAR(64) DEFAULT '' NOT NULL;"
+if [ -z "$(sqlite3 "$DB" "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'dbaliases';")" ]; then
+    if [ -r "$SQLDIR/alias_db-create.sql" ]; then
+        sqlite3 "$DB" <"$SQLDIR/alias_db-create.sql"
+    else
+        sqlite3 "$DB" "CREATE TABLE dbaliases (id INTEGER PRIMARY KEY NOT NULL, alias_username VARCHAR(64) DEFAULT '' NOT NULL,
+            alias_domain VARCHAR(64) DEFAULT '' NOT NULL, username VARCHAR(64) DEFAULT '' NOT NULL, domain VARCHAR(64) DEFAULT '' NOT NULL);
+            INSERT INTO version (table_name, table_version) VALUES ('dbaliases','1');"
+    fi
+fi
+sqlite3 "$DB" "PRAGMA journal_mode = WAL;" >/dev/null
 
 q() { printf "%s" "$1" | sed "s/'/''/g"; }
 while [ $# -gt 0 ]; do
@@ -50,9 +75,10 @@ while [ $# -gt 0 ]; do
         shift 2; continue
     fi
     [ $# -ge 2 ] || { echo "user '$1' has no password" >&2; exit 2; }
-    u=$(q "$1"); p=$(q "$2")
+    u=$(q "$1")
     ha1=$(printf "%s:%s:%s" "$1" "$DOMAIN" "$2" | md5sum | cut -d' ' -f1)
-    sqlite3 "$DB" "INSERT INTO subscriber (username, domain, password, ha1) VALUES ('$u', '$(q "$DOMAIN")', '$p', '$ha1')
-        ON CONFLICT(username, domain) DO UPDATE SET password=excluded.password, ha1=excluded.ha1;"
+    ha1b=$(printf "%s@%s:%s:%s" "$1" "$DOMAIN" "$DOMAIN" "$2" | md5sum | cut -d' ' -f1)
+    sqlite3 "$DB" "INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES ('$u', '$(q "$DOMAIN")', '', '$ha1', '$ha1b')
+        ON CONFLICT(username, domain) DO UPDATE SET password='', ha1=excluded.ha1, ha1b=excluded.ha1b;"
     shift 2
 done

@@ -32,6 +32,8 @@ struct SIPSide {
     let b2bua: B2BUA
     let gate: DecisionGate
     let edge: SIPEdge
+    /// `decide` commands: calls a proxy holds (OpenSER 1.x through `switchboard-exec`).
+    let handoffs: Handoffs
     private let bus: BridgeBus
 
     init(configuration: BridgeConfiguration, loop: EventLoop, bus: BridgeBus, transport: SIPTransport, store: DialogStore?, logger: Logger) {
@@ -46,12 +48,20 @@ struct SIPSide {
         gate = DecisionGate(configuration: configuration, loop: loop, bus: bus, transactions: transactions, b2bua: b2bua,
                             callPrefix: callPrefix, logger: logger)
         edge = SIPEdge(configuration: configuration, loop: loop, transactions: transactions, client: client, gate: gate, b2bua: b2bua,
-                       logger: logger)
+                       registrations: RegistrationRelay(bus: bus, logger: logger), logger: logger)
         b2bua.transferDecider = gate
+        b2bua.nextStepDecider = gate
+        handoffs = Handoffs(configuration: configuration, loop: loop, bus: bus, destinations: b2bua.destinations, callPrefix: callPrefix,
+                            logger: logger)
     }
 
     /// A command from the bus, carried out and answered.
     func command(_ request: CommandRequest, envelope: [[UInt8]], scope: CommandScope = .everyAccount) {
+        // `decide` is answered once a worker (or the deadline) decides; a malformed one is the B2BUA's `bad_command`.
+        if case .decide(let offer) = request.command, request.command.problem == nil {
+            handoffs.decide(offer, request: request, envelope: envelope, scope: scope)
+            return
+        }
         bus.reply(CommandReply(requestId: request.requestId, outcome: b2bua.execute(request.command, scope: scope)), to: envelope)
     }
 
@@ -60,7 +70,13 @@ struct SIPSide {
     func drain() -> Int {
         let ended = b2bua.shutdown()
         gate.drain()
+        handoffs.drain()
         return ended
+    }
+
+    /// The bus' answers, a batch at a time: `decide` commands' first, the INVITEs' and REFERs' to the gate.
+    func resolve(_ batch: [(requestId: String, resolution: BusEndpoints.Resolution)]) {
+        gate.resolve(handoffs.resolve(batch))
     }
 }
 
@@ -144,7 +160,7 @@ final class Bridge: Service, Sendable {
                               fallback: configuration.fallback.description)
         running.withLock { $0 = Running(bus: bus, sip: sip, store: store, listeners: listeners, info: info) }
         // The bus thread hands decisions (a batch at a time) and commands to the SIP loop.
-        bus.start(announcing: .bridgeStarted(info), onResolution: { batch in loop.execute { sip.value.gate.resolve(batch) } },
+        bus.start(announcing: .bridgeStarted(info), onResolution: { batch in loop.execute { sip.value.resolve(batch) } },
                   onCommand: { request, envelope, scope in loop.execute { sip.value.command(request, envelope: envelope, scope: scope) } })
         let advertised = configuration.advertisedAddress
         let (sipHost, sipPort) = (advertised?.host ?? configuration.sipHost, advertised.map { $0.port == 0 ? bound.sipPort : $0.port } ?? bound.sipPort)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import Metrics
+import MetricsEndpoint
 import Prometheus
 import ServiceLifecycle
 
@@ -58,7 +59,8 @@ struct BridgeCommand: AsyncParsableCommand {
             // Decisions and journal commits take about a millisecond: the default buckets start at 5 ms.
             factory.defaultDurationHistogramBuckets = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500].map { .microseconds(Int64($0 * 1000)) }
             MetricsSystem.bootstrap(factory)
-            services.append(makeMetricsServer(registry: registry, host: listen.host, port: listen.port, logger: logger))
+            services.append(makeMetricsServer(registry: registry, host: listen.host, port: listen.port,
+                                              serverName: "switchboard-bridge", logger: logger))
         }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

@@ -68,6 +68,9 @@ public enum Command: Equatable, Sendable {
     case list
     /// One live call; the reply is ``CommandOutcome/call(_:)``.
     case get(callId: String)
+    /// Decide a call a proxy holds (OpenSER 1.x through `switchboard-exec`) as an INVITE would be: the
+    /// workers, the deadline, the fallback, the events; the reply is ``CommandOutcome/decided(_:)``.
+    case decide(HandoffOffer)
 
     /// The command's `name` in JSON.
     public var name: CommandName {
@@ -79,6 +82,7 @@ public enum Command: Equatable, Sendable {
         case .unhold: .unhold
         case .list: .list
         case .get: .get
+        case .decide: .decide
         }
     }
 
@@ -99,6 +103,8 @@ public enum Command: Equatable, Sendable {
             return callId.isEmpty ? "call_id is empty" : nil
         case .list:
             return nil
+        case .decide(let offer):
+            return offer.problem
         }
     }
 }
@@ -109,7 +115,7 @@ public enum Command: Equatable, Sendable {
 /// Command.hangup(callId: "b1-x-7").name   // .hangup
 /// ```
 public enum CommandName: String, Equatable, Sendable, CaseIterable {
-    case originate, hangup, transfer, hold, unhold, list, get
+    case originate, hangup, transfer, hold, unhold, list, get, decide
 }
 
 /// A command with the id its reply will carry: one JSON frame on the commands socket.
@@ -224,6 +230,8 @@ public enum CommandOutcome: Equatable, Sendable {
     case calls([CallSnapshot])
     /// `get`.
     case call(CallSnapshot)
+    /// `decide`.
+    case decided(HandoffDecision)
     /// Refused, with code `bad_json`, `unsupported_version`, `too_large`, `bad_message` (names the field),
     /// `bad_command` (see ``Command/problem``), `unknown_call`, `invalid_state`, `limit_exceeded`,
     /// `account_limit`, `account_denied`, `shutting_down` or `policy_denied` (the message starts with the
@@ -286,7 +294,9 @@ extension CommandReply: BusMessage {
         }
         let result = try json.object("result")
         let outcome: CommandOutcome
-        if result.members["calls"] != nil {
+        if result.members["decision"] != nil {
+            outcome = .decided(try HandoffDecision(json: result))
+        } else if result.members["calls"] != nil {
             outcome = .calls(try result.members("calls"))
         } else if let call: CallSnapshot = try result.optionalMember("call") {
             outcome = .call(call)
@@ -315,6 +325,9 @@ extension CommandReply: BusMessage {
         case .call(let call):
             writer.openMember("result", ok: true)
             writer.member("call", call)
+        case .decided(let decided):
+            writer.openMember("result", ok: true)
+            decided.writeMembers(to: &writer)
         case .failed(let error):
             writer.openMember("error", ok: false)
             writer.member("code", error.code.rawValue)
@@ -382,6 +395,7 @@ extension Command: BusMessage {
         case .unhold: self = .unhold(callId: try json.string("call_id"), leg: try json.enumValue("leg"))
         case .list: self = .list
         case .get: self = .get(callId: try json.string("call_id"))
+        case .decide: self = .decide(try HandoffOffer(json: json))
         case nil:
             let expected = CommandName.allCases.map(\.rawValue).joined(separator: ", ")
             throw BusDecodingError(code: .badMessage, message: "\(json.name("name")): unknown command \(name.debugDescription) (expected \(expected))")
@@ -408,6 +422,8 @@ extension Command: BusMessage {
             break
         case .get(let callId):
             writer.member("call_id", callId)
+        case .decide(let offer):
+            offer.writeMembers(to: &writer)
         }
         writer.closeObject()
     }

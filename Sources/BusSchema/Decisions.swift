@@ -43,6 +43,15 @@ public enum ForkMode: String, Equatable, Sendable, CaseIterable {
     case parallel
 }
 
+/// What the bridge does when every target of a bridge decision failed and the caller still waits.
+public enum OnFailure: String, Equatable, Sendable, CaseIterable {
+    /// The caller gets the best failure (the default; left out of the JSON).
+    case end
+    /// The bridge asks the workers again: a `decision.request` with the same offer and `offer.failure`, whose
+    /// answer is the call's next step (under the same deadline and fallback; the fallback is the failure).
+    case ask
+}
+
 /// A caller id to present on an outgoing leg (From URI and display name); either part may be left to the bridge.
 ///
 /// ```json
@@ -100,12 +109,16 @@ public struct BridgeRoute: Equatable, Sendable {
     public var callerId: CallerID?
     /// Extra headers for leg B's INVITE.
     public var headers: [String: String]
+    /// `.ask`: when every target fails, the workers choose the next step (``RouteFailure``).
+    public var onFailure: OnFailure
 
-    public init(targets: [BridgeTarget], mode: ForkMode = .serial, callerId: CallerID? = nil, headers: [String: String] = [:]) {
+    public init(targets: [BridgeTarget], mode: ForkMode = .serial, callerId: CallerID? = nil, headers: [String: String] = [:],
+                onFailure: OnFailure = .end) {
         self.targets = targets
         self.mode = mode
         self.callerId = callerId
         self.headers = headers
+        self.onFailure = onFailure
     }
 
     var problem: String? {
@@ -247,7 +260,8 @@ extension BridgeRoute {
     /// Reads the route's members from the decision object that also holds `action`.
     init(json: JSONObject) throws(BusDecodingError) {
         self.init(targets: try json.members("targets"), mode: try json.optionalEnum("mode") ?? .serial,
-                  callerId: try json.optionalMember("caller_id"), headers: try json.stringMap("headers"))
+                  callerId: try json.optionalMember("caller_id"), headers: try json.stringMap("headers"),
+                  onFailure: try json.optionalEnum("on_failure") ?? .end)
     }
 
     /// The route's members, written into the decision object that holds `action`.
@@ -256,5 +270,6 @@ extension BridgeRoute {
         writer.member("mode", mode)
         writer.member("caller_id", callerId)
         if !headers.isEmpty { writer.member("headers", headers) }
+        if onFailure != .end { writer.member("on_failure", onFailure) }
     }
 }

@@ -81,9 +81,14 @@ public struct CallOffer: Equatable, Sendable {
     /// Set when a phone's REFER asks for this leg: the request URI is the Refer-To target, `from` the party
     /// who will be joined to it. A worker routes or rejects it as any call; one that ignores it routes it.
     public var transfer: TransferOffer?
+    /// Set when the bridge asks for a bridged call's next step: the route a `bridge` decision with
+    /// `"on_failure":"ask"` chose has failed, and the caller still waits. A worker that ignores it decides the
+    /// call afresh.
+    public var failure: RouteFailure?
 
     public init(sipCallId: String, requestUri: Address, from: Address, to: Address, source: Source,
-                authUser: String?, headers: [String: String], sdp: SDPSummary?, transfer: TransferOffer? = nil) {
+                authUser: String?, headers: [String: String], sdp: SDPSummary?, transfer: TransferOffer? = nil,
+                failure: RouteFailure? = nil) {
         self.sipCallId = sipCallId
         self.requestUri = requestUri
         self.from = from
@@ -93,6 +98,7 @@ public struct CallOffer: Equatable, Sendable {
         self.headers = headers
         self.sdp = sdp
         self.transfer = transfer
+        self.failure = failure
     }
 }
 
@@ -153,15 +159,18 @@ public struct Routed: Equatable, Sendable {
     public var cause: DecisionCause?
     /// Time from offer to decision, milliseconds.
     public var decisionMs: Double
+    /// The failure step this route answers (`offer.failure.step`); nil for the call's first decision.
+    public var step: Int?
 
     public init(action: Action = .redirect, targets: [Target], workerId: String?, fallback: Bool, cause: DecisionCause? = nil,
-                decisionMs: Double) {
+                decisionMs: Double, step: Int? = nil) {
         self.action = action
         self.targets = targets
         self.workerId = workerId
         self.fallback = fallback
         self.cause = cause
         self.decisionMs = decisionMs
+        self.step = step
     }
 }
 
@@ -274,6 +283,10 @@ public enum EventType: String, Equatable, Sendable, CaseIterable {
     case callResumed = "call.resumed"
     case callTransferred = "call.transferred"
     case callEnded = "call.ended"
+    case registrationCreated = "registration.created"
+    case registrationRefreshed = "registration.refreshed"
+    case registrationRemoved = "registration.removed"
+    case registrationExpired = "registration.expired"
 
     /// The member that holds the event's payload.
     var payloadKey: String {
@@ -292,6 +305,7 @@ public enum EventType: String, Equatable, Sendable, CaseIterable {
         case .callHeld, .callResumed: "hold"
         case .callTransferred: "transferred"
         case .callEnded: "ended"
+        case .registrationCreated, .registrationRefreshed, .registrationRemoved, .registrationExpired: "registration"
         }
     }
 }
@@ -322,6 +336,11 @@ public enum EventBody: Equatable, Sendable {
     case callTransferred(Transferred)
     /// The call's last event.
     case callEnded(Ended)
+    /// Kamailio's registrar bound a new contact (no `call_id`, as for every `registration.*` event).
+    case registrationCreated(Registration)
+    case registrationRefreshed(Registration)
+    case registrationRemoved(Registration)
+    case registrationExpired(Registration)
 
     public var eventType: EventType {
         switch self {
@@ -343,6 +362,10 @@ public enum EventBody: Equatable, Sendable {
         case .callResumed: .callResumed
         case .callTransferred: .callTransferred
         case .callEnded: .callEnded
+        case .registrationCreated: .registrationCreated
+        case .registrationRefreshed: .registrationRefreshed
+        case .registrationRemoved: .registrationRemoved
+        case .registrationExpired: .registrationExpired
         }
     }
 
@@ -371,6 +394,10 @@ public enum EventBody: Equatable, Sendable {
         case .callResumed: self = .callResumed(try json.member(key))
         case .callTransferred: self = .callTransferred(try json.member(key))
         case .callEnded: self = .callEnded(try json.member(key))
+        case .registrationCreated: self = .registrationCreated(try json.member(key))
+        case .registrationRefreshed: self = .registrationRefreshed(try json.member(key))
+        case .registrationRemoved: self = .registrationRemoved(try json.member(key))
+        case .registrationExpired: self = .registrationExpired(try json.member(key))
         }
     }
 
@@ -392,6 +419,9 @@ public enum EventBody: Equatable, Sendable {
         case .callHeld(let change), .callResumed(let change): writer.member(key, change)
         case .callTransferred(let transferred): writer.member(key, transferred)
         case .callEnded(let ended): writer.member(key, ended)
+        case .registrationCreated(let registration), .registrationRefreshed(let registration),
+             .registrationRemoved(let registration), .registrationExpired(let registration):
+            writer.member(key, registration)
         }
     }
 }
@@ -612,7 +642,8 @@ extension CallOffer: BusMessage {
     init(json: JSONObject) throws(BusDecodingError) {
         self.init(sipCallId: try json.string("sip_call_id"), requestUri: try json.member("request_uri"), from: try json.member("from"),
                   to: try json.member("to"), source: try json.member("source"), authUser: try json.optionalString("auth_user"),
-                  headers: try json.stringMap("headers"), sdp: try json.optionalMember("sdp"), transfer: try json.optionalMember("transfer"))
+                  headers: try json.stringMap("headers"), sdp: try json.optionalMember("sdp"), transfer: try json.optionalMember("transfer"),
+                  failure: try json.optionalMember("failure"))
     }
 
     func write(to writer: inout JSONWriter) {
@@ -626,6 +657,7 @@ extension CallOffer: BusMessage {
         writer.member("headers", headers)
         writer.member("sdp", sdp)
         writer.member("transfer", transfer)
+        writer.member("failure", failure)
         writer.closeObject()
     }
 }
@@ -661,7 +693,7 @@ extension Routed: BusMessage {
     init(json: JSONObject) throws(BusDecodingError) {
         self.init(action: try json.optionalEnum("action") ?? .redirect, targets: try json.members("targets"),
                   workerId: try json.optionalString("worker_id"), fallback: try json.bool("fallback"),
-                  cause: try json.optionalEnum("cause"), decisionMs: try json.double("decision_ms"))
+                  cause: try json.optionalEnum("cause"), decisionMs: try json.double("decision_ms"), step: try json.optionalInt("step"))
     }
 
     func write(to writer: inout JSONWriter) {
@@ -672,6 +704,7 @@ extension Routed: BusMessage {
         writer.member("fallback", fallback)
         writer.member("cause", cause)
         writer.member("decision_ms", decisionMs)
+        writer.member("step", step)
         writer.closeObject()
     }
 }

@@ -9,6 +9,7 @@ import NIOCore
 import NIOSSL
 import Prometheus
 import ServiceLifecycle
+import WorkerSDK
 
 /// What ``buildApplication(configuration:dependencies:)`` would otherwise make itself; tests replace
 /// the bridge clients and leave the bus alone.
@@ -78,6 +79,13 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
                sipDomain: configuration.sipDomain, callerIdName: configuration.callerIdName)
         .register(on: authenticated)
     CDRRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:))).register(on: authenticated)
+    StatsRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:))).register(on: authenticated)
+    try PBXRoutes(path: configuration.pbxDatabase).register(on: authenticated)
+    try SIPAccountRoutes(configuration: configuration, checker: checker).register(on: authenticated)
+    // Who is online: the bridges' registration.* events, replayed from their journals at start.
+    let online = RegistrationTable(bridges: configuration.bridges.map { RegistrationTable.Bridge(events: $0.events, replay: $0.replay) },
+                                   curve: configuration.curve, logger: logger)
+    RegistrationRoutes(table: online, sipDomain: configuration.sipDomain, rules: rules).register(on: authenticated)
     EventsSocket.registerUpgradeRequired(on: api)
     // Last: it wraps only the not-found responder (router middleware applies to the routes added after it).
     router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
@@ -101,6 +109,7 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
     if dependencies.followBus {
         services.append(try EventFeed(bridges: configuration.bridges, curve: configuration.curve, table: table, store: store, metrics: metrics, logger: logger))
         services.append(BridgeMonitor(bridges: bridges, table: table, interval: configuration.healthInterval, logger: logger))
+        services.append(online)
     }
     logger.info("gateway configured", metadata: [
         "http.listen": "\(configuration.host):\(configuration.port)", "http.tls": "\(configuration.tls != nil)",

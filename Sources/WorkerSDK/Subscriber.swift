@@ -93,15 +93,18 @@ public struct SubscriberStatistics: Equatable, Sendable {
 public final class EventSubscriber: Service, Sendable {
     public typealias EventHandler = @Sendable (Event) async throws -> Void
     public typealias LossHandler = @Sendable (EventLoss) async -> Void
+    public typealias CaughtUpHandler = @Sendable () async -> Void
 
     fileprivate enum Delivery: Sendable {
         case event(Event, replayed: Bool)
         case loss(EventLoss)
+        case caughtUp
     }
 
     private struct Handlers {
         var event: EventHandler?
         var loss: LossHandler?
+        var caughtUp: CaughtUpHandler?
     }
 
     private let configuration: SubscriberConfiguration
@@ -135,6 +138,18 @@ public final class EventSubscriber: Service, Sendable {
     /// ```
     public func onLoss(_ handler: @escaping LossHandler) {
         handlers.withLock { $0.loss = handler }
+    }
+
+    /// Sets the function called once the bridge's journal has been read to its end and the event handler
+    /// has had every event it held: what was missed before this run is known, what follows is live. Called
+    /// once per run; never while the replay endpoint cannot be reached. A subscriber started with
+    /// `resumeAfter` nil asks the journal only after its first live event (at the idle check).
+    ///
+    /// ```swift
+    /// subscriber.onCaughtUp { logger.info("caught up with the journal") }
+    /// ```
+    public func onCaughtUp(_ handler: @escaping CaughtUpHandler) {
+        handlers.withLock { $0.caughtUp = handler }
     }
 
     /// Counters for this run.
@@ -198,6 +213,9 @@ public final class EventSubscriber: Service, Sendable {
         case .loss(let loss):
             let handler = handlers.withLock { $0.loss }
             await handler?(loss)
+        case .caughtUp:
+            let handler = handlers.withLock { $0.caughtUp }
+            await handler?()
         }
     }
 }
@@ -214,6 +232,7 @@ private final class SubscriptionSession {
     private let dealer: ZMQSocket
     private var machine: SubscriptionMachine
     private var reading = false
+    private var announcedCaughtUp = false
 
     init(subscriber: EventSubscriber, configuration: SubscriberConfiguration, context: ZMQContext, loop: ZMQServiceLoop,
          deliveries: AsyncStream<EventSubscriber.Delivery>.Continuation, logger: Logger) throws {
@@ -299,6 +318,11 @@ private final class SubscriptionSession {
             while let frames = try dealer.receive(dontWait: true) {
                 guard let frame = frames.last else { continue }
                 perform(handleReplayReply(frame, machine: &machine, now: now), replayed: true)
+                if machine.caughtUp, !announcedCaughtUp {
+                    // Queued behind the events just delivered, so the handler runs after them.
+                    announcedCaughtUp = true
+                    deliveries.yield(.caughtUp)
+                }
             }
         }
     }

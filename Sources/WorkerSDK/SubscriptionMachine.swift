@@ -85,6 +85,9 @@ struct SubscriptionMachine {
     private var lastActivity: ContinuousClock.Instant
     private(set) var bridgeId: String?
     private(set) var duplicates = 0
+    /// Whether a `replay.end` has said the journal holds nothing past what was handed out (and no live
+    /// event waits behind a gap): everything the bridge had journaled by then has been delivered.
+    private(set) var caughtUp = false
 
     init(resumeAfter: UInt64?, configuration: Configuration, now: ContinuousClock.Instant) {
         self.last = resumeAfter
@@ -154,6 +157,7 @@ struct SubscriptionMachine {
             }
         } else {
             failedAttempts = 0
+            caughtUp = true
         }
         return actions
     }

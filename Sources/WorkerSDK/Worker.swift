@@ -114,6 +114,19 @@ public final class Worker: Service, Sendable {
     /// ```swift
     /// worker.onOffer { offer in .redirect([Target(uri: "sip:\(offer.to.user ?? "")@gw.example.com")]) }
     /// ```
+    ///
+    /// The same handler answers a bridged call's failure step: a route given `onFailure: .ask` that failed comes
+    /// back as the call's offer with ``CallOffer/failure`` set, and the decision is what the caller gets next.
+    ///
+    /// ```swift
+    /// worker.onOffer { offer in
+    ///     if let failure = offer.failure {
+    ///         return failure.cause == .busy ? .bridge(BridgeRoute(targets: [BridgeTarget(uri: "sip:carol@pbx.example")]))
+    ///                                       : .reject(status: 480, reason: "Temporarily Unavailable")
+    ///     }
+    ///     return .bridge(BridgeRoute(targets: [BridgeTarget(uri: "sip:bob@pbx.example", ringTimeoutMs: 15_000)], onFailure: .ask))
+    /// }
+    /// ```
     public func onOffer(_ handler: @escaping OfferHandler) {
         self.handler.withLock { $0.decide = handler }
     }

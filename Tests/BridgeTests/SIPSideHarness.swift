@@ -16,8 +16,8 @@ final class FakeBus: BridgeBus {
     }
 
     func requestDecision(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant) {
-        // The real bus publishes call.offered with the request, but for a REFER's target.
-        if offer.transfer == nil { events.append((callId, .callOffered(offer))) }
+        // The real bus publishes call.offered with the request, but for a REFER's target or a failure step.
+        if offer.transfer == nil, offer.failure == nil { events.append((callId, .callOffered(offer))) }
         decisionRequests.append((requestId, offer))
     }
 

@@ -19,6 +19,7 @@ import Testing
         .transfer(callId: "b1-x-7", leg: .a, target: "sip:carol@switchboard.local"),
         .hold(callId: "b1-x-7", leg: .b), .unhold(callId: "b1-x-7", leg: .a),
         .list, .get(callId: JSONWriterTests.tricky),
+        .decide(HandoffTests.offer), .decide(HandoffOffer(requestUri: "sip:1@s", from: "<sip:a@s>", to: "<sip:1@s>", sipCallId: "c-1 é 漢 🎉")),
     ]
 
     @Test(arguments: commands)
@@ -44,6 +45,8 @@ import Testing
         .calls([]), .calls([snapshot, CallSnapshot(callId: "b1-9", kind: .inbound, state: .ringing, createdAt: Date(timeIntervalSince1970: 1),
                                                    legs: [LegSnapshot(leg: .a, uri: "sip:x@y", state: .ringing, sipCallId: "s")])]),
         .call(snapshot), .failed(ErrorReply(code: .unknownCall, message: JSONWriterTests.tricky)),
+        .decided(HandoffDecision(callId: "b1-h1", decision: .redirect([Target(uri: "sip:1@gw", q: 0.5)]), workerId: "router-1", fallback: false)),
+        .decided(HandoffDecision(callId: "b1-h2", decision: .reject(status: 486, reason: "Busy Here"), workerId: nil, fallback: true, cause: .timeout)),
     ]
 
     @Test(arguments: outcomes)
@@ -76,7 +79,7 @@ import Testing
         (#"{"v":1,"type":"command","request_id":"r","command":[]}"#, "bad_message", "invalid command: $.command must be an object"),
         (#"{"v":1,"type":"command","request_id":"r","command":{}}"#, "bad_message", "invalid command: missing field $.command.name"),
         (#"{"v":1,"type":"command","request_id":"r","command":{"name":"dance"}}"#, "bad_message",
-         #"invalid command: $.command.name: unknown command "dance" (expected originate, hangup, transfer, hold, unhold, list, get)"#),
+         #"invalid command: $.command.name: unknown command "dance" (expected originate, hangup, transfer, hold, unhold, list, get, decide)"#),
         (#"{"v":1,"type":"command","request_id":"r","command":{"name":"originate","a":{},"b":{"uri":"sip:b@b"}}}"#, "bad_message",
          "invalid command: missing field $.command.a.uri"),
         (#"{"v":1,"type":"command","request_id":"r","command":{"name":"originate","a":{"uri":"sip:a@a"}}}"#, "bad_message",

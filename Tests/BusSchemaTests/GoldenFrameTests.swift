@@ -71,7 +71,7 @@ struct GoldenFrame: CustomTestStringConvertible, Sendable {
         }
         #expect(has("replay", MessageType.error.rawValue))
         for name in CommandName.allCases { #expect(has("commands", "command-\(name.rawValue)"), "\(name)") }
-        for result in ["originated", "done", "calls", "call", "failed"] { #expect(has("commands", "command.reply-\(result)")) }
+        for result in ["originated", "done", "calls", "call", "failed", "decided"] { #expect(has("commands", "command.reply-\(result)")) }
         for action in DecisionAction.allCases { #expect(has("decisions", "decision-\(action.rawValue)"), "\(action)") }
     }
 

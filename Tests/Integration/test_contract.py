@@ -68,7 +68,8 @@ def test_document_is_asyncapi_3_with_valid_schemas():
     assert set(channel_schemas("events")) == {
         "call.offered", "call.routed", "call.rejected", "bridge.started", "bridge.stopping", "worker.joined",
         "worker.left", "worker.lost", "call.originated", "call.dialing", "call.ringing", "call.answered",
-        "call.connected", "call.leg_failed", "call.held", "call.resumed", "call.transferred", "call.ended"}
+        "call.connected", "call.leg_failed", "call.held", "call.resumed", "call.transferred", "call.ended",
+        "registration.created", "registration.refreshed", "registration.removed", "registration.expired"}
     assert set(channel_schemas("commands")) == {"command", "command.reply"}
     assert set(channel_schemas("replay")) == {"replay.request", "replay.events", "replay.end", "error"}
     assert set(channel_schemas("decisions")) == {
@@ -93,7 +94,7 @@ def test_every_golden_frame_matches_the_contract():
         assert seen[channel] == set(channel_schemas(channel)), f"{channel}: no golden frame for {set(channel_schemas(channel)) - seen[channel]}"
     # The command and reply shapes each have their own frame, and every one validates above.
     commands = {json.loads(p.read_bytes())["command"]["name"] for p in GOLDEN.glob("commands/command-*.json")}
-    assert commands == {"originate", "hangup", "transfer", "hold", "unhold", "list", "get"}, commands
+    assert commands == {"originate", "hangup", "transfer", "hold", "unhold", "list", "get", "decide"}, commands
 
 
 class Worker(threading.Thread):

@@ -89,7 +89,7 @@ def stack(tmp_path, swift, start_kamailio):
                 "--events", bus["events"], "--replay", bus["replay"])
 
     add_user = subprocess.run([str(swift.binary("switchboard-gateway")), "users", "add", "--db", str(gateway_db),
-                               "--name", OPERATOR, "--number", "alice", "--password-stdin", "--rate", "50", "--burst", "100"],
+                               "--name", OPERATOR, "--admin", "--number", "alice", "--password-stdin", "--rate", "50", "--burst", "100"],
                               input=OPERATOR_PASSWORD + "\n", capture_output=True, text=True, timeout=60)
     assert add_user.returncode == 0, add_user.stderr
     created = swift.run("switchboard-gateway", "keys", "create", "--db", gateway_db, "--name", "crm",
@@ -136,6 +136,16 @@ def browser():
 def wait_for(driver, predicate, timeout, what):
     harness.wait_until(lambda: predicate(driver), timeout, what,
                        lambda: driver.execute_script("return document.body.innerText"))
+
+
+def log_in(driver, url, user, password):
+    """Opens a gateway page and submits its login form."""
+    from selenium.webdriver.common.by import By
+    driver.get(url)
+    wait_for(driver, lambda d: d.find_element(By.ID, "username").is_displayed(), 10, "the login form")
+    driver.find_element(By.ID, "username").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
 
 
 # Every value the status line takes, in order, recorded in the page as it changes.

@@ -94,6 +94,8 @@ import ZeroMQ
             return .calls([snapshot("c1")])
         case .hangup(let callId, _), .get(let callId), .transfer(let callId, _, _), .hold(let callId, _), .unhold(let callId, _):
             return .failed(ErrorReply(code: .unknownCall, message: "no live call \(callId)"))
+        case .decide:
+            return .failed(ErrorReply(code: .badCommand, message: "this test bridge decides nothing"))
         }
     }
 

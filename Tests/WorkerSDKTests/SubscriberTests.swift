@@ -291,6 +291,23 @@ import ZeroMQ
                 == [.requestReplay(requestId: "r2", fromSeq: 3, max: 2)])
     }
 
+    /// Caught up once a `replay.end` says there is nothing more: not after a full batch, nor while a gap waits.
+    @Test func caughtUpWhenTheJournalHasNoMore() {
+        var machine = SubscriptionMachine(resumeAfter: 0, configuration: .init(batch: 2), now: start)
+        _ = machine.start(now: start)
+        _ = machine.receiveReplayEvents(requestId: "r1", events: [event(1), event(2)], now: start)
+        _ = machine.receiveReplayEnd(requestId: "r1", bridgeId: "b1", firstSeq: 1, lastSeq: 3, nextSeq: 3, now: start)
+        #expect(!machine.caughtUp)
+        #expect(machine.receiveLive(event(5), now: start).isEmpty)
+        _ = machine.receiveReplayEvents(requestId: "r2", events: [event(3)], now: start)
+        _ = machine.receiveReplayEnd(requestId: "r2", bridgeId: "b1", firstSeq: 1, lastSeq: 3, nextSeq: 4, now: start)
+        #expect(!machine.caughtUp)   // 4 is missing, 5 waits
+        _ = machine.receiveReplayEvents(requestId: "r3", events: [event(4)], now: start)
+        _ = machine.receiveReplayEnd(requestId: "r3", bridgeId: "b1", firstSeq: 1, lastSeq: 4, nextSeq: 5, now: start)
+        #expect(machine.caughtUp)
+        #expect(machine.last == 5)
+    }
+
     @Test func idleTicksProbeTheJournal() {
         var machine = SubscriptionMachine(resumeAfter: 3, configuration: .init(idleInterval: .seconds(3)), now: start)
         _ = machine.start(now: start)

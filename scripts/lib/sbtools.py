@@ -59,7 +59,8 @@ def describe(event):
         targets = ", ".join(f"{t.get('uri')}" + (f" q={t['q']:g}" if t.get("q") is not None else "")
                             for t in r.get("targets", []))
         by = "FALLBACK" if r.get("fallback") else f"worker {r.get('worker_id', '?')}"
-        return f"redirect to {targets} ({by}, decided in {r.get('decision_ms', 0):.1f} ms)"
+        step = f", after failure step {r['step']}" if r.get("step") else ""
+        return f"routed to {targets} ({by}, decided in {r.get('decision_ms', 0):.1f} ms{step})"
     if kind == "call.rejected":
         r = event.get("rejected", {})
         by = "FALLBACK" if r.get("fallback") else f"worker {r.get('worker_id', '?')}"
@@ -79,6 +80,10 @@ def describe(event):
         e = event.get("ended", {})
         return (f"ended: {e.get('cause')} by {e.get('by', '?')}, talked {e.get('talk_ms', 0) / 1000:.1f} s"
                 + (f", status {e['status']}" if e.get("status") else ""))
+    if kind.startswith("registration."):
+        r = event.get("registration", {})
+        agent = f", {r['user_agent']}" if r.get("user_agent") else ""
+        return f"{r.get('aor')} at {r.get('contact')} ({r.get('transport', '?')}{agent}), expires in {r.get('expires', 0)} s"
     body = {k: v for k, v in event.items() if k not in ("v", "type", "bridge_id", "seq", "ts", "call_id")}
     return json.dumps(body, separators=(",", ":"))[:300]
 
@@ -99,7 +104,8 @@ def cmd_events(endpoint, logfile):
             except ValueError:
                 print(f"  [event] {topic}: (not JSON) {frames[1][:200]!r}", flush=True)
                 continue
-            seq, call = event.get("seq", "?"), event.get("call_id", "?")
+            # system and registration events have no call id
+            seq, call = event.get("seq", "?"), event.get("call_id", "-")
             ts = str(event.get("ts", ""))[11:23]
             print(f"  [event] {ts} #{seq:<4} {topic:<14} {call}: {describe(event)}", flush=True)
             log.write(f"{seq}\t{topic}\t{call}\t{json.dumps(event, separators=(',', ':'))}\n")

@@ -236,8 +236,8 @@ final class BusEndpoints: Sendable {
     /// Publishes `call.offered` for a new call and queues its decision request for the worker pool.
     func offer(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant) {
         run { owners in
-            // A REFER's target is no new call: its call was offered already.
-            if offer.transfer == nil { owners.publisher.publish(callId: callId, .callOffered(offer)) }
+            // A REFER's target, or a failure step's next route, is no new call: its call was offered already.
+            if offer.transfer == nil, offer.failure == nil { owners.publisher.publish(callId: callId, .callOffered(offer)) }
             owners.decisions.submit(requestId: requestId, callId: callId, offer: offer, deadline: deadline)
         }
     }

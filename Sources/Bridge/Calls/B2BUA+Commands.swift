@@ -54,6 +54,9 @@ extension B2BUA {
             }
             drive(call, .hold(leg: leg, on: on))
             return .done(callId: callId)
+        case .decide:
+            // SIPSide.command hands a well-formed decide to Handoffs; answer rather than trap should that change.
+            return .failed(ErrorReply(code: .badCommand, message: "decide is answered by the bridge's hand-off, not by a call"))
         }
     }
 

@@ -44,6 +44,8 @@ final class B2BUA {
     private(set) var calls: [String: Call] = [:]
     /// Decides where a phone's REFER goes (the decision gate, once built).
     weak var transferDecider: TransferDecider?
+    /// Decides a bridged call's next step after its route failed (the decision gate, once built).
+    weak var nextStepDecider: NextStepDecider?
     /// The leg an attended transfer moves into a call, with the SDP origin its peer knows, between taking it from
     /// its call and `.adopt`.
     private var adopting: (sip: LegSIP, origin: Call.LegOrigin?)?
@@ -130,8 +132,10 @@ final class B2BUA {
         return milliseconds > maximum ? "ring_timeout_ms \(milliseconds) exceeds this bridge's maximum of \(maximum)" : nil
     }
 
-    /// A worker decided to bridge the caller's INVITE (already answered 100 by the decision gate).
-    func startInbound(callId: String, invite: SIPRequest, serverKey: TransactionKey, toTag: String, route: BridgeRoute) {
+    /// A worker decided to bridge the caller's INVITE (already answered 100 by the decision gate). `offer` is kept for
+    /// the failure steps a route with `on_failure: ask` may take.
+    func startInbound(callId: String, invite: SIPRequest, serverKey: TransactionKey, toTag: String, route: BridgeRoute,
+                      offer: CallOffer? = nil) {
         let flow = CallFlow(inbound: MessageBody.sdp(of: invite), callerURI: invite.from?.uri.description ?? "",
                             at: .now, defaultRingTimeout: limits.defaultRingTimeout)
         // The decision gate answered 483 to an INVITE with no hop left, so this is at least 0.
@@ -154,6 +158,7 @@ final class B2BUA {
         leg.dialog = dialog
         leg.peerAllowsUpdate = LegSIP.allowsUpdate(invite)
         call.sip[.first] = leg
+        if route.onFailure == .ask { call.offer = offer }
         calls[callId] = call
         dialogs[DialogKey(callID: leg.sipCallId, localTag: toTag)] = (callId, .first)
         callsGauge.record(calls.count)
@@ -223,8 +228,10 @@ final class B2BUA {
             uas.provisionalToCaller(call, from: leg, status: status, sdp: sdp)
         case .answerCaller(let leg, let sdp):
             uas.answerCaller(call, from: leg, sdp: sdp)
-        case .rejectCaller(let status, let reason, let reasonHeader):
-            uas.rejectCaller(call, status: status, reason: reason, reasonHeader: reasonHeader)
+        case .rejectCaller(let status, let reason, let reasonHeader, let headers):
+            uas.rejectCaller(call, status: status, reason: reason, reasonHeader: reasonHeader, headers: headers)
+        case .askNextStep(let failure):
+            askNextStep(call, failure: failure)
         case .startRingTimer(let leg, let delay):
             call.sip[leg]?.ringTimer?.cancel()
             call.sip[leg]?.ringTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in drive(call, .ringTimeout(leg: leg)) }
@@ -276,8 +283,34 @@ final class B2BUA {
         drive(call, .referralReplaces(uri: uri, sdp: sdp))
     }
 
+    /// The failure step (CallFlow `.askNextStep`): the workers get the caller's offer with the failure; their answer,
+    /// or the fallback, drives the flow on. Without the offer or a decider the caller gets the failure at once.
+    private func askNextStep(_ call: Call, failure: RouteFailure) {
+        guard var offer = call.offer, let decider = nextStepDecider else {
+            drive(call, .stepFallback)
+            return
+        }
+        offer.failure = failure
+        var answered = false
+        let requestId = decider.decideNextStep(callId: call.id, offer: offer) { [self] step in
+            answered = true
+            call.pendingStep = nil
+            switch step {
+            case .route(let route): drive(call, .rerouted(route))
+            case .end(let status, let reason, let headers): drive(call, .stepEnded(status: status, reason: reason, headers: headers))
+            case .fallback: drive(call, .stepFallback)
+            }
+        }
+        // A stopping bridge answers at once, before the request id is known.
+        if !answered { call.pendingStep = requestId }
+    }
+
     private func finish(_ call: Call) {
         calls[call.id] = nil
+        if let requestId = call.pendingStep {
+            call.pendingStep = nil
+            nextStepDecider?.withdrawStep(requestId)
+        }
         referrals.finished(call)
         callsEnded.increment()
         callsGauge.record(calls.count)

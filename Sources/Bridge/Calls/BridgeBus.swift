@@ -9,8 +9,8 @@ import BusSchema
 protocol BridgeBus: AnyObject {
     /// Queues an event of the call `callId` (nil for a system event) for the journal and the events socket.
     func publish(callId: String?, _ body: EventBody)
-    /// Publishes `call.offered` for a new call (not for a REFER's target: `offer.transfer`) and asks the worker pool to
-    /// decide it by `deadline`.
+    /// Publishes `call.offered` for a new call (not for a REFER's target, `offer.transfer`, nor a failure step,
+    /// `offer.failure`) and asks the worker pool to decide it by `deadline`.
     func requestDecision(requestId: String, callId: String, offer: CallOffer, deadline: ContinuousClock.Instant)
     /// Answers the command that came in `envelope`.
     func reply(_ reply: CommandReply, to envelope: [[UInt8]])

@@ -1,3 +1,4 @@
+import BusSchema
 import Foundation
 import NIOCore
 import SIPCore
@@ -43,6 +44,10 @@ final class Call {
     let callerIdentity: [SIPHeader]
     /// The Reason (RFC 3326) of the BYE that ended the call, for the BYEs the bridge sends the other legs.
     var byeReasons: [String] = []
+    /// The caller's offer, kept only when the route may ask the workers for a failure step (`on_failure: ask`).
+    var offer: CallOffer?
+    /// The failure step's decision request while it is out.
+    var pendingStep: String?
 
     static let identityHeaders: Set<String> = ["p-asserted-identity", "privacy", "diversion"]
 

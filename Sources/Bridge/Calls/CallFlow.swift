@@ -85,6 +85,12 @@ struct CallFlow {
         case durationLimit
         /// The leg's session timer ran out without a refresh (RFC 4028 §10): BYE to every leg, the silent one too.
         case sessionExpired(leg: LegID)
+        /// Inbound, after `.askNextStep`: the workers' next route for the caller.
+        case rerouted(BridgeRoute)
+        /// Inbound, after `.askNextStep`: the workers' final answer to the caller (a reject, or a redirect's 302).
+        case stepEnded(status: Int, reason: String, headers: [String: String])
+        /// Inbound, after `.askNextStep`: no usable answer in time; the caller gets the failure it would have got.
+        case stepFallback
     }
 
     enum Action: Sendable, Equatable {
@@ -100,8 +106,9 @@ struct CallFlow {
         /// B leg `leg`'s provisional (or answer) to the caller: each B early dialog is one of the caller's.
         case provisionalToCaller(leg: LegID, status: Int, sdp: [UInt8]?)
         case answerCaller(leg: LegID, sdp: [UInt8]?)
-        /// The caller's INVITE fails; `reasonHeader` (RFC 3326) names the B leg's own status when it differs.
-        case rejectCaller(status: Int, reason: String, reasonHeader: String? = nil)
+        /// The caller's INVITE fails; `reasonHeader` (RFC 3326) names the B leg's own status when it differs;
+        /// `headers` are a worker's (a reject's, or a redirect's Contact).
+        case rejectCaller(status: Int, reason: String, reasonHeader: String? = nil, headers: [String: String] = [:])
         case startRingTimer(leg: LegID, after: Duration)
         case cancelRingTimer(leg: LegID)
         case publish(EventBody)
@@ -115,6 +122,9 @@ struct CallFlow {
         case persist
         /// The call is over; pending legs are the owner's to clean up.
         case finished
+        /// Every target of a route with `on_failure: ask` failed and the caller still waits: ask the workers for the
+        /// next step (`.rerouted`, `.stepEnded` or `.stepFallback` comes back). The caller keeps its ringback.
+        case askNextStep(RouteFailure)
     }
 
     let kind: Kind
@@ -150,6 +160,15 @@ struct CallFlow {
     }
 
     private var referral: Referral?
+    /// The failure the caller gets if the workers' next step does not come (`.askNextStep` is out).
+    private var pendingStep: (failure: CallerFailure, cause: EndCause)?
+    /// Failure steps asked so far in this call.
+    private(set) var failureSteps = 0
+    /// Most failure steps one call may ask: a worker that keeps answering with routes that fail (or with itself)
+    /// cannot keep a caller ringing for ever.
+    static let maxFailureSteps = 10
+    /// The current route's first leg: a failure step reports on this route's legs only.
+    private var stepFirstLeg = LegID.first
 
     /// An inbound call: leg `.first` is the caller, already offering `offer`.
     init(inbound offer: [UInt8]?, callerURI: String, at now: ContinuousClock.Instant, defaultRingTimeout: Duration) {
@@ -198,7 +217,7 @@ struct CallFlow {
             return dial(.first, uri: originate.a.uri, sdp: nil, callerId: originate.a.callerId, headers: originate.headers,
                         ringTimeout: originate.a.ringTimeoutMs, attempt: 1)
         case .provisional(let leg, let status, let sdp):
-            return provisional(leg, status: status, sdp: sdp)
+            return provisional(leg, status: status, sdp: sdp, at: now)
         case .answered(let leg, let sdp):
             return answered(leg, sdp: sdp, at: now)
         case .failed(let leg, let status, let reason):
@@ -295,6 +314,23 @@ struct CallFlow {
         case .sessionExpired(let leg):
             guard legs[leg]?.state == .answered else { return [] }
             return end(cause: .sessionExpired, status: nil, by: .bridge, at: now)
+        case .rerouted(let route):
+            guard let step = pendingStep else { return [] }
+            pendingStep = nil
+            attempts = TargetAttempts(route: route, join: .answerCaller)
+            stepFirstLeg = nextLeg
+            let started = startAttempts(at: now)
+            return started.isEmpty ? endWithFailure(step.failure, cause: step.cause, at: now) : started
+        case .stepEnded(let status, let reason, let headers):
+            guard let step = pendingStep else { return [] }
+            pendingStep = nil
+            // A redirect (3xx) ends the call for the failure's cause; a reject for its own status.
+            let cause = (300...399).contains(status) ? step.cause : EndCause(status: status)
+            return end(cause: cause, status: status, reason: reason, headers: headers, by: .bridge, at: now)
+        case .stepFallback:
+            guard let step = pendingStep else { return [] }
+            pendingStep = nil
+            return endWithFailure(step.failure, cause: step.cause, at: now)
         }
     }
 
@@ -339,10 +375,11 @@ struct CallFlow {
         ]
     }
 
-    private mutating func provisional(_ leg: LegID, status: Int, sdp: [UInt8]?) -> [Action] {
+    private mutating func provisional(_ leg: LegID, status: Int, sdp: [UInt8]?, at now: ContinuousClock.Instant) -> [Action] {
         guard status > 100, let info = legs[leg], info.state == .calling || info.state == .ringing else { return [] }
         let first = info.state == .calling
         legs[leg]?.state = .ringing
+        if first { legs[leg]?.ringingAt = now }
         var actions: [Action] = []
         if first || sdp != nil {
             actions.append(.publish(.callRinging(Ringing(leg: info.role, status: status, earlyMedia: sdp != nil))))
@@ -467,9 +504,28 @@ struct CallFlow {
         if referral != nil {
             return actions + referralFailed(status: best.status, reason: best.reason, legStatus: best.legStatus, at: now)
         }
-        let finalCause = legs.values.contains { $0.role == .b && $0.timedOut } && best.status == 480 ? EndCause.noAnswer : EndCause(status: best.legStatus)
-        actions += end(cause: finalCause, status: best.status, reason: best.reason, reasonHeader: best.reasonHeader, by: .b, at: now)
-        return actions
+        let timedOut = legs.contains { $0.key >= stepFirstLeg && $0.value.role == .b && $0.value.timedOut }
+        let finalCause = timedOut && best.status == 480 ? EndCause.noAnswer : EndCause(status: best.legStatus)
+        if let ask = askNextStep(after: best, cause: finalCause, at: now) { return actions + ask }
+        return actions + endWithFailure(best, cause: finalCause, at: now)
+    }
+
+    private mutating func endWithFailure(_ failure: CallerFailure, cause: EndCause, at now: ContinuousClock.Instant) -> [Action] {
+        end(cause: cause, status: failure.status, reason: failure.reason, reasonHeader: failure.reasonHeader, by: .b, at: now)
+    }
+
+    /// The failure step: when the route asked for it, the call is an inbound caller's still waiting, and the cap
+    /// is not reached, the workers get the failure and choose what comes next. Nil: the caller gets the failure.
+    private mutating func askNextStep(after failure: CallerFailure, cause: EndCause, at now: ContinuousClock.Instant) -> [Action]? {
+        guard kind == .inbound, case .answerCaller = attempts?.join, attempts?.route.onFailure == .ask,
+              failureSteps < Self.maxFailureSteps, let route = attempts?.route else { return nil }
+        failureSteps += 1
+        pendingStep = (failure, cause)
+        // How long the longest-ringing target of this route rang: 0 when none rang (an unregistered user's 480).
+        let rang = legs.filter { $0.key >= stepFirstLeg }.compactMap(\.value.ringingAt).min().map { now - $0 } ?? .zero
+        return [.askNextStep(RouteFailure(status: failure.legStatus, reason: failure.legReason, cause: cause,
+                                          ringMs: Int(Self.ms(rang).rounded()),
+                                          targets: route.targets.map { Target(uri: $0.uri) }, step: failureSteps))]
     }
 
     private mutating func transfer(keep role: Leg, to target: String, at now: ContinuousClock.Instant) -> [Action] {
@@ -543,15 +599,15 @@ struct CallFlow {
     // MARK: - Ending
 
     /// Ends the call: cancels what rings, hangs up what is answered, answers the caller if it still waits.
-    private mutating func end(cause: EndCause, status: Int?, reason: String? = nil, reasonHeader: String? = nil, by: Initiator,
-                              at now: ContinuousClock.Instant) -> [Action] {
+    private mutating func end(cause: EndCause, status: Int?, reason: String? = nil, reasonHeader: String? = nil,
+                              headers: [String: String] = [:], by: Initiator, at now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
         for (leg, info) in legs.sorted(by: { $0.key < $1.key }) {
             switch info.state {
             case .calling, .ringing:
                 if leg == .first, kind == .inbound {
                     let final = status ?? 480
-                    actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final), reasonHeader: reasonHeader))
+                    actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final), reasonHeader: reasonHeader, headers: headers))
                 } else {
                     actions += [.cancelRingTimer(leg: leg), .cancel(leg: leg)]
                 }
@@ -564,7 +620,7 @@ struct CallFlow {
         }
         if kind == .inbound, phase == .routing || phase == .ringing, !actions.contains(where: { if case .rejectCaller = $0 { true } else { false } }) {
             let final = status ?? 480
-            actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final), reasonHeader: reasonHeader))
+            actions.append(.rejectCaller(status: final, reason: reason ?? Self.reason(final), reasonHeader: reasonHeader, headers: headers))
         }
         let talk = connectedAt.map { Self.ms(now - $0) } ?? 0
         phase = .ended

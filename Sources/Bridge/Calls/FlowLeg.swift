@@ -11,6 +11,8 @@ struct FlowLeg: Sendable {
     var uri: String
     var state: State = .calling
     var startedAt: ContinuousClock.Instant
+    /// When the leg first rang (a 180/183): a failure step reports how long its targets rang.
+    var ringingAt: ContinuousClock.Instant?
     /// The ring timer fired and the leg was cancelled: its 487 means "no answer".
     var timedOut = false
     /// What this leg was last sent as SDP (offer or answer); hold rewrites it.

@@ -94,13 +94,15 @@ struct TargetAttempts: Sendable {
 struct CallerFailure: Equatable, Sendable {
     let status: Int
     let reason: String
-    /// The B leg's own status (the call's end cause is read from it).
+    /// The B leg's own status (the call's end cause is read from it) and reason phrase.
     let legStatus: Int
+    let legReason: String
     /// The `Reason` header value naming the B leg's status, when the caller gets another.
     let reasonHeader: String?
 
     init(status: Int, reason: String) {
         legStatus = status
+        legReason = reason
         let mapped: (status: Int, reason: String)? = switch status {
         case 300...399, 500...599: (480, "Temporarily Unavailable")
         case 401, 407: (403, "Forbidden")

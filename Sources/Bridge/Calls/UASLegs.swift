@@ -99,10 +99,11 @@ final class UASLegs {
         for header in headers { response.headers.add(header.name, header.value) }
     }
 
-    func rejectCaller(_ call: Call, status: Int, reason: String, reasonHeader: String?) {
+    func rejectCaller(_ call: Call, status: Int, reason: String, reasonHeader: String?, headers: [String: String] = [:]) {
         guard let leg = call.sip[.first], let key = leg.serverKey, let invite = transactions.request(for: key) else { return }
         var response = SIPResponse(replyingTo: invite, status: status, reason: reason, toTag: leg.localTag)
         if let reasonHeader { response.headers.add("Reason", reasonHeader) }
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { response.headers.add(name, value) }
         if let reliable = leg.reliable {
             perform(reliable.machine.final(response), reliable, call: call)
         } else {

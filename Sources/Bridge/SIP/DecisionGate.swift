@@ -17,14 +17,17 @@ final class DecisionGate {
         /// The sending proxy's address, for the per-source cap.
         let source: String
         let offeredAt: NIODeadline
+        /// Kept for the B2BUA when a bridge decision may ask for failure steps.
+        let offer: CallOffer
         var deadline: Scheduled<Void>?
         var trying: Scheduled<Void>?
 
-        init(callId: String, key: TransactionKey, source: String, offeredAt: NIODeadline) {
+        init(callId: String, key: TransactionKey, source: String, offeredAt: NIODeadline, offer: CallOffer) {
             self.callId = callId
             self.key = key
             self.source = source
             self.offeredAt = offeredAt
+            self.offer = offer
         }
 
         /// Cancels and lets go of the timers: a cancelled task still holds its promise.
@@ -44,6 +47,22 @@ final class DecisionGate {
 
         init(callId: String, decided: @escaping (Decision) -> Void) {
             self.callId = callId
+            self.decided = decided
+        }
+    }
+
+    /// A bridged call's failure step waiting for the workers' next step.
+    private final class StepWaiting {
+        let callId: String
+        let step: Int
+        let askedAt: NIODeadline
+        let decided: (NextStep) -> Void
+        var deadline: Scheduled<Void>?
+
+        init(callId: String, step: Int, askedAt: NIODeadline, decided: @escaping (NextStep) -> Void) {
+            self.callId = callId
+            self.step = step
+            self.askedAt = askedAt
             self.decided = decided
         }
     }
@@ -70,6 +89,8 @@ final class DecisionGate {
     /// Decision request id → the REFER waiting for it.
     private var transfers: [String: TransferWaiting] = [:]
     private var nextTransfer: UInt64 = 0
+    /// Decision request id → the failure step waiting for it.
+    private var steps: [String: StepWaiting] = [:]
     /// Set by `drain()`: new INVITEs are answered with the fallback rather than offered to workers.
     private var stopping = false
 
@@ -119,7 +140,7 @@ final class DecisionGate {
         offered.increment()
         logger.debug("call offered", metadata: ["call.id": "\(callId)", "sip.call_id": "\(offer.sipCallId)", "sip.ruri": "\(offer.requestUri.uri)"])
 
-        let entry = Waiting(callId: callId, key: key, source: source, offeredAt: .now())
+        let entry = Waiting(callId: callId, key: key, source: source, offeredAt: .now(), offer: offer)
         entry.trying = loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.tryingDelay)) { [self] in transactions.sendTrying(key) }
         entry.deadline = loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.decisionTimeout)) { [self] in
             decide(requestId: requestId, outcome: .fallback(cause: .timeout))
@@ -144,6 +165,8 @@ final class DecisionGate {
             }
             if transfers[requestId] != nil {
                 decideTransfer(requestId: requestId, outcome: outcome)
+            } else if steps[requestId] != nil {
+                decideStep(requestId: requestId, outcome: outcome)
             } else {
                 decide(requestId: requestId, outcome: outcome)
             }
@@ -201,7 +224,7 @@ final class DecisionGate {
                                                                     decisionMs: decisionMs)))
                 // Legs B take seconds to answer: the caller hears 100 Trying now, not after the decision delay.
                 transactions.sendTrying(key)
-                b2bua.startInbound(callId: entry.callId, invite: request, serverKey: key, toTag: toTag, route: route)
+                b2bua.startInbound(callId: entry.callId, invite: request, serverKey: key, toTag: toTag, route: route, offer: entry.offer)
                 return
             }
             bus.publish(callId: entry.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
@@ -261,6 +284,48 @@ final class DecisionGate {
         for requestId in Array(transfers.keys) {
             decideTransfer(requestId: requestId, outcome: .fallback(cause: .shutdown))
         }
+        for requestId in Array(steps.keys) {
+            decideStep(requestId: requestId, outcome: .fallback(cause: .shutdown))
+        }
+    }
+
+    // MARK: - A bridged call's failure step
+
+    /// The workers' next step for a call whose route failed: a bridge (screened, published as `call.routed` with its
+    /// `step`), a reject, or a redirect, which the caller gets as a 302. Every fallback, and a bridge the B2BUA cannot
+    /// dial, gives the caller the failure it would have had without the step.
+    private func decideStep(requestId: String, outcome: Outcome) {
+        guard let entry = steps.removeValue(forKey: requestId) else { return }
+        entry.deadline?.cancel()
+        let decisionMs = Double((NIODeadline.now() - entry.askedAt).nanoseconds) / 1_000_000
+        let decision: Decision
+        let workerId: String
+        switch outcome {
+        case .fallback(let cause):
+            fallbacks.increment()
+            logger.notice("fallback decided a failure step", metadata: ["call.id": "\(entry.callId)", "decision.cause": "\(cause)"])
+            return entry.decided(.fallback)
+        case .decided(let workerDecision, let id):
+            (decision, workerId) = (workerDecision, id)
+        }
+        switch screen(decision, callId: entry.callId) {
+        case .failure(let denial):
+            entry.decided(.end(status: 403, reason: "Forbidden", headers: ["Warning": DestinationGuard.warning(denial)]))
+        case .success(.reject(let status, let reason, let headers)):
+            entry.decided(.end(status: status, reason: reason ?? SIPResponse.standardReason(for: status), headers: headers))
+        case .success(.redirect(let targets)):
+            bus.publish(callId: entry.callId, .callRouted(Routed(targets: targets, workerId: workerId, fallback: false, decisionMs: decisionMs,
+                                                                step: entry.step)))
+            entry.decided(.end(status: 302, reason: "Moved Temporarily", headers: ["Contact": Self.contacts(targets)]))
+        case .success(.bridge(let route)):
+            if let problem = b2bua.ringTimeoutProblem(route.targets.compactMap(\.ringTimeoutMs).max()) {
+                logger.warning("failure step's bridge refused", metadata: ["call.id": "\(entry.callId)", "decision.problem": "\(problem)"])
+                return entry.decided(.fallback)
+            }
+            bus.publish(callId: entry.callId, .callRouted(Routed(action: .bridge, targets: route.targets.map { Target(uri: $0.uri) },
+                                                                workerId: workerId, fallback: false, decisionMs: decisionMs, step: entry.step)))
+            entry.decided(.route(route))
+        }
     }
 
     // MARK: - A phone's REFER
@@ -289,10 +354,7 @@ final class DecisionGate {
         switch decision {
         case .redirect(let targets):
             var response = SIPResponse(replyingTo: request, status: 302, toTag: toTag)
-            let contacts = targets.map { target in
-                target.q.map { "<\(target.uri)>;q=\(formatQ($0))" } ?? "<\(target.uri)>"
-            }
-            response.headers.add("Contact", contacts.joined(separator: ", "))
+            response.headers.add("Contact", contacts(targets))
             return response
         case .reject(let status, let reason, let headers):
             var response = SIPResponse(replyingTo: request, status: status, reason: reason, toTag: toTag)
@@ -304,6 +366,11 @@ final class DecisionGate {
             response.headers.add("Retry-After", "5")
             return response
         }
+    }
+
+    /// A redirect's Contact header value.
+    static func contacts(_ targets: [Target]) -> String {
+        targets.map { target in target.q.map { "<\(target.uri)>;q=\(formatQ($0))" } ?? "<\(target.uri)>" }.joined(separator: ", ")
     }
 
     /// q-values have at most three decimals (RFC 3261 §20.10).
@@ -333,5 +400,28 @@ extension DecisionGate: TransferDecider {
             return
         }
         bus.requestDecision(requestId: requestId, callId: callId, offer: offer, deadline: .now + configuration.decisionTimeout)
+    }
+}
+
+extension DecisionGate: NextStepDecider {
+    /// A failure step asks as a new call would, under the same deadline; its request id is the call id, `-f`, the step.
+    func decideNextStep(callId: String, offer: CallOffer, decided: @escaping (NextStep) -> Void) -> String {
+        let step = offer.failure?.step ?? 1
+        let requestId = "\(callId)-f\(step)"
+        let entry = StepWaiting(callId: callId, step: step, askedAt: .now(), decided: decided)
+        entry.deadline = loop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.decisionTimeout)) { [self] in
+            decideStep(requestId: requestId, outcome: .fallback(cause: .timeout))
+        }
+        steps[requestId] = entry
+        guard !stopping else {
+            decideStep(requestId: requestId, outcome: .fallback(cause: .shutdown))
+            return requestId
+        }
+        bus.requestDecision(requestId: requestId, callId: callId, offer: offer, deadline: .now + configuration.decisionTimeout)
+        return requestId
+    }
+
+    func withdrawStep(_ requestId: String) {
+        steps.removeValue(forKey: requestId)?.deadline?.cancel()
     }
 }

@@ -24,6 +24,7 @@ final class SIPEdge {
     private let client: SIPClient
     private let gate: DecisionGate
     private let b2bua: B2BUA
+    private let registrations: RegistrationRelay
     private let trusted: TrustedSources
     private let sessionTimer: SessionTimer.Configuration
 
@@ -36,7 +37,7 @@ final class SIPEdge {
     private var untrusted = 0
 
     init(configuration: BridgeConfiguration, loop: EventLoop, transactions: ServerTransactions, client: SIPClient,
-         gate: DecisionGate, b2bua: B2BUA, logger: Logger) {
+         gate: DecisionGate, b2bua: B2BUA, registrations: RegistrationRelay, logger: Logger) {
         self.loop = loop
         self.logger = logger
         self.parser = SIPParser(limits: configuration.parserLimits)
@@ -44,6 +45,7 @@ final class SIPEdge {
         self.client = client
         self.gate = gate
         self.b2bua = b2bua
+        self.registrations = registrations
         trusted = configuration.resolvedTrustedSources
         sessionTimer = configuration.sessionTimer
     }
@@ -146,6 +148,10 @@ final class SIPEdge {
 
     private func answerNonInvite(_ request: SIPRequest, key: TransactionKey, reply: ReplyPath) {
         transactions.openNonInvite(key: key, reply: reply)
+        if RegistrationRelay.isNotice(request) {
+            transactions.respond(key, registrations.answer(request, toTag: Self.makeTag()))
+            return
+        }
         if request.method != .cancel, request.to?.tag != nil,
            validateForEndpoint(request, supportedExtensions: Self.extensions, supportedContentTypes: Self.contentTypes(for: request)) == nil,
            b2bua.inDialog(request, key: key) {

@@ -18,7 +18,7 @@ struct SwitchboardGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard-gateway",
         abstract: "Switchboard web gateway: REST API, Click2Call page, live call events.",
-        subcommands: [ServeCommand.self, KeysCommand.self, UsersCommand.self],
+        subcommands: [ServeCommand.self, KeysCommand.self, UsersCommand.self, SIPAccountsCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }
@@ -80,7 +80,7 @@ struct PolicyOptions: ParsableArguments {
     var rate = 5.0
     @Option(help: "Requests allowed in a burst above the rate.")
     var burst = 10
-    @Flag(help: "May see every call and all CDRs.")
+    @Flag(help: "An admin: may see every call and all CDRs, and provision SIP accounts and PBX rules.")
     var admin = false
     @Option(name: .customLong("number"),
             help: "A number or SIP account this principal owns, which `from` may be (repeatable; pattern syntax as --allow).")
@@ -212,7 +212,7 @@ struct UsersCommand: AsyncParsableCommand {
     }
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a user (operators: see every call).")
+        static let configuration = CommandConfiguration(abstract: "Add a user: with --admin an operator (every call and CDR, SIP accounts, PBX rules), else its own calls only.")
         @OptionGroup var store: StoreOptions
         @Option(help: "The login name.")
         var name: String
@@ -220,9 +220,7 @@ struct UsersCommand: AsyncParsableCommand {
         @OptionGroup var policy: PolicyOptions
 
         func run() async throws {
-            var policy = policy.policy
-            policy.admin = true
-            try await store.openStore().addUser(name: name, password: try password.read(), policy: policy)
+            try await store.openStore().addUser(name: name, password: try password.read(), policy: policy.policy)
             print("added user \(name)")
         }
     }

@@ -1,5 +1,7 @@
+import Billing
 import Foundation
 import GRDB
+import SQLiteStore
 
 /// Filters and paging of `GET /api/v1/cdrs`.
 struct CDRQuery: Equatable, Sendable {
@@ -20,10 +22,13 @@ struct CDRQuery: Equatable, Sendable {
 /// Reads the accounting worker's CDR file, read-only.
 ///
 /// Coupling, on purpose and in one place: the `cdrs` table and its columns are the schema of
-/// `Sources/Workers/Accounting/CDRStore.swift` (migration "v1"). Workers is an executable and cannot
-/// be imported, so this reader names only `decided_at`, `caller`, `callee`, `sip_status`, `outcome`,
-/// `end_cause`, `auth_account` and `id` in its filters and returns every column as it is, so columns
-/// the worker adds later appear without a change here.
+/// `Sources/Workers/Accounting/CDRStore.swift` (migrations "v1" and, for the rating columns and
+/// `rating_settings`, "v3"). Workers is an executable and cannot be imported, so this reader names
+/// only `decided_at`, `caller`, `callee`, `sip_status`, `outcome`, `end_cause`, `auth_account` and `id`
+/// in its filters and returns every column as it is, so columns the worker adds later appear without
+/// a change here. The CSV export and the statistics hand whole rows to Billing (`CDRExport`,
+/// `CallRecord(row:)`), the code the worker's `cdrs export` and `cdrs totals` use, which names the
+/// rating columns.
 ///
 /// ```swift
 /// let reader = CDRReader(path: "cdr.sqlite")
@@ -37,11 +42,16 @@ struct CDRReader: Sendable {
         var total: Int
     }
 
-    func list(_ query: CDRQuery) async throws -> Page {
+    /// The worker's file, read-only, waiting up to 2 s for its writer.
+    private func open() throws -> DatabaseQueue {
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(2)
-        let database = try DatabaseQueue(path: path, configuration: configuration)
+        return try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    func list(_ query: CDRQuery) async throws -> Page {
+        let database = try open()
         defer { try? database.close() }
         return try await database.read { db in
             var clauses: [String] = []
@@ -64,6 +74,33 @@ struct CDRReader: Sendable {
                                         arguments: arguments + [query.perPage, (query.page - 1) * query.perPage])
             return Page(records: rows.map(Self.json), total: total)
         }
+    }
+
+    /// Rows decided in `since..<until` (of one account, if given), oldest first, and the file's
+    /// currency (nil before the worker's rating migration). More than `limit` rows: ``TooMany``.
+    func rows(since: String, until: String, account: String?, limit: Int) async throws -> (rows: [CDRRow], currency: String?) {
+        let database = try open()
+        defer { try? database.close() }
+        return try await database.read { db in
+            var filter = "WHERE decided_at >= ? AND decided_at < ?"
+            var arguments: StatementArguments = [since, until]
+            if let account {
+                filter += " AND auth_account = ?"
+                arguments += [account]
+            }
+            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cdrs \(filter)", arguments: arguments) ?? 0
+            guard count <= limit else { throw TooMany(count: count, limit: limit) }
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM cdrs \(filter) ORDER BY decided_at, id", arguments: arguments)
+            let currency = try db.tableExists("rating_settings")
+                ? String.fetchOne(db, sql: "SELECT currency FROM rating_settings WHERE id = 1") : nil
+            return (rows.map(\.cdrColumns), currency)
+        }
+    }
+
+    /// A period with more CDRs than one response may carry.
+    struct TooMany: Error {
+        var count: Int
+        var limit: Int
     }
 
     private static func prefixPattern(_ text: String) -> String {

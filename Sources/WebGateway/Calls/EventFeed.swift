@@ -41,6 +41,9 @@ extension CallUpdate {
             self = .ended(callId: id, cause: ended.cause.rawValue)
         case .bridgeStopping, .workerJoined, .workerLeft, .workerLost, .callTransferred:
             return nil
+        case .registrationCreated, .registrationRefreshed, .registrationRemoved, .registrationExpired:
+            // Not a call: the RegistrationFeed keeps who is online.
+            return nil
         }
     }
 }

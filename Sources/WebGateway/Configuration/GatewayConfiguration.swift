@@ -44,6 +44,12 @@ struct GatewayConfiguration: Sendable {
     var database = "gateway.sqlite"
     /// The accounting worker's CDR file, read only; nil: `GET /cdrs` answers 503.
     var cdrDatabase: String?
+    /// The PBX worker's rules file (`switchboard-worker pbx --db`); nil: `/pbx` answers 503.
+    var pbxDatabase: String?
+    /// Kamailio's SQLite file (openser-cfg/make-db.sh), where SIP accounts are provisioned; nil: `/sip-accounts` answers 503.
+    var kamailioDatabase: String?
+    /// The shortest SIP account password accepted (``PasswordPolicy``).
+    var sipPasswordMinimumLength = 12
     /// The page's files; nil: the ones bundled with the executable.
     var staticDirectory: String?
     /// Numbers and user names become `sip:USER@domain`; the destination policy allows this host.
@@ -112,6 +118,7 @@ struct GatewayConfiguration: Sendable {
         if webSocketsPerPrincipal < 1 { throw .invalid("websocket.max_per_principal", "must be at least 1") }
         if webSocketRecheckInterval <= .zero { throw .invalid("websocket.recheck_ms", "must be positive") }
         if httpIdleTimeout <= .zero { throw .invalid("listen.idle_timeout_ms", "must be positive") }
+        if !(8...128).contains(sipPasswordMinimumLength) { throw .invalid("sip_accounts.min_password_length", "must be 8 to 128") }
     }
 
     /// Reads `file` (JSON; optional) with the environment on top: a key `listen.host` is
@@ -158,6 +165,9 @@ struct GatewayConfiguration: Sendable {
         commandTimeout = .milliseconds(reader.int(forKey: "bus.command_timeout_ms", default: 5000))
         database = reader.string(forKey: "database", default: defaults.database)
         cdrDatabase = reader.string(forKey: "cdr_database")
+        pbxDatabase = reader.string(forKey: "pbx_database")
+        kamailioDatabase = reader.string(forKey: "kamailio_database")
+        sipPasswordMinimumLength = reader.int(forKey: "sip_accounts.min_password_length", default: defaults.sipPasswordMinimumLength)
         staticDirectory = reader.string(forKey: "static_dir")
         sipDomain = reader.string(forKey: "sip.domain", default: defaults.sipDomain)
         callerIdName = reader.string(forKey: "sip.caller_id_name", default: defaults.callerIdName)

@@ -108,6 +108,19 @@ final class PasswordChecker: Sendable {
         state = NIOLockedValueBox(State(backoff: backoff))
     }
 
+    /// Runs other password hashing (SIP account provisioning: a new password's hash, the reuse check) on the
+    /// pool under the same `limit` as logins, so neither starves the event loop; nil: `limit` hashes are running.
+    func hashing<Result: Sendable>(_ work: @escaping @Sendable () throws -> Result) async throws -> Result? {
+        let admitted = state.withLockedValue { state in
+            guard state.running < limit else { return false }
+            state.running += 1
+            return true
+        }
+        guard admitted else { return nil }
+        defer { state.withLockedValue { $0.running -= 1 } }
+        return try await NIOThreadPool.singleton.runIfActive(work)
+    }
+
     /// `storedHash` reads the user's hash (nil: no such user); it runs on the pool with the hash.
     func check(name: String, password: String, storedHash: @escaping @Sendable () throws -> String?) async throws -> Outcome {
         let admitted: Outcome? = state.withLockedValue { state in

@@ -1,6 +1,8 @@
 import BusSchema
 import Foundation
 import Logging
+import MetricsEndpoint
+import Prometheus
 import ServiceLifecycle
 import WorkerSDK
 
@@ -22,6 +24,8 @@ struct AccountingConfiguration: Sendable {
     var idleCheckInterval: Duration = .seconds(3)
     /// CURVE client settings when the bridge requires CURVE.
     var curve: WorkerConfiguration.Curve?
+    /// Where Prometheus `/metrics` is served; nil serves none.
+    var metricsListen: (host: String, port: Int)?
 }
 
 /// Builds the accounting worker: an ``EventSubscriber`` resuming from the cursor in the CDR database,
@@ -31,7 +35,8 @@ struct AccountingConfiguration: Sendable {
 /// let group = try buildAccountingWorker(configuration: configuration, logger: logger)
 /// try await group.run()
 /// ```
-func buildAccountingWorker(configuration: AccountingConfiguration, logger: Logger) throws -> ServiceGroup {
+func buildAccountingWorker(configuration: AccountingConfiguration, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+                           logger: Logger) throws -> ServiceGroup {
     let store = try CDRStore(path: configuration.databasePath)
     let cursor = try store.cursor(bridgeId: configuration.bridgeId)
     logger.info("accounting starting", metadata: [
@@ -44,8 +49,10 @@ func buildAccountingWorker(configuration: AccountingConfiguration, logger: Logge
                                                idleCheckInterval: configuration.idleCheckInterval, curve: configuration.curve),
         logger: logger
     )
+    let metrics = AccountingMetrics(registry: registry)
     subscriber.onEvent { [logger] event in
-        let result = try await store.apply(event)
+        let (result, finished) = try await store.apply(event)
+        if let finished { metrics.record(finished) }
         if result == .recorded {
             logger.debug("cdr written", metadata: ["call.id": "\(event.callId ?? "-")", "bus.seq": "\(event.seq)"])
         }
@@ -56,9 +63,14 @@ func buildAccountingWorker(configuration: AccountingConfiguration, logger: Logge
             "bus.loss.to": "\(loss.range.upperBound)", "bus.loss.reason": "\(loss.reason.rawValue)",
         ])
     }
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: subscriber)]
+    if let listen = configuration.metricsListen {
+        services.append(.init(service: makeMetricsServer(registry: registry, host: listen.host, port: listen.port,
+                                                         serverName: "switchboard-accounting", logger: logger)))
+    }
     return ServiceGroup(
         configuration: ServiceGroupConfiguration(
-            services: [.init(service: subscriber)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -1,6 +1,8 @@
+import Billing
 import BusSchema
 import Foundation
 import GRDB
+import SQLiteStore
 
 /// One call detail record: what happened to one call a bridge offered, or a click-to-call it originated.
 ///
@@ -13,7 +15,9 @@ struct CDR: Codable, Equatable, Sendable {
         case authAccount = "auth_account", offeredAt = "offered_at", decidedAt = "decided_at", outcome
         case sipStatus = "sip_status", reason, route, workerId = "worker_id", fallback, fallbackCause = "fallback_cause"
         case decisionMs = "decision_ms", answeredAt = "answered_at", endedAt = "ended_at", setupMs = "setup_ms"
-        case talkMs = "talk_ms", endCause = "end_cause"
+        case talkMs = "talk_ms", endCause = "end_cause", ringingAt = "ringing_at", pddMs = "pdd_ms", rateRoute = "rate_route"
+        case ratePlan = "rate_plan", ratePerMinuteMicros = "rate_per_minute_micros", rateIncrement = "rate_increment"
+        case billedSeconds = "billed_seconds", chargeMicros = "charge_micros", currency, billTo = "bill_to"
     }
 
     var id: Int64?
@@ -52,6 +56,30 @@ struct CDR: Codable, Equatable, Sendable {
     var talkMs: Double?
     /// `call.ended`'s cause, such as `normal_clearing` or `busy`.
     var endCause: String?
+    /// The first `call.ringing` (180/183) of any leg.
+    var ringingAt: String?
+    /// Post-dial delay: from the offer (or the originate) to `ringingAt`, milliseconds.
+    var pddMs: Int64?
+    /// The rated route (``Rate/route``) the callee matched; nil when no rate matched.
+    var rateRoute: String? = nil
+    /// The account whose plan priced the call, or `default`.
+    var ratePlan: String? = nil
+    var ratePerMinuteMicros: Int64? = nil
+    /// `FIRST/NEXT` seconds, such as `60/60`.
+    var rateIncrement: String? = nil
+    /// Talk time as billed (rounded up to the increments); nil until the call is over, and for a
+    /// redirected call, whose talk time the bridge never sees.
+    var billedSeconds: Int64? = nil
+    /// The charge in millionths of `currency`; 0 for a call that never connected; nil when unrated.
+    var chargeMicros: Int64? = nil
+    /// ISO 4217 code of `chargeMicros` and `ratePerMinuteMicros` (`rates currency`).
+    var currency: String? = nil
+    /// The account the caller's account bills to (provisioning's `billing_account`, which Kamailio adds as
+    /// `X-Switchboard-Billing-Account`); when set, its plan prices the call and it is the call's account in totals.
+    var billTo: String? = nil
+
+    /// Who pays: the bill-to account, else the authenticated account.
+    var payingAccount: String? { billTo ?? authAccount }
 }
 
 extension CDR: FetchableRecord, MutablePersistableRecord {
@@ -67,7 +95,7 @@ private struct PendingOffer: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "pending_offers"
     enum CodingKeys: String, CodingKey {
         case bridgeId = "bridge_id", callId = "call_id", sipCallId = "sip_call_id", caller, callee
-        case authAccount = "auth_account", offeredAt = "offered_at"
+        case authAccount = "auth_account", offeredAt = "offered_at", billTo = "bill_to"
     }
 
     var bridgeId: String
@@ -77,6 +105,7 @@ private struct PendingOffer: Codable, FetchableRecord, PersistableRecord {
     var callee: String?
     var authAccount: String?
     var offeredAt: String
+    var billTo: String?
 }
 
 /// What ``CDRStore/apply(_:)`` did with an event.
@@ -104,7 +133,7 @@ enum CDRApplyResult: Equatable {
 /// ```
 struct CDRStore: Sendable {
     let path: String
-    private let database: DatabaseQueue
+    let database: DatabaseQueue
 
     /// Opens (creating and migrating) the database at `path`.
     init(path: String) throws {
@@ -139,6 +168,23 @@ struct CDRStore: Sendable {
             try db.drop(table: "cdrs")
             try db.rename(table: "cdrs_v2", to: "cdrs")
             try db.create(index: "cdrs_decided_at", on: "cdrs", columns: ["decided_at"])
+        }
+        // Additive only: the gateway's CDRReader reads this file, and old rows keep NULLs (unrated).
+        migrator.registerMigration("v3: rating and post-dial delay") { db in
+            try db.alter(table: "cdrs") { table in
+                table.add(column: "ringing_at", .text)
+                table.add(column: "pdd_ms", .integer)
+                table.add(column: "rate_route", .text)
+                table.add(column: "rate_plan", .text)
+                table.add(column: "rate_per_minute_micros", .integer)
+                table.add(column: "rate_increment", .text)
+                table.add(column: "billed_seconds", .integer)
+                table.add(column: "charge_micros", .integer)
+                table.add(column: "currency", .text)
+                table.add(column: "bill_to", .text)
+            }
+            try db.alter(table: "pending_offers") { table in table.add(column: "bill_to", .text) }
+            try Rate.createTables(db)
         }
         return migrator
     }
@@ -186,18 +232,19 @@ struct CDRStore: Sendable {
     /// Applies one event and moves the bridge's cursor to its `seq`, in one transaction.
     @discardableResult
     func apply(_ event: Event) throws -> CDRApplyResult {
-        try database.write { db in try Self.apply(event, db) }
+        try database.write { db in try Self.apply(event, db).result }
     }
 
-    /// The same, without blocking the caller's thread while SQLite writes.
+    /// The same, without blocking the caller's thread while SQLite writes; also returns the CDR when
+    /// this event finished it (an outcome with nothing to follow, or `call.ended`), rated, for metrics.
     @discardableResult
-    func apply(_ event: Event) async throws -> CDRApplyResult {
+    func apply(_ event: Event) async throws -> (result: CDRApplyResult, finished: CDR?) {
         try await database.write { db in try Self.apply(event, db) }
     }
 
-    private static func apply(_ event: Event, _ db: Database) throws -> CDRApplyResult {
+    private static func apply(_ event: Event, _ db: Database) throws -> (result: CDRApplyResult, finished: CDR?) {
         let stored = try Int64.fetchOne(db, sql: "SELECT last_seq FROM cursors WHERE bridge_id = ?", arguments: [event.bridgeId])
-        if let stored, UInt64(stored) >= event.seq { return .alreadyApplied }
+        if let stored, UInt64(stored) >= event.seq { return (.alreadyApplied, nil) }
         let result = try record(event, db)
         try db.execute(sql: """
             INSERT INTO cursors (bridge_id, last_seq) VALUES (?, ?)
@@ -206,16 +253,22 @@ struct CDRStore: Sendable {
         return result
     }
 
-    private static func record(_ event: Event, _ db: Database) throws -> CDRApplyResult {
+    private static func record(_ event: Event, _ db: Database) throws -> (result: CDRApplyResult, finished: CDR?) {
         // System events have no call id.
-        guard let callId = event.callId else { return .ignored }
+        guard let callId = event.callId else { return (.ignored, nil) }
         let ts = CDRTimestamp.format(event.timestamp)
         switch event.body {
         case .callOffered(let offer):
             try PendingOffer(bridgeId: event.bridgeId, callId: callId, sipCallId: offer.sipCallId,
                              caller: offer.authUser ?? offer.from.user, callee: offer.requestUri.user,
-                             authAccount: offer.authUser, offeredAt: ts).save(db)
-            return .pending
+                             authAccount: offer.authUser, offeredAt: ts, billTo: Self.billingAccount(offer)).save(db)
+            return (.pending, nil)
+        case .callRouted(let routed) where routed.step != nil:
+            // A failure step's route: the bridged call's CDR stays, and its route becomes the one tried last.
+            try db.execute(sql: "UPDATE cdrs SET route = ?, worker_id = ? WHERE bridge_id = ? AND call_id = ?",
+                           arguments: [String(decoding: try BusSchema.makeEncoder().encode(routed.targets), as: UTF8.self),
+                                       routed.workerId, event.bridgeId, callId])
+            return (.updated, nil)
         case .callRouted(let routed):
             let bridged = routed.action == .bridge
             var cdr = try cdrFromOffer(bridgeId: event.bridgeId, callId: callId, decidedAt: ts, outcome: bridged ? "bridged" : "routed",
@@ -225,8 +278,10 @@ struct CDRStore: Sendable {
             cdr.fallback = routed.fallback
             cdr.fallbackCause = routed.cause?.rawValue
             cdr.decisionMs = routed.decisionMs
+            // A redirect is the CDR's last event; a bridged call is rated when it ends.
+            if !bridged { try RateSheet.load(db).rate(&cdr) }
             try write(cdr, db)
-            return .recorded
+            return (.recorded, bridged ? nil : cdr)
         case .callRejected(let rejected):
             var cdr = try cdrFromOffer(bridgeId: event.bridgeId, callId: callId, decidedAt: ts, outcome: "rejected",
                                        status: rejected.status, db)
@@ -235,15 +290,22 @@ struct CDRStore: Sendable {
             cdr.fallback = rejected.fallback
             cdr.fallbackCause = rejected.cause?.rawValue
             cdr.decisionMs = rejected.decisionMs
+            try RateSheet.load(db).rate(&cdr)
             try write(cdr, db)
-            return .recorded
+            return (.recorded, cdr)
         case .callOriginated(let originate):
             // No offer and no worker: the command is both, so it is offered and decided at once.
             try write(CDR(id: nil, bridgeId: event.bridgeId, callId: callId, sipCallId: nil, caller: originate.a.uri,
                           callee: originate.b.uri, authAccount: originate.account, offeredAt: ts, decidedAt: ts,
                           outcome: "originated", sipStatus: 0, reason: nil, route: nil, workerId: nil, fallback: false,
                           fallbackCause: nil, decisionMs: 0), db)
-            return .recorded
+            return (.recorded, nil)
+        case .callRinging:
+            return try update(event, callId: callId, db) { cdr in
+                guard cdr.ringingAt == nil else { return }
+                cdr.ringingAt = ts
+                cdr.pddMs = Self.milliseconds(from: cdr.offeredAt, to: ts)
+            }
         case .callAnswered(let answered) where answered.leg == .b:
             return try update(event, callId: callId, db) { cdr in
                 if cdr.answeredAt == nil { cdr.answeredAt = ts }
@@ -252,34 +314,49 @@ struct CDRStore: Sendable {
             return try update(event, callId: callId, db) { cdr in
                 cdr.answeredAt = ts
                 cdr.sipStatus = 200
-                // Both ends as stored (whole milliseconds), so the difference is exact.
-                if let offered = cdr.offeredAt.flatMap(CDRTimestamp.parse), let connected = CDRTimestamp.parse(ts) {
-                    cdr.setupMs = (connected.timeIntervalSince(offered) * 1000).rounded()
-                }
+                if let setup = Self.milliseconds(from: cdr.offeredAt, to: ts) { cdr.setupMs = Double(setup) }
             }
         case .callEnded(let ended):
-            return try update(event, callId: callId, db) { cdr in
+            let sheet = try RateSheet.load(db)
+            var finished: CDR?
+            let result = try update(event, callId: callId, db) { cdr in
                 cdr.endedAt = ts
                 cdr.talkMs = ended.talkMs
                 cdr.endCause = ended.cause.rawValue
                 if let status = ended.status, cdr.sipStatus == 0 { cdr.sipStatus = status }
+                sheet.rate(&cdr)
+                finished = cdr
             }
+            return (result.result, finished)
         default:
             // System events (bridge.started, worker.joined, ...) and the steps between (dialing,
-            // ringing, holds) change no CDR.
-            return .ignored
+            // holds) change no CDR.
+            return (.ignored, nil)
         }
+    }
+
+    /// The header Kamailio adds from the caller's provisioned billing account (any spelling of its name).
+    private static func billingAccount(_ offer: CallOffer) -> String? {
+        offer.headers.first { $0.key.caseInsensitiveCompare("X-Switchboard-Billing-Account") == .orderedSame }
+            .flatMap { $0.value.isEmpty ? nil : $0.value }
+    }
+
+    /// From one stored timestamp to another; both are whole milliseconds, so the difference is exact.
+    private static func milliseconds(from start: String?, to end: String) -> Int64? {
+        guard let start = start.flatMap(CDRTimestamp.parse), let end = CDRTimestamp.parse(end) else { return nil }
+        return Int64((end.timeIntervalSince(start) * 1000).rounded())
     }
 
     /// Completes the CDR of an ongoing call; an event for a call without one (its start lost to
     /// journal retention) changes nothing.
-    private static func update(_ event: Event, callId: String, _ db: Database, _ change: (inout CDR) -> Void) throws -> CDRApplyResult {
+    private static func update(_ event: Event, callId: String, _ db: Database,
+                               _ change: (inout CDR) -> Void) throws -> (result: CDRApplyResult, finished: CDR?) {
         guard var cdr = try CDR.filter(Column("bridge_id") == event.bridgeId && Column("call_id") == callId).fetchOne(db) else {
-            return .ignored
+            return (.ignored, nil)
         }
         change(&cdr)
         try cdr.update(db)
-        return .updated
+        return (.updated, nil)
     }
 
     private static func cdrFromOffer(bridgeId: String, callId: String, decidedAt: String, outcome: String, status: Int,
@@ -289,7 +366,7 @@ struct CDRStore: Sendable {
         return CDR(id: nil, bridgeId: bridgeId, callId: callId, sipCallId: offer?.sipCallId, caller: offer?.caller,
                    callee: offer?.callee, authAccount: offer?.authAccount, offeredAt: offer?.offeredAt, decidedAt: decidedAt,
                    outcome: outcome, sipStatus: status, reason: nil, route: nil, workerId: nil, fallback: false,
-                   fallbackCause: nil, decisionMs: 0)
+                   fallbackCause: nil, decisionMs: 0, billTo: offer?.billTo)
     }
 
     /// One CDR per call: a second outcome for the same call (not expected) replaces the first.
@@ -299,14 +376,29 @@ struct CDRStore: Sendable {
         try cdr.insert(db)
     }
 
-    /// CDRs decided at or after `since` (ISO 8601), the newest `limit` of them, oldest first.
-    func cdrs(limit: Int? = nil, since: String? = nil) throws -> [CDR] {
+    /// CDRs decided at or after `since` and before `until` (ISO 8601), the newest `limit` of them, oldest first.
+    func cdrs(limit: Int? = nil, since: String? = nil, until: String? = nil, account: String? = nil) throws -> [CDR] {
         try database.read { db in
             var request = CDR.all()
             if let since { request = request.filter(Column("decided_at") >= since) }
+            if let until { request = request.filter(Column("decided_at") < until) }
+            if let account { request = request.filter(Column("auth_account") == account) }
             request = request.order(Column("decided_at").desc, Column("id").desc)
             if let limit { request = request.limit(limit) }
             return try request.fetchAll(db).reversed()
+        }
+    }
+
+    /// Rows decided in `since..<until`, oldest first, column by column, for ``CDRExport`` and ``CallStatistics``.
+    func rows(since: String, until: String, account: String? = nil) throws -> [CDRRow] {
+        try database.read { db in
+            var sql = "SELECT * FROM cdrs WHERE decided_at >= ? AND decided_at < ?"
+            var arguments: StatementArguments = [since, until]
+            if let account {
+                sql += " AND auth_account = ?"
+                arguments += [account]
+            }
+            return try Row.fetchAll(db, sql: sql + " ORDER BY decided_at, id", arguments: arguments).map(\.cdrColumns)
         }
     }
 
@@ -320,6 +412,7 @@ struct CDRStore: Sendable {
 enum AccountingError: Error, Equatable, CustomStringConvertible {
     case ambiguousCursor([String])
     case invalidSince(String)
+    case invalidTime(option: String, value: String)
 
     var description: String {
         switch self {
@@ -327,27 +420,12 @@ enum AccountingError: Error, Equatable, CustomStringConvertible {
             "the database holds cursors of several bridges (\(bridges.joined(separator: ", "))); name one with --bridge-id"
         case .invalidSince(let value):
             "--since must be an ISO 8601 time such as 2026-11-26T20:00:00Z, got \(value)"
+        case .invalidTime(let option, let value):
+            "\(option) must be an ISO 8601 time such as 2026-11-26T20:00:00Z, got \(value)"
         }
     }
 }
 
-/// The bus's timestamp format (ISO 8601 UTC, milliseconds), which also sorts as text.
-enum CDRTimestamp {
-    static func format(_ date: Date) -> String {
-        formatter().string(from: date)
-    }
-
-    /// Parses `2026-11-26T20:00:00Z`, with or without fractional seconds.
-    static func parse(_ text: String) -> Date? {
-        if let date = formatter().date(from: text) { return date }
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        return plain.date(from: text)
-    }
-
-    private static func formatter() -> ISO8601DateFormatter {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter
-    }
-}
+/// The bus's timestamp format (ISO 8601 UTC, milliseconds), which also sorts as text; Billing's,
+/// which the gateway reads the same file with.
+typealias CDRTimestamp = CDRTime

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Billing
 import BusSchema
 import Foundation
 
@@ -7,12 +8,14 @@ import Foundation
 /// ```sh
 /// switchboard-worker cdrs list --db cdr.sqlite --limit 20
 /// switchboard-worker cdrs list --db cdr.sqlite --json --since 2026-11-26T00:00:00Z
+/// switchboard-worker cdrs export --db cdr.sqlite --since 2026-11-01T00:00:00Z --until 2026-12-01T00:00:00Z > nov.csv
+/// switchboard-worker cdrs totals --db cdr.sqlite --since 2026-11-01T00:00:00Z --until 2026-12-01T00:00:00Z --by route
 /// ```
 struct CDRCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cdrs",
-        abstract: "Show call detail records.",
-        subcommands: [List.self]
+        abstract: "Show, export and total call detail records.",
+        subcommands: [List.self, Export.self, Totals.self]
     )
 
     /// Prints CDRs as a table, or as JSON for scripts.
@@ -64,6 +67,58 @@ struct CDRCommand: ParsableCommand {
             }
             if cdr.fallback { parts.append("(fallback: \(cdr.fallbackCause ?? "?"))") }
             return parts.joined(separator: " ")
+        }
+    }
+
+    /// Writes the CDRs of a period as CSV (``CDRExport``: the gateway's `/api/v1/cdrs.csv` columns).
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the CDRs of a period as CSV, oldest first.")
+
+        @OptionGroup var database: CDRDatabaseOptions
+        @OptionGroup var period: PeriodOptions
+        @Option(help: "Only this account's calls.")
+        var account: String?
+
+        func run() throws { print(try execute(), terminator: "") }
+
+        func execute() throws -> String {
+            let (since, until) = try period.bounds()
+            return CDRExport.csv(try database.openStore().rows(since: since, until: until, account: account))
+        }
+    }
+
+    /// Per-account or per-route totals of a period: calls, ASR, ACD, PDD, billed time and charges.
+    struct Totals: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Total the CDRs of a period per account or per route.")
+
+        @OptionGroup var database: CDRDatabaseOptions
+        @OptionGroup var period: PeriodOptions
+        @Option(help: "account or route.")
+        var by: String = "route"
+
+        func validate() throws {
+            if CallStatistics.Grouping(rawValue: by) == nil { throw ValidationError("--by must be account or route, got \(by)") }
+        }
+
+        func run() throws { print(try execute()) }
+
+        func execute() throws -> String {
+            let (since, until) = try period.bounds()
+            let store = try database.openStore()
+            let records = try store.rows(since: since, until: until).compactMap(CallRecord.init(row:))
+            let start = CDRTimestamp.parse(since)!, end = CDRTimestamp.parse(until)!
+            let span = Int(end.timeIntervalSince(start).rounded(.up))
+            let stats = try CallStatistics(records, since: start, until: end, interval: max(1, span), by: CallStatistics.Grouping(rawValue: by)!)
+            let currency = try store.currency()
+            func row(_ key: String, _ totals: CallTotals) -> [String] {
+                [key, "\(totals.attempts)", "\(totals.answered)", "\(totals.failed)", "\(totals.redirected)",
+                 totals.asr.map { String(format: "%.1f%%", $0 * 100) } ?? "-", totals.acdSeconds.map { String(format: "%.1f", $0) } ?? "-",
+                 totals.pddMs.map { String(format: "%.0f", $0) } ?? "-", "\(totals.billedSeconds)", "\(totals.charge) \(currency)"]
+            }
+            return TextTable.render(
+                header: [by.uppercased(), "CALLS", "ANSWERED", "FAILED", "REDIRECTED", "ASR", "ACD S", "PDD MS", "BILLED S", "CHARGE"],
+                rows: stats.totals.keys.sorted().map { row($0, stats.totals[$0]!) } + [row("total", stats.overall)]
+            )
         }
     }
 }
