@@ -44,6 +44,36 @@ def start_kamailio(request, tmp_path):
 
 
 @pytest.fixture
+def start_rtpengine(request, tmp_path):
+    """start_rtpengine(dtmf_log_dest="127.0.0.1:PORT") -> a running harness.RTPEngine"""
+    started = []
+
+    def start(**kwargs):
+        engine = harness.RTPEngine(tmp_path / f"rtp{len(started)}", **kwargs)
+        started.append(engine)
+        _register(request, f"rtpengine:{engine.ng_port}", engine.log)
+        return engine.start()
+
+    yield start
+    for engine in started:
+        engine.stop()
+
+
+@pytest.fixture
+def dtmf_log():
+    """The UDP listener for rtpengine's DTMF reports (harness.DTMFLog)."""
+    log = harness.DTMFLog()
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def rtpengine(start_rtpengine, dtmf_log):
+    """A running rtpengine that reports the DTMF it sees to the dtmf_log fixture."""
+    return start_rtpengine(dtmf_log_dest=dtmf_log.address)
+
+
+@pytest.fixture
 def sipp(request, tmp_path):
     s = harness.Sipp(tmp_path, harness.SCENARIOS)
 

@@ -9,6 +9,7 @@ from switchboard_testkit import DOMAIN, LOCAL, REPO
 from switchboard_testkit import kamailio
 from switchboard_testkit.net import free_port, free_ports, udp_port_in_use
 from switchboard_testkit.procs import Process, tail, wait_until
+from switchboard_testkit.rtpengine import DTMFLog, RTPEngine, RTPSink
 from switchboard_testkit.sip import header_values, sip_request
 from switchboard_testkit.sipp import SIPP, Sipp
 
@@ -17,7 +18,7 @@ BIN_DIR = Path(os.environ.get("SWITCHBOARD_BIN", REPO / ".build" / "debug"))
 
 __all__ = ["DOMAIN", "LOCAL", "REPO", "free_port", "free_ports", "udp_port_in_use", "Process", "tail",
            "wait_until", "header_values", "sip_request", "SIPP", "Sipp", "SCENARIOS", "BIN_DIR", "Kamailio",
-           "Swift"]
+           "Swift", "RTPEngine", "RTPSink", "DTMFLog"]
 
 
 class Kamailio(kamailio.Kamailio):

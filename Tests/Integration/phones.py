@@ -21,6 +21,8 @@ with digest auth first, then treat every INVITE that Kamailio forwards to them:
     "refer"     answers (180, 200 + SDP), talk_ms later REFERs its caller to refer_to (blind
                 transfer, RFC 3515): 202, two NOTIFYs (100 Trying, 200 OK) answered 200, then
                 the remote BYE gets 200
+    "answer_media"  as "answer", its SDPs offering PCMU + telephone-event on 127.0.0.1:rtp_port,
+                where the test's RTPSink (switchboard_testkit.rtpengine) counts what arrives
 Callers (sipp UAC, scenarios/phone_call*.xml), started by call(): they REGISTER, then
 INVITE a number through Kamailio (407 handled):
     "call"      waits for the answer; the remote BYE (or hangs up after hangup_after_ms);
@@ -41,6 +43,9 @@ INVITE a number through Kamailio (407 handled):
                 fails otherwise); BYE hangup_after_ms after the answer
     "100rel"    INVITE with Require: 100rel; the 183 must be reliable (RSeq), PRACK, its 200,
                 then the INVITE's 200; BYE hangup_after_ms after the answer
+    "dtmf"      offers PCMU + telephone-event 101; after the answer plays audio_ms of PCMU, then
+                three RFC 4733 digits dtmf_gap_ms apart to the 200's SDP address; BYE hold_ms
+                after the last digit (or answers the remote BYE)
 
 Every phone writes a message trace; messages(), received(), final_status() read it.
 Phones are stopped with the `sipp` fixture (they are in its `running` list) and their
@@ -56,6 +61,7 @@ logs are attached to a failing test's report with the other sipp logs.
 import re
 from pathlib import Path
 
+from switchboard_testkit.rtpengine import caller_media_pcaps
 from switchboard_testkit.sip import kick
 
 import harness
@@ -70,13 +76,14 @@ CALLEE_SCENARIOS = {"answer": "phone_answer.xml", "busy": "phone_busy.xml",
                     "reinvite_cancelled": "phone_answer_reinvite_cancelled.xml",
                     "glare": "phone_answer_491.xml", "refuse": "phone_refuse.xml",
                     "early_refuse": "phone_early_refuse.xml", "answer_100rel": "phone_answer_100rel.xml",
-                    "refer": "phone_answer_refer.xml"}
+                    "refer": "phone_answer_refer.xml", "answer_media": "phone_answer_media.xml"}
 CALLER_SCENARIOS = {"call": "phone_call.xml", "hold": "phone_call_hold.xml",
                     "cancel": "phone_call_cancel.xml", "sipi": "phone_call_sipi.xml",
                     "reinvite_cancel": "phone_call_reinvite_cancel.xml",
                     "reinvite_nosdp": "phone_call_reinvite_nosdp.xml",
                     "timer": "phone_call_timer.xml", "timer_refreshed": "phone_call_timer_refreshed.xml",
-                    "early": "phone_call_early.xml", "100rel": "phone_call_100rel.xml"}
+                    "early": "phone_call_early.xml", "100rel": "phone_call_100rel.xml",
+                    "dtmf": "phone_call_dtmf.xml"}
 
 _SEPARATOR = "----------------------------------------------- "
 
@@ -229,11 +236,12 @@ def _launch(sipp, name, argv):
 
 def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
           hangup_after_ms=0, calls=1, timeout=60, name=None, register_timeout=10,
-          reinvite_contact_user=None, final=None, final_header=None, talk_ms=500, refer_to=None):
+          reinvite_contact_user=None, final=None, final_header=None, talk_ms=500, refer_to=None,
+          rtp_port=None):
     """Start a callee phone registered at `kamailio` as `user` and return it once Kamailio
     accepted its REGISTER (200 in its trace). behaviour: answer | busy | noanswer | reject |
     reinvite_cancelled | glare | refuse | early_refuse (final, final_header) | answer_100rel |
-    refer (talk_ms, refer_to).
+    refer (talk_ms, refer_to) | answer_media (rtp_port: the m= port of its SDPs).
     ring_ms: pause between 180 and 200 ("answer"). hangup_after_ms: > 0 = the phone sends
     BYE that long after answering (the timer restarts after each re-INVITE); 0 = it waits
     for the remote BYE. calls: the phone's sipp ends after that many calls (None: runs
@@ -252,6 +260,8 @@ def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
         status, reason = final.split(" ", 1)
         scenario = sipp._scenario(scenario, status)
         keys |= {"final_reason": reason, "final_header": final_header}
+    if behaviour == "answer_media":
+        keys["rtp_port"] = int(rtp_port)
     if behaviour == "refer":
         keys |= {"talk_ms": int(talk_ms), "refer_to": refer_to}
     # the remote host only sets [remote_ip]:[remote_port] (sipp's digest uri); replies go
@@ -269,12 +279,13 @@ def start(sipp, kamailio, user, behaviour="answer", password=None, ring_ms=0,
 
 
 def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_after_ms=0,
-         talk_ms=500, hold_ms=500, unhold_talk_ms=None, cancel_after_ms=500, refreshes=2, timeout=30,
+         talk_ms=500, hold_ms=500, unhold_talk_ms=None, cancel_after_ms=500, refreshes=2,
+         audio_ms=500, digits="123", dtmf_gap_ms=400, timeout=30,
          name=None):
     """Start a caller phone: it registers as `user`, then calls `number` through
     `kamailio`; returns at once (finish() waits for the end of the call).
     behaviour: call | sipi | early | 100rel | hold | cancel | reinvite_cancel | reinvite_nosdp | timer |
-    timer_refreshed. "early" and "100rel" hang up hangup_after_ms after the answer. "call":
+    timer_refreshed | dtmf. "early" and "100rel" hang up hangup_after_ms after the answer. "call":
     hangup_after_ms > 0 = BYE that long after the answer, 0 = wait for the remote BYE; final failures
     (486, 603, ...) end the call normally (see final_status()); "sipi" the same as a SIP-I trunk (SDP
     and ISUP in multipart/mixed). "hold": talk_ms, hold (sendonly) for hold_ms, unhold,
@@ -284,7 +295,9 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
     "reinvite_nosdp": talk_ms, re-INVITE without SDP, answer in the ACK, BYE hold_ms later.
     "timer": Session-Expires 90 refreshed by re-INVITE talk_ms after the answer and by UPDATE hold_ms
     later, then no more: the call ends at the session's expiry with the bridge's BYE.
-    "timer_refreshed": Session-Expires 90 refreshed by the other side; BYE after `refreshes` refreshes."""
+    "timer_refreshed": Session-Expires 90 refreshed by the other side; BYE after `refreshes` refreshes.
+    "dtmf": audio_ms of PCMU, then the three `digits` (of 0-9 * # A-D) as RFC 4733 events (payload
+    type 101) dtmf_gap_ms apart, BYE hold_ms after the last (sipp plays pcaps: needs root)."""
     scenario = CALLER_SCENARIOS[behaviour]
     name = name or f"caller-{user}"
     password = password if password is not None else USERS[user]
@@ -298,7 +311,11 @@ def call(sipp, kamailio, user, number, behaviour="call", password=None, hangup_a
                                 "hold_ms": int(hold_ms)},
             "reinvite_nosdp": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms)},
             "timer": {"talk_ms": int(talk_ms), "hold_ms": int(hold_ms)},
-            "timer_refreshed": {"refreshes": int(refreshes)}}[behaviour]
+            "timer_refreshed": {"refreshes": int(refreshes)},
+            "dtmf": {"audio_ms": int(audio_ms), "dtmf_gap_ms": int(dtmf_gap_ms), "hold_ms": int(hold_ms)}}[behaviour]
+    if behaviour == "dtmf":
+        assert len(digits) == 3, f"the dtmf phone plays 3 digits, not {digits!r}"
+        keys |= caller_media_pcaps(sipp.dir, name, int(audio_ms), digits, int(dtmf_gap_ms))
     argv = _argv(sipp, name, scenario, port, user, password, keys,
                  ["-m", 1, "-s", number, f"{LOCAL}:{kamailio.port}"], timeout)
     proc = _launch(sipp, name, argv)

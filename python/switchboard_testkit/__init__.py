@@ -8,6 +8,8 @@ for Debian's /usr/bin/python3.
     ua        a phone for the benches: many calls on one UDP socket, mid-call requests, retransmissions
     kamailio  Kamailio running the shipped openser-cfg/kamailio.cfg
     sipp      sipp scenario runs for the tests; the statistics of the benches' load runs
+    rtpengine rtpengine on free ports and its ng protocol; RTP sinks, its DTMF log, pcaps to play
+              (sipp) and to measure (recordings)
     metrics   the bridge's and the gateway's Prometheus /metrics
     gateway   the web gateway's health
     apifuzz   schemathesis against the gateway's OpenAPI document, on a bridge + gateway it starts
