@@ -37,6 +37,7 @@ public enum CDRExport {
         "decided_at", "bridge_id", "call_id", "sip_call_id", "caller", "callee", "auth_account", "bill_to", "outcome", "sip_status",
         "end_cause", "offered_at", "ringing_at", "answered_at", "ended_at", "pdd_ms", "setup_ms", "talk_ms", "rate_route",
         "rate_plan", "rate_per_minute", "rate_increment", "billed_seconds", "charge", "currency",
+        "recording_path", "recording_ms", "recording_bytes",
     ]
 
     /// The media type, with the header row RFC 4180 §3 lets a client know of.

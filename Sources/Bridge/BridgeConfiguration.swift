@@ -118,6 +118,15 @@ struct BridgeConfiguration {
     var destinationRules = DestinationRules()
     /// Commands are always checked; worker targets unless this is `off`.
     var policyWorkerTargets = DestinationGuard.WorkerTargets.enforce
+    /// rtpengine's ng address; nil: no media features (`MediaService`).
+    var mediaRTPEngine: SocketAddress?
+    var mediaTimeout: Duration = .milliseconds(1_000)
+    var mediaDTMFListen: HostPort?
+    var mediaPrompts: String?
+    var mediaTones: String?
+    var mediaRecordings: String?
+    var mediaMaxRecordings = 100
+    var mediaMinFreeMB = 500
     var logLevel: Logger.Level = .info
 
     struct HostPort: Equatable {
@@ -130,6 +139,7 @@ struct BridgeConfiguration {
 
     var resolvedJournalPath: String { journalPath ?? "./bridge-\(bridgeId).journal.sqlite" }
     var resolvedDialogStorePath: String { dialogStorePath ?? "./bridge-\(bridgeId).dialogs.sqlite" }
+    var resolvedTonesPath: String { mediaTones ?? "./bridge-\(bridgeId).tones" }
     /// The configured sources, else the outbound proxy; with neither, nobody (`validate()` refuses that).
     var resolvedTrustedSources: TrustedSources {
         trustedSources ?? TrustedSources.defaultSources(outboundProxy: outboundProxy) ?? TrustedSources(networks: [])

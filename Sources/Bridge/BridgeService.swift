@@ -36,15 +36,19 @@ struct SIPSide {
     let handoffs: Handoffs
     private let bus: BridgeBus
 
-    init(configuration: BridgeConfiguration, loop: EventLoop, bus: BridgeBus, transport: SIPTransport, store: DialogStore?, logger: Logger) {
+    init(configuration: BridgeConfiguration, loop: EventLoop, bus: BridgeBus, transport: SIPTransport, store: DialogStore?,
+         media mediaTransport: NGTransport? = nil, logger: Logger) {
         // Call ids stay unique across restarts of the same bridge id: the prefix carries the start time.
         let started = UInt64(NIODeadline.now().uptimeNanoseconds / 1_000_000) ^ UInt64.random(in: 0...UInt64(UInt32.max))
         let callPrefix = "\(configuration.bridgeId)-\(String(started, radix: 36))"
         self.bus = bus
         let transactions = ServerTransactions(loop: loop, timers: configuration.timers, transport: transport, logger: logger)
         let client = SIPClient(loop: loop, timers: configuration.timers, transport: transport, logger: logger)
+        let media = mediaTransport.flatMap { transport in
+            MediaService.Settings(configuration).map { MediaService(settings: $0, loop: loop, transport: transport, bus: bus, logger: logger) }
+        }
         b2bua = B2BUA(configuration: configuration, loop: loop, bus: bus, client: client, transactions: transactions, store: store,
-                      callPrefix: callPrefix, logger: logger)
+                      media: media, callPrefix: callPrefix, logger: logger)
         gate = DecisionGate(configuration: configuration, loop: loop, bus: bus, transactions: transactions, b2bua: b2bua,
                             callPrefix: callPrefix, logger: logger)
         edge = SIPEdge(configuration: configuration, loop: loop, transactions: transactions, client: client, gate: gate, b2bua: b2bua,
@@ -61,6 +65,14 @@ struct SIPSide {
         if case .decide(let offer) = request.command, request.command.problem == nil {
             handoffs.decide(offer, request: request, envelope: envelope, scope: scope)
             return
+        }
+        switch request.command {
+        case .play, .stopPlay, .record, .dtmf:
+            return b2bua.executeMedia(request.command, scope: scope) { [bus] outcome in
+                bus.reply(CommandReply(requestId: request.requestId, outcome: outcome), to: envelope)
+            }
+        default:
+            break
         }
         bus.reply(CommandReply(requestId: request.requestId, outcome: b2bua.execute(request.command, scope: scope)), to: envelope)
     }
@@ -90,6 +102,7 @@ final class Bridge: Service, Sendable {
         var sip: NIOLoopBound<SIPSide>
         var store: DialogStore
         var listeners: SIPListeners
+        var media: MediaChannels?
         var info: BridgeInfo
     }
 
@@ -132,9 +145,20 @@ final class Bridge: Service, Sendable {
             throw error
         }
         let loop = group.next()
+        let media: MediaChannels?
+        do {
+            if configuration.mediaRTPEngine != nil { try Tones.write(to: configuration.resolvedTonesPath) }
+            media = try await MediaChannels.bind(configuration, loop: loop)
+        } catch {
+            bus.stop()
+            try? await group.shutdownGracefully()
+            throw error
+        }
         let (sip, edge, transport, connections) = try await loop.submit { [configuration, logger] in
             let transport = NIOSIPTransport(logger: logger)
-            let sip = SIPSide(configuration: configuration, loop: loop, bus: bus, transport: transport, store: store, logger: logger)
+            let sip = SIPSide(configuration: configuration, loop: loop, bus: bus, transport: transport, store: store,
+                              media: media?.transport, logger: logger)
+            media?.service.value = sip.b2bua.media
             return (NIOLoopBound(sip, eventLoop: loop), NIOLoopBound(sip.edge, eventLoop: loop), NIOLoopBound(transport, eventLoop: loop),
                     NIOLoopBound(SIPConnectionGate(configuration: configuration), eventLoop: loop))
         }.get()
@@ -146,6 +170,7 @@ final class Bridge: Service, Sendable {
                                                     edge: edge, transport: transport, connections: connections,
                                                     limits: configuration.parserLimits, logger: logger)
         } catch {
+            await media?.close()
             bus.stop()
             try? await group.shutdownGracefully()
             throw error
@@ -158,7 +183,7 @@ final class Bridge: Service, Sendable {
                               journal: configuration.resolvedJournalPath,
                               decisionTimeoutMs: Int(configuration.decisionTimeout.milliseconds),
                               fallback: configuration.fallback.description)
-        running.withLock { $0 = Running(bus: bus, sip: sip, store: store, listeners: listeners, info: info) }
+        running.withLock { $0 = Running(bus: bus, sip: sip, store: store, listeners: listeners, media: media, info: info) }
         // The bus thread hands decisions (a batch at a time) and commands to the SIP loop.
         bus.start(announcing: .bridgeStarted(info), onResolution: { batch in loop.execute { sip.value.resolve(batch) } },
                   onCommand: { request, envelope, scope in loop.execute { sip.value.command(request, envelope: envelope, scope: scope) } })
@@ -193,6 +218,7 @@ final class Bridge: Service, Sendable {
             if ended > 0 { try? await Task.sleep(for: .milliseconds(300)) }
             running.store.flush()
             await running.listeners.close()
+            await running.media?.close()
             running.bus.stop()
         }
         try? await group.shutdownGracefully()

@@ -130,13 +130,7 @@ extension BridgeSetting {
         },
         text("outbound_proxy", "Where the calls the bridge places go first (IP:port, UDP), normally Kamailio; empty: straight to each target.",
              unset: "", { $0.outboundProxy.flatMap { address in address.ipAddress.map { hostPort($0, address.port ?? 0) } } }) { configuration, value throws(BridgeSettingProblem) in
-            guard !value.isEmpty else {
-                configuration.outboundProxy = nil
-                return
-            }
-            let (host, port) = try parseHostPort(value)
-            guard let address = try? SocketAddress(ipAddress: host, port: port) else { throw .init("needs an IP address, got \"\(value)\"") }
-            configuration.outboundProxy = address
+            configuration.outboundProxy = try ipAddress(value)
         },
         text("sip_trusted_sources", "Addresses and networks the bridge takes SIP from (comma-separated, CIDR allowed), or any; others get 403.",
              unset: "outbound_proxy", { $0.trustedSources.map(\.description) }) { configuration, value throws(BridgeSettingProblem) in
@@ -260,6 +254,37 @@ extension BridgeSetting {
                 configuration.metricsListen = .init(host: host, port: port)
             }
         },
+        text("media_rtpengine", "rtpengine's ng address (IP:port, UDP) for anchored media, IVR, recording and DTMF; empty: no media features.",
+             unset: "none", { $0.mediaRTPEngine.flatMap { address in address.ipAddress.map { hostPort($0, address.port ?? 0) } } }) { configuration, value throws(BridgeSettingProblem) in
+            configuration.mediaRTPEngine = try ipAddress(value)
+        },
+        integer("media_timeout_ms", "How long an rtpengine request may take, retransmissions included, in milliseconds.", minimum: 50,
+                { Int($0.mediaTimeout.milliseconds) }) { configuration, value in configuration.mediaTimeout = .milliseconds(value) },
+        text("media_dtmf_listen", "UDP address (host:port) where rtpengine's --dtmf-log-dest sends the keys parties press; empty: no call.dtmf.",
+             unset: "none", { $0.mediaDTMFListen.map { hostPort($0.host, $0.port) } }) { configuration, value throws(BridgeSettingProblem) in
+            if value.isEmpty {
+                configuration.mediaDTMFListen = nil
+            } else {
+                let (host, port) = try parseHostPort(value)
+                configuration.mediaDTMFListen = .init(host: host, port: port)
+            }
+        },
+        text("media_prompts", "Folder of the prompts play may name (NAME.wav, 8 kHz mono); rtpengine must read the same path.", unset: "none",
+             { $0.mediaPrompts }) { configuration, value throws(BridgeSettingProblem) in
+            configuration.mediaPrompts = value.isEmpty ? nil : value
+        },
+        text("media_tones", "Folder the bridge writes its tones to (ringback, busy, beep); rtpengine must read the same path.",
+             unset: "./bridge-<bridge_id>.tones", { $0.mediaTones }) { configuration, value throws(BridgeSettingProblem) in
+            configuration.mediaTones = value.isEmpty ? nil : value
+        },
+        text("media_recordings", "rtpengine's --recording-dir (with --recording-method=pcap) as this host sees it; empty: no recording.",
+             unset: "none", { $0.mediaRecordings }) { configuration, value throws(BridgeSettingProblem) in
+            configuration.mediaRecordings = value.isEmpty ? nil : value
+        },
+        integer("media_max_recordings", "Recordings at once, across calls; one more gets limit_exceeded.", minimum: 0,
+                { $0.mediaMaxRecordings }) { configuration, value in configuration.mediaMaxRecordings = value },
+        integer("media_min_free_mb", "Free space, in MB, the recordings folder needs for a recording to start.", minimum: 0,
+                { $0.mediaMinFreeMB }) { configuration, value in configuration.mediaMinFreeMB = value },
         text("log_level", "trace, debug, info, notice, warning, error or critical.", { $0.logLevel.rawValue }) { configuration, value throws(BridgeSettingProblem) in
             guard let level = Logger.Level(rawValue: value) else {
                 throw .init("must be trace, debug, info, notice, warning, error or critical, got \"\(value)\"")
@@ -280,6 +305,14 @@ extension BridgeSetting {
 
     static func hostPort(_ host: String, _ port: Int) -> String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// An `IP:port` (`[v6]:port`) to send to; nil for the empty value (none).
+    static func ipAddress(_ value: String) throws(BridgeSettingProblem) -> SocketAddress? {
+        guard !value.isEmpty else { return nil }
+        let (host, port) = try parseHostPort(value)
+        guard let address = try? SocketAddress(ipAddress: host, port: port) else { throw .init("needs an IP address, got \"\(value)\"") }
+        return address
     }
 
     /// `host:port` or `[v6]:port`; port 0 asks the system for a free one.

@@ -36,13 +36,17 @@ public struct Originate: Equatable, Sendable {
     public var account: String?
     /// Extra headers for both legs' INVITEs.
     public var headers: [String: String]
+    /// `.anchor`: the call's media goes through the bridge's rtpengine, for the media commands.
+    public var media: MediaMode
 
-    public init(a: Party, b: Party, idempotencyKey: String? = nil, account: String? = nil, headers: [String: String] = [:]) {
+    public init(a: Party, b: Party, idempotencyKey: String? = nil, account: String? = nil, headers: [String: String] = [:],
+                media: MediaMode = .relay) {
         self.a = a
         self.b = b
         self.idempotencyKey = idempotencyKey
         self.account = account
         self.headers = headers
+        self.media = media
     }
 }
 
@@ -71,6 +75,16 @@ public enum Command: Equatable, Sendable {
     /// Decide a call a proxy holds (OpenSER 1.x through `switchboard-exec`) as an INVITE would be: the
     /// workers, the deadline, the fallback, the events; the reply is ``CommandOutcome/decided(_:)``.
     case decide(HandoffOffer)
+    /// Play a prompt or tone to `leg`, or with `leg` nil to both parties, on an anchored call; a new play to a leg
+    /// stops the one it hears. `call.media.played` follows when it is over.
+    case play(callId: String, leg: Leg?, playback: Playback)
+    /// Stop what `leg` (nil: both) hears.
+    case stopPlay(callId: String, leg: Leg?)
+    /// Start (`on`) or stop recording an anchored call, both directions in one file; `call.media.recorded` follows the stop
+    /// (or the call's end).
+    case record(callId: String, on: Bool)
+    /// Send DTMF digits (RFC 4733) to the party on `leg`, as if the other party pressed them.
+    case dtmf(callId: String, leg: Leg, digits: String, durationMs: Int?)
 
     /// The command's `name` in JSON.
     public var name: CommandName {
@@ -83,6 +97,10 @@ public enum Command: Equatable, Sendable {
         case .list: .list
         case .get: .get
         case .decide: .decide
+        case .play: .play
+        case .stopPlay: .stopPlay
+        case .record: .record
+        case .dtmf: .dtmf
         }
     }
 
@@ -99,8 +117,13 @@ public enum Command: Equatable, Sendable {
         case .transfer(let callId, _, let target):
             if callId.isEmpty { return "call_id is empty" }
             return SIPText.uriProblem(target, what: "target")
-        case .hangup(let callId, _), .hold(let callId, _), .unhold(let callId, _), .get(let callId):
+        case .hangup(let callId, _), .hold(let callId, _), .unhold(let callId, _), .get(let callId), .stopPlay(let callId, _),
+             .record(let callId, _):
             return callId.isEmpty ? "call_id is empty" : nil
+        case .play(let callId, _, let playback):
+            return callId.isEmpty ? "call_id is empty" : playback.problem
+        case .dtmf(let callId, _, let digits, let durationMs):
+            return callId.isEmpty ? "call_id is empty" : DTMFDigits.problem(digits, durationMs: durationMs)
         case .list:
             return nil
         case .decide(let offer):
@@ -115,7 +138,9 @@ public enum Command: Equatable, Sendable {
 /// Command.hangup(callId: "b1-x-7").name   // .hangup
 /// ```
 public enum CommandName: String, Equatable, Sendable, CaseIterable {
-    case originate, hangup, transfer, hold, unhold, list, get, decide
+    case originate, hangup, transfer, hold, unhold, list, get, decide, play
+    case stopPlay = "stop_play"
+    case record, dtmf
 }
 
 /// A command with the id its reply will carry: one JSON frame on the commands socket.
@@ -365,7 +390,8 @@ extension Party: BusMessage {
 extension Originate: BusMessage {
     init(json: JSONObject) throws(BusDecodingError) {
         self.init(a: try json.member("a"), b: try json.member("b"), idempotencyKey: try json.optionalString("idempotency_key"),
-                  account: try json.optionalString("account"), headers: try json.stringMap("headers"))
+                  account: try json.optionalString("account"), headers: try json.stringMap("headers"),
+                  media: try json.optionalEnum("media") ?? .relay)
     }
 
     func write(to writer: inout JSONWriter) {
@@ -381,6 +407,7 @@ extension Originate: BusMessage {
         writer.member("idempotency_key", idempotencyKey)
         writer.member("account", account)
         if !headers.isEmpty { writer.member("headers", headers) }
+        if media != .relay { writer.member("media", media) }
     }
 }
 
@@ -396,6 +423,14 @@ extension Command: BusMessage {
         case .list: self = .list
         case .get: self = .get(callId: try json.string("call_id"))
         case .decide: self = .decide(try HandoffOffer(json: json))
+        case .play: self = .play(callId: try json.string("call_id"), leg: try json.optionalEnum("leg"), playback: try Playback(json: json))
+        case .stopPlay: self = .stopPlay(callId: try json.string("call_id"), leg: try json.optionalEnum("leg"))
+        case .record:
+            let action: RecordAction = try json.enumValue("action")
+            self = .record(callId: try json.string("call_id"), on: action == .start)
+        case .dtmf:
+            self = .dtmf(callId: try json.string("call_id"), leg: try json.enumValue("leg"), digits: try json.string("digits"),
+                         durationMs: try json.optionalInt("duration_ms"))
         case nil:
             let expected = CommandName.allCases.map(\.rawValue).joined(separator: ", ")
             throw BusDecodingError(code: .badMessage, message: "\(json.name("name")): unknown command \(name.debugDescription) (expected \(expected))")
@@ -424,9 +459,29 @@ extension Command: BusMessage {
             writer.member("call_id", callId)
         case .decide(let offer):
             offer.writeMembers(to: &writer)
+        case .play(let callId, let leg, let playback):
+            writer.member("call_id", callId)
+            writer.member("leg", leg)
+            playback.writeMembers(to: &writer)
+        case .stopPlay(let callId, let leg):
+            writer.member("call_id", callId)
+            writer.member("leg", leg)
+        case .record(let callId, let on):
+            writer.member("call_id", callId)
+            writer.member("action", on ? RecordAction.start : .stop)
+        case .dtmf(let callId, let leg, let digits, let durationMs):
+            writer.member("call_id", callId)
+            writer.member("leg", leg)
+            writer.member("digits", digits)
+            writer.member("duration_ms", durationMs)
         }
         writer.closeObject()
     }
+}
+
+/// The `record` command's `action`.
+private enum RecordAction: String, CaseIterable {
+    case start, stop
 }
 
 extension CallSnapshot: BusMessage {

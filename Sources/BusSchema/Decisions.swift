@@ -14,6 +14,9 @@ public enum Decision: Equatable, Sendable {
     case reject(status: Int, reason: String? = nil, headers: [String: String] = [:])
     /// Keep the call: the bridge dials leg B to the route's targets and joins the two legs (B2BUA).
     case bridge(BridgeRoute)
+    /// The bridge answers the caller itself, its media anchored in rtpengine, and the workers go on with media
+    /// commands (an IVR: `play`, `call.dtmf`) and a `transfer` of leg A to where the caller chose.
+    case answer
 
     /// Checks what the bridge could not turn into a valid SIP answer; returns what is wrong, or nil.
     public var problem: String? {
@@ -30,6 +33,8 @@ public enum Decision: Equatable, Sendable {
             return SIPText.headersProblem(headers)
         case .bridge(let route):
             return route.problem
+        case .answer:
+            return nil
         }
         return nil
     }
@@ -111,14 +116,17 @@ public struct BridgeRoute: Equatable, Sendable {
     public var headers: [String: String]
     /// `.ask`: when every target fails, the workers choose the next step (``RouteFailure``).
     public var onFailure: OnFailure
+    /// `.anchor`: the call's media goes through the bridge's rtpengine, for the media commands.
+    public var media: MediaMode
 
     public init(targets: [BridgeTarget], mode: ForkMode = .serial, callerId: CallerID? = nil, headers: [String: String] = [:],
-                onFailure: OnFailure = .end) {
+                onFailure: OnFailure = .end, media: MediaMode = .relay) {
         self.targets = targets
         self.mode = mode
         self.callerId = callerId
         self.headers = headers
         self.onFailure = onFailure
+        self.media = media
     }
 
     var problem: String? {
@@ -194,7 +202,7 @@ enum SIPText {
 
 /// A decision's `action`.
 enum DecisionAction: String, CaseIterable {
-    case redirect, reject, bridge
+    case redirect, reject, bridge, answer
 }
 
 extension Decision: BusMessage {
@@ -204,6 +212,7 @@ extension Decision: BusMessage {
         case .redirect: self = .redirect(try json.members("targets"))
         case .reject: self = .reject(status: try json.int("status"), reason: try json.optionalString("reason"), headers: try json.stringMap("headers"))
         case .bridge: self = .bridge(try BridgeRoute(json: json))
+        case .answer: self = .answer
         case nil:
             let expected = DecisionAction.allCases.map(\.rawValue)
             throw BusDecodingError(code: .badMessage, message: "\(json.name("action")): unknown action \(action.debugDescription) "
@@ -225,6 +234,8 @@ extension Decision: BusMessage {
         case .bridge(let route):
             writer.member("action", DecisionAction.bridge)
             route.writeMembers(to: &writer)
+        case .answer:
+            writer.member("action", DecisionAction.answer)
         }
         writer.closeObject()
     }
@@ -261,7 +272,7 @@ extension BridgeRoute {
     init(json: JSONObject) throws(BusDecodingError) {
         self.init(targets: try json.members("targets"), mode: try json.optionalEnum("mode") ?? .serial,
                   callerId: try json.optionalMember("caller_id"), headers: try json.stringMap("headers"),
-                  onFailure: try json.optionalEnum("on_failure") ?? .end)
+                  onFailure: try json.optionalEnum("on_failure") ?? .end, media: try json.optionalEnum("media") ?? .relay)
     }
 
     /// The route's members, written into the decision object that holds `action`.
@@ -271,5 +282,6 @@ extension BridgeRoute {
         writer.member("caller_id", callerId)
         if !headers.isEmpty { writer.member("headers", headers) }
         if onFailure != .end { writer.member("on_failure", onFailure) }
+        if media != .relay { writer.member("media", media) }
     }
 }

@@ -146,6 +146,8 @@ public struct Routed: Equatable, Sendable {
     /// before bridging existed, so a reader that does not know it still reads redirects right.
     public enum Action: String, Equatable, Sendable, CaseIterable {
         case redirect, bridge
+        /// The bridge answered the caller itself (an `answer` decision); no targets.
+        case answer
     }
 
     public var action: Action
@@ -283,6 +285,9 @@ public enum EventType: String, Equatable, Sendable, CaseIterable {
     case callResumed = "call.resumed"
     case callTransferred = "call.transferred"
     case callEnded = "call.ended"
+    case callDTMF = "call.dtmf"
+    case callMediaPlayed = "call.media.played"
+    case callMediaRecorded = "call.media.recorded"
     case registrationCreated = "registration.created"
     case registrationRefreshed = "registration.refreshed"
     case registrationRemoved = "registration.removed"
@@ -305,6 +310,9 @@ public enum EventType: String, Equatable, Sendable, CaseIterable {
         case .callHeld, .callResumed: "hold"
         case .callTransferred: "transferred"
         case .callEnded: "ended"
+        case .callDTMF: "dtmf"
+        case .callMediaPlayed: "played"
+        case .callMediaRecorded: "recorded"
         case .registrationCreated, .registrationRefreshed, .registrationRemoved, .registrationExpired: "registration"
         }
     }
@@ -336,6 +344,12 @@ public enum EventBody: Equatable, Sendable {
     case callTransferred(Transferred)
     /// The call's last event.
     case callEnded(Ended)
+    /// A party of an anchored call pressed a key.
+    case callDTMF(DTMFPressed)
+    /// A `play` on an anchored call is over.
+    case callMediaPlayed(MediaPlayed)
+    /// A recording of an anchored call is complete.
+    case callMediaRecorded(MediaRecorded)
     /// Kamailio's registrar bound a new contact (no `call_id`, as for every `registration.*` event).
     case registrationCreated(Registration)
     case registrationRefreshed(Registration)
@@ -362,6 +376,9 @@ public enum EventBody: Equatable, Sendable {
         case .callResumed: .callResumed
         case .callTransferred: .callTransferred
         case .callEnded: .callEnded
+        case .callDTMF: .callDTMF
+        case .callMediaPlayed: .callMediaPlayed
+        case .callMediaRecorded: .callMediaRecorded
         case .registrationCreated: .registrationCreated
         case .registrationRefreshed: .registrationRefreshed
         case .registrationRemoved: .registrationRemoved
@@ -394,6 +411,9 @@ public enum EventBody: Equatable, Sendable {
         case .callResumed: self = .callResumed(try json.member(key))
         case .callTransferred: self = .callTransferred(try json.member(key))
         case .callEnded: self = .callEnded(try json.member(key))
+        case .callDTMF: self = .callDTMF(try json.member(key))
+        case .callMediaPlayed: self = .callMediaPlayed(try json.member(key))
+        case .callMediaRecorded: self = .callMediaRecorded(try json.member(key))
         case .registrationCreated: self = .registrationCreated(try json.member(key))
         case .registrationRefreshed: self = .registrationRefreshed(try json.member(key))
         case .registrationRemoved: self = .registrationRemoved(try json.member(key))
@@ -419,6 +439,9 @@ public enum EventBody: Equatable, Sendable {
         case .callHeld(let change), .callResumed(let change): writer.member(key, change)
         case .callTransferred(let transferred): writer.member(key, transferred)
         case .callEnded(let ended): writer.member(key, ended)
+        case .callDTMF(let pressed): writer.member(key, pressed)
+        case .callMediaPlayed(let played): writer.member(key, played)
+        case .callMediaRecorded(let recorded): writer.member(key, recorded)
         case .registrationCreated(let registration), .registrationRefreshed(let registration),
              .registrationRemoved(let registration), .registrationExpired(let registration):
             writer.member(key, registration)

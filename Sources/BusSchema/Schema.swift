@@ -153,6 +153,9 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let shuttingDown = ErrorCode(rawValue: "shutting_down")
     /// The destination policy refused a URI; the message starts with the rule (`premium_rate: ...`).
     public static let policyDenied = ErrorCode(rawValue: "policy_denied")
+    /// A media command the bridge could not carry out: no rtpengine, rtpengine unreachable or refusing, the recordings
+    /// folder full; the message says which. (A call whose media is not anchored is `invalid_state`.)
+    public static let mediaUnavailable = ErrorCode(rawValue: "media_unavailable")
 }
 
 /// Why a bus frame was refused; the text goes back to the sender in an ``ErrorReply``.

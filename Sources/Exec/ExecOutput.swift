@@ -24,6 +24,10 @@ enum ExecOutput {
         case .bridge(let route):
             // The bridge turns bridge into redirect for a proxy; a reply that did not is still a list of targets.
             return route.targets.map(\.uri)
+        case .answer:
+            // Only the bridge answers a call itself, and the proxy holds this one: the bridge replies 503 in its place
+            // (Handoffs.proxyable), and a reply that did not gets the same, as the caller would without a bridge.
+            return lines(for: .reject(status: 503, reason: "Service Unavailable"))
         }
     }
 

@@ -80,6 +80,8 @@ func buildApplication(configuration: GatewayConfiguration, dependencies: Gateway
         .register(on: authenticated)
     CDRRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:))).register(on: authenticated)
     StatsRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:))).register(on: authenticated)
+    RecordingRoutes(reader: configuration.cdrDatabase.map(CDRReader.init(path:)), directory: configuration.recordingsDirectory)
+        .register(on: authenticated)
     try PBXRoutes(path: configuration.pbxDatabase).register(on: authenticated)
     try SIPAccountRoutes(configuration: configuration, checker: checker).register(on: authenticated)
     // Who is online: the bridges' registration.* events, replayed from their journals at start.

@@ -12,7 +12,7 @@ struct SwitchboardWorker: AsyncParsableCommand {
         commandName: "switchboard-worker",
         abstract: "Switchboard workers: routing decisions for calls the bridge offers.",
         subcommands: [RouterCommand.self, RoutesCommand.self, BlockCommand.self, AccountingCommand.self, CDRCommand.self,
-                      RatesCommand.self, PBXCommand.self, PBXRulesCommand.self, RegistrationsCommand.self, KeygenCommand.self]
+                      RatesCommand.self, PBXCommand.self, PBXRulesCommand.self, IVRCommand.self, RegistrationsCommand.self, KeygenCommand.self]
     )
 }
 

@@ -76,11 +76,12 @@ final class SIPSideHarness {
     let side: SIPSide
 
     /// `localHost` is what the transport reports for our Via and Contact (bracketed for IPv6).
-    init(configuration: BridgeConfiguration = BridgeFixture.configuration(), localHost: String = "127.0.0.1") {
+    /// `media`: rtpengine as the test plays it (the configuration needs `mediaRTPEngine` for the bridge to use it).
+    init(configuration: BridgeConfiguration = BridgeFixture.configuration(), localHost: String = "127.0.0.1", media: NGTransport? = nil) {
         wire.localHost = localHost
         var logger = Logger(label: "test.sip")
         logger.logLevel = .critical
-        side = SIPSide(configuration: configuration, loop: loop, bus: bus, transport: wire, store: nil, logger: logger)
+        side = SIPSide(configuration: configuration, loop: loop, bus: bus, transport: wire, store: nil, media: media, logger: logger)
     }
 
     /// A message off the wire, as the UDP listener hands it to the edge.

@@ -89,6 +89,11 @@ import Testing
         (#""type":"call.originated","originate":{"a":{"uri":"sip:a@a"}}"#, "missing field originate.b"),
     ])
     func badEventsNameTheField(members: String, path: String) {
+        Self.expectRefusalNaming(path, members: members)
+    }
+
+    /// Decoding a call event with these members fails with `bad_message`, and the message names `path`.
+    static func expectRefusalNaming(_ path: String, members: String) {
         let frame = #"{"v":1,"bridge_id":"b1","seq":1,"ts":"2026-11-26T20:00:00.000Z","call_id":"c","# + members + "}"
         do {
             _ = try Event.decode(Array(frame.utf8))

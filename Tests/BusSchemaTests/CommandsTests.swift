@@ -79,7 +79,7 @@ import Testing
         (#"{"v":1,"type":"command","request_id":"r","command":[]}"#, "bad_message", "invalid command: $.command must be an object"),
         (#"{"v":1,"type":"command","request_id":"r","command":{}}"#, "bad_message", "invalid command: missing field $.command.name"),
         (#"{"v":1,"type":"command","request_id":"r","command":{"name":"dance"}}"#, "bad_message",
-         #"invalid command: $.command.name: unknown command "dance" (expected originate, hangup, transfer, hold, unhold, list, get, decide)"#),
+         #"invalid command: $.command.name: unknown command "dance" (expected originate, hangup, transfer, hold, unhold, list, get, decide, play, stop_play, record, dtmf)"#),
         (#"{"v":1,"type":"command","request_id":"r","command":{"name":"originate","a":{},"b":{"uri":"sip:b@b"}}}"#, "bad_message",
          "invalid command: missing field $.command.a.uri"),
         (#"{"v":1,"type":"command","request_id":"r","command":{"name":"originate","a":{"uri":"sip:a@a"}}}"#, "bad_message",

@@ -163,7 +163,7 @@ import Testing
         (#"{"action":"bridge","targets":[{"uri":"sip:b@b","ring_timeout_ms":1.5}]}"#, "invalid decision: decision.targets[0].ring_timeout_ms must be an integer"),
         (#"{"action":"bridge","targets":[{"uri":"sip:b@b"}],"mode":"random"}"#, #"invalid decision: decision.mode must be one of serial, parallel, got "random""#),
         (#"{"action":"bridge","targets":[{"uri":"sip:b@b"}],"caller_id":"Support"}"#, "invalid decision: decision.caller_id must be an object"),
-        (#"{"action":"teleport"}"#, #"invalid decision: decision.action: unknown action "teleport" (expected redirect, reject or bridge)"#),
+        (#"{"action":"teleport"}"#, #"invalid decision: decision.action: unknown action "teleport" (expected redirect, reject, bridge or answer)"#),
     ])
     func badBridgeDecisionsNameTheField(decision: String, message: String) {
         let frame = #"{"v":1,"type":"decision","request_id":"r","decision":"# + decision + "}"

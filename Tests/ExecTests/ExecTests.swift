@@ -68,4 +68,9 @@ import Testing
         #expect(ExecOutput.lines(for: .reject(status: 404)) == ["sip:404@reject.invalid"])
         #expect(ExecOutput.escaped("a;b=c%\"é") == "a%3Bb%3Dc%25%22%C3%A9")
     }
+
+    /// The proxy holds the INVITE and cannot answer it with the bridge's media: the caller gets 503, as from the bridge.
+    @Test func anAnswerDecisionPrintsA503() {
+        #expect(ExecOutput.lines(for: .answer) == ["sip:503@reject.invalid;reason=Service%20Unavailable"])
+    }
 }

@@ -124,6 +124,7 @@ def b2b(tmp_path, swift, sipp, start_kamailio):
             pass
         s = S()
         s.kamailio, s.bridge, s.bus, s.worker, s.sip_port = k, bridge, bus, worker, sip_port
+        s.endpoints = {name: f"tcp://{LOCAL}:{port}" for name, port in ports.items()}
         s.start_bridge = start_bridge
         s.journal = tmp_path / "journal.sqlite"
         return s

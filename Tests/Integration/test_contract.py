@@ -69,7 +69,7 @@ def test_document_is_asyncapi_3_with_valid_schemas():
         "call.offered", "call.routed", "call.rejected", "bridge.started", "bridge.stopping", "worker.joined",
         "worker.left", "worker.lost", "call.originated", "call.dialing", "call.ringing", "call.answered",
         "call.connected", "call.leg_failed", "call.held", "call.resumed", "call.transferred", "call.ended",
-        "registration.created", "registration.refreshed", "registration.removed", "registration.expired"}
+        "call.dtmf", "call.media.played", "call.media.recorded", "registration.created", "registration.refreshed", "registration.removed", "registration.expired"}
     assert set(channel_schemas("commands")) == {"command", "command.reply"}
     assert set(channel_schemas("replay")) == {"replay.request", "replay.events", "replay.end", "error"}
     assert set(channel_schemas("decisions")) == {
@@ -94,7 +94,67 @@ def test_every_golden_frame_matches_the_contract():
         assert seen[channel] == set(channel_schemas(channel)), f"{channel}: no golden frame for {set(channel_schemas(channel)) - seen[channel]}"
     # The command and reply shapes each have their own frame, and every one validates above.
     commands = {json.loads(p.read_bytes())["command"]["name"] for p in GOLDEN.glob("commands/command-*.json")}
-    assert commands == {"originate", "hangup", "transfer", "hold", "unhold", "list", "get", "decide"}, commands
+    assert commands == {"originate", "hangup", "transfer", "hold", "unhold", "list", "get", "decide",
+                        "play", "stop_play", "record", "dtmf"}, commands
+    actions = {json.loads(p.read_bytes())["decision"]["action"] for p in GOLDEN.glob("decisions/decision-*.json")}
+    assert actions == {"redirect", "reject", "bridge", "answer"}, actions
+
+
+def golden(path):
+    return json.loads((GOLDEN / path).read_bytes())
+
+
+def with_members(message, key, **members):
+    """A copy of `message` whose `key` object has `members` set (None: removed)."""
+    copy_ = copy.deepcopy(message)
+    for name, value in members.items():
+        if value is None:
+            copy_[key].pop(name, None)
+        else:
+            copy_[key][name] = value
+    return copy_
+
+
+def test_media_schemas_refuse_what_the_bridge_refuses():
+    """The media messages' schemas hold the same bounds as BusSchema's checks (Playback.problem, DTMFDigits)."""
+    commands, events, decisions = (channel_schemas(c) for c in ("commands", "events", "decisions"))
+    play, dtmf, record = golden("commands/command-play.json"), golden("commands/command-dtmf.json"), golden("commands/command-record.json")
+    for message in (play, dtmf, record, golden("commands/command-play-tone.json"), golden("commands/command-stop_play.json")):
+        assert not errors(commands["command"], message), message
+    for bad in [with_members(play, "command", prompt=None),                       # neither prompt nor tone
+                with_members(play, "command", tone="ringback"),                   # both
+                with_members(play, "command", prompt="../x"), with_members(play, "command", prompt="a/b"),
+                with_members(play, "command", prompt=".hidden"), with_members(play, "command", prompt="p" * 65),
+                with_members(play, "command", repeat=0), with_members(play, "command", repeat=101),
+                with_members(play, "command", prompt=None, tone="siren"), with_members(play, "command", leg="c"),
+                with_members(play, "command", call_id=""),
+                with_members(record, "command", action="pause"), with_members(record, "command", action=None),
+                with_members(dtmf, "command", digits=""), with_members(dtmf, "command", digits="12x"),
+                with_members(dtmf, "command", digits="1" * 33), with_members(dtmf, "command", duration_ms=39),
+                with_members(dtmf, "command", duration_ms=2001), with_members(dtmf, "command", leg=None)]:
+        assert errors(commands["command"], bad), f"schema accepts {bad}"
+    assert not errors(commands["command"], with_members(play, "command", prompt="p" * 64, repeat=100))
+    assert not errors(commands["command"], with_members(dtmf, "command", digits="0123456789*#ABCD", duration_ms=40))
+
+    originate = golden("commands/command-originate-anchor.json")
+    assert errors(commands["command"], with_members(originate, "command", media="proxy"))
+    bridge = golden("decisions/decision-bridge-anchor.json")
+    assert errors(decisions["decision"], with_members(bridge, "decision", media="loud"))
+    assert errors(decisions["decision"], {**golden("decisions/decision-answer.json"), "decision": {"action": "answr"}})
+
+    dtmf_event, played = golden("events/call.dtmf.json"), golden("events/call.media.played.json")
+    recorded = golden("events/call.media.recorded.json")
+    for bad, schema in [(with_members(dtmf_event, "dtmf", digit="E"), "call.dtmf"),
+                        (with_members(dtmf_event, "dtmf", digit="12"), "call.dtmf"),
+                        (with_members(played, "played", outcome="skipped"), "call.media.played"),
+                        (with_members(played, "played", prompt=None), "call.media.played"),
+                        (with_members(played, "played", played_ms=None), "call.media.played"),
+                        (with_members(recorded, "recorded", format="wav"), "call.media.recorded"),
+                        (with_members(recorded, "recorded", bytes=-1), "call.media.recorded"),
+                        ({k: v for k, v in dtmf_event.items() if k != "call_id"}, "call.dtmf")]:
+        assert errors(events[schema], bad), f"schema accepts {bad}"
+    error = golden("commands/command.reply-media.json")
+    assert error["error"]["code"] == "media_unavailable" and not errors(commands["command.reply"], error)
 
 
 class Worker(threading.Thread):

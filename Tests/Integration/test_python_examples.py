@@ -1,13 +1,19 @@
 """The bus is language-neutral: examples/python's worker routes calls for a live bridge, and its
 subscriber prints the events, with no Swift on the business side."""
+import json
 import socket
+import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
+import jsonschema
 import pytest
+import zmq
 
 import harness
+import test_contract
 from harness import LOCAL
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "python"
@@ -80,3 +86,86 @@ def test_python_worker_and_subscriber_serve_a_swift_bridge(tmp_path, swift, secu
     finally:
         worker.stop()
         subscriber.stop()
+
+
+def media_example():
+    """examples/python/media.py as a module, for its functions."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import media
+        return media
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+def test_python_media_example_sends_commands_as_the_contract_says():
+    """play (prompt and tone) and the stop_play a `#` triggers, as media.py writes them, validate against
+    docs/asyncapi.yaml and get their replies; an error reply becomes Refused with its code."""
+    media = media_example()
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    port = router.bind_to_random_port(f"tcp://{LOCAL}")
+    received, done = [], threading.Event()
+
+    def bridge():
+        while not done.is_set():
+            if router.poll(50):
+                identity, frame = router.recv_multipart()
+                request = json.loads(frame)
+                received.append(request)
+                command = request["command"]
+                reply = ({"ok": True, "result": {"call_id": command["call_id"]}} if command["call_id"] == "b1-7" else
+                         {"ok": False, "error": {"code": "unknown_call", "message": f"no live call {command['call_id']}"}})
+                router.send_multipart([identity, json.dumps({"v": 1, "type": "command.reply",
+                                                             "request_id": request["request_id"], **reply}).encode()])
+
+    thread = threading.Thread(target=bridge, daemon=True)
+    thread.start()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"tcp://{LOCAL}:{port}")
+    try:
+        assert media.play(dealer, "b1-7", "welcome", leg="a", repeat=2) == {"call_id": "b1-7"}
+        assert media.play(dealer, "b1-7", "tone:ringback") == {"call_id": "b1-7"}
+        dtmf = {"v": 1, "type": "call.dtmf", "bridge_id": "b1", "seq": 3, "ts": "2026-11-26T20:00:00.000Z",
+                "call_id": "b1-7", "dtmf": {"leg": "a", "digit": "#", "duration_ms": 100}}
+        assert media.on_event(dealer, dtmf) is True
+        assert media.on_event(dealer, {**dtmf, "type": "call.ended", "ended": {}}) is False
+        with pytest.raises(media.Refused) as refused:
+            media.play(dealer, "b1-gone", "welcome")
+        assert refused.value.code == "unknown_call"
+    finally:
+        done.set()
+        thread.join(5)
+        dealer.close()
+        router.close()
+    assert [r["command"] for r in received] == [
+        {"name": "play", "call_id": "b1-7", "leg": "a", "repeat": 2, "prompt": "welcome"},
+        {"name": "play", "call_id": "b1-7", "tone": "ringback"},
+        {"name": "stop_play", "call_id": "b1-7"},
+        {"name": "play", "call_id": "b1-gone", "prompt": "welcome"}]
+    schema = test_contract.channel_schemas("commands")["command"]
+    for request in received:
+        assert not list(jsonschema.Draft7Validator(schema).iter_errors(request)), request
+    event_schema = test_contract.channel_schemas("events")["call.dtmf"]
+    assert not list(jsonschema.Draft7Validator(event_schema).iter_errors(dtmf))
+
+
+@pytest.mark.parametrize("call_id, what, extra, refusal", [
+    ("b1-nope", "welcome", [], "play refused: unknown_call: "),
+    ("b1-nope", "../etc/passwd", [], 'play refused: bad_command: prompt "../etc/passwd" is not a prompt name'),
+    ("b1-nope", "welcome", ["--repeat", "0"], "play refused: bad_command: repeat 0 is outside 1...100"),
+    ("b1-nope", "tone:siren", [], 'play refused: bad_message: invalid command: $.command.tone must be one of ringback, busy, beep, got "siren"'),
+], ids=["unknown-call", "path-as-prompt", "repeat-0", "unknown-tone"])
+def test_python_media_example_prints_a_real_bridges_refusal(tmp_path, swift, call_id, what, extra, refusal):
+    """A live bridge (no rtpengine needed: each is refused before any media) names what is wrong; media.py
+    prints it and exits 1."""
+    sip_port, events, commands = harness.free_port(), harness.free_port(), harness.free_port()
+    bridge = swift.start("bridge", "switchboard-bridge", "--sip-listen", f"{LOCAL}:{sip_port}",
+                         "--bus-events", f"tcp://{LOCAL}:{events}", "--bus-commands", f"tcp://{LOCAL}:{commands}",
+                         "--metrics-listen", "")
+    harness.wait_until(lambda: harness.sip_request(sip_port) == 200, 15, "the bridge", bridge.tail)
+    result = subprocess.run([sys.executable, EXAMPLES / "media.py", *extra, f"tcp://{LOCAL}:{commands}",
+                             f"tcp://{LOCAL}:{events}", call_id, what], capture_output=True, text=True, timeout=15)
+    assert result.returncode == 1, (result.stdout, result.stderr, bridge.tail())
+    assert result.stderr.startswith(refusal), result.stderr

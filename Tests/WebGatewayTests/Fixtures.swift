@@ -15,6 +15,7 @@ final class RecordingBridge: BridgeClient {
     enum Sent: Equatable, Sendable {
         case originate(Originate)
         case hangup(String)
+        case media(Command)
     }
 
     private struct State {
@@ -55,6 +56,13 @@ final class RecordingBridge: BridgeClient {
     func hangup(callId: String) async throws {
         try state.withLockedValue { state in
             state.sent.append(.hangup(callId))
+            if let failure = state.failure { throw failure }
+        }
+    }
+
+    func media(_ command: Command) async throws {
+        try state.withLockedValue { state in
+            state.sent.append(.media(command))
             if let failure = state.failure { throw failure }
         }
     }

@@ -96,6 +96,8 @@ import ZeroMQ
             return .failed(ErrorReply(code: .unknownCall, message: "no live call \(callId)"))
         case .decide:
             return .failed(ErrorReply(code: .badCommand, message: "this test bridge decides nothing"))
+        case .play(let callId, _, _), .stopPlay(let callId, _), .record(let callId, _), .dtmf(let callId, _, _, _):
+            return callId.hasPrefix("c") ? .done(callId: callId) : .failed(ErrorReply(code: .unknownCall, message: "no live call \(callId)"))
         }
     }
 
@@ -126,7 +128,11 @@ import ZeroMQ
         #expect(try await client.send(.originate(originate)) == .originated(callId: "c-new", existing: false))
         #expect(try await client.send(.hangup(callId: "c-new", leg: .b)) == .done(callId: "c-new"))
         #expect(try await client.send(.list) == .calls([Self.snapshot("c1")]))
-        #expect(bridge.requests.map(\.command) == [.originate(originate), .hangup(callId: "c-new", leg: .b), .list])
+        let media: [Command] = [.play(callId: "c-new", leg: .a, playback: Playback(prompt: "welcome", repeatCount: 2)),
+                                .stopPlay(callId: "c-new", leg: nil), .record(callId: "c-new", on: true),
+                                .dtmf(callId: "c-new", leg: .b, digits: "12#", durationMs: 120)]
+        for command in media { #expect(try await client.send(command) == .done(callId: "c-new")) }
+        #expect(bridge.requests.map(\.command) == [.originate(originate), .hangup(callId: "c-new", leg: .b), .list] + media)
     }
 
     @Test func aRefusalIsAnOutcome() async throws {

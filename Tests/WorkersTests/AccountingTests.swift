@@ -1,3 +1,4 @@
+import Billing
 import BusSchema
 import Foundation
 import GRDB
@@ -254,5 +255,76 @@ import Testing
         #expect(try list(["--since", "2027-01-15T08:00:03Z", "--json"]).contains("\"b1-3\""))
         #expect(!(try list(["--since", "2027-01-15T08:00:03Z", "--json"]).contains("\"b1-1\"")))
         #expect(throws: AccountingError.invalidSince("yesterday")) { try list(["--since", "yesterday"]) }
+    }
+
+    static func recorded(_ seq: UInt64, call: String, path: String, ms: Int, bytes: Int?) -> Event {
+        event(seq, call: call, .callMediaRecorded(MediaRecorded(path: path, durationMs: ms, bytes: bytes)))
+    }
+
+    /// `call.media.recorded` comes before `call.ended`; a second recording of the call replaces the first in the CDR.
+    @Test func aRecordedCallKeepsItsLastRecording() throws {
+        let store = try CDRStore(path: path)
+        try store.apply(Self.offered(1, call: "b1-1"))
+        try store.apply(Self.bridged(2, call: "b1-1"))
+        try store.apply(Self.event(3, call: "b1-1", .callConnected(Connected(a: "sip:alice@a", b: "sip:bob@switchboard.local"))))
+        #expect(try store.apply(Self.event(4, call: "b1-1", .callDTMF(DTMFPressed(leg: .a, digit: "1", durationMs: 120)))) == .ignored)
+        #expect(try store.apply(Self.recorded(5, call: "b1-1", path: "/rec/pcaps/b1-1-first.pcap", ms: 4_000, bytes: 70_000)) == .updated)
+        var cdr = try #require(try store.cdrs().first)
+        #expect(cdr.recordingPath == "/rec/pcaps/b1-1-first.pcap" && cdr.recordingMs == 4_000 && cdr.recordingBytes == 70_000)
+
+        // The call's end stopped the second one: its size is not known yet.
+        try store.apply(Self.recorded(6, call: "b1-1", path: "/rec/pcaps/b1-1-second.pcap", ms: 10_020, bytes: nil))
+        try store.apply(Self.event(7, call: "b1-1", .callEnded(Ended(cause: .normalClearing, by: .a, durationMs: 6_000, talkMs: 4_000))))
+        cdr = try #require(try store.cdrs().first)
+        #expect(cdr.recordingPath == "/rec/pcaps/b1-1-second.pcap" && cdr.recordingMs == 10_020 && cdr.recordingBytes == nil)
+        #expect(cdr.endCause == "normal_clearing" && cdr.talkMs == 4_000)
+
+        let csv = CDRExport.csv(try store.rows(since: "2027-01-01T00:00:00Z", until: "2028-01-01T00:00:00Z"))
+        let lines = csv.components(separatedBy: "\r\n")
+        #expect(lines[0].hasSuffix(",currency,recording_path,recording_ms,recording_bytes"))
+        #expect(lines[1].hasSuffix(",/rec/pcaps/b1-1-second.pcap,10020,"))
+    }
+
+    /// An IVR's call: the bridge answers it (`call.routed` `answer`, no targets), it is recorded, and it ends later.
+    @Test func anAnsweredCallGoesOnLikeABridgedOne() async throws {
+        let store = try CDRStore(path: path)
+        try await store.apply(Self.offered(1, call: "b1-ivr"))
+        let answered = Self.event(2, call: "b1-ivr", .callRouted(Routed(action: .answer, targets: [], workerId: "ivr", fallback: false,
+                                                                       decisionMs: 0.4)))
+        let routed: (result: CDRApplyResult, finished: CDR?) = try await store.apply(answered)
+        #expect(routed.result == .recorded && routed.finished == nil)
+        try await store.apply(Self.event(3, call: "b1-ivr", .callConnected(Connected(a: "sip:alice@a", b: "sip:800@switchboard.local"))))
+        try await store.apply(Self.recorded(4, call: "b1-ivr", path: "/rec/pcaps/ivr.pcap", ms: 2_000, bytes: 40_000))
+        let end = Self.event(5, call: "b1-ivr", .callEnded(Ended(cause: .hangupCommand, by: .command, durationMs: 3_000, talkMs: 2_500)))
+        let ended: (result: CDRApplyResult, finished: CDR?) = try await store.apply(end)
+        #expect(ended.finished?.outcome == "bridged")
+        let cdr = try #require(try store.cdrs().first)
+        #expect(cdr.outcome == "bridged" && cdr.sipStatus == 200 && cdr.route == "[]" && cdr.workerId == "ivr")
+        #expect(cdr.talkMs == 2_500 && cdr.endCause == "hangup_command" && cdr.recordingPath == "/rec/pcaps/ivr.pcap")
+    }
+
+    @Test func aRecordingOfACallWithoutACDRChangesNothing() throws {
+        let store = try CDRStore(path: path)
+        #expect(try store.apply(Self.recorded(3, call: "b1-lost", path: "/rec/x.pcap", ms: 1, bytes: 24)) == .ignored)
+        #expect(try store.cdrs().isEmpty)
+        #expect(try store.cursor(bridgeId: "b1")?.lastSeq == 3)
+    }
+
+    /// A rated (v3) file gains the recording columns, its rows keep theirs and have no recording.
+    @Test func aVersion3DatabaseGainsTheRecordingColumns() throws {
+        let v3 = try DatabaseQueue(path: path)
+        try CDRStore.migrator.migrate(v3, upTo: "v3: rating and post-dial delay")
+        try v3.write { db in
+            try db.execute(sql: """
+                INSERT INTO cdrs (bridge_id, call_id, decided_at, outcome, sip_status, fallback, decision_ms, currency)
+                VALUES ('b1', 'b1-old', '2027-01-15T08:00:00.000Z', 'bridged', 200, 0, 0.5, 'EUR')
+                """)
+        }
+        try v3.close()
+        let store = try CDRStore(path: path)
+        let old = try #require(try store.cdrs().first)
+        #expect(old.callId == "b1-old" && old.currency == "EUR" && old.recordingPath == nil && old.recordingMs == nil)
+        try store.apply(Self.recorded(1, call: "b1-old", path: "/rec/old.pcap", ms: 500, bytes: 1_000))
+        #expect(try store.cdrs().first?.recordingPath == "/rec/old.pcap")
     }
 }

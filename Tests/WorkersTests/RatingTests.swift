@@ -201,8 +201,8 @@ import Testing
         #expect(lines.count == 4 && lines[3].isEmpty)
         #expect(lines[1] == "2027-01-15T08:00:00.010Z,b1,c1,a84b4c76e66710@pc33.example.com,alice,12025550100,alice,,bridged,200,normal_clearing,"
                 + "2027-01-15T08:00:00.000Z,2027-01-15T08:00:00.800Z,2027-01-15T08:00:01.800Z,2027-01-15T08:01:02.800Z,800,1800,61000,"
-                + "us-dc,default,0.012000,60/60,120,0.024000,EUR")
-        #expect(lines[2].hasPrefix("2027-01-15T08:01:40.010Z,b1,c2,") && lines[2].hasSuffix(",us-dc,default,0.012000,60/60,0,0.000000,EUR"))
+                + "us-dc,default,0.012000,60/60,120,0.024000,EUR,,,")
+        #expect(lines[2].hasPrefix("2027-01-15T08:01:40.010Z,b1,c2,") && lines[2].hasSuffix(",us-dc,default,0.012000,60/60,0,0.000000,EUR,,,"))
         #expect(try run(["rates", "rerate", "--db", path] + period) == "re-rated 2 CDRs: 0.024000 EUR")
         #expect(try run(["cdrs", "totals", "--db", path, "--by", "route"] + period) == """
             ROUTE  CALLS  ANSWERED  FAILED  REDIRECTED  ASR    ACD S  PDD MS  BILLED S  CHARGE

@@ -29,9 +29,10 @@ def main(endpoint, prefix, args):
         if prefix == "" and bridge in last_seq and seq != last_seq[bridge] + 1:
             print(f"gap: missed {seq - last_seq[bridge] - 1} event(s) from {bridge}", flush=True)
         last_seq[bridge] = seq
-        # Call events carry their payload under offer/routed/rejected; system events (bridge.started,
-        # worker.joined, ...) have no call_id and carry bridge/worker.
-        detail = next((event[k] for k in ("offer", "routed", "rejected", "bridge", "worker") if k in event), None)
+        # Call events carry their payload under offer/routed/rejected (dtmf/played/recorded for media);
+        # system events (bridge.started, worker.joined, ...) have no call_id and carry bridge/worker.
+        detail = next((event[k] for k in ("offer", "routed", "rejected", "dtmf", "played", "recorded", "bridge", "worker")
+                       if k in event), None)
         print(f"{event['ts']} {bridge}#{seq} {topic.decode()} {event.get('call_id', '-')} {json.dumps(detail, sort_keys=True)}", flush=True)
 
 

@@ -38,6 +38,8 @@ extension B2BUA {
             if let denial = destinations.check(target, place: .transfer, callId: callId) {
                 return .failed(destinations.commandError(denial, field: "target"))
             }
+            // What the IVR played the party it hands on stops: the party hears the new call's ringing instead.
+            if let playing = call.media?.playing.keys, !playing.isEmpty { media?.stopPlay(call, legs: Array(playing)) { _ in } }
             drive(call, .transfer(keep: leg, target: target))
             return .done(callId: callId)
         case .hold(let callId, let leg), .unhold(let callId, let leg):
@@ -57,10 +59,65 @@ extension B2BUA {
         case .decide:
             // SIPSide.command hands a well-formed decide to Handoffs; answer rather than trap should that change.
             return .failed(ErrorReply(code: .badCommand, message: "decide is answered by the bridge's hand-off, not by a call"))
+        case .play, .stopPlay, .record, .dtmf:
+            return .failed(ErrorReply(code: .badCommand, message: "\(command.name.rawValue) is answered once rtpengine has, by executeMedia"))
         }
     }
 
-    private func unknown(_ callId: String) -> CommandOutcome {
+    /// The media commands, answered once rtpengine has: on an anchored call's answered legs only.
+    func executeMedia(_ command: Command, scope: CommandScope = .everyAccount, reply: @escaping (CommandOutcome) -> Void) {
+        if let problem = command.problem { return reply(.failed(ErrorReply(code: .badCommand, message: problem))) }
+        let callId: String
+        switch command {
+        case .play(let id, _, _), .stopPlay(let id, _), .record(let id, _), .dtmf(let id, _, _, _): callId = id
+        default: return reply(execute(command, scope: scope))
+        }
+        guard let call = calls[callId], scope.permits(call.account) else { return reply(unknown(callId)) }
+        guard let media else {
+            return reply(.failed(ErrorReply(code: .mediaUnavailable, message: "this bridge has no rtpengine (media_rtpengine)")))
+        }
+        if call.media == nil, let failure = call.mediaFailure {
+            return reply(.failed(ErrorReply(code: .mediaUnavailable, message: "call \(callId)'s media could not be anchored: \(failure)")))
+        }
+        guard call.media != nil else {
+            return reply(.failed(ErrorReply(code: .invalidState,
+                                            message: "call \(callId)'s media is not anchored: bridge or originate it with \"media\":\"anchor\"")))
+        }
+        let done: (Result<Void, MediaError>) -> Void = { result in
+            switch result {
+            case .success: reply(.done(callId: callId))
+            case .failure(let error): reply(.failed(ErrorReply(code: error.code, message: error.description)))
+            }
+        }
+        func answered(_ role: Leg?) -> [(LegID, Leg)] {
+            call.flow.legs.filter { $0.value.state == .answered && (role == nil || $0.value.role == role) }
+                .sorted { $0.key < $1.key }.map { ($0.key, $0.value.role) }
+        }
+        let notAnswered = { (role: Leg?) in
+            reply(.failed(ErrorReply(code: .invalidState, message: "call \(callId) has no answered leg\(role.map { " \($0.rawValue)" } ?? "")")))
+        }
+        switch command {
+        case .play(_, let leg, let playback):
+            let legs = answered(leg)
+            if legs.isEmpty { return notAnswered(leg) }
+            media.play(call, legs: legs, playback: playback, completion: done)
+        case .stopPlay(_, let leg):
+            media.stopPlay(call, legs: answered(leg).map(\.0), completion: done)
+        case .record(_, let on):
+            if on { media.startRecording(call, completion: done) } else { media.stopRecording(call, completion: done) }
+        case .dtmf(_, let leg, let digits, let durationMs):
+            guard answered(leg).first != nil else { return notAnswered(leg) }
+            // The digits ride on the RTP the other party sends this one.
+            guard let sender = answered(leg == .a ? .b : .a).first?.0 else {
+                return reply(.failed(ErrorReply(code: .invalidState, message: "call \(callId) has no other party whose RTP could carry digits to leg \(leg.rawValue)")))
+            }
+            media.dtmf(call, from: sender, digits: digits, durationMs: durationMs ?? 100, completion: done)
+        default:
+            break
+        }
+    }
+
+    func unknown(_ callId: String) -> CommandOutcome {
         .failed(ErrorReply(code: .unknownCall, message: "no live call \(callId) on this bridge"))
     }
 

@@ -37,6 +37,8 @@ final class B2BUA {
     private let client: SIPClient
     private let transactions: ServerResponder
     private let store: DialogStore?
+    /// Anchors calls' media in rtpengine; nil when the bridge has none (`media_rtpengine` unset).
+    let media: MediaService?
     private let logger: Logger
     let limits: Limits
     /// Every URI a command or a worker decision names passes it before the bridge dials or redirects.
@@ -68,6 +70,10 @@ final class B2BUA {
                                    refreshed: { [unowned self] call, leg in sessions.arm(call, leg: leg) },
                                    register: { [unowned self] call, tag in
                                        if let leg = call.sip[.first] { dialogs[DialogKey(callID: leg.sipCallId, localTag: tag)] = (call.id, .first) }
+                                   },
+                                   anchor: { [unowned self] call, exchange, sdp, done in
+                                       guard let media else { return done(nil) }
+                                       media.rewrite(call, exchange, sdp: sdp, completion: done)
                                    })
     private lazy var referrals: Referrals = Referrals(loop: loop, transactions: transactions, client: client, uac: uac, uas: uas, destinations: destinations,
                                            logger: logger, report: { [unowned self] call, event in drive(call, event) },
@@ -86,13 +92,14 @@ final class B2BUA {
     private let refused = Counter(label: "switchboard_calls_refused_total")
 
     init(configuration: BridgeConfiguration, loop: EventLoop, bus: BridgeBus, client: SIPClient, transactions: ServerResponder,
-         store: DialogStore?, callPrefix: String, logger: Logger) {
+         store: DialogStore?, media: MediaService? = nil, callPrefix: String, logger: Logger) {
         self.configuration = configuration
         self.loop = loop
         self.bus = bus
         self.client = client
         self.transactions = transactions
         self.store = store
+        self.media = media
         self.callPrefix = callPrefix
         self.logger = logger
         limits = configuration.callLimits
@@ -136,6 +143,56 @@ final class B2BUA {
     /// the failure steps a route with `on_failure: ask` may take.
     func startInbound(callId: String, invite: SIPRequest, serverKey: TransactionKey, toTag: String, route: BridgeRoute,
                       offer: CallOffer? = nil) {
+        guard let call = admitInbound(callId: callId, invite: invite, serverKey: serverKey, toTag: toTag) else { return }
+        if route.onFailure == .ask { call.offer = offer }
+        guard route.media == .anchor, let media else {
+            if route.media == .anchor {
+                logger.warning("media anchoring asked of a bridge without rtpengine: the call's SDP is relayed", metadata: ["call.id": "\(callId)"])
+            }
+            return drive(call, .decided(route))
+        }
+        media.anchor(call)
+        // An INVITE without an offer gets one from B, which the flow's exchanges anchor as it goes.
+        guard let sdp = call.flow.callerOffer else { return drive(call, .decided(route)) }
+        hold(call) { resume in
+            media.rewrite(call, CallFlow.SDPExchange(sender: .first, receiver: nil, offer: true), sdp: sdp) { rewritten in
+                if let rewritten { call.flow.anchorCallerOffer(rewritten) } else { call.media = nil }
+                resume(.decided(route))
+            }
+        }
+    }
+
+    /// An `answer` decision: the bridge answers the caller itself, with its media anchored (an IVR's). Without
+    /// rtpengine, or a caller's offer to anchor, the caller gets 503 or 488.
+    func answerInbound(callId: String, invite: SIPRequest, serverKey: TransactionKey, toTag: String) {
+        guard let call = admitInbound(callId: callId, invite: invite, serverKey: serverKey, toTag: toTag) else { return }
+        guard let media else {
+            logger.warning("answer decision on a bridge without rtpengine (media_rtpengine): the caller gets 503", metadata: ["call.id": "\(callId)"])
+            return drive(call, .selfAnswerFailed(status: 503, reason: "Media Unavailable"))
+        }
+        guard let sdp = call.flow.callerOffer else {
+            // The bridge has no offer of its own to make: rtpengine answers offers.
+            logger.notice("answer decision for an INVITE without an offer: the caller gets 488", metadata: ["call.id": "\(callId)"])
+            return drive(call, .selfAnswerFailed(status: 488, reason: "Not Acceptable Here"))
+        }
+        media.anchor(call)
+        hold(call) { [self] resume in
+            media.rewrite(call, CallFlow.SDPExchange(sender: .first, receiver: nil, offer: true), sdp: sdp) { rewritten in
+                guard let rewritten else { return resume(.selfAnswerFailed(status: 503, reason: "Media Unavailable")) }
+                media.answerItself(call, offered: rewritten) { result in
+                    switch result {
+                    case .success(let answer): resume(.selfAnswered(sdp: answer))
+                    case .failure(let error):
+                        self.logger.warning("answer decision failed at rtpengine: the caller gets 503", metadata: ["call.id": "\(callId)", "media.error": "\(error)"])
+                        resume(.selfAnswerFailed(status: 503, reason: "Media Unavailable"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The caller's leg of a new inbound call, registered; nil when the INVITE cannot make a dialog (answered 400).
+    private func admitInbound(callId: String, invite: SIPRequest, serverKey: TransactionKey, toTag: String) -> Call? {
         let flow = CallFlow(inbound: MessageBody.sdp(of: invite), callerURI: invite.from?.uri.description ?? "",
                             at: .now, defaultRingTimeout: limits.defaultRingTimeout)
         // The decision gate answered 483 to an INVITE with no hop left, so this is at least 0.
@@ -146,23 +203,22 @@ final class B2BUA {
         // Requests to the caller follow its route set (Kamailio's Record-Route), else its Contact.
         guard let dialog else {
             transactions.respond(serverKey, SIPResponse(replyingTo: invite, status: 400, reason: "Missing Contact", toTag: toTag))
-            return
+            return nil
         }
         guard let destination = uac.destination(in: dialog) else {
             // A hostname with no outbound proxy to resolve it (UACLegs.destination): the BYE would have nowhere to go.
             transactions.respond(serverKey, SIPResponse(replyingTo: invite, status: 400, reason: "Next Hop Not An IP Address", toTag: toTag))
-            return
+            return nil
         }
         let leg = LegSIP(sipCallId: invite.callID ?? "", localTag: toTag, serverKey: serverKey, destination: destination,
                          sessionTimer: SessionTimer(role: .uas, configuration: configuration.sessionTimer))
         leg.dialog = dialog
         leg.peerAllowsUpdate = LegSIP.allowsUpdate(invite)
         call.sip[.first] = leg
-        if route.onFailure == .ask { call.offer = offer }
         calls[callId] = call
         dialogs[DialogKey(callID: leg.sipCallId, localTag: toTag)] = (callId, .first)
         callsGauge.record(calls.count)
-        drive(call, .decided(route))
+        return call
     }
 
     /// Originates a Click2Call; returns the call id (an earlier one for a repeated idempotency key).
@@ -204,9 +260,37 @@ final class B2BUA {
 
     // MARK: - Driving the flow
 
+    /// Feeds the call's flow one event and carries out its actions. An anchored call's SDP goes through rtpengine
+    /// first; the events that come meanwhile wait their turn, so the flow sees every event in the order it came.
     func drive(_ call: Call, _ event: CallFlow.Event) {
+        if call.heldEvents != nil {
+            call.heldEvents?.append(event)
+            return
+        }
+        if let media, call.media != nil, let exchange = call.flow.sdpExchange(for: event), let sdp = event.sdp {
+            hold(call) { resume in
+                media.rewrite(call, exchange, sdp: sdp) { rewritten in resume(rewritten.map(event.replacingSDP) ?? event) }
+            }
+            return
+        }
+        apply(call, event)
+    }
+
+    private func apply(_ call: Call, _ event: CallFlow.Event) {
         let actions = call.flow.handle(event, at: .now)
         for action in actions { perform(action, in: call) }
+    }
+
+    /// Holds the call's events while `work` waits for rtpengine; `work` resumes with the event the flow gets first (its
+    /// SDP rtpengine's already), then the held ones follow in order.
+    private func hold(_ call: Call, _ work: (@escaping (CallFlow.Event) -> Void) -> Void) {
+        call.heldEvents = []
+        work { [self] event in
+            let held = call.heldEvents ?? []
+            call.heldEvents = nil
+            apply(call, event)
+            for later in held { drive(call, later) }
+        }
     }
 
     private func perform(_ action: CallFlow.Action, in call: Call) {
@@ -258,6 +342,8 @@ final class B2BUA {
             sessions.arm(call, leg: leg)
         case .publish(let body):
             if case .callConnected = body, call.connectedWall == nil { call.connectedWall = Date() }
+            // What the call played and recorded is reported before its end, so a CDR has it.
+            if case .callEnded = body { media?.ending(call) }
             bus.publish(callId: call.id, body)
         case .persist:
             store?.save(record(of: call))
@@ -307,6 +393,7 @@ final class B2BUA {
 
     private func finish(_ call: Call) {
         calls[call.id] = nil
+        media?.finished(call)
         if let requestId = call.pendingStep {
             call.pendingStep = nil
             nextStepDecider?.withdrawStep(requestId)
@@ -427,6 +514,7 @@ final class B2BUA {
             bus.publish(callId: record.callId, .callEnded(Ended(cause: .bridgeRestart, by: .bridge,
                                                                 durationMs: now.timeIntervalSince(record.createdAt) * 1000, talkMs: talk)))
             store?.delete(callId: record.callId)
+            media?.delete(callId: record.callId)
         }
         if !records.isEmpty { logger.notice("ended calls left up by the previous run", metadata: ["calls.count": "\(records.count)"]) }
     }

@@ -48,6 +48,12 @@ final class Call {
     var offer: CallOffer?
     /// The failure step's decision request while it is out.
     var pendingStep: String?
+    /// Non-nil when the call's media is anchored in rtpengine (`MediaService`).
+    var media: CallMedia?
+    /// Why anchoring the call's media failed (the call went on relayed), for the media commands' replies.
+    var mediaFailure: String?
+    /// Non-nil while one of the call's SDPs is at rtpengine: the flow events that came meanwhile, in order.
+    var heldEvents: [CallFlow.Event]?
 
     static let identityHeaders: Set<String> = ["p-asserted-identity", "privacy", "diversion"]
 

@@ -91,6 +91,20 @@ struct CallFlow {
         case stepEnded(status: Int, reason: String, headers: [String: String])
         /// Inbound, after `.askNextStep`: no usable answer in time; the caller gets the failure it would have got.
         case stepFallback
+        /// Inbound, an `answer` decision: the bridge answers the caller itself with this SDP (rtpengine's), and the
+        /// call is connected with one party.
+        case selfAnswered(sdp: [UInt8])
+        /// Inbound, an `answer` decision the bridge could not carry out (no media, no offer to answer): the caller's failure.
+        case selfAnswerFailed(status: Int, reason: String)
+    }
+
+    /// An SDP that one leg's event carries to another leg, as an anchored call's media needs to know it: `sender` wrote
+    /// it, `receiver` gets it (nil: every B leg the caller's offer goes to), and whether it is an offer or the answer
+    /// to the receiver's offer.
+    struct SDPExchange: Equatable {
+        let sender: LegID
+        let receiver: LegID?
+        let offer: Bool
     }
 
     enum Action: Sendable, Equatable {
@@ -133,8 +147,8 @@ struct CallFlow {
     let createdAt: ContinuousClock.Instant
     private(set) var connectedAt: ContinuousClock.Instant?
     let defaultRingTimeout: Duration
-    /// The inbound caller's offer (nil for a caller that sent none).
-    private let callerOffer: [UInt8]?
+    /// The inbound caller's offer (nil for a caller that sent none); an anchored call's is rtpengine's rewrite of it.
+    private(set) var callerOffer: [UInt8]?
     /// The session id of the SDP the bridge writes itself (Flow III's held answer to A).
     private let ownSessionID = UInt64.random(in: 1...(1 << 62))
     /// The SDP the caller gets from B is an answer: the caller made the offer.
@@ -187,6 +201,12 @@ struct CallFlow {
         createdAt = now
         callerOffer = nil
         self.defaultRingTimeout = defaultRingTimeout
+    }
+
+    /// An anchored call's caller offer, as rtpengine rewrote it, before the legs it goes to are dialled.
+    mutating func anchorCallerOffer(_ sdp: [UInt8]) {
+        guard phase == .routing else { return }
+        callerOffer = sdp
     }
 
     /// The answered leg playing `role`, if any.
@@ -331,6 +351,40 @@ struct CallFlow {
             guard let step = pendingStep else { return [] }
             pendingStep = nil
             return endWithFailure(step.failure, cause: step.cause, at: now)
+        case .selfAnswered(let sdp):
+            guard kind == .inbound, phase == .routing else { return [] }
+            legs[.first]?.state = .answered
+            legs[.first]?.sentSDP = sdp
+            return [.answerCaller(leg: .first, sdp: sdp)] + connect(at: now)
+        case .selfAnswerFailed(let status, let reason):
+            guard phase == .routing else { return [] }
+            return end(cause: .failed, status: status, reason: reason, by: .bridge, at: now)
+        }
+    }
+
+    /// Where the SDP an event carries goes next, for an anchored call's media; nil when the event carries none or the
+    /// flow does not pass it on (a hold's answer, a parallel 2xx that lost, the bridge's own Flow III answer).
+    func sdpExchange(for event: Event) -> SDPExchange? {
+        switch event {
+        case .provisional(let leg, _, let sdp?) where sdp.isEmpty == false:
+            guard kind == .inbound, legs[leg]?.role == .b, case .answerCaller = attempts?.join,
+                  legs[leg]?.state == .calling || legs[leg]?.state == .ringing else { return nil }
+            return SDPExchange(sender: leg, receiver: .first, offer: callerOffer == nil)
+        case .answered(let leg, let sdp?) where sdp.isEmpty == false:
+            guard phase == .ringing, legs[leg]?.state == .calling || legs[leg]?.state == .ringing else { return nil }
+            switch attempts?.join {
+            case .answerCaller?: return SDPExchange(sender: leg, receiver: .first, offer: callerOffer == nil)
+            case .reinvite(let waiting)?: return SDPExchange(sender: leg, receiver: waiting, offer: true)
+            case nil: return nil
+            }
+        case .reinviteAnswered(let leg, let sdp?) where sdp.isEmpty == false:
+            guard holdPending[leg] == nil, phase == .joining, referral?.replaces != true, case .reinvite(let waiting) = attempts?.join,
+                  waiting == leg, let joined = legs.filter({ $0.key != leg && $0.value.state == .answered }).keys.max() else { return nil }
+            return SDPExchange(sender: leg, receiver: joined, offer: false)
+        case .callerACK(let sdp?) where sdp.isEmpty == false:
+            return ackAwaitingCaller.map { SDPExchange(sender: .first, receiver: $0, offer: false) }
+        default:
+            return nil
         }
     }
 
@@ -643,5 +697,25 @@ struct CallFlow {
     static func ms(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
         return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}
+
+extension CallFlow.Event {
+    /// The event with the SDP it carries replaced (an anchored call's, by rtpengine's rewrite); others unchanged.
+    func replacingSDP(_ sdp: [UInt8]) -> CallFlow.Event {
+        switch self {
+        case .provisional(let leg, let status, _): .provisional(leg: leg, status: status, sdp: sdp)
+        case .answered(let leg, _): .answered(leg: leg, sdp: sdp)
+        case .reinviteAnswered(let leg, _): .reinviteAnswered(leg: leg, sdp: sdp)
+        case .callerACK: .callerACK(sdp: sdp)
+        default: self
+        }
+    }
+
+    var sdp: [UInt8]? {
+        switch self {
+        case .provisional(_, _, let sdp), .answered(_, let sdp), .reinviteAnswered(_, let sdp), .callerACK(let sdp): sdp
+        default: nil
+        }
     }
 }

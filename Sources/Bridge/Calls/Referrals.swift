@@ -121,6 +121,9 @@ final class Referrals {
                 report(call, .referralRouted(BridgeRoute(targets: targets.map { BridgeTarget(uri: $0.uri) }, headers: headers)))
             case .reject(let status, let reason, _):
                 report(call, .referralRefused(status: status, reason: reason ?? SIPResponse.standardReason(for: status)))
+            case .answer:
+                // A transfer target is a party to call; the bridge answering the transferee itself is not one.
+                report(call, .referralRefused(status: 488, reason: "Not Acceptable Here"))
             }
         }
     }

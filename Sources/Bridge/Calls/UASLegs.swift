@@ -19,10 +19,13 @@ final class UASLegs {
     private let refreshed: (Call, LegID) -> Void
     /// Called with each To tag the caller gets, so its requests with that tag (PRACK, ACK, BYE) find the call.
     private let register: (Call, String) -> Void
+    /// An anchored call's SDP, rewritten by rtpengine (nil: it failed, and the SDP goes as it is).
+    private let anchor: (Call, CallFlow.SDPExchange, [UInt8], @escaping ([UInt8]?) -> Void) -> Void
 
     init(loop: EventLoop, timers: SIPTimers, transactions: ServerResponder, client: SIPClient, uac: UACLegs, logger: Logger,
          report: @escaping (Call, CallFlow.Event) -> Void, refreshed: @escaping (Call, LegID) -> Void,
-         register: @escaping (Call, String) -> Void) {
+         register: @escaping (Call, String) -> Void,
+         anchor: @escaping (Call, CallFlow.SDPExchange, [UInt8], @escaping ([UInt8]?) -> Void) -> Void = { _, _, _, done in done(nil) }) {
         self.loop = loop
         self.timers = timers
         self.transactions = transactions
@@ -32,6 +35,17 @@ final class UASLegs {
         self.report = report
         self.refreshed = refreshed
         self.register = register
+        self.anchor = anchor
+    }
+
+    /// `body` as its receiver gets it: in an anchored call an SDP goes through rtpengine first (asynchronously);
+    /// anything else, or an unanchored call's, at once.
+    private func anchored(_ body: [UInt8], contentType: String?, in call: Call, _ exchange: CallFlow.SDPExchange,
+                          then: @escaping ([UInt8]) -> Void) {
+        guard call.media != nil, !body.isEmpty, contentType.flatMap(MediaType.init(parsing:))?.essence == "application/sdp" else {
+            return then(body)
+        }
+        anchor(call, exchange, body) { then($0 ?? body) }
     }
 
     // MARK: - The caller's INVITE
@@ -253,6 +267,20 @@ final class UASLegs {
     /// Passes a phone's re-INVITE, UPDATE or INFO to the other party and its answer back (RFC 7092's
     /// signaling-only B2BUA): SDP unchanged, so media keeps flowing between the phones.
     func relay(_ request: SIPRequest, key: TransactionKey, from index: LegID, in call: Call) {
+        // An anchored call's offer goes through rtpengine before it goes on.
+        if let other = call.flow.legs.first(where: { $0.key != index && $0.value.state == .answered })?.key {
+            anchored(request.body, contentType: request.contentType, in: call, CallFlow.SDPExchange(sender: index, receiver: other, offer: true)) {
+                [self] body in
+                var rewritten = request
+                rewritten.body = body
+                relayAnchored(rewritten, key: key, from: index, in: call)
+            }
+            return
+        }
+        relayAnchored(request, key: key, from: index, in: call)
+    }
+
+    private func relayAnchored(_ request: SIPRequest, key: TransactionKey, from index: LegID, in call: Call) {
         // RFC 7332 §3: what the bridge relays carries the requester's Max-Forwards less one, so in-dialog requests
         // looping between B2BUAs run out of hops as INVITEs do.
         let hops = request.maxForwards ?? 70
@@ -357,18 +385,28 @@ final class UASLegs {
                 if let farLeg = call.sip[relay.far] { uac.cancelInDialog(relay.farInvite, leg: farLeg) }
             case .relayFinal(let answer):
                 if let farLeg = call.sip[relay.far] { uac.refreshTarget(farLeg, with: answer) }
-                var response = relayedResponse(answer, to: relay.request, from: index, far: relay.far, in: call)
-                if response.isSuccess {
-                    sessionRefreshed(answer, session: relay.session, into: &response, requester: index, far: relay.far, in: call)
-                    retransmitUntilACK(call, leg: index, response: response, key: relay.key)
-                } else {
-                    transactions.respond(relay.key, response)
+                // The far side's SDP answers the request's offer, or (an offerless re-INVITE) is its own offer.
+                let exchange = CallFlow.SDPExchange(sender: relay.far, receiver: index, offer: relay.request.body.isEmpty)
+                anchored(answer.isSuccess ? answer.body : [], contentType: answer.contentType ?? "application/sdp", in: call, exchange) {
+                    [self] body in
+                    var anchoredAnswer = answer
+                    anchoredAnswer.body = body
+                    var response = relayedResponse(anchoredAnswer, to: relay.request, from: index, far: relay.far, in: call)
+                    if response.isSuccess {
+                        sessionRefreshed(answer, session: relay.session, into: &response, requester: index, far: relay.far, in: call)
+                        retransmitUntilACK(call, leg: index, response: response, key: relay.key)
+                    } else {
+                        transactions.respond(relay.key, response)
+                    }
                 }
             case .respond(let status):
                 transactions.respond(relay.key, SIPResponse(replyingTo: relay.request, status: status, toTag: call.sip[index]?.localTag))
             case .ackFar(let answer, let body):
-                if let farLeg = call.sip[relay.far] {
-                    uac.sendACK(for: answer, leg: farLeg, body: call.stamp(body, contentType: "application/sdp", to: relay.far, answer: true))
+                let exchange = CallFlow.SDPExchange(sender: index, receiver: relay.far, offer: false)
+                anchored(body, contentType: "application/sdp", in: call, exchange) { [self] body in
+                    if let farLeg = call.sip[relay.far] {
+                        uac.sendACK(for: answer, leg: farLeg, body: call.stamp(body, contentType: "application/sdp", to: relay.far, answer: true))
+                    }
                 }
             case .offerAccepted(let offerer, let sdp):
                 report(call, .peerOffer(leg: offerer == .requester ? index : relay.far, sdp: sdp))
@@ -405,12 +443,21 @@ final class UASLegs {
             case .response(let answer) where answer.isProvisional:
                 return
             case .response(let answer):
-                farEndGone = answer.status == 481 || answer.status == 408
                 if let otherLeg = call.sip[other] { uac.refreshTarget(otherLeg, with: answer) }
-                response = relayedResponse(answer, to: request, from: index, far: other, in: call)
-                if answer.isSuccess {
-                    sessionRefreshed(answer, session: session, into: &response, requester: index, far: other, in: call)
+                // An UPDATE's offer is answered in its 2xx (RFC 3311 §5.2), which an anchored call's rtpengine rewrites.
+                let exchange = CallFlow.SDPExchange(sender: other, receiver: index, offer: false)
+                anchored(answer.isSuccess && !request.body.isEmpty ? answer.body : [], contentType: answer.contentType, in: call, exchange) {
+                    [self] body in
+                    var anchoredAnswer = answer
+                    anchoredAnswer.body = body
+                    var response = relayedResponse(anchoredAnswer, to: request, from: index, far: other, in: call)
+                    if answer.isSuccess {
+                        sessionRefreshed(answer, session: session, into: &response, requester: index, far: other, in: call)
+                    }
+                    transactions.respond(key, response)
+                    if answer.status == 481 || answer.status == 408 { report(call, .lost(leg: other)) }
                 }
+                return
             case .timeout:
                 farEndGone = true
                 response = SIPResponse(replyingTo: request, status: 408, toTag: toTag)

@@ -229,6 +229,15 @@ final class DecisionGate {
             }
             bus.publish(callId: entry.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
                                                                       fallback: cause != nil, cause: .limit, decisionMs: decisionMs)))
+        case .answer:
+            if b2bua.admits() {
+                bus.publish(callId: entry.callId, .callRouted(Routed(action: .answer, targets: [], workerId: workerId, fallback: cause != nil,
+                                                                    cause: cause, decisionMs: decisionMs)))
+                b2bua.answerInbound(callId: entry.callId, invite: request, serverKey: key, toTag: toTag)
+                return
+            }
+            bus.publish(callId: entry.callId, .callRejected(Rejected(status: response.status, reason: response.reason, workerId: workerId,
+                                                                      fallback: cause != nil, cause: .limit, decisionMs: decisionMs)))
         }
         transactions.respond(key, response)
     }
@@ -238,7 +247,7 @@ final class DecisionGate {
     private func screen(_ decision: Decision, callId: String) -> Result<Decision, PolicyDenial> {
         let destinations = b2bua.destinations
         switch decision {
-        case .reject:
+        case .reject, .answer:
             return .success(decision)
         case .redirect(let targets):
             let (kept, denial) = destinations.allowed(targets, uri: \.uri, place: .redirect, callId: callId)
@@ -317,6 +326,11 @@ final class DecisionGate {
             bus.publish(callId: entry.callId, .callRouted(Routed(targets: targets, workerId: workerId, fallback: false, decisionMs: decisionMs,
                                                                 step: entry.step)))
             entry.decided(.end(status: 302, reason: "Moved Temporarily", headers: ["Contact": Self.contacts(targets)]))
+        case .success(.answer):
+            // The caller has rung through a failed route already; answering it needs the route's media, which
+            // the failure step does not anchor: the caller gets the failure.
+            logger.warning("failure step's answer decision not taken: the caller gets the route's failure", metadata: ["call.id": "\(entry.callId)"])
+            entry.decided(.fallback)
         case .success(.bridge(let route)):
             if let problem = b2bua.ringTimeoutProblem(route.targets.compactMap(\.ringTimeoutMs).max()) {
                 logger.warning("failure step's bridge refused", metadata: ["call.id": "\(entry.callId)", "decision.problem": "\(problem)"])
@@ -360,7 +374,7 @@ final class DecisionGate {
             var response = SIPResponse(replyingTo: request, status: status, reason: reason, toTag: toTag)
             for (name, value) in headers.sorted(by: { $0.key < $1.key }) { response.headers.add(name, value) }
             return response
-        case .bridge:
+        case .bridge, .answer:
             // Only when the bridge cannot take the call (its call limit, a ring timeout beyond its maximum).
             var response = SIPResponse(replyingTo: request, status: 503, toTag: toTag)
             response.headers.add("Retry-After", "5")

@@ -127,8 +127,8 @@ final class Handoffs {
             decided.decision = .reject(status: status, reason: phrase, headers: headers)
             bus.publish(callId: entry.callId, .callRejected(Rejected(status: status, reason: phrase, workerId: decided.workerId,
                                                                       fallback: decided.fallback, cause: decided.cause, decisionMs: decisionMs)))
-        case .bridge:
-            preconditionFailure("proxyable(_:) turns bridge into redirect")
+        case .bridge, .answer:
+            preconditionFailure("proxyable(_:) turns bridge into redirect, answer into reject")
         }
         bus.reply(CommandReply(requestId: entry.request.requestId, outcome: .decided(decided)), to: entry.envelope)
     }
@@ -149,6 +149,8 @@ final class Handoffs {
 
     /// The proxy holds the INVITE, so it forks a `bridge` itself: serial targets as falling q-values, parallel as equal ones.
     static func proxyable(_ decision: Decision) -> Decision {
+        // Only the bridge answers a call itself, and this call is the proxy's: its caller gets 503, as without a bridge.
+        if case .answer = decision { return .reject(status: 503, reason: "Service Unavailable") }
         guard case .bridge(let route) = decision else { return decision }
         let count = route.targets.count
         return .redirect(route.targets.enumerated().map { index, target in

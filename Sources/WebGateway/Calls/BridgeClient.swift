@@ -29,6 +29,8 @@ protocol BridgeClient: Sendable {
     /// - Returns: the bridge's call id, and whether the idempotency key matched an earlier originate.
     func originate(_ originate: Originate) async throws -> (callId: String, existing: Bool)
     func hangup(callId: String) async throws
+    /// Sends a media command on a live call (`play`, `stop_play`, `record`, `dtmf`), whose reply is `done`.
+    func media(_ command: Command) async throws
     /// The ids of the bridge's live calls (`list`); used by health checks and to reconcile the table.
     func liveCallIds() async throws -> Set<String>
 }

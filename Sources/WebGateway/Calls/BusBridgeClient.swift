@@ -35,6 +35,13 @@ final class BusBridgeClient: BridgeClient {
         _ = try await send(.hangup(callId: callId, leg: nil))
     }
 
+    func media(_ command: Command) async throws {
+        switch try await send(command) {
+        case .done: return
+        case let other: throw BridgeError(code: .badReply, message: "unexpected reply to \(command.name.rawValue): \(other)")
+        }
+    }
+
     func liveCallIds() async throws -> Set<String> {
         switch try await send(.list) {
         case .calls(let calls): return Set(calls.map(\.callId))

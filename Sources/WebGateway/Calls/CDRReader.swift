@@ -26,7 +26,8 @@ struct CDRQuery: Equatable, Sendable {
 /// `rating_settings`, "v3"). Workers is an executable and cannot be imported, so this reader names
 /// only `decided_at`, `caller`, `callee`, `sip_status`, `outcome`, `end_cause`, `auth_account` and `id`
 /// in its filters and returns every column as it is, so columns the worker adds later appear without
-/// a change here. The CSV export and the statistics hand whole rows to Billing (`CDRExport`,
+/// a change here. The recordings (``recordings(account:page:perPage:)``, ``recording(callId:account:)``) name
+/// `recording_path`, `recording_ms` and `recording_bytes` (migration "v4"). The CSV export and the statistics hand whole rows to Billing (`CDRExport`,
 /// `CallRecord(row:)`), the code the worker's `cdrs export` and `cdrs totals` use, which names the
 /// rating columns.
 ///
@@ -95,6 +96,74 @@ struct CDRReader: Sendable {
                 ? String.fetchOne(db, sql: "SELECT currency FROM rating_settings WHERE id = 1") : nil
             return (rows.map(\.cdrColumns), currency)
         }
+    }
+
+    /// One recorded call: its CDR's ids, account and times, and the recording's file, length and size. Its JSON (in
+    /// `GET /recordings`) leaves out the file's path on the media host, and has the `url` the route sets.
+    struct Recording: Equatable, Sendable, Encodable {
+        var callId: String
+        var bridgeId: String
+        var account: String?
+        var caller: String?
+        var callee: String?
+        /// When the call was offered (or originated); `decided_at` for a CDR without it.
+        var startedAt: String
+        var path: String
+        var durationMs: Int64?
+        var bytes: Int64?
+        var url: String?
+
+        enum CodingKeys: String, CodingKey {
+            case callId = "call_id", bridgeId = "bridge_id", account, caller, callee, startedAt = "started_at"
+            case durationMs = "duration_ms", bytes, url
+        }
+    }
+
+    /// The recorded calls (of one account, if given), newest first, and how many there are. A file written before
+    /// the worker's "v4" migration has none.
+    func recordings(account: String?, page: Int, perPage: Int) async throws -> (recordings: [Recording], total: Int) {
+        let database = try open()
+        defer { try? database.close() }
+        return try await database.read { db in
+            guard try Self.hasRecordings(db) else { return ([], 0) }
+            var filter = "WHERE recording_path IS NOT NULL"
+            var arguments: StatementArguments = []
+            if let account {
+                filter += " AND auth_account = ?"
+                arguments += [account]
+            }
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cdrs \(filter)", arguments: arguments) ?? 0
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM cdrs \(filter) ORDER BY decided_at DESC, id DESC LIMIT ? OFFSET ?",
+                                        arguments: arguments + [perPage, (page - 1) * perPage])
+            return (rows.map(Self.recording), total)
+        }
+    }
+
+    /// The recording of call `callId` (of one account, if given); nil when it has none, or is another account's.
+    func recording(callId: String, account: String?) async throws -> Recording? {
+        let database = try open()
+        defer { try? database.close() }
+        return try await database.read { db in
+            guard try Self.hasRecordings(db) else { return nil }
+            var sql = "SELECT * FROM cdrs WHERE call_id = ? AND recording_path IS NOT NULL"
+            var arguments: StatementArguments = [callId]
+            if let account {
+                sql += " AND auth_account = ?"
+                arguments += [account]
+            }
+            // Call ids carry their bridge's prefix; the newest row wins should two bridges ever share one.
+            return try Row.fetchOne(db, sql: sql + " ORDER BY decided_at DESC, id DESC LIMIT 1", arguments: arguments).map(Self.recording)
+        }
+    }
+
+    private static func hasRecordings(_ db: Database) throws -> Bool {
+        try db.columns(in: "cdrs").contains { $0.name == "recording_path" }
+    }
+
+    private static func recording(_ row: Row) -> Recording {
+        Recording(callId: row["call_id"], bridgeId: row["bridge_id"], account: row["auth_account"], caller: row["caller"],
+                  callee: row["callee"], startedAt: row["offered_at"] ?? row["decided_at"], path: row["recording_path"],
+                  durationMs: row["recording_ms"], bytes: row["recording_bytes"])
     }
 
     /// A period with more CDRs than one response may carry.

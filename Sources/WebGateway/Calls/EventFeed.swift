@@ -41,6 +41,9 @@ extension CallUpdate {
             self = .ended(callId: id, cause: ended.cause.rawValue)
         case .bridgeStopping, .workerJoined, .workerLeft, .workerLost, .callTransferred:
             return nil
+        case .callDTMF, .callMediaPlayed, .callMediaRecorded:
+            // Media on a live call changes none of its state; a recording reaches the CDR, and `/recordings` reads it there.
+            return nil
         case .registrationCreated, .registrationRefreshed, .registrationRemoved, .registrationExpired:
             // Not a call: the RegistrationFeed keeps who is online.
             return nil

@@ -44,6 +44,9 @@ struct GatewayConfiguration: Sendable {
     var database = "gateway.sqlite"
     /// The accounting worker's CDR file, read only; nil: `GET /cdrs` answers 503.
     var cdrDatabase: String?
+    /// The bridge's recordings folder as this host sees it; `GET /recordings/{call_id}` serves only files whose real path
+    /// is inside it. Nil: recordings are listed but not served (404).
+    var recordingsDirectory: String?
     /// The PBX worker's rules file (`switchboard-worker pbx --db`); nil: `/pbx` answers 503.
     var pbxDatabase: String?
     /// Kamailio's SQLite file (openser-cfg/make-db.sh), where SIP accounts are provisioned; nil: `/sip-accounts` answers 503.
@@ -165,6 +168,7 @@ struct GatewayConfiguration: Sendable {
         commandTimeout = .milliseconds(reader.int(forKey: "bus.command_timeout_ms", default: 5000))
         database = reader.string(forKey: "database", default: defaults.database)
         cdrDatabase = reader.string(forKey: "cdr_database")
+        recordingsDirectory = reader.string(forKey: "recordings_dir")
         pbxDatabase = reader.string(forKey: "pbx_database")
         kamailioDatabase = reader.string(forKey: "kamailio_database")
         sipPasswordMinimumLength = reader.int(forKey: "sip_accounts.min_password_length", default: defaults.sipPasswordMinimumLength)

@@ -15,13 +15,16 @@ struct OriginateRequest: Decodable, Sendable {
     var callerId: String?
     /// How long each phone rings, 1...300 s (the bridge's default `max_ring_timeout`); default: the bridge's `ring_timeout`.
     var ringTimeoutS: Int?
+    /// `anchor`: the call's media goes through the bridge's rtpengine, for the media commands; default `relay`.
+    var media: String?
 
     enum CodingKeys: String, CodingKey {
-        case from, to, callerId = "caller_id", ringTimeoutS = "ring_timeout_s"
+        case from, to, callerId = "caller_id", ringTimeoutS = "ring_timeout_s", media
     }
 }
 
-/// `POST /calls` (originate), `GET /calls`, `GET /calls/{id}`, `DELETE /calls/{id}` (hang up).
+/// `POST /calls` (originate), `GET /calls`, `GET /calls/{id}`, `DELETE /calls/{id}` (hang up), and the media commands
+/// on a live call (CallRoutes+Media.swift).
 struct CallRoutes: Sendable {
     let table: CallTable
     let bridges: BridgeDirectory
@@ -35,6 +38,7 @@ struct CallRoutes: Sendable {
         group.get("calls", use: list)
         group.get("calls/{id}", use: get)
         group.delete("calls/{id}", use: hangup)
+        registerMedia(on: group)
     }
 
     @Sendable func originate(_ request: Request, context: GatewayContext) async throws -> Response {
@@ -47,6 +51,10 @@ struct CallRoutes: Sendable {
         if let seconds = body.ringTimeoutS, !(1...300).contains(seconds) {
             throw Problem.badRequest("`ring_timeout_s` must be between 1 and 300", field: "ring_timeout_s")
         }
+        let media = try body.media.map { name in
+            guard let mode = MediaMode(rawValue: name) else { throw Problem.badRequest("`media` must be relay or anchor", field: "media") }
+            return mode
+        } ?? .relay
         let idempotencyKey = request.headers[.idempotencyKey]
         if let key = idempotencyKey, key.isEmpty || key.count > 128 || !key.unicodeScalars.allSatisfy({ (0x21...0x7E).contains($0.value) }) {
             throw Problem.badRequest("`Idempotency-Key` must be 1 to 128 visible ASCII characters", field: "Idempotency-Key")
@@ -97,7 +105,8 @@ struct CallRoutes: Sendable {
             a: Party(uri: a, callerId: CallerID(uri: b, displayName: callerIdName), ringTimeoutMs: ringTimeoutMs),
             b: Party(uri: b, callerId: CallerID(uri: callerId ?? a), ringTimeoutMs: ringTimeoutMs),
             idempotencyKey: busKey,
-            account: principal.owner)
+            account: principal.owner,
+            media: media)
         let result: (callId: String, existing: Bool)
         do {
             let start = ContinuousClock.now
@@ -133,15 +142,7 @@ struct CallRoutes: Sendable {
     }
 
     @Sendable func hangup(_ request: Request, context: GatewayContext) async throws -> Response {
-        let call = try visibleCall(context: context)
-        guard call.isLive else {
-            throw Problem(status: .conflict, kind: "invalid-state", title: "Call has ended",
-                          detail: "call \(call.callId) ended already (\(call.endCause ?? "?"))")
-        }
-        guard let bridge = bridges.client(id: call.bridge) else {
-            throw Problem(status: .serviceUnavailable, kind: "no-bridge", title: "No bridge",
-                          detail: "bridge \(call.bridge) of call \(call.callId) is not configured")
-        }
+        let (call, bridge) = try liveCall(context: context)
         do {
             try await bridge.hangup(callId: call.callId)
         } catch {
@@ -151,6 +152,21 @@ struct CallRoutes: Sendable {
         var ending = call
         ending.state = .live(.ending)
         return try json(ending, status: .accepted)
+    }
+
+    /// The call named in the path and its bridge, for a command: 404 as ``visibleCall(context:)``, 409 once it has
+    /// ended, 503 when its bridge is no longer configured.
+    func liveCall(context: GatewayContext) throws -> (LiveCall, any BridgeClient) {
+        let call = try visibleCall(context: context)
+        guard call.isLive else {
+            throw Problem(status: .conflict, kind: "invalid-state", title: "Call has ended",
+                          detail: "call \(call.callId) ended already (\(call.endCause ?? "?"))")
+        }
+        guard let bridge = bridges.client(id: call.bridge) else {
+            throw Problem(status: .serviceUnavailable, kind: "no-bridge", title: "No bridge",
+                          detail: "bridge \(call.bridge) of call \(call.callId) is not configured")
+        }
+        return (call, bridge)
     }
 
     /// The call named in the path, if the principal may see it (its own, or any for admins); else 404.
@@ -221,6 +237,10 @@ struct CallRoutes: Sendable {
                               detail: "bridge \(bridge) did not answer in time")
         case .badCommand:
             problem = .badRequest("the bridge refused the command: \(error.message)")
+        case .mediaUnavailable:
+            // No rtpengine, rtpengine down, a call whose media is not anchored, no room for a recording: the call goes on.
+            problem = Problem(status: .serviceUnavailable, kind: "media-unavailable", title: "Media unavailable",
+                              detail: "bridge \(bridge): \(error.message)")
         case .policyDenied:
             // The bridge's message is `rule: sentence`; the rule is what clients match on.
             let rule = error.message.prefix { $0 != ":" }

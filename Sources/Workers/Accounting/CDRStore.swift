@@ -18,6 +18,7 @@ struct CDR: Codable, Equatable, Sendable {
         case talkMs = "talk_ms", endCause = "end_cause", ringingAt = "ringing_at", pddMs = "pdd_ms", rateRoute = "rate_route"
         case ratePlan = "rate_plan", ratePerMinuteMicros = "rate_per_minute_micros", rateIncrement = "rate_increment"
         case billedSeconds = "billed_seconds", chargeMicros = "charge_micros", currency, billTo = "bill_to"
+        case recordingPath = "recording_path", recordingMs = "recording_ms", recordingBytes = "recording_bytes"
     }
 
     var id: Int64?
@@ -35,7 +36,7 @@ struct CDR: Codable, Equatable, Sendable {
     /// ISO 8601 UTC with milliseconds, as on the bus. For an originated call, when the command was accepted.
     var offeredAt: String?
     var decidedAt: String
-    /// `routed` (redirected), `bridged`, `rejected` or `originated`.
+    /// `routed` (redirected), `bridged` (also a call the bridge answered itself, for an IVR), `rejected` or `originated`.
     var outcome: String
     /// 302 for redirected calls, the reject status for rejected ones. Bridged and originated calls:
     /// 200 once connected, else the failure status `call.ended` names; 0 until then, or without one.
@@ -77,6 +78,12 @@ struct CDR: Codable, Equatable, Sendable {
     /// The account the caller's account bills to (provisioning's `billing_account`, which Kamailio adds as
     /// `X-Switchboard-Billing-Account`); when set, its plan prices the call and it is the call's account in totals.
     var billTo: String? = nil
+    /// The call's recording (`call.media.recorded`): the file on the media host, its length and size. A call recorded
+    /// more than once keeps its last recording here; the earlier files stay in the bridge's recordings folder and
+    /// their events in its journal.
+    var recordingPath: String? = nil
+    var recordingMs: Int64? = nil
+    var recordingBytes: Int64? = nil
 
     /// Who pays: the bill-to account, else the authenticated account.
     var payingAccount: String? { billTo ?? authAccount }
@@ -186,6 +193,14 @@ struct CDRStore: Sendable {
             try db.alter(table: "pending_offers") { table in table.add(column: "bill_to", .text) }
             try Rate.createTables(db)
         }
+        // Additive as v3, for the same reader; only anchored calls that were recorded have them.
+        migrator.registerMigration("v4: recordings") { db in
+            try db.alter(table: "cdrs") { table in
+                table.add(column: "recording_path", .text)
+                table.add(column: "recording_ms", .integer)
+                table.add(column: "recording_bytes", .integer)
+            }
+        }
         return migrator
     }
 
@@ -270,7 +285,8 @@ struct CDRStore: Sendable {
                                        routed.workerId, event.bridgeId, callId])
             return (.updated, nil)
         case .callRouted(let routed):
-            let bridged = routed.action == .bridge
+            // An answered call (an IVR's `answer` decision) is the bridge's to keep, as a bridged one: it goes on.
+            let bridged = routed.action != .redirect
             var cdr = try cdrFromOffer(bridgeId: event.bridgeId, callId: callId, decidedAt: ts, outcome: bridged ? "bridged" : "routed",
                                        status: bridged ? 0 : 302, db)
             cdr.route = String(decoding: try BusSchema.makeEncoder().encode(routed.targets), as: UTF8.self)
@@ -278,7 +294,7 @@ struct CDRStore: Sendable {
             cdr.fallback = routed.fallback
             cdr.fallbackCause = routed.cause?.rawValue
             cdr.decisionMs = routed.decisionMs
-            // A redirect is the CDR's last event; a bridged call is rated when it ends.
+            // A redirect is the CDR's last event; a bridged or answered call is rated when it ends.
             if !bridged { try RateSheet.load(db).rate(&cdr) }
             try write(cdr, db)
             return (.recorded, bridged ? nil : cdr)
@@ -328,9 +344,17 @@ struct CDRStore: Sendable {
                 finished = cdr
             }
             return (result.result, finished)
+        case .callMediaRecorded(let recorded):
+            // The bridge publishes it before the call's `call.ended`, so the finished CDR already has it.
+            return try update(event, callId: callId, db) { cdr in
+                cdr.recordingPath = recorded.path
+                cdr.recordingMs = Int64(recorded.durationMs)
+                // Unknown (nil) when the call's end stopped the recording: rtpengine was still closing the file.
+                cdr.recordingBytes = recorded.bytes.map(Int64.init)
+            }
         default:
             // System events (bridge.started, worker.joined, ...) and the steps between (dialing,
-            // holds) change no CDR.
+            // holds, key presses, prompts) change no CDR.
             return (.ignored, nil)
         }
     }

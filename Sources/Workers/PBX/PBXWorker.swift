@@ -31,21 +31,45 @@ struct PBXWorkerConfiguration: Sendable {
 func buildPBXWorker(configuration: PBXWorkerConfiguration, logger: Logger) async throws -> ServiceGroup {
     var logger = logger
     logger[metadataKey: "worker.id"] = "\(configuration.workerId)"
-    let store = try PBXStore(path: configuration.databasePath)
-    let rules = try PBXRuleCache(store: store, interval: configuration.reloadInterval, logger: logger)
-    let routes: RouteCache?
-    if let path = configuration.routesPath {
-        routes = try await RouteCache(store: try RouteStore(path: path), interval: configuration.reloadInterval, logger: logger)
-    } else {
-        routes = nil
-    }
-    let online = configuration.registrations.isEmpty ? nil
-        : RegistrationTable(bridges: configuration.registrations, curve: configuration.curve, logger: logger)
+    let (decider, services) = try await PBXDecider.make(configuration: configuration, logger: logger)
     let worker = Worker(configuration: WorkerConfiguration(bridges: configuration.bridges, workerId: configuration.workerId,
                                                            capacity: configuration.capacity, curve: configuration.curve),
                         logger: logger)
-    let domain = configuration.domain
-    worker.onOffer { [logger] offer in
+    worker.onOffer { offer in await decider.decide(offer) }
+    return ServiceGroup(configuration: ServiceGroupConfiguration(services: services + [.init(service: worker)],
+                                                                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+}
+
+/// The PBX worker's decisions, apart from its bus worker, so another worker (the IVR) can decide the numbers it does
+/// not answer itself exactly as the PBX worker would: from the rules, the registrations, and the dial plan.
+struct PBXDecider: Sendable {
+    let rules: PBXRuleCache
+    let store: PBXStore
+    let routes: RouteCache?
+    let online: RegistrationTable?
+    let domain: String?
+    let logger: Logger
+
+    /// The decider and the services it needs running (rule reloads, the dial plan's, the registration table).
+    static func make(configuration: PBXWorkerConfiguration, logger: Logger) async throws
+        -> (PBXDecider, [ServiceGroupConfiguration.ServiceConfiguration]) {
+        let store = try PBXStore(path: configuration.databasePath)
+        let rules = try PBXRuleCache(store: store, interval: configuration.reloadInterval, logger: logger)
+        let routes: RouteCache?
+        if let path = configuration.routesPath {
+            routes = try await RouteCache(store: try RouteStore(path: path), interval: configuration.reloadInterval, logger: logger)
+        } else {
+            routes = nil
+        }
+        let online = configuration.registrations.isEmpty ? nil
+            : RegistrationTable(bridges: configuration.registrations, curve: configuration.curve, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: rules)]
+        if let routes { services.append(.init(service: routes)) }
+        if let online { services.append(.init(service: online)) }
+        return (PBXDecider(rules: rules, store: store, routes: routes, online: online, domain: configuration.domain, logger: logger), services)
+    }
+
+    func decide(_ offer: CallOffer) async -> Decision {
         let router = await rules.router
         do {
             let result = try router.decide(offer, at: Date(), domain: domain ?? offer.to.host ?? offer.requestUri.host ?? "localhost",
@@ -63,12 +87,6 @@ func buildPBXWorker(configuration: PBXWorkerConfiguration, logger: Logger) async
             return .reject(status: 480, reason: "Temporarily Unavailable")
         }
     }
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: rules)]
-    if let routes { services.append(.init(service: routes)) }
-    if let online { services.append(.init(service: online)) }
-    services.append(.init(service: worker))
-    return ServiceGroup(configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
-                                                                 logger: logger))
 }
 
 /// The PBX rules in memory, reloaded when the file changes (SQLite's `data_version`), so `pbx-rules` and the
