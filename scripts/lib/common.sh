@@ -2,6 +2,7 @@
 #   start_bg NAME LOGFILE CMD...   start CMD in its own process group, remember its pid
 #                                  (LOGFILE - : output goes to ours)
 #   stop_all                       stop everything start_bg started (TERM, then KILL), newest first
+#   stop_bg NAME                   stop what start_bg started under NAME
 #   wait_for SECONDS WHAT CMD...   retry CMD until it succeeds (or fail with WHAT)
 #   say / step / warn / die        output
 
@@ -44,6 +45,16 @@ pid_of() {
 }
 
 running() { local pid; pid=$(pid_of "$1") && kill -0 "$pid" 2>/dev/null; }
+
+# stop_bg NAME : stop what start_bg started under NAME (TERM to its process group, KILL after 5 s)
+stop_bg() {
+    local pid n
+    pid=$(pid_of "$1") || return 0
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((n=0; n<50; n++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; }
+    wait "$pid" 2>/dev/null || true
+}
 
 stop_all() {
     local i pid n
