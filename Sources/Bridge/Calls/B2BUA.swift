@@ -155,7 +155,7 @@ final class B2BUA {
         // An INVITE without an offer gets one from B, which the flow's exchanges anchor as it goes.
         guard let sdp = call.flow.callerOffer else { return drive(call, .decided(route)) }
         hold(call) { resume in
-            media.rewrite(call, CallFlow.SDPExchange(sender: .first, receiver: nil, offer: true), sdp: sdp) { rewritten in
+            media.rewrite(call, .callerOffer, sdp: sdp) { rewritten in
                 if let rewritten { call.flow.anchorCallerOffer(rewritten) } else { call.media = nil }
                 resume(.decided(route))
             }
@@ -177,7 +177,7 @@ final class B2BUA {
         }
         media.anchor(call)
         hold(call) { [self] resume in
-            media.rewrite(call, CallFlow.SDPExchange(sender: .first, receiver: nil, offer: true), sdp: sdp) { rewritten in
+            media.rewrite(call, .callerOffer, sdp: sdp) { rewritten in
                 guard let rewritten else { return resume(.selfAnswerFailed(status: 503, reason: "Media Unavailable")) }
                 media.answerItself(call, offered: rewritten) { result in
                     switch result {

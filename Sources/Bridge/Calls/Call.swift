@@ -88,7 +88,7 @@ final class Call {
 
     /// A relayed body: stamped when it is SDP; any other (INFO's DTMF, a SIP-I multipart) passes as it is.
     func stamp(_ body: [UInt8], contentType: String?, to leg: LegID, answer: Bool) -> [UInt8] {
-        guard !body.isEmpty, contentType.flatMap(MediaType.init(parsing:))?.essence == "application/sdp" else { return body }
+        guard MessageBody.isSDP(body, contentType: contentType) else { return body }
         return stamp(body, to: leg, answer: answer) ?? body
     }
 }

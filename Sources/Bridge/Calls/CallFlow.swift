@@ -105,6 +105,9 @@ struct CallFlow {
         let sender: LegID
         let receiver: LegID?
         let offer: Bool
+
+        /// The inbound caller's initial offer, before any leg it goes to is dialled.
+        static let callerOffer = SDPExchange(sender: .first, receiver: nil, offer: true)
     }
 
     enum Action: Sendable, Equatable {

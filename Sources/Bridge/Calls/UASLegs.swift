@@ -42,7 +42,7 @@ final class UASLegs {
     /// anything else, or an unanchored call's, at once.
     private func anchored(_ body: [UInt8], contentType: String?, in call: Call, _ exchange: CallFlow.SDPExchange,
                           then: @escaping ([UInt8]) -> Void) {
-        guard call.media != nil, !body.isEmpty, contentType.flatMap(MediaType.init(parsing:))?.essence == "application/sdp" else {
+        guard call.media != nil, MessageBody.isSDP(body, contentType: contentType) else {
             return then(body)
         }
         anchor(call, exchange, body) { then($0 ?? body) }

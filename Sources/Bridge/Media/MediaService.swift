@@ -97,14 +97,13 @@ final class MediaService {
             members["to-tag"] = Self.tag(exchange.sender)
         }
         client.request(exchange.offer ? "offer" : "answer", members) { [self] result in
-            switch result {
-            case .success(let reply):
-                if let rewritten = reply["sdp"]?.bytes { return completion(rewritten) }
-                failed(call, MediaError("rtpengine's reply has no sdp"))
+            switch Self.sdp(of: result) {
+            case .success(let rewritten):
+                completion(rewritten)
             case .failure(let error):
                 failed(call, error)
+                completion(nil)
             }
-            completion(nil)
         }
     }
 
@@ -119,9 +118,12 @@ final class MediaService {
     func answerItself(_ call: Call, offered: [UInt8], completion: @escaping (Result<[UInt8], MediaError>) -> Void) {
         let members: [String: Bencode] = ["call-id": .string(call.id), "from-tag": Self.tag(.first), "to-tag": Self.bridgeTag,
                                           "sdp": .bytes(Self.discardAnswer(to: offered)), "flags": Self.flags]
-        client.request("answer", members) { result in
-            completion(result.flatMap { reply in reply["sdp"]?.bytes.map(Result.success) ?? .failure(MediaError("rtpengine's reply has no sdp")) })
-        }
+        client.request("answer", members) { result in completion(Self.sdp(of: result)) }
+    }
+
+    /// The SDP of an offer's or answer's reply.
+    private static func sdp(of result: Result<Bencode, MediaError>) -> Result<[UInt8], MediaError> {
+        result.flatMap { reply in reply["sdp"]?.bytes.map(Result.success) ?? .failure(MediaError("rtpengine's reply has no sdp")) }
     }
 
     /// An answer to `offer` (rtpengine's, facing the bridge) that takes every format it offers and sends to port 9:

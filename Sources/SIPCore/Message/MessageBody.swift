@@ -130,6 +130,11 @@ public enum MessageBody {
         }
     }
 
+    /// A non-empty body that is SDP alone (`application/sdp`, not a part of a multipart body).
+    public static func isSDP(_ body: [UInt8], contentType: String?) -> Bool {
+        !body.isEmpty && contentType.flatMap(MediaType.init(parsing:))?.essence == "application/sdp"
+    }
+
     /// What a message's body holds for the session.
     public static func sessionDescription(of message: some SIPMessageFields) throws(ParseError) -> Session {
         try session(of: message.body, contentType: message.contentType)

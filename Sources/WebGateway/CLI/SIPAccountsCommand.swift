@@ -28,18 +28,6 @@ struct SIPAccountsCommand: AsyncParsableCommand {
         }
     }
 
-    /// The password from --password-stdin or, on a terminal, a prompt without echo; the policy judges it.
-    struct PasswordInput: ParsableArguments {
-        @Flag(help: "Read the password from standard input (one line).")
-        var passwordStdin = false
-
-        func read() throws -> String {
-            let password = passwordStdin ? readLine(strippingNewline: true) : getpass("SIP password: ").map { String(cString: $0) }
-            guard let password else { throw ValidationError("no password given") }
-            return password
-        }
-    }
-
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add an account; it may register and call at once.")
         @OptionGroup var store: StoreOptions
@@ -61,7 +49,7 @@ struct SIPAccountsCommand: AsyncParsableCommand {
             let (store, configuration) = try await store.open()
             let account = SIPAccount(user: user, domain: domain ?? configuration.sipDomain, displayName: displayName, aliases: aliases,
                                      billingAccount: billingAccount, enabled: !disabled)
-            print(SIPAccountsCommand.describe(try store.create(account, password: try password.read())))
+            print(SIPAccountsCommand.describe(try store.create(account, password: try password.read(prompt: "SIP password: "))))
         }
     }
 
@@ -89,7 +77,7 @@ struct SIPAccountsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (store, _) = try await account.store.open()
-            let change = SIPAccountChange(password: newPassword ? try password.read() : nil, displayName: displayName,
+            let change = SIPAccountChange(password: newPassword ? try password.read(prompt: "SIP password: ") : nil, displayName: displayName,
                                           aliases: noAliases ? [] : aliases.isEmpty ? nil : aliases, billingAccount: billingAccount)
             print(SIPAccountsCommand.describe(try store.update(user: account.user, change)))
         }

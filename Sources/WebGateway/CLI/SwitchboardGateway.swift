@@ -194,19 +194,13 @@ struct UsersCommand: AsyncParsableCommand {
         commandName: "users", abstract: "Add users of the page, set their passwords, change the numbers they own.",
         subcommands: [Add.self, Passwd.self, Numbers.self])
 
-    /// The password from --password-stdin or, on a terminal, a prompt without echo.
+    /// A login's password (`PasswordInput`), at least 8 characters.
     struct PasswordOptions: ParsableArguments {
-        @Flag(help: "Read the password from standard input (one line).")
-        var passwordStdin = false
+        @OptionGroup var input: PasswordInput
 
         func read() throws -> String {
-            let password: String?
-            if passwordStdin {
-                password = readLine(strippingNewline: true)
-            } else {
-                password = getpass("password: ").map { String(cString: $0) }
-            }
-            guard let password, password.count >= 8 else { throw ValidationError("the password must have at least 8 characters") }
+            let password = try input.read(prompt: "password: ")
+            guard password.count >= 8 else { throw ValidationError("the password must have at least 8 characters") }
             return password
         }
     }
@@ -252,5 +246,17 @@ struct UsersCommand: AsyncParsableCommand {
             try await store.openStore().setPassword(name: name, password: try password.read())
             print("password of \(name) changed")
         }
+    }
+}
+
+/// A password from --password-stdin or, on a terminal, a prompt without echo; the caller judges it.
+struct PasswordInput: ParsableArguments {
+    @Flag(help: "Read the password from standard input (one line).")
+    var passwordStdin = false
+
+    func read(prompt: String) throws -> String {
+        let password = passwordStdin ? readLine(strippingNewline: true) : getpass(prompt).map { String(cString: $0) }
+        guard let password else { throw ValidationError("no password given") }
+        return password
     }
 }

@@ -169,5 +169,19 @@ const Switchboard = (() => {
     }
   }
 
-  return { api, ApiError, start, follow, causeInWords, party, clock, get session() { return session; } };
+  /**
+   * Runs `callback` once a session exists (start() shows #who then) and each time #who is shown anew; returns
+   * the guarded call, for a page that wants to look again later (nothing happens while logged out).
+   */
+  function onSession(callback) {
+    const who = document.getElementById("who");
+    const run = () => {
+      if (!who.hidden) callback();
+    };
+    new MutationObserver(run).observe(who, { attributes: true, attributeFilter: ["hidden"] });
+    run();
+    return run;
+  }
+
+  return { api, ApiError, start, follow, onSession, causeInWords, party, clock, get session() { return session; } };
 })();

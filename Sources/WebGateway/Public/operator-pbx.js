@@ -248,10 +248,8 @@
     $("pbx-time-zones").replaceChildren(...Intl.supportedValuesOf("timeZone").map((zone) => new Option(zone)));
   }
 
-  // common.js shows #who once a session exists (operator.js starts the login); then try the rules.
-  const who = $("who");
+  // Once logged in (operator.js starts the login), try the rules.
   async function show() {
-    if (who.hidden) return;
     try {
       await load();
       $("pbx-section").hidden = false;
@@ -262,10 +260,9 @@
       if (!hide) $("pbx-error").textContent = `Cannot list the PBX rules: ${error.message}`;
     }
   }
-  new MutationObserver(show).observe(who, { attributes: true, attributeFilter: ["hidden"] });
+  const refresh = Switchboard.onSession(show);
   // Rules also change through the CLI: look again when the operator comes back to the page.
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") show();
+    if (document.visibilityState === "visible") refresh();
   });
-  show();
 })();

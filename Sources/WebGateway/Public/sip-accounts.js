@@ -82,17 +82,13 @@
     }
   });
 
-  // common.js shows #who once a session exists (operator.js starts the login); then try the list.
-  const who = $("who");
-  async function show() {
-    if (who.hidden) return;
+  // Once logged in (operator.js starts the login), try the list.
+  Switchboard.onSession(async () => {
     try {
       await load();
       $("accounts-section").hidden = false;
     } catch (error) {
       $("accounts-section").hidden = true; // 403: not an admin; 503: no Kamailio database
     }
-  }
-  new MutationObserver(show).observe(who, { attributes: true, attributeFilter: ["hidden"] });
-  show();
+  });
 })();

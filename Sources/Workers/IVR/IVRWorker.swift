@@ -68,23 +68,9 @@ func buildIVRWorker(configuration: IVRWorkerConfiguration, logger: Logger) async
                                                                             topics: ["call."], curve: configuration.curve),
                                      logger: logger)
     subscriber.onEvent { event in await menu.handle(event) }
-    services += [.init(service: subscriber), .init(service: worker), .init(service: ClosingOnShutdown(commands))]
+    services += [.init(service: subscriber), .init(service: worker)]
     return ServiceGroup(configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                                                  logger: logger))
-}
-
-/// Closes the command client when the service group shuts down (its socket must be closed before its context goes).
-struct ClosingOnShutdown: Service {
-    let client: CommandClient
-
-    init(_ client: CommandClient) {
-        self.client = client
-    }
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        client.close()
-    }
 }
 
 /// The IVR's calls, each a small state machine driven by its events: the menu playing, waiting for a key, or handed on.
@@ -107,6 +93,10 @@ actor IVRMenu {
         self.configuration = configuration
         self.commands = commands
         self.logger = logger
+    }
+
+    deinit {
+        commands.close()
     }
 
     func handle(_ event: Event) async {
