@@ -75,6 +75,8 @@ struct BridgeConfiguration {
     var trustedSources: TrustedSources?
     /// INVITEs one source may have waiting for a decision at once; beyond it they get 503 at once.
     var maxPendingOffersPerSource = 2_000
+    /// When new calls are shed with 503 because the bridge cannot keep up (``OverloadControl``).
+    var overload = OverloadControl.Configuration()
     /// TCP connections the SIP listener keeps at once; a new one beyond it is closed.
     var tcpMaxConnections = 1_024
     /// A TCP connection with no traffic either way for this long is closed (Kamailio reconnects as needed).

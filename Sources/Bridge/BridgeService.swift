@@ -49,10 +49,12 @@ struct SIPSide {
         }
         b2bua = B2BUA(configuration: configuration, loop: loop, bus: bus, client: client, transactions: transactions, store: store,
                       media: media, callPrefix: callPrefix, logger: logger)
+        let overload = OverloadControl(configuration: configuration.overload, decisionTimeout: configuration.decisionTimeout, logger: logger)
+        overload.endWindows(on: loop)
         gate = DecisionGate(configuration: configuration, loop: loop, bus: bus, transactions: transactions, b2bua: b2bua,
-                            callPrefix: callPrefix, logger: logger)
+                            overload: overload, callPrefix: callPrefix, logger: logger)
         edge = SIPEdge(configuration: configuration, loop: loop, transactions: transactions, client: client, gate: gate, b2bua: b2bua,
-                       registrations: RegistrationRelay(bus: bus, logger: logger), logger: logger)
+                       registrations: RegistrationRelay(bus: bus, logger: logger), overload: overload, logger: logger)
         b2bua.transferDecider = gate
         b2bua.nextStepDecider = gate
         handoffs = Handoffs(configuration: configuration, loop: loop, bus: bus, destinations: b2bua.destinations, callPrefix: callPrefix,

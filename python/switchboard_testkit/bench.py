@@ -166,18 +166,18 @@ def load_average():
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_302_load(sipp_bin, scenario, port, rate, duration, step_dir, rtt=False, started=lambda: None):
+def run_302_load(sipp_bin, scenario, port, rate, duration, step_dir, rtt=False, started=lambda: None, extra=()):
     """sipp placing `rate` calls/s for `duration` s with `scenario` (INVITE -> final answer ->
     ACK) to 127.0.0.1:port, in `step_dir`; `started()` runs once sipp is up. Returns
     sipp.load_result's dict plus the exit code and the command line. rtt: also sipp's
-    -trace_rtt file of every call (<step_dir>/*_rtt.csv)."""
+    -trace_rtt file of every call (<step_dir>/*_rtt.csv). extra: more sipp options."""
     calls = int(rate * duration)
     argv = [sipp_bin, "-sf", scenario, "-s", NUMBER, "-i", LOCAL, "-p", free_port(), f"{LOCAL}:{port}",
             "-r", rate, "-rp", 1000, "-m", calls, "-l", max(1000, rate * 10),
             "-recv_timeout", 5000, "-max_retrans", 3, "-buff_size", 8 * 1024 * 1024,
             "-timeout", f"{duration + 30}s", "-nostdin", "-nd",
             *(["-trace_rtt", "-rtt_freq", 1] if rtt else []), "-trace_stat", "-fd", 1, "-trace_err",
-            "-stf", step_dir / "stat.csv", "-error_file", step_dir / "errors.log"]
+            "-stf", step_dir / "stat.csv", "-error_file", step_dir / "errors.log", *extra]
     proc = Process("sipp", argv, step_dir)
     started()
     code = proc.wait_or_kill(duration + 45)

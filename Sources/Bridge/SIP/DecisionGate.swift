@@ -77,6 +77,7 @@ final class DecisionGate {
     private let bus: BridgeBus
     private let transactions: ServerTransactions
     private let b2bua: B2BUA
+    private let overload: OverloadControl
     private let logger: Logger
     /// Decision request id (the call id) → the INVITE waiting for it.
     private var waiting: [String: Waiting] = [:]
@@ -100,12 +101,13 @@ final class DecisionGate {
     private let decisionLatency = Timer(label: "switchboard_decision_latency_seconds")
 
     init(configuration: BridgeConfiguration, loop: EventLoop, bus: BridgeBus, transactions: ServerTransactions, b2bua: B2BUA,
-         callPrefix: String, logger: Logger) {
+         overload: OverloadControl, callPrefix: String, logger: Logger) {
         self.configuration = configuration
         self.loop = loop
         self.bus = bus
         self.transactions = transactions
         self.b2bua = b2bua
+        self.overload = overload
         self.callPrefix = callPrefix
         self.logger = logger
     }
@@ -158,6 +160,8 @@ final class DecisionGate {
 
     /// The bus' answers, a batch at a time, on the SIP loop.
     func resolve(_ batch: [(requestId: String, resolution: BusEndpoints.Resolution)]) {
+        let start = NIODeadline.now()
+        defer { overload.busy(since: start) }
         for (requestId, resolution) in batch {
             let outcome: Outcome = switch resolution {
             case .decided(let decision, let workerId): .decided(decision, workerId: workerId)
@@ -190,7 +194,9 @@ final class DecisionGate {
         switch outcome {
         case .decided(let workerDecision, let id):
             (decision, workerId, cause) = (workerDecision, id, nil)
+            overload.decided(after: elapsed)
         case .fallback(let why):
+            if why == .overload { overload.poolFull() }
             fallbacks.increment()
             (decision, workerId, cause) = (configuration.fallback.decision, nil, why)
             logger.notice("fallback answered call", metadata: ["call.id": "\(entry.callId)", "decision.cause": "\(why)", "decision.fallback": "\(configuration.fallback)"])

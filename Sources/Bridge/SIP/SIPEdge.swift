@@ -1,7 +1,15 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Metrics
 import NIOCore
 import SIPCore
+
+/// `SO_MEMINFO`'s answer (linux/sock_diag.h): receive queue bytes, receive buffer, ..., drops at index 8.
+private struct SocketMemoryInfo: Sendable {
+    var values: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+}
 
 /// The bridge's SIP front door and the transaction user for what needs no call: parses what arrives,
 /// gives responses to the client transactions, retransmissions and ACKs to the server transactions,
@@ -27,6 +35,7 @@ final class SIPEdge {
     private let registrations: RegistrationRelay
     private let trusted: TrustedSources
     private let sessionTimer: SessionTimer.Configuration
+    private let overload: OverloadControl
 
     private let received = Counter(label: "switchboard_sip_messages_received_total")
     private let malformed = Counter(label: "switchboard_sip_malformed_total")
@@ -37,7 +46,7 @@ final class SIPEdge {
     private var untrusted = 0
 
     init(configuration: BridgeConfiguration, loop: EventLoop, transactions: ServerTransactions, client: SIPClient,
-         gate: DecisionGate, b2bua: B2BUA, registrations: RegistrationRelay, logger: Logger) {
+         gate: DecisionGate, b2bua: B2BUA, registrations: RegistrationRelay, overload: OverloadControl, logger: Logger) {
         self.loop = loop
         self.logger = logger
         self.parser = SIPParser(limits: configuration.parserLimits)
@@ -48,12 +57,15 @@ final class SIPEdge {
         self.registrations = registrations
         trusted = configuration.resolvedTrustedSources
         sessionTimer = configuration.sessionTimer
+        self.overload = overload
     }
 
     // MARK: - Inbound
 
     func receive(_ packet: InboundPacket) {
         loop.preconditionInEventLoop()
+        let start = NIODeadline.now()
+        defer { overload.busy(since: start) }
         received.increment()
         guard trusted.admits(packet.remote) else {
             refuseUntrusted(packet)
@@ -75,6 +87,21 @@ final class SIPEdge {
             dropped.increment()
             logger.debug("dropped stray response", metadata: ["sip.status": "\(response.status)", "sip.call_id": "\(response.callID ?? "-")", "sip.cseq": "\(response.cseq.map { "\($0)" } ?? "-")"])
         }
+    }
+
+    /// Lets the overload control read the UDP socket's receive queue (`SO_MEMINFO`, Linux): datagrams waiting
+    /// there are work the loop has not even seen.
+    func watchReceiveQueue(of channel: Channel) {
+        #if os(Linux)
+        guard let socket = channel as? SocketOptionProvider else { return }
+        overload.probeReceiveQueue = { [overload] in
+            socket.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_MEMINFO))
+                .assumeIsolated().whenSuccess { (info: SocketMemoryInfo) in
+                    overload.received(OverloadControl.ReceiveQueue(queued: Int(info.values.0), buffer: Int(info.values.1),
+                                                                   drops: info.values.8))
+                }
+        }
+        #endif
     }
 
     /// A TCP stream that could not be framed: answer 400 if the broken message names enough to reply.
@@ -132,11 +159,17 @@ final class SIPEdge {
 
         if request.method == .ack {
             // An ACK no INVITE transaction takes is for a 2xx, its own transaction that belongs to the dialog
-            // (RFC 3261 §13.2.2.4), or for a transaction that ended: nothing to do (§17.2.3).
-            if !transactions.receivedACK(key), request.to?.tag == nil || !b2bua.inDialog(request, key: key) { dropped.increment() }
+            // (RFC 3261 §13.2.2.4), for a transaction that ended, or for a shed call's 503: nothing to do (§17.2.3).
+            let tag = request.to?.tag
+            if !transactions.receivedACK(key), tag?.hasPrefix(Self.shedTagPrefix) != true,
+               tag == nil || !b2bua.inDialog(request, key: key) { dropped.increment() }
             return
         }
         if transactions.receivedRetransmission(key) { return }
+        if request.method == .invite, request.to?.tag == nil, !overload.admitsNewCall() {
+            shed(request, reply: reply)
+            return
+        }
         if request.method == .invite {
             startInvite(request, key: key, reply: reply, packet: packet)
         } else {
@@ -226,6 +259,19 @@ final class SIPEdge {
         gate.offer(request, key: key, packet: packet)
     }
 
+    /// An overloaded bridge's answer to a new INVITE: 503 + Retry-After, sent statelessly (RFC 3261 §8.2.7), as
+    /// cheap as an answer gets: no transaction, no timer, its ACK absorbed by its To tag. The tag is the same for
+    /// a retransmission of the INVITE, which gets the same answer (or is admitted, once the overload is over).
+    private func shed(_ request: SIPRequest, reply: ReplyPath) {
+        var tag = Hasher()
+        tag.combine(request.callID)
+        tag.combine(request.topVia?.branch)
+        let toTag = Self.shedTagPrefix + String(UInt(bitPattern: tag.finalize()), radix: 36)
+        var response = SIPResponse(replyingTo: request, status: 503, toTag: toTag)
+        response.headers.add("Retry-After", String(overload.configuration.retryAfter))
+        transactions.sendStateless(response, via: reply)
+    }
+
     /// A SIP-I trunk's INVITE carries its SDP beside an ISUP part (`multipart/mixed`, RFC 3204). The bridge
     /// offers the SDP alone (``MessageBody/sdp(of:)``) and drops the optional parts, as an SBC between a SIP-I
     /// trunk and SIP phones does; a malformed multipart body is a 400 naming the problem, and a part the far
@@ -256,6 +302,9 @@ final class SIPEdge {
         for header in problem.headers { response.headers.add(header.name, header.value) }
         return response
     }
+
+    /// The To tag of every 503 an overload sheds: its ACK is known by it.
+    static let shedTagPrefix = "shed-"
 
     static func makeTag() -> String {
         String(UInt64.random(in: 0...UInt64.max), radix: 36)

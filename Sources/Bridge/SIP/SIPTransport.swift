@@ -225,6 +225,7 @@ struct SIPListeners {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     transport.value.attach(channel)
+                    edge.value.watchReceiveQueue(of: channel)
                     try channel.pipeline.syncOperations.addHandler(SIPDatagramHandler(edge: edge.value))
                 }
             }
