@@ -227,7 +227,7 @@ public struct DestinationPolicy: Equatable, Sendable {
             return
         case .shortNumber, .number:
             let extra = rules.extraDeniedPrefixes.map { NumberingPlan.DeniedRange($0, .premiumRate, "a configured premium-rate prefix") }
-            for range in extra + NumberingPlan.deniedRanges where DialPattern(range.prefix).matches(dial) && !lifted(range.prefix) {
+            for range in extra + NumberingPlan.deniedRanges where range.pattern.matches(dial) && !lifted(range.prefix) {
                 throw PolicyDenial(range.rule, dial, pattern: range.prefix,
                                    "\(dial) is in \(range.name) (\(range.prefix)), denied unless the account allows that range explicitly")
             }

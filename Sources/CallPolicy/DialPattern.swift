@@ -8,12 +8,13 @@
 /// ```
 public struct DialPattern: Equatable, Sendable, CustomStringConvertible {
     public let text: String
-    /// The pattern without its trailing `*`.
-    private let fixed: [Character]
+    /// The pattern without its trailing `*`, as bytes: the policy screens every target of every decision, and
+    /// dial strings and patterns are ASCII (checked before they get here), where bytes compare as characters.
+    private let fixed: [UInt8]
 
     public init(_ text: String) {
         self.text = text
-        fixed = Array(text.hasSuffix("*") ? String(text.dropLast()) : text)
+        fixed = Array((text.hasSuffix("*") ? text.dropLast() : Substring(text)).utf8)
     }
 
     public var description: String { text }
@@ -22,13 +23,13 @@ public struct DialPattern: Equatable, Sendable, CustomStringConvertible {
     public var isWildcard: Bool { text == "*" }
 
     public func matches(_ dialString: String) -> Bool {
-        Self.prefixMatches(fixed, Array(dialString), rangeWildcards: false)
+        Self.prefixMatches(fixed, dialString.utf8, rangeWildcards: false)
     }
 
     /// Whether this pattern names `range` (a prefix such as `+4490`) or something inside it: an allow
     /// pattern lifts a default deny only then, so allowing `+44` does not open UK premium rate.
     public func covers(_ range: String) -> Bool {
-        !isWildcard && Self.prefixMatches(Array(range), fixed, rangeWildcards: true) && fixed.count >= range.count
+        !isWildcard && Self.prefixMatches(Array(range.utf8), fixed, rangeWildcards: true) && fixed.count >= range.utf8.count
     }
 
     /// A pattern is 1 to 64 of letters, digits, `+*_-.`.
@@ -38,13 +39,16 @@ public struct DialPattern: Equatable, Sendable, CustomStringConvertible {
 
     /// Whether `subject` starts with `pattern`; an `x` in `pattern` (and in `subject` when both are
     /// patterns) stands for a digit on the other side.
-    private static func prefixMatches(_ pattern: [Character], _ subject: [Character], rangeWildcards: Bool) -> Bool {
+    private static func prefixMatches(_ pattern: [UInt8], _ subject: some Collection<UInt8>, rangeWildcards: Bool) -> Bool {
         guard subject.count >= pattern.count else { return false }
         for (p, s) in zip(pattern, subject) where p != s {
-            let digitWildcard = (p == "x" || p == "X") && s.isASCII && s.isNumber
-            let rangeWildcard = rangeWildcards && (s == "x" || s == "X") && p.isASCII && p.isNumber
+            let digitWildcard = isX(p) && isDigit(s)
+            let rangeWildcard = rangeWildcards && isX(s) && isDigit(p)
             guard digitWildcard || rangeWildcard else { return false }
         }
         return true
     }
+
+    private static func isX(_ byte: UInt8) -> Bool { byte == UInt8(ascii: "x") || byte == UInt8(ascii: "X") }
+    private static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
 }

@@ -7,11 +7,14 @@ public enum NumberingPlan {
         public let prefix: String
         public let rule: PolicyRule
         public let name: String
+        /// `prefix` read once, not at every check.
+        let pattern: DialPattern
 
         public init(_ prefix: String, _ rule: PolicyRule, _ name: String) {
             self.prefix = prefix
             self.rule = rule
             self.name = name
+            pattern = DialPattern(prefix)
         }
     }
 

@@ -82,6 +82,14 @@ public struct WorkerConfiguration: Sendable {
 /// handler never delays heartbeats, and many offers are decided at once (up to `capacity` per bridge).
 public final class Worker: Service, Sendable {
     public typealias OfferHandler = @Sendable (CallOffer) async -> Decision
+    /// A handler that decides at once: see ``onOffer(inline:)``.
+    public typealias InlineOfferHandler = @Sendable (CallOffer) -> Decision
+
+    /// How the worker's loop reaches the handler.
+    enum Decider: Sendable {
+        case task(OfferHandler)
+        case inline(InlineOfferHandler)
+    }
 
     /// Thrown by ``run()`` when no ``onOffer(_:)`` handler was set: such a worker would take offers and
     /// never answer them, leaving every call to the bridge's fallback.
@@ -94,7 +102,7 @@ public final class Worker: Service, Sendable {
     /// The closure sits in a struct: a function value read through `Mutex`'s generic `inout` is wrapped
     /// in reabstraction thunks that are written back, so every read would make the next call longer.
     private struct Handler {
-        var decide: OfferHandler?
+        var decide: Decider?
     }
 
     private let handler = Mutex(Handler())
@@ -128,7 +136,20 @@ public final class Worker: Service, Sendable {
     /// }
     /// ```
     public func onOffer(_ handler: @escaping OfferHandler) {
-        self.handler.withLock { $0.decide = handler }
+        self.handler.withLock { $0.decide = .task(handler) }
+    }
+
+    /// Sets a function that decides each offer at once, from what it holds in memory (a dial plan, a table):
+    /// it runs on the worker's bus thread as each offer arrives, with no task and no thread hand-off per
+    /// offer, which halves the worker's CPU per call. It must not block or wait: while it runs, no other
+    /// offer and no heartbeat is served. Anything that waits (a database, an HTTP call) belongs in
+    /// ``onOffer(_:)``.
+    ///
+    /// ```swift
+    /// worker.onOffer(inline: { offer in table.route(offer).decision })
+    /// ```
+    public func onOffer(inline handler: @escaping InlineOfferHandler) {
+        self.handler.withLock { $0.decide = .inline(handler) }
     }
 
     /// Connects to every bridge and serves until graceful shutdown, then says goodbye to each bridge.
@@ -160,14 +181,14 @@ public final class Worker: Service, Sendable {
 
 /// A worker's bridges as its loop sees them: one ``BridgeLink`` each, and the offers they bring.
 private final class WorkerSession {
-    private let decide: Worker.OfferHandler
+    private let decide: Worker.Decider
     private let configuration: WorkerConfiguration
     private let loop: ZMQServiceLoop
     private let logger: Logger
     private let identity: String
     private var links: [BridgeLink] = []
 
-    init(decide: @escaping Worker.OfferHandler, configuration: WorkerConfiguration, context: ZMQContext, loop: ZMQServiceLoop,
+    init(decide: Worker.Decider, configuration: WorkerConfiguration, context: ZMQContext, loop: ZMQServiceLoop,
          logger: Logger) throws {
         self.decide = decide
         self.configuration = configuration
@@ -224,14 +245,18 @@ private final class WorkerSession {
             // The bridge forgot us (it restarted): announce ourselves again.
             if reply.code == .notReady { link.send(.ready(workerId: configuration.workerId, capacity: configuration.capacity)) }
         case .decisionRequest(let requestId, let callId, _, let offer):
-            let decide = decide
             let bridge = link.index
-            let session = ZMQLoopBound(self, loop: loop)
-            let logger = logger
-            Task {
-                let decision = await decide(offer)
-                logger.debug("decided", metadata: ["call.id": "\(callId)", "bus.request_id": "\(requestId)"])
-                session.loop.execute { session.value.send(.decision(requestId: requestId, decision: decision), to: bridge) }
+            switch decide {
+            case .inline(let decide):
+                send(.decision(requestId: requestId, decision: decide(offer)), to: bridge)
+            case .task(let decide):
+                let session = ZMQLoopBound(self, loop: loop)
+                let logger = logger
+                Task {
+                    let decision = await decide(offer)
+                    logger.debug("decided", metadata: ["call.id": "\(callId)", "bus.request_id": "\(requestId)"])
+                    session.loop.execute { session.value.send(.decision(requestId: requestId, decision: decision), to: bridge) }
+                }
             }
         }
     }

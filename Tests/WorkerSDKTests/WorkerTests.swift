@@ -127,6 +127,26 @@ import ZeroMQ
         #expect(bye.identity == identity)
     }
 
+    @Test func anInlineHandlerAnswersOnTheBusThreadInOrder() async throws {
+        let bridge = try FakeBridge()
+        defer { bridge.close() }
+        let worker = Self.makeWorker(bridge.endpoint, heartbeat: .seconds(2))
+        worker.onOffer(inline: { offer in .redirect([Target(uri: "sip:\(offer.requestUri.user!)@inline", q: 1)]) })
+        try await running(worker) {
+            let ready = try #require(await bridge.nextNonHeartbeat())
+            try bridge.send(.welcome(bridgeId: "b1", heartbeatMs: 100), to: ready.identity)
+            for n in 1...3 {
+                try bridge.send(.decisionRequest(requestId: "r\(n)", callId: "call-\(n)", deadlineMs: 500, offer: Self.offer),
+                                to: ready.identity)
+            }
+            // Decided as each arrives, no task in between: the answers come in the order of the requests.
+            for n in 1...3 {
+                let answer = try #require(await bridge.nextNonHeartbeat())
+                #expect(answer.message == .decision(requestId: "r\(n)", decision: .redirect([Target(uri: "sip:1202@inline", q: 1)])))
+            }
+        }
+    }
+
     @Test func refusesToRunWithoutAnOfferHandler() async throws {
         let bridge = try FakeBridge()
         defer { bridge.close() }

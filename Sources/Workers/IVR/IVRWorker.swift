@@ -48,7 +48,7 @@ func buildIVRWorker(configuration: IVRWorkerConfiguration, logger: Logger) async
     } else if let path = configuration.routesPath {
         let routes = try await RouteCache(store: try RouteStore(path: path), interval: .seconds(1), logger: logger)
         services.append(.init(service: routes))
-        others = { offer in await routes.table.route(offer).decision }
+        others = { offer in routes.table.route(offer).decision }
     } else {
         others = { _ in .reject(status: 404, reason: "Not Found") }
     }

@@ -76,7 +76,7 @@ struct PBXDecider: Sendable {
                                            registered: { user in online?.isRegistered(user: user) },
                                            takeTurn: { group in try store.takeTurn(group) })
             if result.rule == .plain, let routes {
-                return await routes.table.route(offer).decision
+                return routes.table.route(offer).decision
             }
             logger.info("pbx decided", metadata: ["sip.call_id": "\(offer.sipCallId)", "pbx.user": "\(offer.requestUri.user ?? "-")",
                                                   "pbx.rule": "\(result.rule.rawValue)", "pbx.step": "\(offer.failure?.step ?? 0)"])

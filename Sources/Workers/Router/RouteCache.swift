@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Keeps the dial plan in memory and reloads it when the database changes, so that the CLI can edit
 /// routes while the router runs and a routing decision never waits for the disk.
@@ -10,12 +11,14 @@ import ServiceLifecycle
 ///
 /// ```swift
 /// let cache = try await RouteCache(store: store, interval: .seconds(2), logger: logger)
-/// let decision = await cache.table.route(offer).decision
+/// let decision = cache.table.route(offer).decision
 /// // run `cache` in the ServiceGroup to keep it fresh
 /// ```
 actor RouteCache: Service {
-    /// The current snapshot.
-    private(set) var table: RoutingTable
+    /// The current snapshot, readable from any thread without waiting for the actor: offers are decided
+    /// inline on the worker's bus thread (``Worker/onOffer(inline:)``).
+    nonisolated var table: RoutingTable { snapshot.withLock { $0 } }
+    private let snapshot: Mutex<RoutingTable>
     private var version: Int
     private let store: RouteStore
     private let interval: Duration
@@ -24,7 +27,7 @@ actor RouteCache: Service {
     /// Loads the dial plan once, so the router never starts with an empty table.
     init(store: RouteStore, interval: Duration, logger: Logger) async throws {
         let (table, version) = try await store.snapshot()
-        self.table = table
+        snapshot = Mutex(table)
         self.version = version
         self.store = store
         self.interval = interval
@@ -51,7 +54,7 @@ actor RouteCache: Service {
     func refresh() async throws -> Bool {
         guard try await store.dataVersion() != version else { return false }
         let (table, version) = try await store.snapshot()
-        self.table = table
+        snapshot.withLock { $0 = table }
         self.version = version
         Self.report(table, logger: logger)
         return true

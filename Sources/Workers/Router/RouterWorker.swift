@@ -58,13 +58,14 @@ func buildRouterWorker(configuration: RouterConfiguration, logger: Logger) async
         logger: logger
     )
     let (mode, ringTimeout) = (configuration.mode, configuration.ringTimeout)
-    worker.onOffer { [logger] offer in
-        let result = await cache.table.route(offer)
+    // The dial plan is in memory: each offer is decided on the bus thread as it arrives.
+    worker.onOffer(inline: { [logger] offer in
+        let result = cache.table.route(offer)
         log(result, for: offer, logger: logger)
         guard mode == .bridge, case .redirect(let targets) = result.decision else { return result.decision }
         let ringMs = ringTimeout.map { Int($0.components.seconds * 1000) }
         return .bridge(BridgeRoute(targets: targets.map { BridgeTarget(uri: $0.uri, ringTimeoutMs: ringMs) }, mode: .serial))
-    }
+    })
     return ServiceGroup(
         configuration: ServiceGroupConfiguration(
             services: [.init(service: cache), .init(service: worker)],
