@@ -310,3 +310,103 @@ struct StreamFramerTests {
         #expect(overflowError.kind == .tooLarge)
     }
 }
+
+@Suite("Parser: typed values parsed once")
+struct ParserTypedValueTests {
+    /// Two Via lines (one a list, compact and upper-case names), a folded From, a Contact list, a quoted-pair in a
+    /// display name, a long unknown name.
+    private let request = bytes([
+        "INVITE sip:bob@example.com SIP/2.0",
+        "v: SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK2;rport",
+        "VIA: SIP/2.0/UDP c.example.com : 5062;received=192.0.2.9;branch=z9hG4bK3",
+        "Max-Forwards: 70",
+        "From: \"Alice \\\"A\\\" Example\"",
+        " <sip:alice@example.com>;tag=1",
+        "t: Bob <sip:bob@example.com>",
+        "i: c1@example.com",
+        "CSeq: 7 INVITE",
+        "m: <sip:alice@192.0.2.1:5060;transport=udp>;expires=60, sip:alice@192.0.2.2",
+        "X-A-Header-Name-Longer-Than-Sixteen: kept",
+    ])
+
+    @Test func accessorsOfAParsedMessageEqualThoseOfTheSameFieldsBuiltByHand() throws {
+        guard case .request(let parsed) = try SIPParser().parse(request) else {
+            Issue.record("not a request")
+            return
+        }
+        let built = SIPRequest(method: parsed.method, uri: parsed.uri, headers: SIPHeaders(Array(parsed.headers)))
+        #expect(parsed.vias.map(\.description) == [
+            "SIP/2.0/UDP a.example.com;branch=z9hG4bK1", "SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK2;rport",
+            "SIP/2.0/UDP c.example.com:5062;received=192.0.2.9;branch=z9hG4bK3",
+        ])
+        #expect(parsed.vias == built.vias)
+        #expect(parsed.topVia == built.topVia)
+        #expect(parsed.from?.displayName == #"Alice "A" Example"#)
+        #expect(parsed.from == built.from)
+        #expect(parsed.to == built.to)
+        #expect(parsed.cseq == built.cseq)
+        #expect(parsed.contacts.count == 2)
+        #expect(parsed.contacts == built.contacts)
+        #expect(parsed.headers["x-a-header-name-longer-than-sixteen"] == "kept")
+        // Parsed values do not make the headers unequal to the same fields without them.
+        #expect(parsed.headers == built.headers)
+        #expect(parsed.headers.hashValue == built.headers.hashValue)
+        #expect(parsed == built)
+    }
+
+    @Test func changingTheHeadersDropsTheParsedValues() throws {
+        guard case .request(var request) = try SIPParser().parse(request) else {
+            Issue.record("not a request")
+            return
+        }
+        request.headers.set("f", "<sip:carol@example.com>;tag=9")
+        #expect(request.from?.uri.sipURI?.user == "carol")
+        request.headers.remove("Via")
+        #expect(request.vias.isEmpty)
+        #expect(request.topVia == nil)
+        request.headers.add("Via", "SIP/2.0/UDP d.example.com;branch=z9hG4bK4")
+        #expect(request.topVia?.host == "d.example.com")
+        request.headers.remove("Contact")
+        #expect(request.contacts.isEmpty)
+        request.headers.set("CSeq", "8 INVITE")
+        #expect(request.cseq?.sequence == 8)
+    }
+
+    @Test func namesKeepTheirSpellingWhateverTheirCase() throws {
+        guard case .request(let request) = try SIPParser().parse(request) else {
+            Issue.record("not a request")
+            return
+        }
+        #expect(request.headers.map(\.name) == [
+            "v", "VIA", "Max-Forwards", "From", "t", "i", "CSeq", "m", "X-A-Header-Name-Longer-Than-Sixteen",
+        ])
+    }
+
+    /// The scanner passes eight bytes at a time while none needs a look: a control byte must be found at every
+    /// offset within such a word, and a quote must still start a quoted string there.
+    @Test(arguments: 0..<17)
+    func aControlByteIsFoundWhereverItFalls(_ offset: Int) throws {
+        let prefix = Array((optionsLines.joined(separator: "\r\n") + "\r\nSubject: ").utf8)
+        let value = Array(repeating: UInt8(ascii: "a"), count: offset) + [0x01] + Array("abcdefghijklmnop".utf8)
+        let error = try #require(throws: SIPParseError.self) {
+            try SIPParser().parse(prefix + value + Array("\r\n\r\n".utf8))
+        }
+        #expect(error.reason == "control character 0x01 at byte \(prefix.count + offset)")
+
+        let quoted = Array(repeating: UInt8(ascii: "a"), count: offset) + Array("\"x\\\u{1}y\" z".utf8)
+        let message = try SIPParser().parse(prefix + quoted + Array("\r\n\r\n".utf8))
+        #expect(message.headers["Subject"]?.hasSuffix("\"x\\\u{1}y\" z") == true)
+    }
+
+    @Test func contentTypeIsComparedWithoutCaseParametersOrSpaces() throws {
+        let lines = optionsLines + ["Content-Type: Application / SDP ; charset=utf-8"]
+        guard case .request(let request) = try SIPParser().parse(bytes(lines, body: "v=0\r\n")) else {
+            Issue.record("not a request")
+            return
+        }
+        #expect(validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: ["application/sdp"]) == nil)
+        let refusal = validateForEndpoint(request, supportedExtensions: [], supportedContentTypes: ["application/sdpx"])
+        #expect(refusal?.status == 415)
+        #expect(refusal?.headers == [SIPHeader(name: "Accept", value: "application/sdpx")])
+    }
+}

@@ -107,7 +107,7 @@ public struct SessionTimer: Sendable, Hashable {
     /// A 422 to a request this side sent (§7.3): the interval to ask for next, from its Min-SE; nil when the 422
     /// names none, or none larger than what was asked (retrying would loop).
     public mutating func received422(_ response: SIPResponse) -> Int? {
-        guard let value = response.headers.first(canonical: "min-se").flatMap(Self.deltaSeconds),
+        guard let value = response.headers.first(.minSE).flatMap(Self.deltaSeconds),
               value > max(interval ?? configuration.interval, peerMinimum ?? 0) else { return nil }
         peerMinimum = value
         return value
@@ -123,7 +123,7 @@ public struct SessionTimer: Sendable, Hashable {
     public mutating func received(_ request: SIPRequest) -> Result<[SIPHeader], SIPStatusError> {
         let supportsTimer = request.headers.namesOptionTag("timer", in: "Supported") || request.headers.namesOptionTag("timer", in: "Require")
         let asked = Self.sessionExpires(in: request)
-        let peerMin = request.headers.first(canonical: "min-se").flatMap(Self.deltaSeconds)
+        let peerMin = request.headers.first(.minSE).flatMap(Self.deltaSeconds)
         if let peerMin { peerMinimum = max(peerMinimum ?? 0, peerMin) }
         let minimum = max(configuration.minimum, peerMin ?? 0)
         var seconds = asked?.seconds ?? interval ?? configuration.interval
@@ -150,12 +150,13 @@ public struct SessionTimer: Sendable, Hashable {
 
     /// `Session-Expires: delta-seconds *(;se-params)` (§4): the interval and the refresher it names, if any.
     static func sessionExpires(in message: some SIPMessageFields) -> (seconds: Int, refresher: Refresher?)? {
-        guard let value = message.headers.first(canonical: "session-expires") else { return nil }
-        var scanner = ValueScanner(value)
-        scanner.skipWhitespace()
-        guard let seconds = deltaSeconds(scanner.read(while: Grammar.isDigit)), let parameters = scanner.readParameters()
-        else { return nil }
-        return (seconds, parameters.value(for: "refresher").flatMap { Refresher(rawValue: $0.lowercased()) })
+        guard let value = message.headers.first(.sessionExpires) else { return nil }
+        return ValueScanner.scan(value) { scanner in
+            scanner.skipWhitespace()
+            guard let seconds = deltaSeconds(scanner.read(while: Grammar.isDigit)), let parameters = scanner.readParameters()
+            else { return nil }
+            return (seconds, parameters.value(for: "refresher").flatMap { Refresher(rawValue: $0.lowercased()) })
+        }
     }
 
     /// `delta-seconds`: digits, at most a year's worth so arithmetic on it cannot overflow.

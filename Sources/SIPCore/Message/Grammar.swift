@@ -59,6 +59,22 @@ enum Grammar {
         !text.isEmpty && text.utf8.allSatisfy(isDigit)
     }
 
+    /// The value of `1*DIGIT` bytes, leading zeros allowed; nil when empty, not all digits, or out of range.
+    static func decimal<Value: FixedWidthInteger>(
+        _ bytes: UnsafeBufferPointer<UInt8>.SubSequence, as _: Value.Type
+    ) -> Value? {
+        guard !bytes.isEmpty else { return nil }
+        var value: Value = 0
+        for byte in bytes {
+            guard isDigit(byte) else { return nil }
+            let (shifted, overflowShift) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflowSum) = shifted.addingReportingOverflow(Value(byte - UInt8(ascii: "0")))
+            guard !overflowShift, !overflowSum else { return nil }
+            value = sum
+        }
+        return value
+    }
+
     /// Bytes a URI may carry unescaped: printable ASCII minus the delimiters RFC 3986 and RFC 3261 exclude.
     static func isURIByte(_ byte: UInt8) -> Bool {
         guard byte > 0x20, byte < 0x7F else { return false }
@@ -99,8 +115,8 @@ enum Grammar {
     /// Calls `body` with each trimmed element of a comma-separated value, in order, empty ones included, until it
     /// returns false; avoids building the array ``splitList(_:)`` returns when the caller wants one element.
     static func forEachListElement(in value: String, _ body: (String) -> Bool) {
-        var value = value
-        value.withUTF8 { bytes in
+        var contiguous = value
+        contiguous.withUTF8 { bytes in
             var inQuotes = false
             var inBrackets = false
             var escaped = false
@@ -131,7 +147,9 @@ enum Grammar {
                     break
                 }
             }
-            _ = body(String(decoding: trimmed(bytes[elementStart...]), as: UTF8.self))
+            let last = trimmed(bytes[elementStart...])
+            // A value of one element (most are) is passed as it is rather than copied.
+            _ = body(last.count == bytes.count ? value : String(decoding: last, as: UTF8.self))
         }
     }
 
@@ -160,7 +178,7 @@ enum Grammar {
     static func asciiLowercased(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence) -> String {
         String(unsafeUninitializedCapacity: bytes.count) { buffer in
             for (offset, byte) in bytes.enumerated() {
-                buffer[offset] = isUpper(byte) ? byte | 0x20 : byte
+                buffer[offset] = lowercased(byte)
             }
             return bytes.count
         }
@@ -171,18 +189,36 @@ enum Grammar {
     static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
         let (left, right) = (a.utf8, b.utf8)
         guard left.count == right.count else {
-            return (!a.utf8.allSatisfy { $0 < 0x80 } || !b.utf8.allSatisfy { $0 < 0x80 })
-                && a.lowercased() == b.lowercased()
+            // Names of different lengths differ, unless Unicode case mapping changes a length.
+            return (!isASCII(a) || !isASCII(b)) && a.lowercased() == b.lowercased()
         }
-        for (x, y) in zip(left, right) where x != y {
-            guard x < 0x80, y < 0x80 else { return a.lowercased() == b.lowercased() }
-            guard isUpper(x) ? x | 0x20 == y : isUpper(y) && y | 0x20 == x else { return false }
+        // Compared in the strings' own storage: iterating their UTF-8 views costs many times more.
+        var (first, second) = (a, b)
+        let asciiResult = first.withUTF8 { firstBytes in
+            second.withUTF8 { secondBytes -> Bool? in
+                for (x, y) in zip(firstBytes, secondBytes) where x != y {
+                    guard x < 0x80, y < 0x80 else { return nil }
+                    guard isUpper(x) ? x | 0x20 == y : isUpper(y) && y | 0x20 == x else { return false }
+                }
+                return true
+            }
         }
-        return true
+        return asciiResult ?? (a.lowercased() == b.lowercased())
+    }
+
+    /// Whether every byte of `text` is ASCII, read in the string's storage.
+    static func isASCII(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { $0.allSatisfy { $0 < 0x80 } }
     }
 
     static func isUpper(_ byte: UInt8) -> Bool {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")
+    }
+
+    /// `byte` with an ASCII upper-case letter lower-cased.
+    static func lowercased(_ byte: UInt8) -> UInt8 {
+        isUpper(byte) ? byte | 0x20 : byte
     }
 
     /// Decodes `%XX` escapes; malformed escapes are kept literally.
@@ -226,12 +262,22 @@ enum Grammar {
 }
 
 /// A cursor over the bytes of one header value; every read is bounds-checked so hostile input cannot trap.
+/// It reads the value's own storage, so it lives only inside ``scan(_:_:)``.
 struct ValueScanner {
-    let bytes: [UInt8]
+    let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
 
-    init(_ text: some StringProtocol) {
-        bytes = Array(text.utf8)
+    private init(bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+    }
+
+    /// Calls `body` with a scanner over the UTF-8 bytes of `text`, read in place.
+    static func scan<Result>(_ text: String, _ body: (inout ValueScanner) -> Result) -> Result {
+        var text = text
+        return text.withUTF8 { bytes in
+            var scanner = ValueScanner(bytes: bytes)
+            return body(&scanner)
+        }
     }
 
     var isAtEnd: Bool { index >= bytes.count }
@@ -249,9 +295,14 @@ struct ValueScanner {
     }
 
     mutating func read(while predicate: (UInt8) -> Bool) -> String {
+        String(decoding: bytes[skip(while: predicate)], as: UTF8.self)
+    }
+
+    /// Moves past the bytes that satisfy `predicate`; returns their positions.
+    mutating func skip(while predicate: (UInt8) -> Bool) -> Range<Int> {
         let start = index
         while let byte = peek, predicate(byte) { index += 1 }
-        return String(decoding: bytes[start..<index], as: UTF8.self)
+        return start..<index
     }
 
     mutating func readToken() -> String? {
@@ -262,7 +313,13 @@ struct ValueScanner {
     /// Reads a `quoted-string` starting at `"`; returns its unescaped content, or nil when it is unterminated.
     mutating func readQuotedString() -> String? {
         guard consume(ASCII.quote) else { return nil }
-        var content: [UInt8] = []
+        // Most quoted strings have no quoted-pair: their content is decoded where it lies.
+        let start = index
+        while let byte = peek, byte != ASCII.backslash, byte != ASCII.cr, byte != ASCII.lf {
+            index += 1
+            if byte == ASCII.quote { return String(decoding: bytes[start..<(index - 1)], as: UTF8.self) }
+        }
+        var content = Array(bytes[start..<index])
         while let byte = peek {
             index += 1
             switch byte {

@@ -13,13 +13,16 @@ public struct MediaType: Sendable, Hashable {
 
     /// Parses a Content-Type value; nil when it is not `token/token *(;param)`.
     public init?(parsing value: String) {
-        var scanner = ValueScanner(value)
-        scanner.skipWhitespace()
-        guard let type = scanner.readToken() else { return nil }
-        scanner.skipWhitespace()
-        guard scanner.consume(ASCII.slash) else { return nil }
-        scanner.skipWhitespace()
-        guard let subtype = scanner.readToken(), let parameters = scanner.readParameters() else { return nil }
+        let parsed = ValueScanner.scan(value) { scanner -> (type: String, subtype: String, [SIPParameter])? in
+            scanner.skipWhitespace()
+            guard let type = scanner.readToken() else { return nil }
+            scanner.skipWhitespace()
+            guard scanner.consume(ASCII.slash) else { return nil }
+            scanner.skipWhitespace()
+            guard let subtype = scanner.readToken(), let parameters = scanner.readParameters() else { return nil }
+            return (type, subtype, parameters)
+        }
+        guard let (type, subtype, parameters) = parsed else { return nil }
         essence = "\(type)/\(subtype)".lowercased()
         self.parameters = parameters
     }
@@ -28,8 +31,7 @@ public struct MediaType: Sendable, Hashable {
     public func parameter(_ name: String) -> String? {
         guard let value = parameters.value(for: name) else { return nil }
         guard value.hasPrefix("\""), value.count >= 2 else { return value }
-        var scanner = ValueScanner(value)
-        return scanner.readQuotedString()
+        return ValueScanner.scan(value) { $0.readQuotedString() }
     }
 }
 
@@ -95,9 +97,10 @@ public enum MessageBody {
         /// required for a session description and optional otherwise for `signal`, `alert`, `icon`, `render`).
         public var isRequired: Bool {
             guard let disposition = field("content-disposition") else { return false }
-            var scanner = ValueScanner(disposition)
-            _ = scanner.readToken()
-            let handling = scanner.readParameters()?.value(for: "handling")
+            let handling = ValueScanner.scan(disposition) { scanner in
+                _ = scanner.readToken()
+                return scanner.readParameters()?.value(for: "handling")
+            }
             return handling.map { Grammar.equalsIgnoringCase($0, "required") } ?? false
         }
 

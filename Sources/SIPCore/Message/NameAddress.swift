@@ -28,7 +28,11 @@ public struct NameAddress: Sendable, Hashable, LosslessStringConvertible {
     /// Parses `"Name" <uri>;params`, `Name <uri>;params`, `<uri>;params` or bare `uri;params`. A bare URI ends
     /// at the first `;` and must not contain `,` or `?` (RFC 3261 §20: such URIs need angle brackets).
     public init?(_ description: String) {
-        var scanner = ValueScanner(description)
+        guard let address = ValueScanner.scan(description, Self.init(scanning:)) else { return nil }
+        self = address
+    }
+
+    private init?(scanning scanner: inout ValueScanner) {
         scanner.skipWhitespace()
         var displayName: String?
         if scanner.peek == ASCII.quote {
@@ -44,15 +48,19 @@ public struct NameAddress: Sendable, Hashable, LosslessStringConvertible {
             displayName = trimmedWords.isEmpty ? nil : trimmedWords
         }
 
-        let uriText: String
+        // The URI is parsed where it lies in the scanner's bytes, without a String of its own.
+        let uriBytes: Range<Int>
         if scanner.consume(ASCII.lessThan) {
-            uriText = scanner.read { $0 != ASCII.greaterThan }
+            uriBytes = scanner.skip { $0 != ASCII.greaterThan }
             guard scanner.consume(ASCII.greaterThan) else { return nil }
         } else {
-            uriText = scanner.read { !Grammar.isWhitespace($0) && $0 != ASCII.semicolon }
-            guard !uriText.utf8.contains(ASCII.comma), !uriText.utf8.contains(ASCII.question) else { return nil }
+            uriBytes = scanner.skip { !Grammar.isWhitespace($0) && $0 != ASCII.semicolon }
+            let bare = scanner.bytes[uriBytes]
+            guard !bare.contains(ASCII.comma), !bare.contains(ASCII.question) else { return nil }
         }
-        guard let uri = SIPAnyURI(uriText), let parameters = scanner.readParameters() else { return nil }
+        guard let uri = SIPAnyURI(UnsafeBufferPointer(rebasing: scanner.bytes[uriBytes])),
+              let parameters = scanner.readParameters()
+        else { return nil }
         self.displayName = displayName
         self.uri = uri
         self.parameters = parameters

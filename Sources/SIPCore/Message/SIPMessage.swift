@@ -28,7 +28,7 @@ public struct SIPRequest: Sendable, Hashable, SIPMessageFields {
 
     /// The message on the wire; Content-Length is set to the body's length.
     public func serialized() -> [UInt8] {
-        serializeMessage(startLine: "\(method) \(uri) \(version)", headers: headers, body: body)
+        serializeMessage(startLine: (method.rawValue, uri.description, version), headers: headers, body: body)
     }
 }
 
@@ -62,13 +62,18 @@ public struct SIPResponse: Sendable, Hashable, SIPMessageFields {
     /// ```
     public init(replyingTo request: SIPRequest, status: Int, reason: String? = nil, toTag: String? = nil) {
         var headers = SIPHeaders()
+        headers.reserveCapacity(request.headers.count)
+        var firstTo = true
         for field in request.headers {
-            switch field.canonicalName {
-            case "via", "from", "call-id", "cseq":
+            switch field.key {
+            case .via, .from, .callID, .cseq:
                 headers.append(field)
-            case "to":
-                // Appending keeps the client's To byte-for-byte, which is what §8.2.6.2 asks for.
-                let untagged = NameAddress(field.value).map { $0.tag == nil } ?? false
+            case .to:
+                // Appending keeps the client's To byte-for-byte, which is what §8.2.6.2 asks for. The parser has
+                // parsed the first To line already.
+                let to = firstTo ? request.to : NameAddress(field.value)
+                firstTo = false
+                let untagged = to.map { $0.tag == nil } ?? false
                 if let toTag, untagged {
                     headers.add(field.name, field.value + ";tag=" + toTag)
                 } else {
@@ -83,7 +88,7 @@ public struct SIPResponse: Sendable, Hashable, SIPMessageFields {
 
     /// The message on the wire; Content-Length is set to the body's length.
     public func serialized() -> [UInt8] {
-        serializeMessage(startLine: "\(version) \(status) \(reason)", headers: headers, body: body)
+        serializeMessage(startLine: (version, String(status), reason), headers: headers, body: body)
     }
 
     /// Whether the status is 1xx.
@@ -188,68 +193,101 @@ public protocol SIPMessageFields {
 
 extension SIPMessageFields {
     /// The Call-ID.
-    public var callID: String? { headers.first(canonical: "call-id") }
+    // The typed accessors take the values the parser parsed when it checked the fields (`headers.parsed`); on
+    // headers built or changed since, they parse the text.
+
+    /// The Call-ID.
+    public var callID: String? { headers.first(.callID) }
 
     /// The CSeq.
-    public var cseq: CSeq? { headers.first(canonical: "cseq").flatMap(CSeq.init) }
+    public var cseq: CSeq? {
+        if let parsed = headers.parsed { return parsed.cseq }
+        return headers.first(.cseq).flatMap(CSeq.init)
+    }
 
     /// The From address.
-    public var from: NameAddress? { headers.first(canonical: "from").flatMap(NameAddress.init) }
+    public var from: NameAddress? {
+        if let parsed = headers.parsed { return parsed.from }
+        return headers.first(.from).flatMap(NameAddress.init)
+    }
 
     /// The To address.
-    public var to: NameAddress? { headers.first(canonical: "to").flatMap(NameAddress.init) }
+    public var to: NameAddress? {
+        if let parsed = headers.parsed { return parsed.to }
+        return headers.first(.to).flatMap(NameAddress.init)
+    }
 
     /// Every Via value, top first.
-    public var vias: [Via] { headers.values(canonical: "via").compactMap(Via.init) }
+    public var vias: [Via] {
+        if let parsed = headers.parsed { return parsed.vias }
+        return headers.values(.via).compactMap(Via.init)
+    }
 
     /// The top Via, the one this hop's transaction layer uses.
-    public var topVia: Via? { headers.first(canonical: "via").flatMap(Via.init) }
+    public var topVia: Via? {
+        if let parsed = headers.parsed { return parsed.vias.first }
+        return headers.first(.via).flatMap(Via.init)
+    }
 
     /// Every Contact address; the wildcard `*` of a REGISTER is not an address and is left out.
-    public var contacts: [NameAddress] { headers.values(canonical: "contact").compactMap(NameAddress.init) }
+    public var contacts: [NameAddress] {
+        if let parsed = headers.parsed { return parsed.contacts }
+        return headers.values(.contact).compactMap(NameAddress.init)
+    }
 
     /// Max-Forwards; nil when absent or outside 0...255.
     public var maxForwards: Int? {
-        headers.first(canonical: "max-forwards").flatMap { Grammar.isDigits($0) ? Int($0) : nil }
+        headers.first(.maxForwards).flatMap { Grammar.isDigits($0) ? Int($0) : nil }
             .flatMap { $0 <= 255 ? $0 : nil }
     }
 
     /// Content-Length as declared (not the body's actual length).
     public var contentLength: Int? {
-        headers.first(canonical: "content-length").flatMap { Grammar.isDigits($0) ? Int($0) : nil }
+        headers.first(.contentLength).flatMap { Grammar.isDigits($0) ? Int($0) : nil }
     }
 
     /// Content-Type as written, parameters included.
-    public var contentType: String? { headers.first(canonical: "content-type") }
+    public var contentType: String? { headers.first(.contentType) }
 }
 
 /// Writes start line, headers with the real Content-Length, blank line and body into one buffer sized up
 /// front. The first Content-Length line keeps its position and spelling and later ones are dropped, as
 /// ``SIPHeaders/set(_:_:)`` would, without copying the headers to change them.
-private func serializeMessage(startLine: String, headers: SIPHeaders, body: [UInt8]) -> [UInt8] {
+private func serializeMessage(startLine: (String, String, String), headers: SIPHeaders, body: [UInt8]) -> [UInt8] {
     let contentLength = String(body.count)
-    var capacity = startLine.utf8.count + 2 + "Content-Length: \r\n\r\n".utf8.count + contentLength.utf8.count
+    var capacity = startLine.0.utf8.count + startLine.1.utf8.count + startLine.2.utf8.count + 4
+        + "Content-Length: \r\n\r\n".utf8.count + contentLength.utf8.count
     for field in headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
     var bytes: [UInt8] = []
     bytes.reserveCapacity(capacity + body.count)
 
+    // Copied from each string's storage: appending a UTF-8 view goes byte by byte.
+    func append(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
     func appendLine(_ name: String, _ value: String) {
-        bytes.append(contentsOf: name.utf8)
+        append(name)
         bytes.append(ASCII.colon)
         if !value.isEmpty {
             bytes.append(ASCII.space)
-            bytes.append(contentsOf: value.utf8)
+            append(value)
         }
         bytes.append(ASCII.cr)
         bytes.append(ASCII.lf)
     }
 
-    bytes.append(contentsOf: startLine.utf8)
+    append(startLine.0)
+    bytes.append(ASCII.space)
+    append(startLine.1)
+    bytes.append(ASCII.space)
+    append(startLine.2)
     bytes.append(ASCII.cr)
     bytes.append(ASCII.lf)
     var wroteContentLength = false
     for field in headers {
-        guard field.canonicalName == "content-length" else {
+        guard field.key == .contentLength else {
             appendLine(field.name, field.value)
             continue
         }

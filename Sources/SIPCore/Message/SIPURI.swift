@@ -38,10 +38,18 @@ public struct SIPURI: Sendable, Hashable, LosslessStringConvertible {
 
     /// Parses a `SIP-URI` or `SIPS-URI`; nil when malformed or another scheme.
     public init?(_ description: String) {
-        guard let colon = description.utf8.firstIndex(of: ASCII.colon) else { return nil }
-        let scheme = Grammar.asciiLowercased(String(Substring(description.utf8[..<colon])))
-        guard scheme == "sip" || scheme == "sips" else { return nil }
-        let rest = Array(description.utf8[description.utf8.index(after: colon)...])
+        var text = description
+        guard let uri = text.withUTF8({ bytes in
+            bytes.firstIndex(of: ASCII.colon).flatMap { SIPURI(bytes, colon: $0) }
+        }) else { return nil }
+        self = uri
+    }
+
+    /// Parses the URI in `bytes` whose scheme ends at `colon`; nil when malformed or another scheme. Works on
+    /// the bytes in place: a parser calls it for every address of every message.
+    init?(_ bytes: UnsafeBufferPointer<UInt8>, colon: Int) {
+        guard let scheme = Self.scheme(bytes[..<colon]) else { return nil }
+        let rest = UnsafeBufferPointer(rebasing: bytes[(colon + 1)...])
         guard !rest.isEmpty, rest.allSatisfy(Grammar.isURIByte) else { return nil }
         self.scheme = scheme
 
@@ -108,8 +116,19 @@ public struct SIPURI: Sendable, Hashable, LosslessStringConvertible {
         port.map { "\(host):\($0)" } ?? host
     }
 
+    /// `sip` or `sips` when `bytes` are either in any case.
+    static func scheme(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence) -> String? {
+        let start = bytes.startIndex
+        func letter(_ offset: Int) -> UInt8 { Grammar.lowercased(bytes[start + offset]) }
+        guard bytes.count == 3 || bytes.count == 4, letter(0) == UInt8(ascii: "s"), letter(1) == UInt8(ascii: "i"),
+              letter(2) == UInt8(ascii: "p")
+        else { return nil }
+        if bytes.count == 3 { return "sip" }
+        return letter(3) == UInt8(ascii: "s") ? "sips" : nil
+    }
+
     /// Parses `host [":" port]`, accepting an IPv6 reference in brackets.
-    static func parseHostPort(_ bytes: ArraySlice<UInt8>) -> (String, UInt16?)? {
+    static func parseHostPort(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence) -> (String, UInt16?)? {
         guard let first = bytes.first else { return nil }
         let hostEnd: Int
         if first == ASCII.openBracket {
@@ -125,9 +144,8 @@ public struct SIPURI: Sendable, Hashable, LosslessStringConvertible {
         }
         let host = String(decoding: bytes[bytes.startIndex..<hostEnd], as: UTF8.self)
         guard hostEnd < bytes.endIndex else { return (host, nil) }
-        guard bytes[hostEnd] == ASCII.colon else { return nil }
-        let digits = String(decoding: bytes[(hostEnd + 1)...], as: UTF8.self)
-        guard Grammar.isDigits(digits), let port = UInt16(digits) else { return nil }
+        guard bytes[hostEnd] == ASCII.colon, let port = Grammar.decimal(bytes[(hostEnd + 1)...], as: UInt16.self)
+        else { return nil }
         return (host, port)
     }
 
@@ -144,7 +162,7 @@ public struct SIPURI: Sendable, Hashable, LosslessStringConvertible {
 
     /// The `separator`-separated pairs of `bytes`, walked in place rather than split into an array of pieces;
     /// nil when a piece is malformed (empty, or `=value` without a name).
-    private static func parsePairs(_ bytes: ArraySlice<UInt8>, _ separator: UInt8) -> [SIPParameter]? {
+    private static func parsePairs(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence, _ separator: UInt8) -> [SIPParameter]? {
         var pairs: [SIPParameter] = []
         var start = bytes.startIndex
         while true {
@@ -156,7 +174,7 @@ public struct SIPURI: Sendable, Hashable, LosslessStringConvertible {
         }
     }
 
-    private static func parsePair(_ bytes: ArraySlice<UInt8>) -> SIPParameter? {
+    private static func parsePair(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence) -> SIPParameter? {
         guard let equals = bytes.firstIndex(of: ASCII.equals) else {
             return bytes.isEmpty ? nil : SIPParameter(String(decoding: bytes, as: UTF8.self))
         }
@@ -183,21 +201,29 @@ public enum SIPAnyURI: Sendable, Hashable, LosslessStringConvertible {
 
     /// Parses an absolute URI; nil when malformed (no scheme, spaces, `<`, `>`, quotes...).
     public init?(_ description: String) {
-        guard let colon = description.utf8.firstIndex(of: ASCII.colon) else { return nil }
-        let schemeBytes = description.utf8[..<colon]
+        var text = description
+        guard let uri = text.withUTF8({ SIPAnyURI($0, raw: description) }) else { return nil }
+        self = uri
+    }
+
+    /// Parses the URI in `bytes`; `raw` is their text when the caller has it, so that `.other` need not decode
+    /// it again.
+    init?(_ bytes: UnsafeBufferPointer<UInt8>, raw: String? = nil) {
+        guard let colon = bytes.firstIndex(of: ASCII.colon) else { return nil }
+        let schemeBytes = bytes[..<colon]
         guard let first = schemeBytes.first, Self.isAlpha(first),
               schemeBytes.allSatisfy({ Self.isAlpha($0) || Grammar.isDigit($0) || $0 == UInt8(ascii: "+")
                   || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") })
         else { return nil }
-        let scheme = Grammar.asciiLowercased(String(Substring(schemeBytes)))
-        if scheme == "sip" || scheme == "sips" {
-            guard let uri = SIPURI(description) else { return nil }
+        if SIPURI.scheme(schemeBytes) != nil {
+            guard let uri = SIPURI(bytes, colon: colon) else { return nil }
             self = .sip(uri)
             return
         }
-        let rest = description.utf8[description.utf8.index(after: colon)...]
+        let rest = bytes[(colon + 1)...]
         guard !rest.isEmpty, rest.allSatisfy(Grammar.isURIByte) else { return nil }
-        self = .other(scheme: scheme, raw: description)
+        self = .other(
+            scheme: Grammar.asciiLowercased(schemeBytes), raw: raw ?? String(decoding: bytes, as: UTF8.self))
     }
 
     /// The URI in its wire form.

@@ -43,7 +43,11 @@ public struct Via: Sendable, Hashable, LosslessStringConvertible {
 
     /// Parses one `via-parm`; LWS is accepted around `/`, `:`, `;` and `=` as the grammar allows.
     public init?(_ description: String) {
-        var scanner = ValueScanner(description)
+        guard let via = ValueScanner.scan(description, Self.init(scanning:)) else { return nil }
+        self = via
+    }
+
+    private init?(scanning scanner: inout ValueScanner) {
         scanner.skipWhitespace()
         guard let name = scanner.readToken() else { return nil }
         scanner.skipWhitespace()
@@ -66,7 +70,7 @@ public struct Via: Sendable, Hashable, LosslessStringConvertible {
             scanner.skipWhitespace()
             sentBy += ":" + scanner.read(while: Grammar.isDigit)
         }
-        guard let (host, port) = SIPURI.parseHostPort(ArraySlice(sentBy.utf8)),
+        guard let (host, port) = sentBy.withUTF8({ SIPURI.parseHostPort($0[...]) }),
               let parameters = scanner.readParameters()
         else { return nil }
         protocolName = name
@@ -150,7 +154,11 @@ public struct CSeq: Sendable, Hashable, LosslessStringConvertible {
 
     /// Parses `1*DIGIT LWS Method`; nil when the number exceeds 2^32-1 or the method is not a token.
     public init?(_ description: String) {
-        var scanner = ValueScanner(description)
+        guard let cseq = ValueScanner.scan(description, Self.init(scanning:)) else { return nil }
+        self = cseq
+    }
+
+    private init?(scanning scanner: inout ValueScanner) {
         scanner.skipWhitespace()
         let digits = scanner.read(while: Grammar.isDigit)
         guard let sequence = UInt32(digits) else { return nil }

@@ -43,11 +43,11 @@ public func validateForEndpoint(
 ) -> SIPStatusError? {
     let headers = request.headers
     let needsMaxForwards = request.topVia?.hasMagicCookie ?? true
-    for (name, key) in mandatoryFields where !headers.contains(canonical: key) {
-        if key == "max-forwards" && !needsMaxForwards { continue }
+    for (name, key) in mandatoryFields where !headers.contains(key) {
+        if key == .maxForwards && !needsMaxForwards { continue }
         return SIPStatusError(status: 400, reason: "Missing \(name) Header")
     }
-    for (name, key) in singleValuedFields where headers.lineCount(canonical: key) > 1 {
+    for (name, key) in singleValuedFields where headers.lineCount(key) > 1 {
         return SIPStatusError(status: 400, reason: "Multiple \(name) Headers")
     }
     guard let cseq = request.cseq, cseq.method == request.method || (request.method == .ack && cseq.method == .invite)
@@ -57,18 +57,20 @@ public func validateForEndpoint(
     if case .sip(let uri) = request.uri, !uri.headers.isEmpty {
         return SIPStatusError(status: 400, reason: "Headers Not Allowed In Request-URI")
     }
-    if let date = headers.first(canonical: "date"), !date.hasSuffix(" GMT") {
+    if let date = headers.first(.date), !date.hasSuffix(" GMT") {
         return SIPStatusError(status: 400, reason: "Date Not In GMT")
     }
 
     // RFC 3261 §8.2.2.1
-    guard ["sip", "sips", "tel"].contains(request.uri.scheme) else {
+    switch request.uri.scheme {
+    case "sip", "sips", "tel": break
+    default:
         return SIPStatusError(status: 416, reason: SIPResponse.standardReason(for: 416))
     }
 
     // RFC 3261 §8.2.2.3
     if request.method != .ack && request.method != .cancel {
-        let required = headers.values(canonical: "require")
+        let required = headers.values(.require)
         let supported = required.isEmpty ? [] : Set(supportedExtensions.map { $0.lowercased() })
         let unsupported = required.filter { !supported.contains($0.lowercased()) }
         if !unsupported.isEmpty {
@@ -79,30 +81,50 @@ public func validateForEndpoint(
     }
 
     // RFC 3261 §8.2.3
-    if !request.body.isEmpty {
-        let mediaType = request.contentType.map(mediaTypeOnly)
-        let supported = Set(supportedContentTypes.map(mediaTypeOnly))
-        if mediaType.map({ !supported.contains($0) }) ?? false {
-            return SIPStatusError(
-                status: 415, reason: SIPResponse.standardReason(for: 415),
-                headers: [SIPHeader(name: "Accept", value: supportedContentTypes.sorted().joined(separator: ", "))])
-        }
+    if !request.body.isEmpty, let contentType = request.contentType,
+       !supportedContentTypes.contains(where: { sameMediaType($0, contentType) }) {
+        return SIPStatusError(
+            status: 415, reason: SIPResponse.standardReason(for: 415),
+            headers: [SIPHeader(name: "Accept", value: supportedContentTypes.sorted().joined(separator: ", "))])
     }
     return nil
 }
 
-/// The fields a request must carry, in the order they are reported missing, as (name, canonical name);
-/// Max-Forwards only for RFC 3261 clients.
-private let mandatoryFields = [
-    ("To", "to"), ("From", "from"), ("Call-ID", "call-id"), ("CSeq", "cseq"), ("Via", "via"),
-    ("Max-Forwards", "max-forwards"),
+/// The fields a request must carry, in the order they are reported missing, as (name, key); Max-Forwards only
+/// for RFC 3261 clients.
+private let mandatoryFields: [(String, HeaderKey)] = [
+    ("To", .to), ("From", .from), ("Call-ID", .callID), ("CSeq", .cseq), ("Via", .via), ("Max-Forwards", .maxForwards),
 ]
 
-/// The fields that may appear once, as (name, canonical name).
-private let singleValuedFields = [
-    ("Content-Length", "content-length"), ("Call-ID", "call-id"), ("From", "from"), ("To", "to"), ("CSeq", "cseq"),
-    ("Max-Forwards", "max-forwards"),
+/// The fields that may appear once, as (name, key).
+private let singleValuedFields: [(String, HeaderKey)] = [
+    ("Content-Length", .contentLength), ("Call-ID", .callID), ("From", .from), ("To", .to), ("CSeq", .cseq),
+    ("Max-Forwards", .maxForwards),
 ]
+
+/// Whether two Content-Type values name the same `type/subtype`, as ``mediaTypeOnly(_:)`` of each compare, but
+/// without building either when both are ASCII (every request checks its Content-Type).
+private func sameMediaType(_ a: String, _ b: String) -> Bool {
+    var (first, second) = (a, b)
+    let asciiResult = first.withUTF8 { left in
+        second.withUTF8 { right -> Bool? in
+            // Unicode case mapping and grapheme clusters are mediaTypeOnly's to apply.
+            guard left.allSatisfy({ $0 < 0x80 }), right.allSatisfy({ $0 < 0x80 }) else { return nil }
+            var (i, j) = (0, 0)
+            while true {
+                while i < left.count, Grammar.isWhitespace(left[i]) { i += 1 }
+                while j < right.count, Grammar.isWhitespace(right[j]) { j += 1 }
+                let leftEnded = i == left.count || left[i] == ASCII.semicolon
+                let rightEnded = j == right.count || right[j] == ASCII.semicolon
+                if leftEnded || rightEnded { return leftEnded && rightEnded }
+                guard Grammar.lowercased(left[i]) == Grammar.lowercased(right[j]) else { return false }
+                i += 1
+                j += 1
+            }
+        }
+    }
+    return asciiResult ?? (mediaTypeOnly(a) == mediaTypeOnly(b))
+}
 
 /// `type/subtype` lower-cased, without parameters or whitespace.
 private func mediaTypeOnly(_ contentType: String) -> String {

@@ -40,7 +40,6 @@ public struct SIPParser: Sendable {
         } catch {
             throw SIPParseError(kind: error.kind, reason: error.reason, responseContext: reader.responseContext)
         }
-        let headers = SIPHeaders(reader.fields)
         // The context is salvaged only when a failure needs it, not on every message that parses.
         func failure(_ kind: SIPParseError.Kind, _ reason: String) -> SIPParseError {
             SIPParseError(kind: kind, reason: reason, responseContext: reader.responseContext)
@@ -51,11 +50,11 @@ public struct SIPParser: Sendable {
         let isResponse = startLine.hasPrefix("SIP/")
         let request = try isResponse ? nil : parseRequestLine(startLine, failure: failure)
         let status = try isResponse ? parseStatusLine(startLine, failure: failure) : nil
-        try validate(headers, failure: failure)
+        let headers = SIPHeaders(reader.fields, parsed: try validate(reader.fields, failure: failure))
 
         let available = bytes.count - reader.bodyStart
         let bodyLength: Int
-        if let declared = headers.first(canonical: "content-length") {
+        if let declared = headers.first(.contentLength) {
             guard let length = Int(declared) else {
                 throw failure(.badContentLength, "Content-Length \(declared.prefix(40)) is out of range")
             }
@@ -86,11 +85,14 @@ public struct SIPParser: Sendable {
     private func parseRequestLine(
         _ line: String, failure: (SIPParseError.Kind, String) -> SIPParseError
     ) throws(SIPParseError) -> (method: SIPMethod, uri: SIPAnyURI) {
-        // Splitting the UTF-8 view skips grapheme breaking; for an ASCII line it gives the same parts as
-        // splitting the characters, and a non-ASCII line keeps the character rules.
-        let parts = line.utf8.allSatisfy { $0 < 0x80 }
-            ? line.utf8.split(separator: ASCII.space, omittingEmptySubsequences: false).map { Substring($0) }
-            : line.split(separator: " ", omittingEmptySubsequences: false)
+        // Splitting the bytes skips grapheme breaking; for an ASCII line it gives the same parts as splitting the
+        // characters, and a non-ASCII line keeps the character rules.
+        var text = line
+        let ascii = text.withUTF8 { bytes in
+            Result { () throws(SIPParseError) in try parseASCIIRequestLine(bytes, line: line, failure: failure) }
+        }
+        if let parsed = try ascii.get() { return parsed }
+        let parts = line.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 3 else {
             throw failure(.badStartLine, "Request-Line is not 'Method SP Request-URI SP SIP/2.0': \(line.prefix(120))")
         }
@@ -102,6 +104,34 @@ public struct SIPParser: Sendable {
             throw failure(.badURI, "malformed Request-URI \(parts[1].prefix(120))")
         }
         return (method, uri)
+    }
+
+    /// ``parseRequestLine(_:failure:)`` on the bytes of an ASCII line, without copying its parts; nil when the line
+    /// is not ASCII.
+    private func parseASCIIRequestLine(
+        _ bytes: UnsafeBufferPointer<UInt8>, line: String, failure: (SIPParseError.Kind, String) -> SIPParseError
+    ) throws(SIPParseError) -> (method: SIPMethod, uri: SIPAnyURI)? {
+        var spaceCount = 0
+        var (first, second) = (0, 0)
+        for (index, byte) in bytes.enumerated() {
+            if byte >= 0x80 { return nil }
+            guard byte == ASCII.space else { continue }
+            spaceCount += 1
+            if spaceCount == 1 { first = index } else if spaceCount == 2 { second = index }
+        }
+        guard spaceCount == 2 else {
+            throw failure(.badStartLine, "Request-Line is not 'Method SP Request-URI SP SIP/2.0': \(line.prefix(120))")
+        }
+        let methodName = String(decoding: bytes[..<first], as: UTF8.self)
+        let uri = UnsafeBufferPointer(rebasing: bytes[(first + 1)..<second])
+        guard let method = SIPMethod(rawValue: methodName) else {
+            throw failure(.badStartLine, "method \(methodName.prefix(40)) is not a token")
+        }
+        try checkVersion(String(decoding: bytes[(second + 1)...], as: UTF8.self), failure: failure)
+        guard let parsed = SIPAnyURI(uri) else {
+            throw failure(.badURI, "malformed Request-URI \(String(decoding: uri, as: UTF8.self).prefix(120))")
+        }
+        return (method, parsed)
     }
 
     /// `SIP-Version SP Status-Code SP Reason-Phrase` (RFC 3261 §7.2); a missing reason phrase is tolerated.
@@ -121,6 +151,7 @@ public struct SIPParser: Sendable {
     private func checkVersion(
         _ version: String, failure: (SIPParseError.Kind, String) -> SIPParseError
     ) throws(SIPParseError) {
+        if Grammar.equalsIgnoringCase(version, "SIP/2.0") { return }
         let upper = version.uppercased()
         guard upper != "SIP/2.0" else { return }
         if upper.hasPrefix("SIP/") {
@@ -129,26 +160,48 @@ public struct SIPParser: Sendable {
         throw failure(.badStartLine, "malformed SIP-Version \(version.prefix(40))")
     }
 
-    /// Checks the fields the transaction and dialog layers read, so that their typed accessors cannot fail.
+    /// Checks the fields the transaction and dialog layers read, so that their typed accessors cannot fail, and
+    /// keeps the typed values it parsed for those accessors.
     private func validate(
-        _ headers: SIPHeaders, failure: (SIPParseError.Kind, String) -> SIPParseError
-    ) throws(SIPParseError) {
-        for field in headers {
+        _ fields: [SIPHeader], failure: (SIPParseError.Kind, String) -> SIPParseError
+    ) throws(SIPParseError) -> ParsedFields {
+        var vias: [Via] = []
+        var contacts: [NameAddress] = []
+        var from: NameAddress?
+        var to: NameAddress?
+        var cseq: CSeq?
+        // Every element of every line is checked. A list field's accessor reads every element; a single-valued
+        // field's accessor reads its first line.
+        func parseAll<Value>(_ field: SIPHeader, _ parse: (String) -> Value?, into values: inout [Value]) -> Bool {
+            Grammar.allListElements(in: field.value) { element in
+                guard let value = parse(element) else { return false }
+                values.append(value)
+                return true
+            }
+        }
+        func parseFirst<Value>(_ field: SIPHeader, _ parse: (String) -> Value?, into first: inout Value?) -> Bool {
+            let value = parse(field.value)
+            if first == nil { first = value }
+            return value != nil
+        }
+        for field in fields {
             let valid: Bool
-            switch field.canonicalName {
-            case "via":
-                valid = Grammar.allListElements(in: field.value) { Via($0) != nil }
-            case "from", "to":
-                valid = NameAddress(field.value) != nil
-            case "contact":
-                valid = field.value == "*" || Grammar.allListElements(in: field.value) { NameAddress($0) != nil }
-            case "cseq":
-                valid = CSeq(field.value) != nil
-            case "call-id":
+            switch field.key {
+            case .via:
+                valid = parseAll(field, { Via($0) }, into: &vias)
+            case .from:
+                valid = parseFirst(field, { NameAddress($0) }, into: &from)
+            case .to:
+                valid = parseFirst(field, { NameAddress($0) }, into: &to)
+            case .contact:
+                valid = field.value == "*" || parseAll(field, { NameAddress($0) }, into: &contacts)
+            case .cseq:
+                valid = parseFirst(field, { CSeq($0) }, into: &cseq)
+            case .callID:
                 valid = !field.value.isEmpty && !field.value.utf8.contains(where: Grammar.isWhitespace)
-            case "max-forwards":
+            case .maxForwards:
                 valid = Grammar.isDigits(field.value)
-            case "content-length":
+            case .contentLength:
                 guard Grammar.isDigits(field.value) else {
                     throw failure(.badContentLength, "Content-Length \(field.value.prefix(40)) is not a number")
                 }
@@ -160,6 +213,7 @@ public struct SIPParser: Sendable {
                 throw failure(.badHeader, "malformed \(field.name) header: \(field.value.prefix(120))")
             }
         }
+        return ParsedFields(vias: vias, from: from, to: to, contacts: contacts, cseq: cseq)
     }
 }
 
@@ -204,6 +258,8 @@ struct HeadReader {
             throw SIPParseError(kind: .badStartLine, reason: "empty message")
         }
         var quoting = QuotingState()
+        // Typical requests carry 10 to 25 header lines: growing the array from empty would copy it five times.
+        fields.reserveCapacity(min(limits.maxHeaderCount, 32))
         while true {
             let isContinuation = startLine != nil && index < bytes.count && Grammar.isWhitespace(bytes[index])
             if !isContinuation { quoting = QuotingState() }
@@ -234,9 +290,15 @@ struct HeadReader {
     private func scanLine(
         _ bytes: UnsafeBufferPointer<UInt8>, from start: Int, quoting: inout QuotingState
     ) throws(SIPParseError) -> (end: Int, next: Int) {
+        // A line may run to `maxLineLength` bytes before its line end.
+        let limit = min(bytes.count, start + limits.maxLineLength + 1)
         var index = start
-        while index < bytes.count {
-            guard index - start <= limits.maxLineLength else { throw lineTooLong() }
+        while index < limit {
+            // Most bytes are text that is neither a control nor moves the quoting state: pass them quickly.
+            if !quoting.escapes {
+                index = Self.skipText(bytes, from: index, to: limit)
+                guard index < limit else { break }
+            }
             let byte = bytes[index]
             if byte == ASCII.lf { return (index, index + 1) }
             if byte == ASCII.cr {
@@ -256,6 +318,38 @@ struct HeadReader {
         }
         guard index - start <= limits.maxLineLength else { throw lineTooLong() }
         throw SIPParseError(kind: .unterminatedHeaders, reason: "header section does not end with an empty line")
+    }
+
+    /// The first position from `index` (before `limit`) of a byte that is a control (line ends included) or
+    /// moves the quoting state (`"`, `\\`). Looks at eight bytes at once while none of them is one: every
+    /// byte of the start line and headers passes here.
+    private static func skipText(_ bytes: UnsafeBufferPointer<UInt8>, from index: Int, to limit: Int) -> Int {
+        var index = index
+        if let base = bytes.baseAddress {
+            while index + 8 <= limit,
+                  !holdsSpecial(UnsafeRawPointer(base).loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                index += 8
+            }
+        }
+        while index < limit, !isSpecial(bytes[index]) { index += 1 }
+        return index
+    }
+
+    /// Whether one of the eight bytes of `word` is special: the classic "has a byte less than n" and "has a zero
+    /// byte" word tests, which are exact (never a false answer) for n <= 128.
+    @inline(__always)
+    private static func holdsSpecial(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ x: UInt64) -> Bool { (x &- ones) & ~x & highs != 0 }
+        let hasControl = (word &- ones &* UInt64(ASCII.space)) & ~word & highs != 0
+        return hasControl || hasZeroByte(word ^ (ones &* UInt64(ASCII.quote)))
+            || hasZeroByte(word ^ (ones &* UInt64(ASCII.backslash))) || hasZeroByte(word ^ (ones &* 0x7F))
+    }
+
+    @inline(__always)
+    private static func isSpecial(_ byte: UInt8) -> Bool {
+        byte < ASCII.space || byte == ASCII.quote || byte == ASCII.backslash || byte == 0x7F
     }
 
     /// A forbidden byte in the line being read: the start line's or a header's fault.

@@ -4,12 +4,27 @@
 //
 //     swift build -c release --scratch-path .build-perf --product switchboard-bench
 //     .build-perf/release/switchboard-bench [scale] [filter]
+//     .build-perf/release/switchboard-bench --list
+//     .build-perf/release/switchboard-bench --count N name
 //
 // `scale` (default 1) multiplies every iteration count; `filter` runs only the cases whose name contains it
 // (for profiling one case with `perf record`). Each case runs 5 times; the best run is reported as
 // ns/op and ops/s, and as a multiple of the reference case measured in the same process: copying the INVITE's
 // bytes into a new [UInt8] and scanning them for CRLFs. The reference does the same work whatever SIPCore
 // looks like, so "× ref" compares across machines where raw ns/op do not.
+//
+// Times move with the load on a shared machine; instruction and allocation counts do not. `--count N name`
+// runs the case called exactly `name` once to warm up, then N times inside `countedLoop`, untimed, so that
+// valgrind counts only those N calls:
+//
+//     valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*countedLoop*' \
+//         .build-perf/release/switchboard-bench --count 1000 "parse INVITE"
+//
+// Instructions per op are the collected Ir divided by N. Allocations per op come from valgrind's own malloc
+// (memcheck's "total heap usage: A allocs"), which sees every String, Array and class instance the Swift
+// runtime allocates: A for N calls minus A for `--count 0` (the warm-up alone), divided by N. (Callgrind's
+// call counts of malloc miss the calls the runtime makes by tail jump, so they undercount.) bench/sip-core
+// runs every case both ways and prints both.
 
 import SIPCore
 
@@ -78,14 +93,25 @@ func measure(iterations: Int, _ body: () -> Void) -> Double {
     return (Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(iterations)
 }
 
-let scale = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 1
-let filter = CommandLine.arguments.dropFirst(2).first
-
 guard case .request(let invite) = try SIPParser().parse(inviteBytes) else { fatalError("the INVITE must parse") }
 let parser = SIPParser()
 
-// The reference: copy the datagram as a receive path does and find every line end.
-let reference = measure(iterations: 200_000 * scale) {
+/// The reads the bridge makes of every INVITE it is offered.
+func readAccessors(_ request: SIPRequest) {
+    blackHole(request.callID)
+    blackHole(request.cseq)
+    blackHole(request.from)
+    blackHole(request.to)
+    blackHole(request.topVia)
+    blackHole(request.vias)
+    blackHole(request.maxForwards)
+    blackHole(request.contentType)
+    blackHole(request.headers["X-Switchboard-Source"])
+}
+
+/// The reference: copy the datagram as a receive path does and find every line end.
+let referenceName = "reference (copy + CRLF scan)"
+let referenceBody = {
     let copy = Array(inviteBytes)
     var lineEnds = 0
     copy.withUnsafeBufferPointer { buffer in
@@ -100,17 +126,11 @@ let reference = measure(iterations: 200_000 * scale) {
 
 let cases: [(name: String, iterations: Int, body: () -> Void)] = [
     ("parse INVITE", 20_000, { blackHole(try? parser.parse(inviteBytes)) }),
-    ("accessors (9 typed reads)", 20_000, {
-        blackHole(invite.callID)
-        blackHole(invite.cseq)
-        blackHole(invite.from)
-        blackHole(invite.to)
-        blackHole(invite.topVia)
-        blackHole(invite.vias)
-        blackHole(invite.maxForwards)
-        blackHole(invite.contentType)
-        blackHole(invite.headers["X-Switchboard-Source"])
+    ("parse + accessors (what the bridge reads)", 20_000, {
+        guard case .request(let request) = try? parser.parse(inviteBytes) else { return }
+        readAccessors(request)
     }),
+    ("accessors (9 typed reads)", 20_000, { readAccessors(invite) }),
     ("headers[\"X-Switchboard-Source\"]", 200_000, { blackHole(invite.headers["X-Switchboard-Source"]) }),
     ("callID", 200_000, { blackHole(invite.callID) }),
     ("TransactionKey.forServer", 50_000, { blackHole(TransactionKey.forServer(invite)) }),
@@ -125,15 +145,7 @@ let cases: [(name: String, iterations: Int, body: () -> Void)] = [
     }),
     ("parse + accessors + key + validate + 302", 10_000, {
         guard case .request(let request) = try? parser.parse(inviteBytes) else { return }
-        blackHole(request.callID)
-        blackHole(request.cseq)
-        blackHole(request.from)
-        blackHole(request.to)
-        blackHole(request.topVia)
-        blackHole(request.vias)
-        blackHole(request.maxForwards)
-        blackHole(request.contentType)
-        blackHole(request.headers["X-Switchboard-Source"])
+        readAccessors(request)
         blackHole(TransactionKey.forServer(request))
         blackHole(validateForEndpoint(
             request, supportedExtensions: ["replaces", "timer"], supportedContentTypes: ["application/sdp"]))
@@ -142,6 +154,36 @@ let cases: [(name: String, iterations: Int, body: () -> Void)] = [
         blackHole(response.serialized())
     }),
 ]
+
+/// Runs `body` `iterations` times; the one function valgrind's `--toggle-collect` counts in `--count` mode.
+@inline(never)
+func countedLoop(iterations: Int, _ body: () -> Void) {
+    for _ in 0..<iterations { body() }
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "--list" {
+    print(referenceName)
+    for (name, _, _) in cases { print(name) }
+    exit(0)
+}
+if arguments.first == "--count" {
+    guard arguments.count == 3, let iterations = Int(arguments[1]), iterations >= 0 else {
+        fatalError("usage: switchboard-bench --count ITERATIONS CASE-NAME")
+    }
+    let all = [(referenceName, referenceBody)] + cases.map { ($0.name, $0.body) }
+    guard let body = all.first(where: { $0.0 == arguments[2] })?.1 else {
+        fatalError("no case called \(arguments[2]); --list names them")
+    }
+    // The first call pays one-time costs (lazy globals, type metadata) that a server pays once per process.
+    body()
+    countedLoop(iterations: iterations, body)
+    exit(0)
+}
+
+let scale = arguments.first.flatMap(Int.init) ?? 1
+let filter = arguments.dropFirst().first
+let reference = measure(iterations: 200_000 * scale, referenceBody)
 
 func row(_ name: String, _ nanoseconds: Double) -> String {
     func pad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
@@ -153,7 +195,7 @@ func row(_ name: String, _ nanoseconds: Double) -> String {
 
 print("INVITE: \(inviteBytes.count) bytes; best of 5; scale \(scale)")
 print("case" + String(repeating: " ", count: 38) + "     ns/op       ops/s    × ref")
-print(row("reference (copy + CRLF scan)", reference))
+print(row(referenceName, reference))
 for (name, iterations, body) in cases where filter.map(name.contains) ?? true {
     print(row(name, measure(iterations: iterations * scale, body)))
 }
