@@ -12,8 +12,8 @@ import NIOCore
 /// even the fastest decision in it took longer than half the decision deadline (a standing queue on the bus or at
 /// the workers, as CoDel reads a queue), or when the workers' pool refused an offer for want of capacity. Then the bridge admits per window at
 /// most 90 % of the calls it served in that one (admitted and decided), and sheds the rest; each window that is not
-/// overloaded raises the limit by a twentieth (additive increase, multiplicative decrease), and one that shed
-/// nothing lifts it. In-dialog requests, ACKs, CANCELs and responses are never shed: they belong to calls already
+/// overloaded raises the limit by a twentieth (additive increase, multiplicative decrease), and a second of windows
+/// that shed nothing lifts it. In-dialog requests, ACKs, CANCELs and responses are never shed: they belong to calls already
 /// admitted, which the room made by shedding lets finish.
 ///
 /// Loop-bound: used on the SIP event loop only.
@@ -64,6 +64,8 @@ final class OverloadControl {
     private var shedInWindow = 0
     /// Calls admitted per window while overloaded; nil: every call is admitted.
     private(set) var limit: Int?
+    /// Windows in a row, while overloaded, that shed nothing.
+    private var calmWindows = 0
     /// Shed calls since the overload began, for its end's log line.
     private var shedSinceStart = 0
 
@@ -157,8 +159,12 @@ final class OverloadControl {
                 activeGauge.record(1)
             }
             limit = min(limit ?? .max, next)
+            calmWindows = 0
         } else if let current = limit {
-            if shedInWindow == 0 {
+            calmWindows = shedInWindow == 0 ? calmWindows + 1 : 0
+            // A second without shedding ends the overload: a load hovering at the limit would otherwise start
+            // and end one every few windows.
+            if calmWindows >= 10 {
                 logger.notice("overload over: every new call is admitted again", metadata: ["overload.shed": "\(shedSinceStart)"])
                 limit = nil
                 shedSinceStart = 0
