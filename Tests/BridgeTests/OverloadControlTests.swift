@@ -124,6 +124,18 @@ import Testing
         #expect(control.limit == 22)
     }
 
+    @Test func callsTheFallbackAnsweredCountAsServed() {
+        let control = makeControl()
+        // No worker: every call gets the fallback, on a loop busy 95 % of the window.
+        for _ in 0..<200 {
+            #expect(control.admitsNewCall(now: at(0)))
+            control.fellBack()
+        }
+        control.busy(since: at(0), now: at(95))
+        #expect(control.admitsNewCall(now: at(100)))
+        #expect(control.limit == 180)
+    }
+
     @Test func theLimitNeverFallsToZero() {
         let control = makeControl()
         _ = serve(control, calls: 0, from: 0, busyMs: 99)

@@ -197,6 +197,7 @@ final class DecisionGate {
             overload.decided(after: elapsed)
         case .fallback(let why):
             if why == .overload { overload.poolFull() }
+            overload.fellBack()
             fallbacks.increment()
             (decision, workerId, cause) = (configuration.fallback.decision, nil, why)
             logger.notice("fallback answered call", metadata: ["call.id": "\(entry.callId)", "decision.cause": "\(why)", "decision.fallback": "\(configuration.fallback)"])

@@ -115,6 +115,12 @@ final class OverloadControl {
         decisions += 1
     }
 
+    /// The fallback answered an offer (no worker, a full pool, the deadline, shutdown): a call served too, or a
+    /// bridge without workers would count none and shed all but one call per window.
+    func fellBack() {
+        decisions += 1
+    }
+
     /// What the receive queue held when last probed.
     func received(_ queue: ReceiveQueue) {
         let dropped = lastDrops.map { queue.drops != $0 } ?? false
