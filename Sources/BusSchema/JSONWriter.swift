@@ -61,7 +61,25 @@ struct JSONWriter {
     }
 
     mutating func int(_ value: some BinaryInteger) {
-        bytes.append(contentsOf: String(value).utf8)
+        // Digits straight into the buffer: `String(value)` would allocate for every number of every event.
+        guard let value = Int64(exactly: value) else { return bytes.append(contentsOf: String(value).utf8) }
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        Self.appendDigits(value.magnitude, minimumWidth: 1, to: &bytes)
+    }
+
+    /// `value` in decimal, zero-padded on the left to `minimumWidth` digits.
+    static func appendDigits(_ value: UInt64, minimumWidth: Int, to bytes: inout [UInt8]) {
+        var divisor: UInt64 = 1
+        var count = 1
+        while value / divisor >= 10 {
+            divisor *= 10
+            count += 1
+        }
+        if minimumWidth > count { bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: minimumWidth - count)) }
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            divisor /= 10
+        }
     }
 
     mutating func double(_ value: Double) {
@@ -120,6 +138,16 @@ struct JSONWriter {
 
     private mutating func writeString(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copy them whole.
+        let copied = value.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if copied == true {
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
@@ -151,12 +179,27 @@ enum BusTimestamp {
         let milliseconds = Int(total - Double(seconds) * 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        // Into one buffer: every event is stamped, so this runs tens of thousands of times a second.
+        var text: [UInt8] = []
+        text.reserveCapacity(24)
+        func pad(_ value: Int32, _ width: Int, then separator: Unicode.Scalar) {
+            if value >= 0 {
+                JSONWriter.appendDigits(UInt64(value), minimumWidth: width, to: &text)
+            } else {
+                // Never from 1970 on; written as before, zeros first.
+                let digits = String(value)
+                text.append(contentsOf: (String(repeating: "0", count: max(0, width - digits.count)) + digits).utf8)
+            }
+            text.append(UInt8(ascii: separator))
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds), 3))Z"
+        pad(parts.tm_year + 1900, 4, then: "-")
+        pad(parts.tm_mon + 1, 2, then: "-")
+        pad(parts.tm_mday, 2, then: "T")
+        pad(parts.tm_hour, 2, then: ":")
+        pad(parts.tm_min, 2, then: ":")
+        pad(parts.tm_sec, 2, then: ".")
+        pad(Int32(milliseconds), 3, then: "Z")
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Nil unless ISO 8601 from 1970 on: no clock on the bus stamps an earlier time, and before 1582 Foundation

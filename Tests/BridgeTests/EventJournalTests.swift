@@ -63,6 +63,45 @@ import Testing
         #expect(try journal.read(from: 31, max: 100).events.isEmpty)
     }
 
+    @Test func countsTheEventsStoredInARange() throws {
+        let journal = try Self.open(BridgeFixture.temporaryJournalPath())
+        defer { journal.stop() }
+        #expect(try journal.count(from: 1, through: 100) == 0)
+        try journal.commit((10...30).map { Self.entry($0) } + (40...41).map { Self.entry($0) })
+        #expect(try journal.count(from: 1, through: 100) == 23)
+        #expect(try journal.count(from: 10, through: 30) == 21)
+        #expect(try journal.count(from: 30, through: 40) == 2)
+        #expect(try journal.count(from: 31, through: 39) == 0)
+        #expect(try journal.count(from: 41, through: UInt64.max) == 1)
+    }
+
+    /// The database file's size: what checkpoints have copied out of the WAL.
+    static func databaseBytes(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+
+    /// Commits leave the WAL-to-database copy (and its syncs) to the checkpoint thread: with the writer's own
+    /// checkpoint out of reach, the rows still reach the database file, and only when that thread runs.
+    @Test(arguments: [true, false])
+    func theCheckpointThreadCopiesTheWALIntoTheDatabase(checkpointing: Bool) async throws {
+        let path = BridgeFixture.temporaryJournalPath()
+        var configuration = EventJournal.Configuration(path: path)
+        configuration.writerCheckpointPages = 1_000_000
+        configuration.checkpointInterval = checkpointing ? .milliseconds(20) : .seconds(3600)
+        let journal = try EventJournal(configuration: configuration, logger: BridgeFixture.logger)
+        journal.start { _ in }
+        let before = Self.databaseBytes(path)
+        for chunk in stride(from: 1, through: 3_000, by: 100) { journal.append((chunk..<chunk + 100).map { Self.entry(UInt64($0)) }) }
+        journal.flush()
+        // Checkpointing: until the rows are copied. Not: long enough for a dozen checkpoints, were there any.
+        let deadline = ContinuousClock.now + (checkpointing ? .seconds(5) : .milliseconds(300))
+        while Self.databaseBytes(path) < before + 500_000, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect((Self.databaseBytes(path) >= before + 500_000) == checkpointing)
+        #expect(try journal.count(from: 1, through: 3_000) == 3_000)
+        #expect(journal.statistics.events == 3_000)
+        journal.stop()
+    }
+
     @Test func retentionPrunesByCountAndKeepsNumbering() throws {
         let path = BridgeFixture.temporaryJournalPath()
         let journal = try Self.open(path, maxEvents: 10)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 @testable import BusSchema
@@ -130,5 +133,81 @@ import Testing
         #expect(throws: Never.self) { try Event.decode(Array(modern.utf8)) }
         #expect(BusTimestamp.parse("1969-12-31T23:59:59.999Z") == nil)
         #expect(BusTimestamp.parse("1970-01-01T00:00:00.000Z") == Date(timeIntervalSince1970: 0))
+    }
+}
+
+/// The writer's fast paths (digits written in place, strings copied whole when nothing needs escaping) write
+/// the bytes the straightforward code wrote: the references here are that code.
+@Suite struct JSONWriterFastPathTests {
+    static func written(_ write: (inout JSONWriter) -> Void) -> [UInt8] {
+        var writer = JSONWriter()
+        write(&writer)
+        return writer.bytes
+    }
+
+    /// Character by character, as the writer escaped every string before the fast path.
+    static func escaped(_ value: String) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "\"")]
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += Array("\\\"".utf8)
+            case UInt8(ascii: "\\"): out += Array("\\\\".utf8)
+            case UInt8(ascii: "\n"): out += Array("\\n".utf8)
+            case UInt8(ascii: "\r"): out += Array("\\r".utf8)
+            case UInt8(ascii: "\t"): out += Array("\\t".utf8)
+            case 0..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+            default: out.append(byte)
+            }
+        }
+        return out + [UInt8(ascii: "\"")]
+    }
+
+    /// The timestamp as the String-padding code wrote it.
+    static func referenceTimestamp(_ date: Date) -> String {
+        let exact = date.timeIntervalSince1970 * 1000
+        let nearest = exact.rounded()
+        let total = abs(exact - nearest) < 0.001 ? nearest : exact.rounded(.down)
+        var seconds = time_t((total / 1000).rounded(.down))
+        let milliseconds = Int(total - Double(seconds) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds), 3))Z"
+    }
+
+    @Test func integersAsStringWritesThem() {
+        let signed: [Int] = [0, 1, -1, 9, 10, -10, 99, 100, 999, 1000, 65_535, 1_000_000_007, -1_000_000_007, .max, .min, .max - 1, .min + 1]
+        for value in signed { #expect(Self.written { $0.int(value) } == Array(String(value).utf8)) }
+        let unsigned: [UInt64] = [0, 9, 10, UInt64(Int64.max), UInt64(Int64.max) + 1, 10_000_000_000_000_000_000, .max]
+        for value in unsigned { #expect(Self.written { $0.int(value) } == Array(String(value).utf8)) }
+        for power in 0..<19 {
+            let value = (0..<power).reduce(Int64(1)) { product, _ in product * 10 }
+            for near in [value - 1, value, value + 1] { #expect(Self.written { $0.int(near) } == Array(String(near).utf8)) }
+        }
+        #expect(Self.written { $0.int(Int32.min) } == Array(String(Int32.min).utf8))
+    }
+
+    @Test func stringsWithAndWithoutEscapesAreWrittenAsBefore() {
+        let samples = ["", "plain", "sip:+12025550100@switchboard.local;user=phone", JSONWriterTests.tricky, "é 漢 🎉", "\u{7F}",
+                       "a\"", "\\", "\u{1F}", "ends with newline\n", String(repeating: "x", count: 300), String(repeating: "é\"", count: 40)]
+        for sample in samples {
+            #expect(Self.written { $0.string(sample) } == Self.escaped(sample))
+        }
+        for byte in UInt8(0)..<0x80 {
+            let text = "a" + String(UnicodeScalar(byte)) + "b"
+            #expect(Self.written { $0.string(text) } == Self.escaped(text))
+        }
+    }
+
+    @Test func timestampsAsTheStringPaddingWroteThem() {
+        var dates = [0, 0.001, 0.0009999, 0.9995, 59.999, 86_399.999, 951_782_400.5, 1_795_726_167.0429, 4_102_444_799.999,
+                     253_402_300_799.999].map(Date.init(timeIntervalSince1970:))
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 { dates.append(Date(timeIntervalSince1970: Double.random(in: 0..<4_102_444_800, using: &generator))) }
+        for date in dates { #expect(BusTimestamp.format(date) == Self.referenceTimestamp(date)) }
     }
 }

@@ -213,6 +213,9 @@ final class BusEndpoints: Sendable {
     /// The sequence number of this run's first event (`bridge.started`): one past the journal's newest.
     var nextSeqAtStart: UInt64 { journal.lastSeqAtOpen + 1 }
 
+    /// The journal's commits and events so far (bench-events prints the events per commit).
+    var journalStatistics: EventJournal.Statistics { journal.statistics }
+
     /// Workers in the pool right now (for health checks and tests).
     var workerCount: Int { liveWorkers.value }
 
